@@ -1,0 +1,27 @@
+# The two commands of the README.  Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[tf,rtx,slim,dev]'
+	# tensorrt-stubs declares a dependency on full TensorRT, which pip cannot install here;
+	# it is only read by mypy, so it goes in without its dependencies.
+	$(BIN)/python -m pip install -q --no-deps 'tensorrt-stubs==10.13.0.35.1'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/digits/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests --ignore=tests/gpu
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,5 @@
+import sys
+
+from trtforge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""ONNX graph stage: loading, inspecting and reshaping models."""

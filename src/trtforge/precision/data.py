@@ -1,0 +1,241 @@
+"""Calibration data sources and image preprocessing.
+
+:class:`Preprocess` is the typed form of a ``--preprocess`` string, shared by
+calibration, ``run`` and ``compare`` so that the same pixels reach every model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from trtforge.errors import TrtforgeError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+COLORS = ("gray", "rgb", "bgr")
+LAYOUTS = ("nchw", "nhwc")
+
+
+def _number(key: str, text: str) -> float:
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise TrtforgeError(f"bad --preprocess value {key}={text!r}: expected a number like 0.5 or 1/255") from None
+
+
+def _numbers(key: str, text: str) -> tuple[float, ...]:
+    return tuple(_number(key, part) for part in text.split(":"))
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image file becomes a model input.
+
+    Spec string: comma-separated ``key=value``; keys: ``color`` (gray|rgb|bgr),
+    ``resize`` (WxH), ``scale`` (multiplier, ``1/255`` allowed), ``mean`` and ``std``
+    (one value or one per channel joined by ``:``, applied after scale as
+    ``(x * scale - mean) / std``), ``layout`` (nchw|nhwc), ``dtype`` (float32|float16|uint8).
+    """
+
+    color: str = "rgb"
+    size: tuple[int, int] | None = None  # (width, height)
+    scale: float = 1.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    layout: str = "nchw"
+    dtype: str = "float32"
+    spec: str = field(default="", compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Preprocess:
+        values: dict[str, object] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, value = item.partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if not sep or not value:
+                raise TrtforgeError(f"bad --preprocess item {item!r}: expected key=value")
+            if key == "color":
+                if value.lower() not in COLORS:
+                    raise TrtforgeError(f"bad --preprocess color {value!r}: expected one of {', '.join(COLORS)}")
+                values["color"] = value.lower()
+            elif key == "resize":
+                w, x, h = value.lower().partition("x")
+                if not (x and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+                    raise TrtforgeError(f"bad --preprocess resize {value!r}: expected WIDTHxHEIGHT like 224x224")
+                values["size"] = (int(w), int(h))
+            elif key == "scale":
+                values["scale"] = _number(key, value)
+            elif key in ("mean", "std"):
+                values[key] = _numbers(key, value)
+            elif key == "layout":
+                if value.lower() not in LAYOUTS:
+                    raise TrtforgeError(f"bad --preprocess layout {value!r}: expected nchw or nhwc")
+                values["layout"] = value.lower()
+            elif key == "dtype":
+                if value.lower() not in ("float32", "float16", "uint8"):
+                    raise TrtforgeError(f"bad --preprocess dtype {value!r}: expected float32, float16 or uint8")
+                values["dtype"] = value.lower()
+            else:
+                raise TrtforgeError(
+                    f"unknown --preprocess key {key!r}; known: color, resize, scale, mean, std, layout, dtype"
+                )
+        if any(s == 0 for s in values.get("std", (1.0,))):  # type: ignore[union-attr]
+            raise TrtforgeError("bad --preprocess std: a standard deviation of 0 divides by zero")
+        return cls(**values, spec=text)  # type: ignore[arg-type]
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "gray" else 3
+
+    def load(self, path: Path) -> np.ndarray:
+        """One image file as a CHW or HWC array (no batch axis)."""
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img = img.convert("L" if self.color == "gray" else "RGB")
+            if self.size is not None and img.size != self.size:
+                img = img.resize(self.size, Image.BILINEAR)
+            pixels = np.asarray(img, dtype=np.float32)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        if self.color == "bgr":
+            pixels = pixels[:, :, ::-1]
+        if self.dtype != "uint8":
+            pixels = (pixels * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if self.layout == "nchw":
+            pixels = pixels.transpose(2, 0, 1)
+        return np.ascontiguousarray(pixels.astype(self.dtype))
+
+    def to_json(self) -> dict[str, object]:
+        return {"spec": self.spec, "color": self.color, "size": self.size, "scale": self.scale,
+                "mean": self.mean, "std": self.std, "layout": self.layout, "dtype": self.dtype}
+
+
+@dataclass
+class Skipped:
+    """Files a source could not read, counted and reported."""
+
+    files: list[tuple[Path, str]] = field(default_factory=list)
+
+    def add(self, path: Path, why: str) -> None:
+        self.files.append((path, why))
+        warnings.warn(f"skipped unreadable image {path}: {why}", stacklevel=2)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under ``folder``, recursively, in a stable order."""
+    if not folder.is_dir():
+        raise TrtforgeError(f"calibration folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TrtforgeError(
+            f"no images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)}, recursively); "
+            "point --calib-data at a folder of images, or at a .npz/.npy file"
+        )
+    return files
+
+
+def _read_images(files: list[Path], preprocess: Preprocess, skipped: Skipped) -> Iterator[np.ndarray]:
+    for path in files:
+        try:
+            yield preprocess.load(path)
+        except Exception as exc:  # PIL raises many types for corrupt files
+            skipped.add(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _batched(samples: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
+    batch: list[np.ndarray] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+@dataclass
+class CalibrationSource:
+    """Batches of ``{input_name: array}`` from an image folder, ``.npz`` or ``.npy``."""
+
+    path: Path
+    input_names: list[str]
+    preprocess: Preprocess | None = None
+    num: int = 500
+    batch_size: int = 8
+    seed: int = 0
+    skipped: Skipped = field(default_factory=Skipped)
+
+    def __post_init__(self) -> None:
+        if not self.path.exists():
+            raise TrtforgeError(f"calibration data not found: {self.path}")
+        if self.path.is_dir():
+            if len(self.input_names) != 1:
+                raise TrtforgeError(
+                    f"an image folder feeds one input, but the model has {len(self.input_names)} "
+                    f"({', '.join(self.input_names)}); pass a .npz keyed by input name"
+                )
+            if self.preprocess is None:
+                raise TrtforgeError("an image folder needs --preprocess to say how images become inputs")
+            files = image_files(self.path)
+            if len(files) > self.num:
+                pick = np.random.default_rng(self.seed).choice(len(files), self.num, replace=False)
+                files = [files[i] for i in sorted(pick)]
+            self._files = files
+        elif self.path.suffix.lower() not in (".npz", ".npy"):
+            raise TrtforgeError(
+                f"cannot read calibration data from {self.path}: expected a folder of images, .npz or .npy"
+            )
+
+    def __len__(self) -> int:
+        """Number of samples this source yields at most."""
+        if self.path.is_dir():
+            return len(self._files)
+        return min(self.num, len(next(iter(self._arrays().values()))))
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        try:
+            loaded = np.load(self.path, allow_pickle=False)
+        except Exception as exc:
+            raise TrtforgeError(f"cannot read {self.path} as numpy data: {exc}") from None
+        if isinstance(loaded, np.ndarray):
+            if len(self.input_names) != 1:
+                raise TrtforgeError(
+                    f"a .npy file feeds one input, but the model has {len(self.input_names)}; use a .npz "
+                    f"keyed by input name ({', '.join(self.input_names)})"
+                )
+            return {self.input_names[0]: loaded}
+        arrays = {k: loaded[k] for k in loaded.files}
+        missing = [n for n in self.input_names if n not in arrays]
+        if missing:
+            raise TrtforgeError(
+                f"{self.path} has no array for input(s) {', '.join(missing)}; it holds: "
+                f"{', '.join(arrays) or 'nothing'}"
+            )
+        return {n: arrays[n] for n in self.input_names}
+
+    def batches(self) -> Iterator[dict[str, np.ndarray]]:
+        if self.path.is_dir():
+            assert self.preprocess is not None
+            name = self.input_names[0]
+            count = 0
+            for batch in _batched(_read_images(self._files, self.preprocess, self.skipped), self.batch_size):
+                count += len(batch)
+                yield {name: batch}
+            if count == 0:
+                raise TrtforgeError(
+                    f"none of the {len(self._files)} images in {self.path} could be read "
+                    f"(first problem: {self.skipped.files[0][1]})"
+                )
+            return
+        arrays = self._arrays()
+        n = len(self)
+        if n == 0:
+            raise TrtforgeError(f"{self.path} holds no samples")
+        for start in range(0, n, self.batch_size):
+            yield {k: v[start:min(start + self.batch_size, n)] for k, v in arrays.items()}
