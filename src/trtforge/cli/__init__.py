@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "build": "build",
     "bench": "bench",
     "inspect": "inspect",
+    "exec": "trtexec",
 }
 
 
@@ -49,8 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.showwarning = _warning_line
     parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["exec"] and not {"-h", "--help"} & set(argv[1:]):
+            # trtexec's flags are not argparse's: hand them over untouched.
+            from trtforge.cli import trtexec
+
+            args = argparse.Namespace(command="exec", flags=argv[1:], run=trtexec.run)
+        else:
+            args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 2

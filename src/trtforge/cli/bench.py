@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def _percentiles(text: str) -> tuple[float, ...]:
+def parse_percentiles(text: str) -> tuple[float, ...]:
     from trtforge.errors import TrtforgeError
 
     try:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from trtforge.backends.onnxruntime import default_threads
     from trtforge.report import performance_summary
 
-    settings = BenchSettings(args.warmup, args.iterations, args.duration, _percentiles(args.percentile), args.seed)
+    settings = BenchSettings(args.warmup, args.iterations, args.duration, parse_percentiles(args.percentile), args.seed)
     threads = args.threads or default_threads()
     runner, manifest = load_with_manifest(args.engine, threads=threads)
     context = {"engine": args.engine, "backend": manifest.backend, "precision": manifest.precision,
