@@ -92,3 +92,10 @@ def custom_op() -> onnx.ModelProto:
         "g", [_f("x", ["batch", 4])], [_f("y", ["batch", 4])])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
                                                    helper.make_opsetid("com.example", 1)])
+
+
+def baked_operand(batch: int) -> onnx.ModelProto:
+    """x[B,5] + a constant [B,5] (torch.zeros(B, 5) folded by the exporter)."""
+    state = numpy_helper.from_array(np.zeros((batch, 5), np.float32), "state")
+    return _model([helper.make_node("Add", ["x", "state"], ["y"], name="add_state")],
+                  [_f("x", [batch, 5])], [_f("y", [batch, 5])], [state])

@@ -118,3 +118,9 @@ def test_simplify_folds_constants_and_is_verified(tmp_path: Path) -> None:
     assert "matched the original" in result.check
     with pytest.raises(TrtforgeError, match="nothing to do"):
         reshape(src, tmp_path / "t.onnx")
+
+
+def test_constant_operand_of_batch_size_is_refused() -> None:
+    model = M.baked_operand(2)
+    with pytest.raises(TrtforgeError, match="from 2 to dynamic.*Add 'add_state'"):
+        set_batch(model, Batch.parse("dynamic"))

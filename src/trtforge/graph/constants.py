@@ -12,7 +12,8 @@ old batch is then:
   the whole batch axis ``0:B`` -> ``0:INT64_MAX``;
 * refused, with the node names, when the batch is larger than one and no exact rewrite
   exists (``ConstantOfShape``, ``Tile``, ``Expand``/``Reshape`` of tensors whose leading dim
-  is not the batch, ``Resize`` sizes);
+  is not the batch, ``Resize`` sizes, and constant operands of shape ``[B, ...]`` that an
+  elementwise op or ``Concat`` combines with a batch tensor);
 * for an exported batch of one, a leading 1 is too common to refuse outright, so such
   nodes are *suspects*: named if the run check afterwards finds the model changed.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -81,26 +83,29 @@ def _attr(node: onnx.NodeProto, name: str, default: object = None) -> object:
 def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> np.ndarray | None:
     """Evaluate the few ops that build shape tensors from constants; None if not constant."""
     if node.op_type == "Constant":
-        for key in ("value", "value_ints", "value_int"):
-            value = _attr(node, key)
-            if value is not None:
-                return numpy_helper.to_array(value) if key == "value" else np.array(value, np.int64)
-        return None
-    ins = [consts.get(i) for i in node.input if i]
-    if not ins or any(v is None for v in ins):
+        value: Any = _attr(node, "value")
+        if value is not None:
+            return numpy_helper.to_array(value)
+        ints = _attr(node, "value_ints", _attr(node, "value_int"))
+        return None if ints is None else np.array(ints, np.int64)
+    maybe = [consts.get(i) for i in node.input if i]
+    ins = [v for v in maybe if v is not None]
+    if not ins or len(ins) != len(maybe):
         return None
     if node.op_type == "Identity":
         return ins[0]
     if node.op_type == "Cast":
-        return ins[0].astype(onnx.helper.tensor_dtype_to_np_dtype(int(_attr(node, "to"))))  # type: ignore[call-overload]
+        to: Any = _attr(node, "to")
+        return ins[0].astype(onnx.helper.tensor_dtype_to_np_dtype(int(to)))
     if node.op_type == "Concat":
-        return np.concatenate([np.atleast_1d(v) for v in ins], axis=int(_attr(node, "axis", 0)))  # type: ignore[call-overload]
+        axis: Any = _attr(node, "axis", 0)
+        return np.concatenate([np.atleast_1d(v) for v in ins], axis=int(axis))
     if node.op_type in ("Unsqueeze", "Squeeze"):
-        axes = _attr(node, "axes")
-        axes = list(axes) if axes is not None else ([int(a) for a in ins[1]] if len(ins) > 1 else None)  # type: ignore[arg-type]
+        attr: Any = _attr(node, "axes")
+        axes = tuple(attr) if attr is not None else (tuple(int(a) for a in ins[1]) if len(ins) > 1 else None)
         if node.op_type == "Unsqueeze":
-            return np.expand_dims(ins[0], tuple(axes)) if axes is not None else None
-        return np.squeeze(ins[0], tuple(axes) if axes is not None else None)
+            return np.expand_dims(ins[0], axes) if axes is not None else None
+        return np.squeeze(ins[0], axes)
     return None
 
 
@@ -230,7 +235,25 @@ def _slice(node: onnx.NodeProto, g: _Graph, batch: int) -> Finding | None:
     return _patch(node, 2, new_ends) if new_ends != ends else None
 
 
+def _batch_sized_constant(node: onnx.NodeProto, g: _Graph, batch: int) -> Finding | None:
+    """A constant operand whose first dim is the exported batch, broadcast against a batch tensor."""
+    if batch == 1 or (node.op_type == "Concat" and int(_attr(node, "axis", 0)) in (0,)):  # type: ignore[call-overload]
+        return None
+    ranks = [g.rank(i) for i in node.input if g.is_batch(i, 0)]
+    if not ranks:
+        return None
+    for name in node.input:
+        value = g.consts.get(name)
+        if value is not None and name not in g.live and value.ndim in ranks and value.shape[0] == batch:
+            return _uncertain(node, batch)
+    return None
+
+
+_BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where",
+                 "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Concat")
+
 RULES: dict[str, Rule] = {
+    **{op: _batch_sized_constant for op in _BROADCASTING},
     "Reshape": _reshape,
     "Expand": _expand,
     "Tile": _tile,

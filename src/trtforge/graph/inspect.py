@@ -83,10 +83,17 @@ def dim_users(model: onnx.ModelProto, names: list[str]) -> dict[str, list[str]]:
     """Nodes touching a tensor whose inferred shape holds each symbolic dim."""
     if not names:
         return {}
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    try:  # ONNX Runtime's symbolic inference follows dims through more ops than ONNX's
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
     except Exception:
-        inferred = model
+        inferred = None
+    if inferred is None:
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        except Exception:
+            inferred = model
     holds: dict[str, set[str]] = {}
     graph = inferred.graph
     for v in list(graph.input) + list(graph.value_info) + list(graph.output):

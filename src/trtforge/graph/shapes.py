@@ -164,9 +164,10 @@ def _fill_output_batch(model: onnx.ModelProto, original: onnx.ModelProto, old: i
 
 
 def _refuse(refused: list[str], old: int, new: Dim) -> TrtforgeError:
+    to = new if isinstance(new, int) and new > 0 else f"dynamic ({new!r})"
     return TrtforgeError(
-        f"cannot change the batch from {old} to {new} safely: {', '.join(refused)} bake the exported "
-        "batch into shape constants that cannot be rewritten exactly; nothing was written; re-export "
+        f"cannot change the batch from {old} to {to} safely: {', '.join(refused)} bake the exported "
+        f"batch {old} into constants that cannot be rewritten exactly; nothing was written; re-export "
         "the model with the batch you want (tf2onnx: an input signature with that batch or None; "
         "torch.onnx.export: dynamic_axes or dynamic_shapes)"
     )

@@ -22,6 +22,7 @@ from trtforge.graph.model import graph_inputs, graph_outputs
 def session(model: onnx.ModelProto):  # -> onnxruntime.InferenceSession
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # failures are reported as one line, not ORT's log
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
