@@ -11,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
+
+# Tiny ONNX models built in code, shared by tests/graph and tests/e2e.
+sys.path.insert(0, str(Path(__file__).parent / "graph"))
 DIGITS_PREPROCESS = "color=gray,resize=32x32,scale=1/255,layout=nchw"
 
 

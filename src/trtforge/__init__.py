@@ -26,6 +26,7 @@ _LAZY = {
     "ConvertOptions": "trtforge.converters:ConvertOptions",
     "reshape": "trtforge.graph.shapes:reshape",
     "Batch": "trtforge.graph.shapes:Batch",
+    "ShapeRange": "trtforge.graph.ranges:ShapeRange",
     "build": "trtforge.builder:build",
     "load": "trtforge.builder:load",
     "bench": "trtforge.benchmark:bench",
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.converters import ConvertOptions, convert
     from trtforge.errors import TrtforgeError
+    from trtforge.graph.ranges import ShapeRange
     from trtforge.graph.shapes import Batch, reshape
     from trtforge.precision.data import Preprocess
 

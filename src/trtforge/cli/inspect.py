@@ -1,9 +1,11 @@
-"""trtforge inspect MODEL_OR_ENGINE"""
+"""trtforge inspect MODEL_OR_ENGINE [--json]"""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+_SHOW = 8  # node names listed per dynamic dim in text output (--json lists all)
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -14,35 +16,58 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.engine import manifest_path, read_manifest
+    from trtforge.engine import manifest_path
 
     if args.path.endswith(".onnx") or not manifest_path(args.path).exists():
-        from trtforge.graph.inspect import summarize
-        from trtforge.graph.model import load
+        return _model(args)
+    return _engine(args)
 
-        summary = summarize(load(args.path))
-        if args.json:
-            print(json.dumps(summary.to_json(), indent=2))
-            return 0
-        print(f"ONNX model {args.path} ({summary.producer or 'unknown producer'})")
-        print("opsets: " + ", ".join(f"{d} {v}" for d, v in summary.opsets.items()))
-        for kind, specs in (("input", summary.inputs), ("output", summary.outputs)):
-            for t in specs:
-                print(f"{kind:6s} {t.name}: {t.dtype} {t.shape_text()}")
-        print(f"parameters: {summary.parameters:,} ({summary.parameter_bytes / 1024:.1f} KiB)")
-        print("ops: " + ", ".join(f"{op} x{n}" for op, n in summary.op_counts.items()))
-        return 0
-    manifest = read_manifest(args.path)
+
+def _model(args: argparse.Namespace) -> int:
+    from trtforge.graph.inspect import summarize
+    from trtforge.graph.model import load
+
+    s = summarize(load(args.path))
     if args.json:
-        print(json.dumps(manifest.to_json(), indent=2))
+        print(json.dumps(s.to_json(), indent=2))
         return 0
-    print(f"engine {args.path}: {manifest.backend} {manifest.backend_version}, {manifest.precision}, "
-          f"built {manifest.created} by trtforge {manifest.trtforge_version}")
-    for kind, specs in (("input", manifest.inputs), ("output", manifest.outputs)):
+    print(f"ONNX model {args.path} ({s.producer or 'unknown producer'})")
+    print("opsets: " + ", ".join(f"{d} {v}" for d, v in s.opsets.items()))
+    print("domains used: " + ", ".join(s.domains))
+    for kind, specs in (("input", s.inputs), ("output", s.outputs)):
         for t in specs:
             print(f"{kind:6s} {t.name}: {t.dtype} {t.shape_text()}")
-    print(f"device: {manifest.device}")
-    print(f"build: {manifest.build}")
-    if manifest.calibration:
-        print(f"calibration: {manifest.calibration}")
+    print(f"parameters: {s.parameters:,} ({s.parameter_bytes / 1024:.1f} KiB)")
+    print("ops: " + ", ".join(f"{op} x{n}" for op, n in s.op_counts.items()))
+    for dim, where in s.dynamic_dims.items():
+        users = s.dim_users.get(dim, [])
+        shown = ", ".join(users[:_SHOW]) + (f", ... ({len(users)} in all)" if len(users) > _SHOW else "")
+        print(f"dynamic dim {dim!r}: {', '.join(where)}; nodes: {shown or 'none known'}")
+    if s.custom_ops:
+        print("custom-domain ops (TensorRT needs plugins for these): "
+              + ", ".join(f"{op} x{n}" for op, n in s.custom_ops.items()))
+    return 0
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from trtforge.graph.inspect import describe_engine
+
+    details = describe_engine(args.path)
+    if args.json:
+        print(json.dumps(details, indent=2, default=str))
+        return 0
+    m = details["manifest"]
+    assert isinstance(m, dict)
+    print(f"engine {args.path}: {m['backend']} {m['backend_version']}, {m['precision']}, "
+          f"built {m['created']} by trtforge {m['trtforge_version']}")
+    for kind in ("input", "output"):
+        for t in m[f"{kind}s"]:
+            print(f"{kind:6s} {t['name']}: {t['dtype']} {'x'.join(map(str, t['shape'])) or 'scalar'}")
+    print(f"device: {m['device']}")
+    print(f"build: {m['build']}")
+    if m.get("calibration"):
+        print(f"calibration: {m['calibration']}")
+    if "backend" in details:
+        print(f"{m['backend']} says:")
+        print(json.dumps(details["backend"], indent=2, default=str))
     return 0

@@ -2,22 +2,24 @@
 
 Overwriting ``graph.input[*].shape.dim[0]`` is not enough: exporters bake the batch
 into shape constants (``Flatten`` exported as ``Reshape [1, -1]``), and stale
-``value_info`` keeps old shapes alive.  :func:`set_batch` patches the constants it can
-prove equivalent, refuses the ones it cannot, re-infers shapes, and runs the result
-against the original before returning it.
+``value_info`` keeps old shapes alive.  :func:`change_shapes` patches the constants it
+can prove equivalent (:mod:`trtforge.graph.constants`), refuses the ones it cannot,
+clears ``value_info``, re-infers shapes, and runs the result against the original
+(:mod:`trtforge.graph.verify`) before returning it.  :func:`reshape` does that from file
+to file and writes nothing when any step fails.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from trtforge.errors import TrtforgeError
-from trtforge.graph.model import graph_inputs
+from trtforge.graph.model import graph_inputs, graph_outputs
+from trtforge.graph.ranges import Dim, InputShapes, as_mapping
 
 DYNAMIC = "dynamic"
 
@@ -54,157 +56,200 @@ class Batch:
         return DYNAMIC if self.size is None else str(self.size)
 
 
-def _set_dim0(value: onnx.ValueInfoProto, batch: Batch) -> None:
-    dims = value.type.tensor_type.shape.dim
-    if not dims:
-        raise TrtforgeError(f"tensor {value.name!r} is a scalar; it has no batch dimension to set")
-    dims[0].Clear()
-    if batch.size is None:
-        dims[0].dim_param = batch.dim_name
-    else:
-        dims[0].dim_value = batch.size
+
+@dataclass(frozen=True)
+class Reshaped:
+    """A changed model and what was done to it."""
+
+    model: onnx.ModelProto
+    patched: tuple[str, ...] = ()
+    """Shape constants rewritten to follow the batch, as ``"Op 'node'"``."""
+    check: str = ""
+    """What the run check did (empty when it was skipped)."""
+    old_batch: int | None = None
+    suspects: tuple[str, ...] = ()
 
 
-def _static_batch(model: onnx.ModelProto) -> int | None:
-    """The batch the model was exported with, if every input states the same static one."""
-    firsts = {t.shape[0] if t.shape else None for t in graph_inputs(model)}
-    if len(firsts) == 1:
-        (first,) = firsts
-        if isinstance(first, int) and first > 0:
-            return first
-    return None
+def target_shapes(
+    model: onnx.ModelProto, batch: Batch | int | str | None = None,
+    shapes: Mapping[str, tuple[Dim, ...]] | InputShapes | str | None = None, dim_name: str = "batch",
+) -> dict[str, tuple[Dim, ...]]:
+    """The new shape of every input: ``shapes`` for the inputs it names, ``batch`` as dim 0 of the others.
 
-
-def _patch_reshape_constants(model: onnx.ModelProto, old_batch: int | None) -> list[str]:
-    """Rewrite Reshape targets that bake ``old_batch`` as their leading dim to ``-1``.
-
-    The rewrite is exact when the target has no other ``-1`` and no ``0``: the leading
-    dimension is then whatever the element count leaves, which is the new batch.
-    Returns the names of Reshape nodes that bake the batch but could not be patched.
+    ``-1`` in ``shapes`` becomes a named dynamic dim: ``dim_name`` at axis 0, else ``<input>_dim<axis>``.
     """
-    if old_batch is None:
-        return []
-    initializers = {t.name: t for t in model.graph.initializer}
-    users: dict[str, int] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            users[name] = users.get(name, 0) + 1
-    refused: list[str] = []
-    for node in model.graph.node:
-        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in initializers:
-            continue
-        target = numpy_helper.to_array(initializers[node.input[1]])
-        if target.ndim != 1 or target.size == 0 or int(target[0]) != old_batch:
-            continue
-        rest = target[1:]
-        if old_batch == 1 and (rest == -1).any():
-            continue  # [1, -1, ...] on a batch-1 model: ambiguous, left to the run check
-        if (rest == -1).any() or (rest == 0).any() or users[node.input[1]] > 1:
-            refused.append(node.name or node.output[0])
-            continue
-        patched = target.copy()
-        patched[0] = -1
-        initializers[node.input[1]].CopyFrom(numpy_helper.from_array(patched, node.input[1]))
-    return refused
-
-
-def set_batch(model: onnx.ModelProto, batch: Batch, verify: bool = True) -> onnx.ModelProto:
-    """Return a copy of ``model`` whose inputs and outputs have ``batch`` as first dimension."""
-    new = onnx.ModelProto()
-    new.CopyFrom(model)
-    old_batch = _static_batch(model)
-    refused = _patch_reshape_constants(new, old_batch)
-    if refused:
-        raise TrtforgeError(
-            f"cannot change the batch safely: Reshape node(s) {', '.join(refused)} bake the "
-            f"exported batch {old_batch} into their target shape in a way that cannot be "
-            "rewritten exactly; re-export the model with the batch you want (for tf2onnx: "
-            "an input signature with that batch; for torch.onnx: dynamic_axes)"
-        )
-    initializers = {t.name for t in new.graph.initializer}
-    for value in new.graph.input:
-        if value.name not in initializers:
-            _set_dim0(value, batch)
-    for value in new.graph.output:
-        _set_dim0(value, batch)
-    del new.graph.value_info[:]
-    try:
-        new = onnx.shape_inference.infer_shapes(new, strict_mode=True)
-    except Exception as exc:
-        raise TrtforgeError(
-            f"the model does not hold together at batch {batch}: shape inference failed ({exc}); "
-            "re-export it with the batch you want"
-        ) from None
-    if verify:
-        check_same_outputs(model, new, batch_size=batch.size or 2)
+    specs = graph_inputs(model)
+    new: dict[str, tuple[Dim, ...]] = {t.name: t.shape for t in specs}
+    if batch is not None:
+        b = batch if isinstance(batch, Batch) else Batch.parse(batch, dim_name)
+        first: Dim = b.size if b.size is not None else b.dim_name
+        for t in specs:
+            if not t.shape:
+                raise TrtforgeError(f"input {t.name!r} is a scalar; it has no batch dimension to set (use --shapes)")
+            new[t.name] = (first,) + t.shape[1:]
+    if shapes is not None:
+        given = InputShapes(tuple(as_mapping(shapes).items())).validate(specs)
+        for name, dims in given.shapes:
+            new[name] = tuple(
+                (dim_name if axis == 0 else f"{name}_dim{axis}") if d == -1 else d for axis, d in enumerate(dims)
+            )
     return new
 
 
-def random_feeds(model: onnx.ModelProto, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random inputs for ``model``, with ``batch_size`` for dim 0 and 1 for other dynamic dims."""
-    rng = np.random.default_rng(seed)
-    feeds: dict[str, np.ndarray] = {}
-    for spec in graph_inputs(model):
-        shape = [batch_size if i == 0 else (d if isinstance(d, int) and d > 0 else 1)
-                 for i, d in enumerate(spec.shape)]
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            feeds[spec.name] = rng.uniform(0.0, 1.0, shape).astype(dtype)
-        elif dtype.kind in "iu":
-            feeds[spec.name] = rng.integers(0, 8, shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
+def _batch_change(model: onnx.ModelProto, new: Mapping[str, tuple[Dim, ...]]) -> tuple[int | None, list[str]]:
+    """(old batch, inputs) when every input exported with that static batch moves to one other batch."""
+    old = {t.name: t.shape[0] for t in graph_inputs(model) if t.shape}
+    changing = [n for n, d in old.items() if new[n][0] != d]
+    firsts = {old[n] for n in changing}
+    targets = {new[n][0] for n in changing}
+    if len(firsts) != 1 or len(targets) != 1:
+        return None, []
+    (batch,) = firsts
+    if not isinstance(batch, int) or batch < 1 or any(old[n] == batch for n in old if n not in changing):
+        return None, []
+    return batch, changing
+
+
+def _set_dims(value: onnx.ValueInfoProto, dims: tuple[Dim, ...]) -> None:
+    shape = value.type.tensor_type.shape
+    del shape.dim[:]
+    for d in dims:
+        dim = shape.dim.add()
+        if isinstance(d, int) and d > 0:
+            dim.dim_value = d
         else:
-            raise TrtforgeError(f"input {spec.name!r} has dtype {dtype}, which trtforge cannot feed")
-    return feeds
+            dim.dim_param = str(d)
 
 
-def _session(model: onnx.ModelProto):  # -> onnxruntime.InferenceSession
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+def _unknown_dims(model: onnx.ModelProto) -> int:
+    return sum(1 for t in graph_outputs(model) for d in t.shape if isinstance(d, str) and d.startswith("dim"))
 
 
-def check_same_outputs(
-    original: onnx.ModelProto, changed: onnx.ModelProto, batch_size: int,
-    rtol: float = 1e-4, atol: float = 1e-5,
-) -> None:
-    """Run ``changed`` at ``batch_size`` and ``original`` at its own batch on the same samples."""
-    feeds = random_feeds(changed, batch_size)
+def infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Clear ``value_info`` and output shapes, then infer them again.
+
+    ONNX's inference first (strict, then lenient); ONNX Runtime's symbolic inference
+    when ONNX leaves output dims unknown and it does better.
+    """
+    del model.graph.value_info[:]
+    for value in model.graph.output:
+        value.type.tensor_type.ClearField("shape")
     try:
-        got = _session(changed).run(None, feeds)
-    except Exception as exc:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    if _unknown_dims(inferred):
+        try:
+            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+            symbolic = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        except Exception:
+            symbolic = None
+        if symbolic is not None and _unknown_dims(symbolic) < _unknown_dims(inferred):
+            return symbolic
+    return inferred
+
+
+def _fill_output_batch(model: onnx.ModelProto, original: onnx.ModelProto, old: int, new: Dim) -> None:
+    """Outputs whose dim 0 inference left unknown and was the old batch get the new one (then checked)."""
+    before = {t.name: t.shape for t in graph_outputs(original)}
+    for value in model.graph.output:
+        dims = value.type.tensor_type.shape.dim
+        was = before.get(value.name, ())
+        if dims and was and was[0] == old and not dims[0].HasField("dim_value") and not dims[0].HasField("dim_param"):
+            if isinstance(new, int) and new > 0:
+                dims[0].dim_value = new
+            else:
+                dims[0].dim_param = str(new)
+
+
+def _refuse(refused: list[str], old: int, new: Dim) -> TrtforgeError:
+    to = new if isinstance(new, int) and new > 0 else f"dynamic ({new!r})"
+    return TrtforgeError(
+        f"cannot change the batch from {old} to {to} safely: {', '.join(refused)} bake the exported "
+        f"batch {old} into constants that cannot be rewritten exactly; nothing was written; re-export "
+        "the model with the batch you want (tf2onnx: an input signature with that batch or None; "
+        "torch.onnx.export: dynamic_axes or dynamic_shapes)"
+    )
+
+
+def _change(model: onnx.ModelProto, new: Mapping[str, tuple[Dim, ...]]) -> Reshaped:
+    from trtforge.graph.constants import patch_batch_constants
+
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    old, batch_inputs = _batch_change(model, new)
+    patched: list[str] = []
+    suspects: list[str] = []
+    if old is not None:
+        fixed, left = patch_batch_constants(changed, old, batch_inputs)
+        refused = [f.describe() for f in left if f.kind == "refuse"]
+        if refused:
+            raise _refuse(refused, old, new[batch_inputs[0]][0])
+        patched = [f.describe() for f in fixed]
+        suspects = [f.describe() for f in left if f.kind == "suspect"]
+    for value in changed.graph.input:
+        if value.name in new:
+            _set_dims(value, new[value.name])
+    changed = infer(changed)
+    if old is not None:
+        _fill_output_batch(changed, model, old, new[batch_inputs[0]][0])
+    return Reshaped(changed, tuple(dict.fromkeys(patched)), "", old, tuple(suspects))
+
+
+def change_shapes(
+    model: onnx.ModelProto, new: Mapping[str, tuple[Dim, ...]], verify: bool = True,
+) -> Reshaped:
+    """A copy of ``model`` with input shapes ``new`` (see :func:`target_shapes`), checked by running it."""
+    from trtforge.graph import verify as check
+
+    result = _change(model, new)
+    if not verify:
+        return result
+    done = check.verify(model, result.model, old_batch=result.old_batch, suspects=result.suspects)
+    return Reshaped(result.model, result.patched, done, result.old_batch, result.suspects)
+
+
+def set_batch(model: onnx.ModelProto, batch: Batch, verify: bool = True) -> onnx.ModelProto:
+    """Return a copy of ``model`` whose inputs have ``batch`` as first dimension, checked by running it."""
+    return change_shapes(model, target_shapes(model, batch), verify=verify).model
+
+
+def _check_valid(model: onnx.ModelProto) -> None:
+    if model.ByteSize() > 2_000_000_000:
+        return  # the checker needs a path for models this large; the run check has passed
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
         raise TrtforgeError(
-            f"the reshaped model fails to run at batch {batch_size} ({str(exc).splitlines()[0]}); "
-            "nothing was written; re-export the model with the batch you want"
+            f"the changed model is not valid ONNX ({str(exc).splitlines()[0]}); nothing was written"
         ) from None
-    old = _static_batch(original) or batch_size
-    session = _session(original)
-    chunks = [session.run(None, {k: v[i:i + old] for k, v in feeds.items()})
-              for i in range(0, batch_size, old)] if batch_size % old == 0 else None
-    if chunks is None:  # e.g. batch 3 from a model exported at batch 2: compare the first samples
-        chunks = [session.run(None, {k: np.resize(v, (old,) + v.shape[1:]) for k, v in feeds.items()})]
-    expected = [np.concatenate([c[i] for c in chunks])[:batch_size] for i in range(len(got))]
-    for out, (want, have) in enumerate(zip(expected, got)):
-        n = min(len(want), len(have))
-        if want.shape[1:] != have.shape[1:] or not np.allclose(want[:n], have[:n], rtol=rtol, atol=atol):
-            name = changed.graph.output[out].name
-            raise TrtforgeError(
-                f"the model at batch {batch_size} no longer computes what the original does "
-                f"(output {name!r} differs per sample); nothing was written; re-export the model "
-                "with the batch you want"
-            )
 
 
-def reshape(source: str | os.PathLike[str], output: str | os.PathLike[str],
-            batch: Batch | int | str) -> onnx.ModelProto:
-    """Read ``source``, set its batch, verify it with ONNX Runtime, and write ``output``."""
+def reshape(
+    source: str | os.PathLike[str], output: str | os.PathLike[str],
+    batch: Batch | int | str | None = None, *,
+    shapes: Mapping[str, tuple[Dim, ...]] | InputShapes | str | None = None,
+    dim_name: str = "batch", simplify: bool = False,
+) -> Reshaped:
+    """Read ``source``; set its batch and/or input shapes; optionally simplify; verify; write ``output``.
+
+    Nothing is written unless the result runs with ONNX Runtime at its declared shapes and
+    matches the original sample by sample.
+    """
+    from trtforge.graph import verify as check
     from trtforge.graph.model import load, save
 
-    if not isinstance(batch, Batch):
-        batch = Batch.parse(batch)
-    model = set_batch(load(source), batch)
+    if batch is None and shapes is None and not simplify:
+        raise TrtforgeError("nothing to do: give --batch, --shapes and/or --simplify")
+    original = load(source)
+    result = _change(original, target_shapes(original, batch, shapes, dim_name))
+    model = result.model
+    if simplify:
+        from trtforge.graph.simplify import simplify as slim
+
+        model = slim(model)
+    done = check.verify(original, model, old_batch=result.old_batch, suspects=result.suspects)
+    _check_valid(model)
     save(model, output)
-    return model
+    return Reshaped(model, result.patched, done, result.old_batch, result.suspects)
