@@ -9,8 +9,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    from trtforge.graph.ranges import ShapeRange
+    from trtforge.precision.ioformat import IOFormat
 
 
 class _Choice(str, enum.Enum):
@@ -84,15 +89,26 @@ class TensorSpec:
 class CalibrationConfig:
     """Where calibration data comes from and how ranges are computed from it."""
 
-    data: Path
+    data: Path | None = None
+    """An image folder, .npz or .npy; None when a loader or an existing cache supplies the ranges."""
     preprocess: object | None = None  # a precision.data.Preprocess; typed loosely to keep imports light
     num: int = 500
     batch_size: int = 8
     method: CalibMethod = CalibMethod.ENTROPY
     percentile: float = 99.999
     seed: int = 0
+    loader: str | None = None
+    """``FILE.py[:func]`` yielding ``{input_name: array}`` batches, for non-image models."""
+    cache: Path | None = None
+    """TensorRT-format calibration cache: read when it matches, else written after calibrating."""
+    cache_force: bool = False
 
     def __post_init__(self) -> None:
+        if self.data is None and self.loader is None and self.cache is None:
+            raise TrtforgeError(
+                "INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy, "
+                "--calib-loader FILE.py, or an existing --calib-cache FILE"
+            )
         if self.num < 1:
             raise TrtforgeError(f"--calib-num must be at least 1, got {self.num}")
         if self.batch_size < 1:
@@ -109,9 +125,35 @@ class BuildConfig:
     backend: str = "onnxruntime"
     device: str = "cpu"
     calibration: CalibrationConfig | None = None
+    input_formats: tuple[IOFormat, ...] = ()
+    """Boundary dtype/layout per input (trtexec's --inputIOFormats), in input order; one for all."""
+    output_formats: tuple[IOFormat, ...] = ()
+    profiles: tuple[ShapeRange, ...] = ()
+    """Optimisation profiles (min/opt/max per dynamic input), for backends that need them."""
+    exclude_nodes: tuple[str, ...] = ()
+    """Nodes kept in FP32 by the precision stage (no Q/DQ, no FP16 cast)."""
+    exclude_op_types: tuple[str, ...] = ()
+    tensorrt: TensorRTOptions | None = None
+    """TensorRT / TensorRT-RTX builder settings; other backends refuse or ignore them, saying so."""
 
     def __post_init__(self) -> None:
         if self.precision is Precision.INT8 and self.calibration is None:
             raise TrtforgeError(
                 "INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy"
             )
+
+
+@dataclass(frozen=True)
+class TensorRTOptions:
+    """Builder settings only the TensorRT family has (trtexec's names in the comments)."""
+
+    workspace_mib: int | None = None  # --workspace / --memPoolSize=workspace:N
+    mem_pools: tuple[tuple[str, int], ...] = ()  # (pool name, bytes), --memPoolSize
+    timing_cache: Path | None = None  # --timingCacheFile
+    opt_level: int | None = None  # --builderOptimizationLevel 0-5
+    hardware_compat: str | None = None  # --hardwareCompatibilityLevel
+    version_compat: bool = False  # --versionCompatible
+    profiling_verbosity: str | None = None  # --profilingVerbosity layer_names_only|detailed|none
+    plugins: tuple[Path, ...] = ()  # --plugins / --staticPlugins
+    strongly_typed: bool = True  # --stronglyTyped; False only on TensorRT 10's flag path
+    flags: tuple[str, ...] = ()  # TensorRT 10 flag path: "fp16", "bf16", "int8"

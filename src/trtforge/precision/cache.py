@@ -1,0 +1,104 @@
+"""TensorRT's calibration cache, in its own text format.
+
+::
+
+    TRT-100300-EntropyCalibration2
+    input_1: 3c010a14
+    conv1/Relu:0: 3d8b4c2a
+
+The first line names the TensorRT version and the calibrator; every other line is a tensor
+name, a colon and the scale as the big-endian bit pattern of a float32 in 8 hex digits.  The
+dynamic range of the tensor is ``127 * scale``.  Names may themselves hold ``:``, so a line is
+split at its last colon.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trtforge._files import write_text_atomic
+from trtforge.errors import TrtforgeError
+
+# trtforge's calibration methods -> the calibrator names TensorRT writes.
+CALIBRATOR_NAMES = {"entropy": "EntropyCalibration2", "minmax": "MinMaxCalibration",
+                    "percentile": "PercentileCalibration"}
+DEFAULT_VERSION = "100300"  # TensorRT 10.3, the version JetPack 6 ships
+
+
+def scale_to_hex(scale: float) -> str:
+    return struct.pack(">f", scale).hex()
+
+
+def hex_to_scale(text: str) -> float:
+    return float(struct.unpack(">f", bytes.fromhex(text))[0])
+
+
+@dataclass(frozen=True)
+class CalibrationCache:
+    """A header (``TRT-<version>-<Calibrator>``) and a scale per tensor name."""
+
+    header: str
+    scales: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def calibrator(self) -> str:
+        return self.header.rsplit("-", 1)[-1]
+
+    def dynamic_range(self, name: str) -> float:
+        return 127.0 * self.scales[name]
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Symmetric (min, max) per tensor, the form the Q/DQ stage consumes."""
+        return {name: (-127.0 * s, 127.0 * s) for name, s in self.scales.items()}
+
+    @classmethod
+    def from_ranges(cls, method: str, ranges: Mapping[str, tuple[float, float]],
+                    version: str = DEFAULT_VERSION) -> CalibrationCache:
+        calibrator = CALIBRATOR_NAMES.get(method, method)
+        scales = {name: max(abs(lo), abs(hi)) / 127.0 for name, (lo, hi) in ranges.items()}
+        return cls(f"TRT-{version}-{calibrator}", scales)
+
+    def to_text(self) -> str:
+        lines = [self.header, *(f"{name}: {scale_to_hex(s)}" for name, s in self.scales.items())]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "calibration cache") -> CalibrationCache:
+        lines = text.splitlines()
+        if not lines or not lines[0].startswith("TRT-") or lines[0].count("-") < 2:
+            first = lines[0] if lines else ""
+            raise TrtforgeError(
+                f"{source}: line 1 is {first!r}, expected a header like TRT-100300-EntropyCalibration2"
+            )
+        scales: dict[str, float] = {}
+        for number, line in enumerate(lines[1:], start=2):
+            if not line.strip():
+                continue
+            name, sep, value = line.rpartition(":")
+            value = value.strip()
+            if not sep or not name or len(value) != 8:
+                raise TrtforgeError(f"{source}: line {number} is {line!r}, expected 'tensor_name: 8 hex digits'")
+            try:
+                scales[name] = hex_to_scale(value)
+            except ValueError:
+                raise TrtforgeError(f"{source}: line {number} has {value!r}, which is not 8 hex digits") from None
+        return cls(lines[0].strip(), scales)
+
+
+def read_cache(path: str | os.PathLike[str]) -> CalibrationCache:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        raise TrtforgeError(f"calibration cache {path} is not text; expected TensorRT's text format") from None
+    except OSError as exc:
+        raise TrtforgeError(f"cannot read calibration cache {path}: {exc.strerror}") from None
+    return CalibrationCache.from_text(text, str(path))
+
+
+def write_cache(path: str | os.PathLike[str], cache: CalibrationCache) -> None:
+    write_text_atomic(path, cache.to_text())
