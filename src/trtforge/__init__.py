@@ -31,6 +31,8 @@ _LAZY = {
     "load": "trtforge.builder:load",
     "bench": "trtforge.benchmark:bench",
     "BenchSettings": "trtforge.benchmark:BenchSettings",
+    "deploy": "trtforge.deploy:deploy",
+    "DeployOptions": "trtforge.deploy:DeployOptions",
     "BuildConfig": "trtforge.config:BuildConfig",
     "CalibrationConfig": "trtforge.config:CalibrationConfig",
     "CalibMethod": "trtforge.config:CalibMethod",
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from trtforge.builder import build, load
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.converters import ConvertOptions, convert
+    from trtforge.deploy import DeployOptions, deploy
     from trtforge.errors import TrtforgeError
     from trtforge.graph.ranges import ShapeRange
     from trtforge.graph.shapes import Batch, reshape

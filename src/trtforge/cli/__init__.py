@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "bench": "bench",
     "inspect": "inspect",
     "exec": "trtexec",
+    "deploy": "deploy",
 }
 
 

@@ -1,0 +1,79 @@
+"""trtforge deploy SRC -o OUTDIR [--precision fp32,fp16,int8] [--calib-data ...] [--select fastest]"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="convert, build every precision, validate, bench, and report",
+                       description="From a trained model (anything convert takes, or ONNX) to engines "
+                       "validated against FP32 and benchmarked, with report.md / report.json / plots in OUTDIR.")
+    p.add_argument("source", help="model: SavedModel folder, .keras/.h5, .pb, .tflite, torch, or .onnx")
+    p.add_argument("-o", "--output", required=True, help="folder to write (refused if not empty, unless --force)")
+    p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
+    p.add_argument("--from", dest="source_format", help="source form, if it cannot be detected")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset for conversion")
+    p.add_argument("--inputs-as-nchw", default="", metavar="NAMES", help="NHWC inputs to expose as NCHW")
+    p.add_argument("--batch", help="N or dynamic: fix the batch (reshape, verified); default: keep the model's")
+    p.add_argument("--precision", default="fp32,fp16", help="comma-separated: fp32,fp16,bf16,int8 (default fp32,fp16)")
+    p.add_argument("--backend", default="onnxruntime", help="backend (default: onnxruntime)")
+    p.add_argument("--device", default="cpu", help="device for the backend (default: cpu)")
+    cal = p.add_argument_group("calibration and validation")
+    cal.add_argument("--calib-data", help="images folder or FILE.npz/.npy for INT8 calibration")
+    cal.add_argument("--preprocess", help="image preprocessing spec (shared by calibration and validation)")
+    cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
+    cal.add_argument("--calib-num", type=int, default=500, help="calibration samples at most (default 500)")
+    cal.add_argument("--val-data", help="validation images (labels.csv with file,label for top-1) or FILE.npz; "
+                     "default: every 5th image of --calib-data, held out of calibration")
+    cal.add_argument("--val-num", type=int, default=500, help="validation samples at most (default 500)")
+    cal.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
+                     help="largest allowed top-1 drop vs FP32, in percentage points")
+    cal.add_argument("--select", choices=["fastest"], help="copy the fastest passing engine to OUTDIR/model.engine")
+    b = p.add_argument_group("benchmark")
+    b.add_argument("--warmup", type=float, default=200.0, help="warm-up in ms (default 200)")
+    b.add_argument("--iterations", type=int, default=10, help="at least N queries (default 10)")
+    b.add_argument("--duration", type=float, default=3.0, help="at least S seconds per engine (default 3)")
+    p.set_defaults(run=run)
+
+
+def options_from_args(args: argparse.Namespace):  # -> DeployOptions
+    from trtforge.benchmark import BenchSettings
+    from trtforge.config import CalibMethod, CalibrationConfig, Precision
+    from trtforge.converters import DEFAULT_OPSET, ConvertOptions
+    from trtforge.deploy import DeployOptions
+    from trtforge.precision.data import Preprocess
+
+    precisions = tuple(Precision.parse(p) for p in args.precision.split(",") if p.strip())
+    preprocess = Preprocess.parse(args.preprocess) if args.preprocess else None
+    calibration = None
+    if args.calib_data:
+        calibration = CalibrationConfig(data=Path(args.calib_data), preprocess=preprocess, num=args.calib_num,
+                                        method=CalibMethod.parse(args.calib_method))
+    convert = ConvertOptions(
+        opset=args.opset if args.opset is not None else DEFAULT_OPSET,
+        inputs_as_nchw=tuple(n.strip() for n in args.inputs_as_nchw.split(",") if n.strip()),
+    )
+    return DeployOptions(
+        precisions=precisions, backend=args.backend, device=args.device, source_format=args.source_format,
+        convert=convert, batch=args.batch, calibration=calibration,
+        val_data=Path(args.val_data) if args.val_data else None, val_num=args.val_num,
+        max_accuracy_drop=args.max_accuracy_drop, select=args.select,
+        bench=BenchSettings(args.warmup, args.iterations, args.duration), force=args.force,
+        command="trtforge " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        preprocess=preprocess,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtforge.deploy import deploy, report_table
+
+    report = deploy(args.source, args.output, options_from_args(args))
+    print(report_table(report))
+    if report.selected:
+        print(f"\nselected {report.selected} (fastest passing) → {report.outdir / 'model.engine'}")
+    print(f"report: {report.outdir / 'report.md'}")
+    return 0
