@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TextIO
 
 from trtforge.cli.trtexec import ExecRequest
-from trtforge.config import BuildConfig, CalibrationConfig, Precision
+from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
+from trtforge.graph.ranges import ShapeRange
 from trtforge.errors import TrtforgeError
 
 
@@ -37,27 +38,92 @@ def _precision(req: ExecRequest) -> Precision:
     return Precision.FP32
 
 
+_TENSORRT_FAMILY = ("tensorrt", "tensorrt-rtx")
+
+
+def _mib(text: str, flag: str) -> int:
+    """trtexec's pool sizes: a number in MiB, or with a suffix K/M/G (KiB/MiB/GiB)."""
+    units = {"k": 1 / 1024, "m": 1, "g": 1024}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale is not None else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise TrtforgeError(f"{flag}: {text!r} is not a size (MiB, or with K/M/G)") from None
+    if value <= 0:
+        raise TrtforgeError(f"{flag}: the size must be positive, got {text!r}")
+    return int(value * (1 << 20))
+
+
+def _mem_pools(req: ExecRequest) -> tuple[tuple[str, int], ...]:
+    pools: dict[str, int] = {}
+    if req.workspace_mib is not None:
+        pools["workspace"] = int(req.workspace_mib * (1 << 20))
+    for item in filter(None, (req.mem_pools or "").split(",")):
+        name, sep, size = item.partition(":")
+        if not sep or name not in ("workspace", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM", "tacticSharedMem"):
+            raise TrtforgeError(f"--memPoolSize: bad item {item!r}; expected POOL:SIZE with POOL one of "
+                                "workspace, tacticSharedMem, dlaSRAM, dlaLocalDRAM, dlaGlobalDRAM")
+        pools[name] = _mib(size, "--memPoolSize")
+    return tuple(pools.items())
+
+
+def _profiles(req: ExecRequest) -> tuple[ShapeRange, ...]:
+    if req.min_shapes or req.opt_shapes or req.max_shapes:
+        if not (req.min_shapes and req.opt_shapes and req.max_shapes):
+            raise TrtforgeError("give --minShapes, --optShapes and --maxShapes together (or only --shapes)")
+        return (ShapeRange.parse(req.min_shapes, req.opt_shapes, req.max_shapes),)
+    if req.shapes:
+        return (ShapeRange.fixed(req.shapes),)  # trtexec: --shapes alone builds min = opt = max
+    return ()
+
+
 def build_config(req: ExecRequest) -> BuildConfig:
+    from trtforge.precision.ioformat import parse_formats
+
     precision = _precision(req)
+    if req.strongly_typed and precision is not Precision.FP32:
+        raise TrtforgeError("--stronglyTyped builds the graph's own types; drop --fp16/--bf16/--int8 with it")
     calibration = None
     if precision is Precision.INT8:
-        if not req.calib_data:
+        if not (req.calib_data or req.calib_cache):
             raise TrtforgeError(
-                "--int8 needs calibration data: add --calib-data=DIR (images, with --preprocess=...) "
-                "or FILE.npz; trtforge does not build INT8 engines from made-up ranges"
+                "--int8 needs calibration: add --calib-data=DIR (images, with --preprocess=...) or FILE.npz, "
+                "or --calib=CACHE; trtforge does not build INT8 engines from made-up ranges"
             )
         from trtforge.precision.data import Preprocess
 
         calibration = CalibrationConfig(
-            data=Path(req.calib_data),
+            data=Path(req.calib_data) if req.calib_data else None,
             preprocess=Preprocess.parse(req.preprocess) if req.preprocess else None,
+            cache=Path(req.calib_cache) if req.calib_cache else None,
         )
-    if req.workspace_mib is not None and req.backend == "onnxruntime":
-        req.notes.append(f"--workspace={req.workspace_mib:g}: a TensorRT builder pool; "
-                         "onnxruntime has none, so it does not change this engine")
-    if req.strongly_typed and precision is not Precision.FP32:
-        raise TrtforgeError("--stronglyTyped builds the graph's own types; drop --fp16/--bf16/--int8 with it")
-    return BuildConfig(precision=precision, backend=req.backend, device=req.device, calibration=calibration)
+    elif req.calib_cache or req.calib_data:
+        req.notes.append("--calib/--calib-data given without --int8 or --best: no calibration was done")
+    tensorrt = None
+    pools = _mem_pools(req)
+    if req.backend in _TENSORRT_FAMILY:
+        workspace = dict(pools).get("workspace")
+        tensorrt = TensorRTOptions(
+            workspace_mib=workspace >> 20 if workspace else None, mem_pools=pools,
+            timing_cache=Path(req.timing_cache) if req.timing_cache else None, opt_level=req.opt_level,
+            profiling_verbosity="detailed" if (req.export_layer_info or req.dump_profile) else None,
+        )
+    else:
+        for given, flag in ((pools, "--workspace/--memPoolSize"), (req.timing_cache, "--timingCacheFile"),
+                            (req.opt_level is not None, "--builderOptimizationLevel")):
+            if given:
+                req.notes.append(f"{flag}: a TensorRT builder setting; {req.backend} has none, "
+                                 "so it does not change this engine")
+    profiles = _profiles(req)
+    if profiles and req.backend not in _TENSORRT_FAMILY:
+        req.notes.append(f"shape profiles: {req.backend} runs any shape in range without profiles; "
+                         "they are checked against the model and recorded")
+    return BuildConfig(precision=precision, backend=req.backend, device=req.device, calibration=calibration,
+                       input_formats=parse_formats(req.input_formats),
+                       output_formats=parse_formats(req.output_formats),
+                       profiles=profiles, tensorrt=tensorrt)
 
 
 def execute(req: ExecRequest, out: TextIO) -> int:
