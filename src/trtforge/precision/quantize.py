@@ -127,6 +127,7 @@ def quantize(
     out = quantizer.model.model
     if tensorrt:
         _fuse_residual_adds(out)
+    _keep_float_inputs(out, set(exclude_nodes), set(exclude_op_types))
     return out
 
 
@@ -163,6 +164,21 @@ def _fuse_residual_adds(model: onnx.ModelProto) -> None:
                 if other is not None and other.op_type == "DequantizeLinear":  # the skip stays quantized
                     add.input[i] = q.input[0]
                     break
+    _drop_unused_qdq(graph)
+
+
+def _keep_float_inputs(model: onnx.ModelProto, nodes: set[str], op_types: set[str]) -> None:
+    """Excluded nodes read the float tensor, even where a Q/DQ pair is shared with a quantized consumer."""
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.name not in nodes and node.op_type not in op_types:
+            continue
+        for i, tensor in enumerate(node.input):
+            dq = producer.get(tensor)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[i] = q.input[0]
     _drop_unused_qdq(graph)
 
 
