@@ -59,7 +59,8 @@ class CalibrationCache:
     def from_ranges(cls, method: str, ranges: Mapping[str, tuple[float, float]],
                     version: str = DEFAULT_VERSION) -> CalibrationCache:
         calibrator = CALIBRATOR_NAMES.get(method, method)
-        scales = {name: max(abs(lo), abs(hi)) / 127.0 for name, (lo, hi) in ranges.items()}
+        # float32 scales, as the text holds them, so a written cache reads back equal
+        scales = {name: hex_to_scale(scale_to_hex(max(abs(lo), abs(hi)) / 127.0)) for name, (lo, hi) in ranges.items()}
         return cls(f"TRT-{version}-{calibrator}", scales)
 
     def to_text(self) -> str:
