@@ -118,10 +118,16 @@ def quantize(
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
         inferred = load_model_with_shape_infer(path)
+    unranged = _unranged_nodes(inferred, ranges, set(op_types), set(exclude_nodes))
+    if unranged:
+        import warnings
+
+        warnings.warn(f"{len(unranged)} node(s) stay in floating point because the ranges have no entry for "
+                      f"some of their tensors (e.g. {', '.join(unranged[:3])})", stacklevel=2)
     quantizer = QDQQuantizer(
         inferred, flavour.per_channel, flavour.reduce_range,
         qtype[flavour.weight_type], qtype[flavour.activation_type], tensors,
-        [], list(exclude_nodes), op_types, extra,
+        [], [*exclude_nodes, *unranged], op_types, extra,
     )
     quantizer.quantize_model()
     out = quantizer.model.model
@@ -129,6 +135,20 @@ def quantize(
         _fuse_residual_adds(out)
     _keep_float_inputs(out, set(exclude_nodes), set(exclude_op_types))
     return out
+
+
+def _unranged_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
+                    op_types: set[str], excluded: set[str]) -> list[str]:
+    """Nodes that would be quantized but have a float activation without a range (a partial cache)."""
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    graph = model.graph
+    is_float = {v.name: v.type.tensor_type.elem_type in floats
+                for v in [*graph.value_info, *graph.input, *graph.output]}
+    constants = {i.name for i in graph.initializer}
+    return [node.name for node in graph.node
+            if node.op_type in op_types and node.name not in excluded
+            and any(t and t not in constants and is_float.get(t, False) and t not in ranges
+                    for t in [*node.input, *node.output])]
 
 
 def _check_exclusions(model: onnx.ModelProto, nodes: tuple[str, ...], op_types: tuple[str, ...]) -> None:
