@@ -25,7 +25,8 @@ LETTERBOX_FILL = 114  # the grey YOLO-style letterboxing pads with
 
 def _number(key: str, text: str) -> float:
     try:
-        return float(Fraction(text.strip()))
+        top, slash, bottom = text.strip().partition("/")
+        return float(top) / float(bottom) if slash else float(Fraction(top))
     except (ValueError, ZeroDivisionError):
         raise TrtforgeError(f"bad --preprocess value {key}={text!r}: expected a number like 0.5 or 1/255") from None
 
