@@ -62,13 +62,23 @@ def test_device_runner_steps_are_separate_and_agree_with_infer(cuda_engine: Path
 
 def test_cuda_graph_flag(cuda_engine: Path) -> None:
     manifest = json.loads(Path(f"{cuda_engine}.json").read_text())
+    assert manifest["build"]["cuda_graph"] is True  # every node is on the CUDA provider
+    plain = load(cuda_engine)  # bench without --cuda-graph: no replay, but it could
+    assert plain.supports_cuda_graph is True and plain.cuda_graph is False
     with_graph = load(cuda_engine, cuda_graph=True)
+    assert with_graph.cuda_graph is True
     without = load(cuda_engine, cuda_graph=False)
-    assert with_graph.supports_cuda_graph is True and without.supports_cuda_graph is False
-    assert load(cuda_engine).supports_cuda_graph is manifest["build"]["cuda_graph"]
+    assert without.supports_cuda_graph is False
+    with pytest.raises(TrtforgeError, match="CUDA graph"):
+        without.use_cuda_graph()
     x = _x(3)
-    np.testing.assert_allclose(with_graph.infer({"x": x})["logits"], without.infer({"x": x})["logits"],
-                               atol=ATOL, rtol=1e-3)
+    expected = without.infer({"x": x})["logits"]
+    np.testing.assert_allclose(with_graph.infer({"x": x})["logits"], expected, atol=ATOL, rtol=1e-3)
+    plain.infer({"x": _x(4)})
+    plain.use_cuda_graph()  # what bench --cuda-graph calls: a new session, the same buffers
+    assert plain.cuda_graph is True
+    for _ in range(3):  # capture, then replay
+        np.testing.assert_allclose(plain.infer({"x": x})["logits"], expected, atol=ATOL, rtol=1e-3)
 
 
 def test_graph_runner_refuses_a_new_shape(tmp_path: Path) -> None:

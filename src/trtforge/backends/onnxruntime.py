@@ -101,9 +101,8 @@ class OnnxRuntimeBackend:
         if device == "cuda":
             recorded = manifest.build.get("provider_options")
             chosen = dict(recorded) if isinstance(recorded, dict) else cuda_provider_options()
-            if "cuda_graph" in options:
-                chosen["enable_cuda_graph"] = "1" if options["cuda_graph"] else "0"
-            return OrtCudaRunner(data, chosen)
+            graph = options.get("cuda_graph")
+            return OrtCudaRunner(data, chosen, None if graph is None else bool(graph))
         return OnnxRuntimeRunner(self._session(data, device, int(threads) if threads else None))
 
 
@@ -182,7 +181,7 @@ def build_cuda(data: bytes) -> BuiltEngine:
             options = {**cuda_provider_options(cuda_graph=graph), **candidate}
             label = ",".join(f"{k}={options[k]}" for k in (*candidate, "enable_cuda_graph"))
             try:
-                runner = OrtCudaRunner(data, options)
+                runner = OrtCudaRunner(data, options, cuda_graph=graph)
                 ms = _time_compute(runner)
             except TrtforgeError:
                 raise
@@ -226,36 +225,68 @@ class OrtCudaRunner:
 
     Implements :class:`trtforge.benchmark.DeviceRunner`: ``set_inputs`` fills pinned host
     arrays, ``h2d`` / ``enqueue`` / ``d2h`` enqueue their work on ``stream`` and return, and
-    ``outputs_host`` reads the pinned outputs once the stream is synchronised.  With
-    ``enable_cuda_graph`` ONNX Runtime captures the graph on the first runs and replays it;
-    the buffers never move, as replay needs.
+    ``outputs_host`` reads the pinned outputs once the stream is synchronised.
+
+    CUDA graphs are ONNX Runtime's own (``enable_cuda_graph``): it captures the graph on the
+    first runs and replays it, reading the bound buffers, which therefore never move.
+    ``supports_cuda_graph`` says the build found the graph capturable; ``cuda_graph=True``
+    (or ``use_cuda_graph()``, as ``bench --cuda-graph`` calls it) turns replay on.
     """
 
-    def __init__(self, data: bytes, provider_options: Mapping[str, str]) -> None:
+    def __init__(self, data: bytes, provider_options: Mapping[str, str], cuda_graph: bool | None = None) -> None:
         from trtforge.backends import cuda
 
-        ort = _require_cuda_provider()
+        self._ort = _require_cuda_provider()
+        self._data = data
         self.stream = cuda.Stream()
         self.provider_options = dict(provider_options)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        session_options = {**self.provider_options, "user_compute_stream": str(self.stream.handle)}
-        self.session = ort.InferenceSession(data, options, providers=[("CUDAExecutionProvider", session_options)])
-        if self.session.get_providers()[0] != "CUDAExecutionProvider":  # ORT fell back to the CPU
-            raise RuntimeError(f"the CUDA provider refused options {self.provider_options}")
-        self.inputs = _specs(self.session.get_inputs())
-        self.outputs = _specs(self.session.get_outputs())
-        self.supports_cuda_graph = self.provider_options.get("enable_cuda_graph") == "1"
-        self._run_options = ort.RunOptions()
-        # Return once the work is enqueued; the stream orders it before our copies.
-        self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
-        self._binding = self.session.io_binding()
+        allowed = self.provider_options.get("enable_cuda_graph") == "1"
+        self.supports_cuda_graph = allowed if cuda_graph is None else bool(cuda_graph)
+        self.cuda_graph = bool(cuda_graph)
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._host_in: dict[str, cuda.PinnedArray] = {}
         self._dev_in: dict[str, cuda.DeviceBuffer] = {}
         self._host_out: dict[str, cuda.PinnedArray] = {}
         self._dev_out: dict[str, cuda.DeviceBuffer] = {}
+        self._run_options = self._ort.RunOptions()
+        # Return once the work is enqueued; the stream orders it before our copies.
+        self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+        self._open()
+
+    def _open(self) -> None:
+        ort = self._ort
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        provider = {**self.provider_options, "enable_cuda_graph": "1" if self.cuda_graph else "0",
+                    "user_compute_stream": str(self.stream.handle)}
+        self.session = ort.InferenceSession(self._data, options, providers=[("CUDAExecutionProvider", provider)])
+        if self.session.get_providers()[0] != "CUDAExecutionProvider":  # ORT fell back to the CPU
+            raise RuntimeError(f"the CUDA provider refused options {provider}")
+        self.inputs = _specs(self.session.get_inputs())
+        self.outputs = _specs(self.session.get_outputs())
+        self._binding = self.session.io_binding()
+        self._bind()
+
+    def use_cuda_graph(self) -> None:
+        """Replay a CUDA graph from now on (a new session: ORT decides this when it creates one)."""
+        if not self.supports_cuda_graph:
+            raise TrtforgeError("this engine's build found no capturable CUDA graph (see tuning_compute_ms "
+                                "in its manifest); bench it without --cuda-graph")
+        if not self.cuda_graph:
+            self.stream.synchronize()
+            self.cuda_graph = True
+            self._open()
+
+    def _bind(self) -> None:
+        for spec in self.inputs:
+            if spec.name in self._dev_in:
+                host = self._host_in[spec.name]
+                self._binding.bind_input(spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_in[spec.name].ptr)
+        for spec in self.outputs:
+            if spec.name in self._dev_out:
+                host = self._host_out[spec.name]
+                self._binding.bind_output(spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_out[spec.name].ptr)
 
     def _allocate(self, feeds: Mapping[str, np.ndarray]) -> None:
         from trtforge.backends import cuda
@@ -263,28 +294,26 @@ class OrtCudaRunner:
         shapes = {name: tuple(a.shape) for name, a in feeds.items()}
         if shapes == self._shapes:
             return
-        if self._shapes and self.supports_cuda_graph:
+        if self._shapes and self.cuda_graph:
             raise TrtforgeError(
-                f"this engine replays a CUDA graph captured for input shapes {self._shapes}, got {shapes}; "
-                "load it with cuda_graph=False to change shapes"
+                f"this runner replays a CUDA graph captured for input shapes {self._shapes}, got {shapes}; "
+                "load the engine with cuda_graph=False to change shapes between queries"
             )
         self.stream.synchronize()
         symbols: dict[str, int] = {}
         batch = 1
-        self._binding.clear_binding_inputs()
-        self._binding.clear_binding_outputs()
         for spec in self.inputs:
             shape = shapes[spec.name]
             batch = shape[0] if shape else batch
             symbols.update({str(d): n for d, n in zip(spec.shape, shape) if not isinstance(d, int)})
             self._host_in[spec.name] = host = cuda.PinnedArray(shape, spec.dtype)
-            self._dev_in[spec.name] = dev = cuda.DeviceBuffer(host.nbytes)
-            self._binding.bind_input(spec.name, "cuda", 0, host.dtype, list(shape), dev.ptr)
+            self._dev_in[spec.name] = cuda.DeviceBuffer(host.nbytes)
         for spec in self.outputs:
-            shape = _resolve(spec, symbols, batch)
-            self._host_out[spec.name] = host = cuda.PinnedArray(shape, spec.dtype)
-            self._dev_out[spec.name] = dev = cuda.DeviceBuffer(host.nbytes)
-            self._binding.bind_output(spec.name, "cuda", 0, host.dtype, list(shape), dev.ptr)
+            self._host_out[spec.name] = host = cuda.PinnedArray(_resolve(spec, symbols, batch), spec.dtype)
+            self._dev_out[spec.name] = cuda.DeviceBuffer(host.nbytes)
+        self._binding.clear_binding_inputs()
+        self._binding.clear_binding_outputs()
+        self._bind()
         self._shapes = shapes
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
