@@ -209,7 +209,8 @@ class PinnedArray:
         self.ptr: int = int(check(rt.cudaHostAlloc(max(self.nbytes, 1), rt.cudaHostAllocDefault),
                                   f"cudaHostAlloc({self.nbytes})"))
         raw = (ctypes.c_uint8 * max(self.nbytes, 1)).from_address(self.ptr)
-        self.array: np.ndarray = np.frombuffer(raw, np.uint8, self.nbytes).view(self.dtype).reshape(self.shape)
+        flat = np.ctypeslib.as_array(raw)[: self.nbytes]
+        self.array: np.ndarray = flat.view(self.dtype).reshape(self.shape)
 
     def free(self) -> None:
         if self.ptr:

@@ -95,7 +95,7 @@ class OnnxRuntimeBackend:
         return BuiltEngine(data, runner.inputs, runner.outputs,
                            {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL"})
 
-    def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner:
+    def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")
         device = str(options.get("device") or manifest.device.get("kind", "cpu"))
         if device == "cuda":
