@@ -82,6 +82,7 @@ class Results:
         self.out = out
         self.facts = facts
         self.rows: dict[str, dict[str, object]] = {}
+        self.engines: dict[str, dict[str, object]] = {}
 
     def add(self, batch: int, method: str, timing: dict[str, float] | None, clock: str, note: str = "") -> None:
         key = f"b{batch} {method}"
@@ -96,8 +97,8 @@ class Results:
 
     def save(self, **extra: object) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "results.json").write_text(json.dumps({"facts": self.facts, "rows": self.rows, **extra},
-                                                          indent=2, default=str) + "\n")
+        payload = {"facts": self.facts, "rows": self.rows, "engines": self.engines, **extra}
+        (self.out / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def facts() -> dict[str, object]:
@@ -295,7 +296,6 @@ def main() -> int:
     log(f"facts: {json.dumps(results.facts, default=str)}")
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()
-    engines: dict[int, dict[str, object]] = {}
     for batch in (int(b) for b in args.batches.split(",")):
         log(f"batch {batch}: export, FP16 cast, trtforge build (times the provider options)")
         fp32 = work / f"resnet50-b{batch}.onnx"
@@ -306,7 +306,9 @@ def main() -> int:
         x = np.random.default_rng(batch).uniform(-1, 1, (batch, 3, 224, 224)).astype(np.float32)
         timing, info, runner = bench_engine(engine, x, args.duration)
         info.update(cast=cast, build_seconds=round(build_s, 1))
-        engines[batch] = info
+        results.engines[f"b{batch}"] = info
+        log(f"  build {build_s:.1f} s; provider options chosen: {info['provider_options']}")
+        log(f"  candidates (median GPU compute ms): {info['tuning_compute_ms']}")
         results.add(batch, "trtforge engine (ORT CUDA)", timing, "GPU compute (harness)",
                     f"cuda_graph={info['cuda_graph']}, nhwc={info['provider_options'].get('prefer_nhwc')}")  # type: ignore[union-attr]
         bare = bare_loop(runner, x, args.runs)
@@ -317,12 +319,11 @@ def main() -> int:
                     "host wall (incl. copies)")
         results.add(batch, "naive session.run numpy (fp32 model)", naive_session(fp32, x, args.runs),
                     "host wall (incl. copies)")
-        results.save(engines=engines)
         torch_variants(_fresh(model), batch, results, args.runs, compile_=(batch == 1 and not args.skip_compile))
     text = table(results)
     print("\n" + text, flush=True)
     (args.out / "table.md").write_text(text + "\n")
-    results.save(engines=engines, table=text)
+    results.save(table=text)
     return 0
 
 

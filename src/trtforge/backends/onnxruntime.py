@@ -156,7 +156,7 @@ def _time_compute(runner: OrtCudaRunner, runs: int = _TUNE_RUNS) -> float:
 
     from trtforge.benchmark import random_inputs
 
-    runner.set_inputs(random_inputs(runner.inputs, seed=0, batch=1))
+    runner.set_inputs(random_inputs(runner.inputs, seed=0))  # a dynamic batch runs at 1
     runner.h2d()
     for _ in range(3):
         runner.enqueue()
