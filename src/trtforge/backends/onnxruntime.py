@@ -11,12 +11,13 @@ host-to-device copies, compute and device-to-host copies are separate steps on o
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import onnx
 
-from trtforge.config import BuildConfig, TensorSpec
+from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
 from trtforge.backends.base import BuiltEngine
@@ -82,6 +83,12 @@ class OnnxRuntimeBackend:
         return ort.InferenceSession(data, options, providers=[provider])
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        for fmt in config.input_formats + config.output_formats:
+            if not fmt.linear:
+                raise TrtforgeError(
+                    f"IO format {fmt}: onnxruntime reads and writes linear (chw) tensors only; "
+                    f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx for {'+'.join(fmt.formats)}"
+                )
         data = model.SerializeToString()
         if config.device == "cuda":
             return build_cuda(data)
@@ -90,7 +97,16 @@ class OnnxRuntimeBackend:
         except TrtforgeError:
             raise
         except Exception as exc:
-            raise TrtforgeError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+            first = str(exc).splitlines()[0]
+            if config.precision is Precision.BF16:
+                raise TrtforgeError(f"onnxruntime cannot run this BF16 graph ({first}); ONNX Runtime has few BF16 "
+                                    "kernels: build bf16 with --backend tensorrt-rtx or tensorrt, "
+                                    "or use fp16 here") from None
+            raise TrtforgeError(f"onnxruntime cannot load the model: {first}") from None
+        if config.precision in (Precision.FP16, Precision.BF16) and config.device == "cpu":
+            warnings.warn(f"{config.precision} on ONNX Runtime's CPU provider: it has no fast {config.precision} "
+                          "kernels, so this engine is likely slower than FP32 (bench shows by how much); "
+                          "it is built as asked", stacklevel=2)
         runner = OnnxRuntimeRunner(session)
         return BuiltEngine(data, runner.inputs, runner.outputs,
                            {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL"})

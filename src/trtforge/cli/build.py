@@ -13,7 +13,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("-o", "--output", required=True, help="engine file to write (manifest: OUTPUT.json)")
     p.add_argument("--backend", default="onnxruntime", help="backend (default: onnxruntime)")
     p.add_argument("--device", default="cpu", help="device for the backend (default: cpu)")
-    p.add_argument("--precision", default="fp32", help="fp32 | int8 (default: fp32)")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16 | int8 (default: fp32)")
+    p.add_argument("--input-format", "--inputIOFormats", dest="input_formats",
+                   help="trtexec IO formats for the inputs, e.g. fp16:chw (one for all, or one per input)")
+    p.add_argument("--output-format", "--outputIOFormats", dest="output_formats",
+                   help="trtexec IO formats for the outputs, e.g. fp16:chw")
     cal = p.add_argument_group("INT8 calibration")
     cal.add_argument("--calib-data", help="folder of images (PNG/JPEG/BMP/TIFF) or FILE.npz / FILE.npy")
     cal.add_argument("--preprocess", help="image preprocessing, e.g. 'color=gray,resize=32x32,scale=1/255,layout=nchw'")
@@ -29,6 +33,8 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.precision.data import Preprocess
 
+    from trtforge.precision.ioformat import parse_formats
+
     precision = Precision.parse(args.precision)
     calibration = None
     if args.calib_data:
@@ -39,7 +45,9 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
             method=CalibMethod.parse(args.calib_method), percentile=args.calib_percentile,
             seed=args.calib_seed,
         )
-    return BuildConfig(precision=precision, backend=args.backend, device=args.device, calibration=calibration)
+    return BuildConfig(precision=precision, backend=args.backend, device=args.device, calibration=calibration,
+                       input_formats=parse_formats(args.input_formats),
+                       output_formats=parse_formats(args.output_formats))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,4 +62,9 @@ def run(args: argparse.Namespace) -> int:
         cal = manifest.calibration
         print(f"calibrated on {cal['samples']} samples ({cal['method']}); Q/DQ flavour: "
               f"{cal['flavour']['reason']}")  # type: ignore[index]
+    cast = manifest.build.get("cast")
+    if isinstance(cast, dict):
+        kept = cast["kept"]
+        print(f"cast to {cast['precision']}, checked on {cast['checked_on']}; "
+              f"{len(kept)} node(s) kept in FP32" + (f": {', '.join(list(kept)[:8])}" if kept else ""))
     return 0
