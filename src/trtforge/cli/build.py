@@ -19,35 +19,55 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--output-format", "--outputIOFormats", dest="output_formats",
                    help="trtexec IO formats for the outputs, e.g. fp16:chw")
     cal = p.add_argument_group("INT8 calibration")
-    cal.add_argument("--calib-data", help="folder of images (PNG/JPEG/BMP/TIFF) or FILE.npz / FILE.npy")
-    cal.add_argument("--preprocess", help="image preprocessing, e.g. 'color=gray,resize=32x32,scale=1/255,layout=nchw'")
+    cal.add_argument("--calib-data", help="folder of images (PNG/JPEG/BMP/TIFF, recursive) or FILE.npz "
+                     "(arrays keyed by input name) / FILE.npy (one input)")
+    cal.add_argument("--calib-loader", metavar="FILE.py[:func]",
+                     help="Python function (default name: batches) yielding {input_name: array} batches")
+    cal.add_argument("--preprocess", help="image preprocessing, e.g. 'color=gray,resize=32x32,scale=1/255,layout=nchw'; "
+                     "resize=WxH[:stretch|fit|letterbox] or a mode alone for the model's input size; "
+                     "also mean=, std= (per channel with :), dtype=")
     cal.add_argument("--calib-num", type=int, default=500, help="samples to use at most (default 500)")
     cal.add_argument("--calib-batch-size", type=int, default=8, help="samples per calibration batch (default 8)")
     cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
     cal.add_argument("--calib-percentile", type=float, default=99.999, help="for --calib-method percentile")
     cal.add_argument("--calib-seed", type=int, default=0, help="seed for sampling files beyond --calib-num")
+    cal.add_argument("--calib-cache", metavar="FILE",
+                     help="TensorRT-format calibration cache: built from when it exists and matches the model and "
+                     "preprocessing (facts in FILE.json), else written after calibrating")
+    cal.add_argument("--calib-cache-force", action="store_true",
+                     help="use --calib-cache even if it was made for another model or preprocessing")
+    q = p.add_argument_group("INT8 placement")
+    q.add_argument("--exclude-nodes", default="", metavar="N1,N2",
+                   help="node names kept in FP32 (no Q/DQ, no FP16/BF16 cast)")
+    q.add_argument("--exclude-op-types", default="", metavar="T1,T2",
+                   help="op types kept in FP32, e.g. Softmax,Add")
     p.set_defaults(run=run)
 
 
 def config_from_args(args: argparse.Namespace):  # -> BuildConfig
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.precision.data import Preprocess
-
     from trtforge.precision.ioformat import parse_formats
 
     precision = Precision.parse(args.precision)
     calibration = None
-    if args.calib_data:
+    if args.calib_data or args.calib_loader or args.calib_cache:
         calibration = CalibrationConfig(
-            data=Path(args.calib_data),
+            data=Path(args.calib_data) if args.calib_data else None,
             preprocess=Preprocess.parse(args.preprocess) if args.preprocess else None,
             num=args.calib_num, batch_size=args.calib_batch_size,
             method=CalibMethod.parse(args.calib_method), percentile=args.calib_percentile,
-            seed=args.calib_seed,
+            seed=args.calib_seed, loader=args.calib_loader,
+            cache=Path(args.calib_cache) if args.calib_cache else None, cache_force=args.calib_cache_force,
         )
     return BuildConfig(precision=precision, backend=args.backend, device=args.device, calibration=calibration,
                        input_formats=parse_formats(args.input_formats),
-                       output_formats=parse_formats(args.output_formats))
+                       output_formats=parse_formats(args.output_formats),
+                       exclude_nodes=_names(args.exclude_nodes), exclude_op_types=_names(args.exclude_op_types))
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
           f"{manifest.precision}) and {args.output}.json")
     if manifest.calibration:
         cal = manifest.calibration
-        print(f"calibrated on {cal['samples']} samples ({cal['method']}); Q/DQ flavour: "
-              f"{cal['flavour']['reason']}")  # type: ignore[index]
+        if cal.get("cache_header"):
+            print(f"ranges from calibration cache {cal['cache']} ({cal['tensors']} tensors, {cal['method']})")
+        else:
+            print(f"calibrated on {cal['samples']} samples ({cal['method']})"
+                  + (f"; wrote {cal['cache']} and {cal['cache']}.json" if cal.get("cache_written") else ""))
+        print(f"Q/DQ flavour: {cal['flavour']['reason']}")  # type: ignore[index]
     cast = manifest.build.get("cast")
     if isinstance(cast, dict):
         kept = cast["kept"]
