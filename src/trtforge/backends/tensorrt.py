@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from trtforge._files import write_bytes_atomic
+from trtforge._files import existing_file, write_bytes_atomic
 from trtforge.backends.base import BuiltEngine
 from trtforge.config import BuildConfig, CalibrationConfig, TensorRTOptions, TensorSpec
 from trtforge.errors import TrtforgeError
@@ -121,7 +121,7 @@ def _parse_error(parser: trt.OnnxParser, model: onnx.ModelProto, label: str) -> 
     for i in range(parser.num_errors):
         e = parser.get_error(i)
         where = f"node {e.node_name()!r} ({e.node_operator()})" if e.node_name() else f"node #{e.node()}"
-        errors.append(f"{where}: {e.desc().strip()}")
+        errors.append(f"{where}: {' '.join(e.desc().split())}")
     ops = sorted({n.op_type for n in model.graph.node if not parser.supports_operator(n.op_type)})
     hint = (f"; unsupported op(s): {', '.join(ops)}: load a plugin that implements them with --plugins LIB.so"
             if ops else "")
@@ -257,10 +257,13 @@ class TensorRTBackend:
         builder = trt.Builder(logger)
         registry = builder.get_plugin_registry()
         for lib in options.plugins:
+            existing_file(lib, "--plugins library")
             try:
-                registry.load_library(str(lib))
+                handle = registry.load_library(str(lib))
             except Exception as exc:
-                raise TrtforgeError(f"--plugins: cannot load {lib}: {str(exc).splitlines()[0]}") from None
+                handle, errors[:] = None, [*errors, str(exc).splitlines()[0]]
+            if handle is None:
+                raise TrtforgeError(f"--plugins: cannot load {lib}: {'; '.join(errors[-2:]) or 'not a plugin library'}")
         if hasattr(trt, "init_libnvinfer_plugins"):
             trt.init_libnvinfer_plugins(logger, "")
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if options.strongly_typed else 0

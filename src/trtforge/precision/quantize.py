@@ -25,6 +25,8 @@ class QuantFlavour:
     per_channel: bool
     reduce_range: bool
     reason: str
+    quantize_bias: bool = True
+    """False for TensorRT, whose parser takes FP32 biases and rejects int32 DequantizeLinear on them."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -63,7 +65,8 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
 
 TENSORRT_FLAVOUR = QuantFlavour(
     "tensorrt", "int8", "int8", True, True, False,
-    "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights",
+    "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, FP32 biases",
+    quantize_bias=False,
 )
 
 
@@ -95,7 +98,8 @@ def quantize(
         inferred, flavour.per_channel, flavour.reduce_range,
         qtype[flavour.weight_type], qtype[flavour.activation_type], tensors,
         [], list(exclude_nodes), op_types,
-        {"ActivationSymmetric": flavour.activation_symmetric, "WeightSymmetric": True},
+        {"ActivationSymmetric": flavour.activation_symmetric, "WeightSymmetric": True,
+         "QuantizeBias": flavour.quantize_bias},
     )
     quantizer.quantize_model()
     return quantizer.model.model
