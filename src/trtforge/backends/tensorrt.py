@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from trtforge.engine import Manifest
 else:
-    _ACTIVE: contextvars.ContextVar[ModuleType] = contextvars.ContextVar("trtforge_tensorrt")
 
     class _Active:
         """``trt.X`` -> ``X`` of the package the calling backend activated."""
@@ -47,6 +46,8 @@ else:
             return getattr(_ACTIVE.get(), name)
 
     trt = _Active()
+
+_ACTIVE: contextvars.ContextVar[ModuleType] = contextvars.ContextVar("trtforge_tensorrt")
 
 PACKAGES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 _DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
@@ -108,11 +109,15 @@ def _progress_monitor() -> trt.IProgressMonitor | None:
     return Progress()
 
 
+def _dims(dims: trt.Dims) -> tuple[int, ...]:
+    return tuple(dims[i] for i in range(len(dims)))
+
+
 def _specs(network: trt.INetworkDefinition, inputs: bool) -> list[TensorSpec]:
     count = network.num_inputs if inputs else network.num_outputs
     tensors = [network.get_input(i) if inputs else network.get_output(i) for i in range(count)]
     return [TensorSpec(t.name, _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
-                       tuple(d if d >= 0 else (t.get_dimension_name(a) or -1) for a, d in enumerate(t.shape)))
+                       tuple(d if d >= 0 else (t.get_dimension_name(a) or -1) for a, d in enumerate(_dims(t.shape))))
             for t in tensors]
 
 
@@ -145,7 +150,7 @@ def _add_profiles(builder: trt.Builder, config: trt.IBuilderConfig, inputs: list
     for shape_range in ranges:
         profile = builder.create_optimization_profile()
         for e in shape_range.entries:
-            profile.set_shape(e.name, e.min, e.opt, e.max)
+            profile.set_shape(e.name, trt.Dims(list(e.min)), trt.Dims(list(e.opt)), trt.Dims(list(e.max)))
         config.add_optimization_profile(profile)
         added.append(profile)
     return ranges, added
@@ -323,7 +328,7 @@ class TensorRTBackend:
             if config.calibration is None:
                 raise TrtforgeError("--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache "
                                     "for TensorRT's calibrator")
-            calibrator = _calibrator(config.calibration, inputs)
+            calibrator = _calibrator(config.calibration, inputs, profiles)
             bc.int8_calibrator = calibrator
             if profiles:
                 bc.set_calibration_profile(profiles[0])
@@ -382,8 +387,8 @@ class TensorRTBackend:
             details: dict[str, object] = {}
             if hasattr(runtime, "get_engine_validity"):
                 validity, diagnostics = runtime.get_engine_validity(data)
-                reasons = [n for n in dir(trt.EngineInvalidityDiagnostics)
-                           if n.isupper() and int(diagnostics) & int(getattr(trt.EngineInvalidityDiagnostics, n))]
+                bits = getattr(trt, "EngineInvalidityDiagnostics")  # TensorRT-RTX / newer TensorRT
+                reasons = [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
                 details["validity"] = {"result": validity.name, "diagnostics": reasons}
             engine = runtime.deserialize_cuda_engine(data) if _cuda_device() else None
             if engine is None:
@@ -394,9 +399,9 @@ class TensorRTBackend:
             for i in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(i)
                 io.append({"name": name, "mode": engine.get_tensor_mode(name).name,
-                           "dtype": engine.get_tensor_dtype(name).name, "shape": list(engine.get_tensor_shape(name)),
+                           "dtype": engine.get_tensor_dtype(name).name, "shape": list(_dims(engine.get_tensor_shape(name))),
                            "format": engine.get_tensor_format_desc(name),
-                           "profiles": [[list(d) for d in engine.get_tensor_profile_shape(name, p)]
+                           "profiles": [[list(_dims(d)) for d in engine.get_tensor_profile_shape(name, p)]
                                         for p in range(engine.num_optimization_profiles)]
                            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else []})
             details["io"] = io
@@ -409,44 +414,80 @@ def _cc(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec]) -> trt.IInt8Calibrator:
-    """TensorRT 10's INT8 calibrator, fed by trtforge's calibration source and cache."""
-    from trtforge.precision.cache import read_cache, write_cache, CalibrationCache
-    from trtforge.precision.data import CalibrationSource, Preprocess
+class _CalibrationFeed:
+    """What TensorRT 10's INT8 calibrators ask for, answered from trtforge's calibration source and cache.
 
-    preprocess = calibration.preprocess
-    assert preprocess is None or isinstance(preprocess, Preprocess)
-    source = (CalibrationSource(calibration.data, [t.name for t in inputs], preprocess, calibration.num,
-                                calibration.batch_size, calibration.seed) if calibration.data else None)
-    base = trt.IInt8MinMaxCalibrator if calibration.method.value == "minmax" else trt.IInt8EntropyCalibrator2
-    cache_path = calibration.cache
+    Mixed into both calibrator kinds (entropy, min-max) in :func:`_calibrator`; every network input is
+    fed, in batches of exactly the network's batch (explicit-batch networks take the data's shape).
+    """
 
-    class Calibrator(base):  # type: ignore[valid-type,misc]
+    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int) -> None:
+        from trtforge.precision.data import CalibrationSource, Preprocess
+
+        preprocess = calibration.preprocess
+        assert preprocess is None or isinstance(preprocess, Preprocess)
+        self.calibration, self.batch, self.buffers = calibration, batch, _DeviceBuffers()
+        self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
+        source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
+                                    calibration.batch_size, calibration.seed) if calibration.data else None)
+        self.batches = _rebatch(source.batches(), batch) if source else iter(())
+
+    def get_batch_size(self) -> int:
+        return self.batch
+
+    def get_batch(self, names: list[str]) -> list[int]:
+        batch = next(self.batches, None)
+        if batch is None:
+            self.buffers.free()
+            return []  # no more data
+        return [self.buffers.upload(n, np.ascontiguousarray(batch[n], self.dtypes[n])) for n in names]
+
+    def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
+        cache = self.calibration.cache
+        if cache is None or not cache.is_file() or self.calibration.cache_force:
+            return None
+        from trtforge.precision.cache import read_cache
+
+        return read_cache(cache).to_text().encode("ascii")
+
+    def write_calibration_cache(self, cache: Any) -> None:
+        from trtforge.precision.cache import CalibrationCache, write_cache
+
+        path = self.calibration.cache
+        if path is not None:
+            write_cache(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)))
+
+
+def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Regroup ``{name: array}`` batches into batches of exactly ``size`` samples (a short tail is dropped)."""
+    pending: dict[str, list[np.ndarray]] = {}
+    for batch in batches:
+        for name, array in batch.items():
+            pending.setdefault(name, []).append(array)
+        joined = {name: np.concatenate(arrays) for name, arrays in pending.items()}
+        count = min(len(a) for a in joined.values())
+        for start in range(0, count - size + 1, size):
+            yield {name: a[start:start + size] for name, a in joined.items()}
+        pending = {name: [a[count - count % size:]] for name, a in joined.items()}
+
+
+def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
+                profiles: list[trt.IOptimizationProfile]) -> trt.IInt8Calibrator:
+    """TensorRT 10's INT8 calibrator (entropy or min-max) fed by trtforge's data and cache."""
+    first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
+    batch = first if isinstance(first, int) and first > 0 else profiles[0].get_shape(inputs[0].name)[1][0]
+
+    class EntropyCalibrator(_CalibrationFeed, trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
-            base.__init__(self)
-            self.batches = source.batches() if source else iter(())
-            self.buffers = _DeviceBuffers()
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch)
 
-        def get_batch_size(self) -> int:
-            return calibration.batch_size
+    class MinMaxCalibrator(_CalibrationFeed, trt.IInt8MinMaxCalibrator):
+        def __init__(self) -> None:
+            trt.IInt8MinMaxCalibrator.__init__(self)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch)
 
-        def get_batch(self, names: list[str]) -> list[int]:
-            batch = next(self.batches, None)
-            if batch is None:
-                self.buffers.free()
-                return []  # no more data
-            return [self.buffers.upload(name, np.ascontiguousarray(batch[name], np.float32)) for name in names]
-
-        def read_calibration_cache(self) -> bytes | None:
-            if cache_path is None or not cache_path.is_file() or calibration.cache_force:
-                return None
-            return read_cache(cache_path).to_text().encode("ascii")
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            if cache_path is not None:
-                write_cache(cache_path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(cache_path)))
-
-    return Calibrator()
+    return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
 
 
 # --- device memory through cuda-python (switch to trtforge.backends.cuda once it lands) -------------
@@ -525,7 +566,7 @@ class TensorRTRunner:
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             is_input = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
             specs = {n: TensorSpec(n, _DTYPES.get(engine.get_tensor_dtype(n).name, "float32"),
-                                   tuple(engine.get_tensor_shape(n))) for n in names}
+                                   _dims(engine.get_tensor_shape(n))) for n in names}
         self.inputs = [specs[n] for n in names if is_input[n]]
         self.outputs = [specs[n] for n in names if not is_input[n]]
         self.buffers = _DeviceBuffers()
@@ -548,7 +589,7 @@ class TensorRTRunner:
             shapes.append(array.shape)
         results = {}
         for spec in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(spec.name))
+            shape = _dims(self.context.get_tensor_shape(spec.name))
             results[spec.name] = np.empty(shape, dtype=np.dtype(spec.dtype))
             self.context.set_tensor_address(spec.name, self.buffers.get(spec.name, results[spec.name].nbytes))
         self._execute(tuple(shapes))
