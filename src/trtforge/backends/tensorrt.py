@@ -266,7 +266,8 @@ class TensorRTBackend:
             try:
                 handle = registry.load_library(str(lib))
             except Exception as exc:
-                handle, errors[:] = None, [*errors, str(exc).splitlines()[0]]
+                errors.append(str(exc).splitlines()[0])
+                handle = None
             if handle is None:
                 raise TrtforgeError(f"--plugins: cannot load {lib}: {'; '.join(errors[-2:]) or 'not a plugin library'}")
         if hasattr(trt, "init_libnvinfer_plugins"):
@@ -288,7 +289,9 @@ class TensorRTBackend:
         if options.timing_cache is not None:
             data = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
             timing_cache = bc.create_timing_cache(data)
-            bc.set_timing_cache(timing_cache, False)
+            if not bc.set_timing_cache(timing_cache, False):
+                raise TrtforgeError(f"timing cache {options.timing_cache} was written by another TensorRT version "
+                                    "or for another device; delete it or pass another file")
             facts["timing_cache"] = {"path": str(options.timing_cache), "loaded_bytes": len(data)}
         plan = builder.build_serialized_network(network, bc)
         if plan is None:
@@ -308,16 +311,18 @@ class TensorRTBackend:
         if options.workspace_mib is not None:
             pools["workspace"] = options.workspace_mib << 20
         for pool, size in pools.items():
-            bc.set_memory_pool_limit(getattr(trt.MemoryPoolType, _POOLS[pool]), size)
+            bc.set_memory_pool_limit(self._enum(trt.MemoryPoolType, _POOLS[pool], f"--mem-pool {pool}"), size)
         if options.opt_level is not None:
             bc.builder_optimization_level = options.opt_level
         if options.hardware_compat is not None:
-            bc.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel,
-                                                      _HARDWARE_COMPAT[options.hardware_compat.lower()])
+            bc.hardware_compatibility_level = self._enum(
+                trt.HardwareCompatibilityLevel, _HARDWARE_COMPAT[options.hardware_compat.lower()],
+                f"--hardware-compat {options.hardware_compat}")
         if options.version_compat:
-            bc.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+            bc.set_flag(self._enum(trt.BuilderFlag, "VERSION_COMPATIBLE", "--version-compat"))
         if options.profiling_verbosity is not None:
-            bc.profiling_verbosity = getattr(trt.ProfilingVerbosity, _VERBOSITY[options.profiling_verbosity.lower()])
+            bc.profiling_verbosity = self._enum(
+                trt.ProfilingVerbosity, _VERBOSITY[options.profiling_verbosity.lower()], "--profiling-verbosity")
         monitor = _progress_monitor()
         if monitor is not None:
             bc.progress_monitor = monitor
@@ -335,6 +340,13 @@ class TensorRTBackend:
         return {"memory_pools": pools, "opt_level": options.opt_level, "hardware_compat": options.hardware_compat,
                 "version_compat": options.version_compat, "profiling_verbosity": options.profiling_verbosity,
                 "flags": list(options.flags), "calibrator": type(calibrator).__name__ if calibrator else None}
+
+    def _enum(self, kind: Any, member: str, option: str) -> Any:
+        """``kind.member``, or a user error when this package and version lack it."""
+        if not hasattr(kind, member):
+            raise TrtforgeError(f"{option} is not available in {self.label} {self.version()}; drop it, "
+                                "or build with a TensorRT version that has it")
+        return getattr(kind, member)
 
     def _targets(self, options: TensorRTOptions) -> dict[str, object]:
         """Which GPUs the plan can run on, for the manifest and the load check."""
