@@ -133,22 +133,72 @@ def _check_cache_covers(model: onnx.ModelProto, ranges: dict[str, tuple[float, f
                             "it was made for another model")
 
 
+def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str, Any] | None, str]:
+    """One batch to check a cast on: calibration data when given, else seeded random inputs."""
+    calibration = config.calibration
+    if calibration is not None and calibration.data is not None:
+        from trtforge.precision.data import CalibrationSource, Preprocess
+
+        preprocess = calibration.preprocess
+        assert preprocess is None or isinstance(preprocess, Preprocess)
+        first = graph_inputs(model)[0].shape[:1]
+        size = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 8  # a static batch rules
+        source = CalibrationSource(calibration.data, [t.name for t in graph_inputs(model)], preprocess,
+                                   size, size, calibration.seed)
+        batch = next(iter(source.batches()), None)
+        if batch is not None:
+            return dict(batch), f"{len(next(iter(batch.values())))} sample(s) of {calibration.data}"
+    from trtforge.benchmark import random_inputs
+
+    try:
+        return random_inputs(graph_inputs(model), seed=0, batch=1), "seeded random inputs in [-1, 1)"
+    except TrtforgeError as exc:
+        return None, f"not checked: {exc}"
+
+
+def cast_half(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
+    """Cast to FP16/BF16, checked against FP32; nodes that overflow or drift stay FP32 (reported)."""
+    from trtforge.precision.fp16 import cast
+
+    feeds, checked_on = _check_feeds(model, config)
+    started = time.perf_counter()
+    casted, report = cast(model, config.precision, feeds, checked_on,
+                          config.exclude_nodes, config.exclude_op_types)
+    automatic = {k: v for k, v in report.kept.items() if v != "excluded by the user"}
+    if automatic:
+        print(f"kept {len(automatic)} node(s) in FP32 after checking the {config.precision} cast: "
+              + "; ".join(f"{k} ({v})" for k, v in list(automatic.items())[:5])
+              + (" ..." if len(automatic) > 5 else ""), file=sys.stderr)
+    facts = report.to_json()
+    facts["seconds"] = round(time.perf_counter() - started, 2)
+    return casted, facts
+
+
 def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
           config: BuildConfig | None = None) -> artifact.Manifest:
     """Build an engine from ``onnx_path`` into ``output`` (+ ``output.json``); returns its manifest."""
     config = config or BuildConfig()
     backend = get_backend(config.backend)
     model = onnx_model.load(onnx_path)
-    calibration_facts = None
+    calibration_facts = cast_facts = None
     if config.precision is Precision.INT8:
         assert config.calibration is not None
         model, calibration_facts = quantize_int8(model, config.calibration, backend, config)
-    elif config.precision is not Precision.FP32:
-        raise TrtforgeError(
-            f"--precision {config.precision} is not available yet for backend {backend.name}; use fp32 or int8"
-        )
+    elif config.precision in (Precision.FP16, Precision.BF16):
+        model, cast_facts = cast_half(model, config)
+    io_facts = None
+    if config.input_formats or config.output_formats:
+        from trtforge.precision import ioformat
+
+        model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
+        io_facts = {"inputs": [str(f) for f in config.input_formats],
+                    "outputs": [str(f) for f in config.output_formats], "retyped": changed}
     started = time.perf_counter()
     built = backend.build(model, config)
+    if cast_facts:
+        built.facts["cast"] = cast_facts
+    if io_facts:
+        built.facts["io_formats"] = io_facts
     manifest = artifact.Manifest(
         backend=backend.name, backend_version=backend.version(), precision=str(config.precision),
         device=backend.device_facts(config.device), inputs=built.inputs, outputs=built.outputs,

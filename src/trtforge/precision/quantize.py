@@ -29,6 +29,8 @@ class QuantFlavour:
     """``onnxruntime``: every op ONNX Runtime has a QDQ kernel for, inputs and outputs.
     ``tensorrt``: inputs of the ops TensorRT fuses (see :data:`TENSORRT_OPS`), no outputs,
     and on a residual Add only the skip branch (the other input fuses into its Conv/Gemm)."""
+    quantize_bias: bool = True
+    """False for TensorRT, whose parser takes FP32 biases and rejects int32 DequantizeLinear on them."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -67,9 +69,9 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
 
 TENSORRT_FLAVOUR = QuantFlavour(
     "tensorrt", "int8", "int8", True, True, False,
-    "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, "
+    "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, FP32 biases, "
     "Q/DQ on the inputs of weighted ops, pooling and residual Adds",
-    placement="tensorrt",
+    placement="tensorrt", quantize_bias=False,
 )
 
 # Ops whose inputs get Q/DQ for TensorRT: weighted ops (TensorRT fuses DQ into them and a
@@ -127,7 +129,7 @@ def quantize(
     quantizer = QDQQuantizer(
         inferred, flavour.per_channel, flavour.reduce_range,
         qtype[flavour.weight_type], qtype[flavour.activation_type], tensors,
-        [], [*exclude_nodes, *unranged], op_types, extra,
+        [], [*exclude_nodes, *unranged], op_types, {**extra, "QuantizeBias": flavour.quantize_bias},
     )
     quantizer.quantize_model()
     out = quantizer.model.model
