@@ -109,7 +109,6 @@ def quantize(
     if tensorrt:
         extra.update({
             "OpTypesToExcludeOutputQuantization": op_types,  # TensorRT: Q/DQ on inputs only
-            "QuantizeBias": False,  # TensorRT quantizes biases itself; it has no INT32 DQ
             "QDQKeepRemovableActivations": True,  # keep ReLU: TensorRT fuses it
             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
         })
