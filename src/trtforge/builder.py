@@ -29,20 +29,30 @@ def _progress(total: int | None, desc: str) -> Any:
 def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                   backend: Backend, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
-    from trtforge.precision.quantize import quantize
+    from trtforge.precision.quantize import check_exclusions, prepare, quantize
 
     started = time.perf_counter()
-    ranges, facts = _int8_ranges(model, calibration)
+    check_exclusions(model, config.exclude_nodes, config.exclude_op_types)  # names as the user sees them
+    model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
+    model = prepare(model)
+    ranges, facts = _int8_ranges(model, calibration, model_sha)
     flavour = backend.quant_flavour(config)
-    quantized = quantize(model, ranges, flavour, config.exclude_nodes, config.exclude_op_types)
-    facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2)})
+    names, types = {n.name for n in model.graph.node}, {n.op_type for n in model.graph.node}
+    fused = [n for n in config.exclude_nodes if n not in names]  # folded into a neighbour by prepare()
+    if fused:
+        print(f"note: excluded node(s) {', '.join(fused)} were fused into their neighbours before "
+              "quantization; exclude the Conv they joined to keep them float", file=sys.stderr)
+    quantized = quantize(model, ranges, flavour, tuple(n for n in config.exclude_nodes if n in names),
+                         tuple(t for t in config.exclude_op_types if t in types))
+    facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
+                  "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"})
     if config.exclude_nodes or config.exclude_op_types:
         facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types)}
     return quantized, facts
 
 
-def _int8_ranges(model: onnx.ModelProto,
-                 calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
+                 model_sha: str) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
     from trtforge.precision import cache as calib_cache
     from trtforge.precision.data import Preprocess
@@ -52,7 +62,6 @@ def _int8_ranges(model: onnx.ModelProto,
     inputs = graph_inputs(model)
     if preprocess is not None and len(inputs) == 1:
         preprocess = preprocess.for_input(inputs[0].shape)  # the size a bare resize mode resolves to
-    model_sha = sha256_bytes(model.SerializeToString(deterministic=True))
     wanted_preprocess = preprocess.to_json() if preprocess else None
     path = calibration.cache
     if path is not None and path.exists():
