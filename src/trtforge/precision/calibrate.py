@@ -19,12 +19,17 @@ from trtforge.config import CalibMethod
 from trtforge.graph.model import graph_inputs
 
 # Histogram sizes: ONNX Runtime's entropy default (128 bins) is coarse; TensorRT's entropy
-# calibrator uses 2048 bins and quantizes to 128 levels.  We follow TensorRT.
-_EXTRA = {
+# calibrator uses 2048 bins and quantizes to 128 levels.  We follow TensorRT.  Percentile keeps
+# ONNX Runtime's default of a histogram of |x|.
+_EXTRA: dict[CalibMethod, dict[str, object]] = {
     CalibMethod.MINMAX: {},
     CalibMethod.ENTROPY: {"num_bins": 2048, "num_quantized_bins": 128},
-    CalibMethod.PERCENTILE: {"num_bins": 2048},
+    CalibMethod.PERCENTILE: {"num_bins": 2048, "symmetric": True},
 }
+# An op's output read only by one of these activations is never quantized itself: ONNX Runtime's
+# CPU placement moves the Q/DQ past the activation, TensorRT's quantizes op inputs only.
+_FOLDED_ACTIVATIONS = frozenset({"Relu", "Clip"})
+_ACTIVATION_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 
 
 class _OneBatch:
@@ -63,16 +68,17 @@ def calibrate(
     percentile: float = 99.999,
     progress: object | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Run ``batches`` through ``model`` and return ``{tensor: (min, max)}`` for every float tensor.
+    """Run ``batches`` through ``model`` and return ``{tensor: (min, max)}`` for its float tensors
+    (all but those :func:`unused_ranges` names).
 
     ``progress``, if given, is called with the number of samples in each batch fed.
     """
-    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+    from onnxruntime.quantization.calibrate import EntropyCalibrater, MinMaxCalibrater, PercentileCalibrater
 
-    ort_method = {
-        CalibMethod.MINMAX: CalibrationMethod.MinMax,
-        CalibMethod.ENTROPY: CalibrationMethod.Entropy,
-        CalibMethod.PERCENTILE: CalibrationMethod.Percentile,
+    calibrator_class = {
+        CalibMethod.MINMAX: MinMaxCalibrater,
+        CalibMethod.ENTROPY: EntropyCalibrater,
+        CalibMethod.PERCENTILE: PercentileCalibrater,
     }[method]
     extra = dict(_EXTRA[method])
     if method is CalibMethod.PERCENTILE:
@@ -83,10 +89,17 @@ def calibrate(
     with tempfile.TemporaryDirectory(prefix="trtforge-calib-") as tmp:
         model_path = Path(tmp) / "model.onnx"
         onnx.save(model, str(model_path))
-        calibrator = create_calibrator(
-            model_path, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-            calibrate_method=ort_method, extra_options=extra,
-        )
+        calibrator = calibrator_class(model_path, None, str(Path(tmp) / "augmented.onnx"), **extra)
+        skip = unused_ranges(model)
+        select = calibrator.select_tensors_to_calibrate
+
+        def selected(m: onnx.ModelProto) -> tuple[set[str], dict]:
+            tensors, value_infos = select(m)
+            return tensors - skip, value_infos
+
+        calibrator.select_tensors_to_calibrate = selected  # read by augment_graph
+        calibrator.augment_graph()
+        calibrator.create_inference_session()
         # ONNX Runtime's calibrators print progress on stdout, which is our output channel.
         with contextlib.redirect_stdout(io.StringIO()):
             for batch in batches:
@@ -98,6 +111,25 @@ def calibrate(
             tensors = calibrator.compute_data()
     return {name: (float(np.min(data.range_value[0])), float(np.max(data.range_value[1])))
             for name, data in tensors.data.items()}
+
+
+def folded_activations(model: onnx.ModelProto) -> dict[str, str]:
+    """``{op output: activation output}`` for each Conv/Gemm/MatMul output whose only reader is a
+    ReLU or Clip.  No Q/DQ placement reads a range for the op output itself."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in model.graph.output}
+    return {node.output[0]: readers[node.output[0]][0].output[0] for node in model.graph.node
+            if node.op_type in _ACTIVATION_PRODUCERS and node.output[0] not in outputs
+            and len(readers.get(node.output[0], [])) == 1
+            and readers[node.output[0]][0].op_type in _FOLDED_ACTIVATIONS}
+
+
+def unused_ranges(model: onnx.ModelProto) -> set[str]:
+    """Tensors calibration skips (see :func:`folded_activations`): about 40% of ResNet-50's histograms."""
+    return set(folded_activations(model))
 
 
 def entropy_threshold(histogram: tuple, num_quantized_bins: int) -> tuple[np.ndarray, np.ndarray]:

@@ -112,6 +112,10 @@ def quantize(
             "QDQKeepRemovableActivations": True,  # keep ReLU: TensorRT fuses it
             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
         })
+    from trtforge.precision.calibrate import folded_activations
+
+    # ONNX Runtime looks up a range for an op output it then replaces by its ReLU's: give it that one.
+    ranges = {**{op: ranges[act] for op, act in folded_activations(model).items() if act in ranges}, **ranges}
     tensors = TensorsData(CalibrationMethod.MinMax, {
         name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()
     })
