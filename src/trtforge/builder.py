@@ -66,25 +66,25 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
     path = calibration.cache
     if path is not None and path.exists():
         cache = calib_cache.read_cache(path)
-        facts = calib_cache.read_facts(path)
-        if facts is None:
+        known = calib_cache.read_facts(path)
+        if known is None:
             print(f"warning: {path} has no {calib_cache.sidecar_path(path).name} beside it (a cache TensorRT "
                   "wrote?), so trtforge cannot check it was made for this model and preprocessing; using it",
                   file=sys.stderr)
         else:
-            why = calib_cache.mismatches(facts, model_sha, wanted_preprocess)
+            why = calib_cache.mismatches(known, model_sha, wanted_preprocess)
             if why and not calibration.cache_force:
                 raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
                                     "recalibrate, or pass --calib-cache-force to use it anyway")
             if why:
                 print(f"warning: using {path} although {'; '.join(why)} (--calib-cache-force)", file=sys.stderr)
-        ranges = calib_cache.cache_ranges(cache, facts)
+        ranges = calib_cache.cache_ranges(cache, known)
         _check_cache_covers(model, ranges, path)
         return ranges, {
             "cache": str(path), "cache_header": cache.header, "tensors": len(cache.scales),
-            "method": facts.method if facts else cache.calibrator, "samples": facts.samples if facts else None,
-            "data": facts.data if facts else None, "preprocess": facts.preprocess if facts else None,
-            "cache_checked": facts is not None,
+            "method": known.method if known else cache.calibrator, "samples": known.samples if known else None,
+            "data": known.data if known else None, "preprocess": known.preprocess if known else None,
+            "cache_checked": known is not None,
         }
     if calibration.data is None and calibration.loader is None:
         raise TrtforgeError(f"calibration cache {path} does not exist and no data was given to make it: "
@@ -94,7 +94,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
         calib_cache.write_cache_with_facts(
             path, calib_cache.CalibrationCache.from_ranges(str(calibration.method), ranges),
             calib_cache.CacheFacts(model_sha, str(calibration.method), wanted_preprocess,
-                                   int(facts["samples"]), str(facts["data"]), ranges),  # type: ignore[call-overload]
+                                   int(str(facts["samples"])), str(facts["data"]), ranges),
         )
         facts["cache"] = str(path)
         facts["cache_written"] = True

@@ -137,7 +137,7 @@ class CacheFacts:
             ranges = data.get("ranges") or {}
             assert isinstance(ranges, dict)
             return cls(str(data["model_sha256"]), str(data["method"]), data.get("preprocess"),  # type: ignore[arg-type]
-                       int(data["samples"]), data.get("data"),  # type: ignore[arg-type]
+                       int(str(data["samples"])), data.get("data"),  # type: ignore[arg-type]
                        {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()})
         except (KeyError, TypeError, ValueError, IndexError, AssertionError) as exc:
             raise TrtforgeError(f"{source}: not a trtforge calibration sidecar ({exc!r}); "

@@ -90,7 +90,7 @@ class Preprocess:
                 raise TrtforgeError(
                     f"unknown --preprocess key {key!r}; known: color, resize, scale, mean, std, layout, dtype"
                 )
-        if any(s == 0 for s in values.get("std", (1.0,))):  # type: ignore[union-attr]
+        if 0 in values.get("std", (1.0,)):  # type: ignore[operator]
             raise TrtforgeError("bad --preprocess std: a standard deviation of 0 divides by zero")
         return cls(**values, spec=text)  # type: ignore[arg-type]
 
@@ -133,7 +133,7 @@ class Preprocess:
 
         with Image.open(path) as img:
             img = self._resized(img.convert("L" if self.color == "gray" else "RGB"))
-            pixels = np.asarray(img, dtype=np.float32)
+            pixels: np.ndarray = np.asarray(img, dtype=np.float32)
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
         if self.color == "bgr":

@@ -184,7 +184,7 @@ def _fuse_residual_adds(model: onnx.ModelProto) -> None:
             dq = producer.get(tensor)
             q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
             source = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
-            if source is not None and source.op_type in _BACKBONE and len(add.input) == 2:
+            if q is not None and source is not None and source.op_type in _BACKBONE and len(add.input) == 2:
                 other = producer.get(add.input[1 - i])
                 if other is not None and other.op_type == "DequantizeLinear":  # the skip stays quantized
                     add.input[i] = q.input[0]
