@@ -13,18 +13,23 @@ from trtforge.precision.cache import (
     write_cache, write_cache_with_facts,
 )
 
-# Lines as TensorRT writes them (values from a TensorRT 8.6 ResNet cache; names with ':' too).
-TRT_TEXT = """TRT-8601-EntropyCalibration2
+# Lines in the forms TensorRT writes: tf2onnx names holding ':', numbered ONNX tensors, TensorRT's
+# own unnamed layers, and a zero scale printed as a bare "0" (TensorRT prints hex without padding).
+TRT_TEXT = """TRT-8401-EntropyCalibration2
 input_1: 3c010a14
 conv1/Relu:0: 3d8b4c2a
-(Unnamed Layer* 3) [Activation]_output: 3e0d8a95
+371: 3caa54fc
+(Unnamed Layer* 64) [Shuffle]_output: 0
+(Unnamed Layer* 85) [Shuffle]_output: 3b1d2336
 """
 
 
 def test_known_tensorrt_cache_parses() -> None:
     cache = CalibrationCache.from_text(TRT_TEXT)
-    assert cache.header == "TRT-8601-EntropyCalibration2" and cache.calibrator == "EntropyCalibration2"
-    assert list(cache.scales) == ["input_1", "conv1/Relu:0", "(Unnamed Layer* 3) [Activation]_output"]
+    assert cache.header == "TRT-8401-EntropyCalibration2" and cache.calibrator == "EntropyCalibration2"
+    assert list(cache.scales) == ["input_1", "conv1/Relu:0", "371", "(Unnamed Layer* 64) [Shuffle]_output",
+                                  "(Unnamed Layer* 85) [Shuffle]_output"]
+    assert cache.scales["(Unnamed Layer* 64) [Shuffle]_output"] == 0.0
     # 0x3c010a14 is the float32 0.0078748...: an input scaled to [-1, 1] has range 127 * scale ~ 1.0
     assert cache.dynamic_range("input_1") == pytest.approx(1.0, abs=1e-3)
     lo, hi = cache.ranges()["conv1/Relu:0"]
@@ -40,12 +45,14 @@ def test_round_trip_keeps_ranges(tmp_path: Path) -> None:
     for name, (lo, hi) in ranges.items():
         r = max(abs(lo), abs(hi))
         assert back.ranges()[name] == pytest.approx((-r, r), rel=1e-6)
-    assert CalibrationCache.from_text(TRT_TEXT).to_text() == TRT_TEXT
+    # TensorRT's unpadded "0" comes back as 8 digits, which TensorRT reads the same
+    assert CalibrationCache.from_text(TRT_TEXT).to_text() == TRT_TEXT.replace("_output: 0\n", "_output: 00000000\n")
 
 
 @pytest.mark.parametrize("text, line", [
     ("", 1), ("EntropyCalibration2\nx: 3c010a14\n", 1), ("TRT-8601-EntropyCalibration2\nx 3c010a14\n", 2),
-    ("TRT-8601-EntropyCalibration2\nx: 3c010a14\ny: 3c01zz14\n", 3), ("TRT-8601-MinMax\nx: 3c01\n", 2),
+    ("TRT-8601-EntropyCalibration2\nx: 3c010a14\ny: 3c01zz14\n", 3), ("TRT-8601-MinMax\nx: 3c0100001\n", 2),
+    ("TRT-8601-MinMax\nx: 3c01\ny:\n", 3), ("TRT-8601-MinMax\nx: 0x3c01\n", 2),
 ])
 def test_malformed_cache_names_the_line(tmp_path: Path, text: str, line: int) -> None:
     (tmp_path / "bad.cache").write_text(text)

@@ -7,9 +7,10 @@
     conv1/Relu:0: 3d8b4c2a
 
 The first line names the TensorRT version and the calibrator; every other line is a tensor
-name, a colon and the scale as the big-endian bit pattern of a float32 in 8 hex digits.  The
-dynamic range of the tensor is ``127 * scale``.  Names may themselves hold ``:``, so a line is
-split at its last colon.
+name, a colon and the scale as the bit pattern of a float32 in hex.  TensorRT prints that
+pattern without leading zeros (a zero scale is written ``0``); trtforge writes all 8 digits,
+which TensorRT reads the same.  The dynamic range of the tensor is ``127 * scale``.  Names may
+themselves hold ``:``, so a line is split at its last colon.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def scale_to_hex(scale: float) -> str:
 
 
 def hex_to_scale(text: str) -> float:
-    return float(struct.unpack(">f", bytes.fromhex(text))[0])
+    """1 to 8 hex digits of a float32's bit pattern -> the float (``ValueError`` if not hex)."""
+    if not 1 <= len(text) <= 8 or not all(c in "0123456789abcdefABCDEF" for c in text):
+        raise ValueError(text)
+    return float(struct.unpack(">f", int(text, 16).to_bytes(4, "big"))[0])
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,14 @@ class CalibrationCache:
                 continue
             name, sep, value = line.rpartition(":")
             value = value.strip()
-            if not sep or not name or len(value) != 8:
-                raise TrtforgeError(f"{source}: line {number} is {line!r}, expected 'tensor_name: 8 hex digits'")
+            if not sep or not name or not value:
+                raise TrtforgeError(f"{source}: line {number} is {line!r}, expected 'tensor_name: hex scale' "
+                                    "like 'conv1: 3c010a14'")
             try:
                 scales[name] = hex_to_scale(value)
             except ValueError:
-                raise TrtforgeError(f"{source}: line {number} has {value!r}, which is not 8 hex digits") from None
+                raise TrtforgeError(f"{source}: line {number} has {value!r}, which is not a float32 bit pattern "
+                                    "in 1 to 8 hex digits") from None
         return cls(lines[0].strip(), scales)
 
 
