@@ -186,3 +186,25 @@ def test_load_says_why_the_plan_cannot_run_here(digits_bs1: Path, tmp_path: Path
     _build(digits_bs1, out)
     with pytest.raises(TrtforgeError, match="cannot run this engine here: no CUDA GPU here"):
         load(out)
+
+
+def test_build_engine_example_maps_the_classic_script(digits_bs1: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "example.plan"
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "build_engine.py"), "--onnx", str(digits_bs1),
+                           "--engine", str(out), "--precision", "int8", "--mem", "0.25",
+                           "--calib_path", str(DIGITS / "calib"), "--calib_preprocess", DIGITS_PREPROCESS,
+                           "--calib_num", "16", "--calib_batch_size", "4"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads(Path(f"{out}.json").read_text())
+    assert manifest["backend"] == RTX and manifest["precision"] == "int8"
+    assert manifest["build"]["tensorrt"]["memory_pools"] == {"workspace": 256 << 20}
+    assert manifest["calibration"]["samples"] == 16
+    missing = subprocess.run([sys.executable, str(ROOT / "examples" / "build_engine.py"), "--onnx",
+                              str(tmp_path / "nope.onnx"), "--engine", str(out)], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
