@@ -57,6 +57,15 @@ def test_fp16_cast_graph_builds_strongly_typed_and_smaller(digits_bs1: Path, tmp
     assert len(fp16) < len(fp32)  # FP16 weights
 
 
+def test_precision_fp16_through_the_cli_builds_the_checked_cast_graph(digits_bs1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fp16.plan"
+    proc = run_cli("build", str(digits_bs1), "-o", str(out), "--backend", RTX, "--precision", "fp16")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(Path(f"{out}.json").read_text())
+    assert manifest["precision"] == "fp16" and manifest["build"]["cast"]["precision"] == "fp16"
+    assert manifest["build"]["tensorrt"]["strongly_typed"] is True and manifest["build"]["tensorrt"]["flags"] == []
+
+
 def test_tensorrt_flavour_qdq_int8_builds(digits_bs1: Path, tmp_path: Path) -> None:
     from trtforge.precision.data import Preprocess
 
@@ -155,9 +164,20 @@ def test_fp16_io_format_on_an_fp16_io_graph_is_recorded(digits_bs1: Path, tmp_pa
     assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:chw", "output_0": "fp16:chw"}
 
 
-def test_fp16_io_format_on_fp32_io_is_refused_not_ignored(digits_bs1: Path, tmp_path: Path) -> None:
+def test_fp16_hwc8_io_format_on_an_fp32_graph_is_cast_at_the_edge_and_honoured(digits_bs1: Path,
+                                                                              tmp_path: Path) -> None:
+    manifest, _ = _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:hwc8"),))
+    assert manifest["inputs"][0]["dtype"] == "float16" and manifest["outputs"][0]["dtype"] == "float32"
+    assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:hwc8"}
+
+
+def test_the_backend_refuses_an_io_dtype_the_graph_does_not_have(digits_bs1: Path) -> None:
+    """Called directly (without the precision stage's edge casts), TensorRT-RTX cannot retype IO: it says so."""
+    from trtforge.backends.base import get_backend
+
+    config = BuildConfig(backend=RTX, input_formats=(IOFormat.parse("fp16:chw"),))
     with pytest.raises(TrtforgeError, match="input 'image' is float32, but the IO format asks fp16:chw"):
-        _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:chw"),))
+        get_backend(RTX).build(onnx.load(str(digits_bs1)), config)
 
 
 def test_inspect_shows_the_manifest_and_says_why_it_cannot_deserialise(digits_bs1: Path, tmp_path: Path) -> None:
