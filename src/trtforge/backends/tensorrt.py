@@ -28,7 +28,7 @@ import onnx
 from trtforge._files import existing_file, write_bytes_atomic
 from trtforge.backends.base import BuiltEngine
 from trtforge.config import BuildConfig, CalibrationConfig, TensorRTOptions, TensorSpec
-from trtforge.errors import TrtforgeError
+from trtforge.errors import MissingDependencyError, TrtforgeError
 from trtforge.graph.ranges import ShapeRange, validate_profiles
 from trtforge.precision.ioformat import for_tensors
 from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
@@ -214,7 +214,7 @@ class TensorRTBackend:
         gpu = _cuda_device()
         if gpu is None:
             return {"kind": "cpu", "note": f"built on CPU ({self.label} ahead-of-time build, no GPU present)"}
-        return {"kind": "cuda", **gpu}
+        return gpu
 
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
         return TENSORRT_FLAVOUR
@@ -438,7 +438,7 @@ class _CalibrationFeed:
 
         preprocess = calibration.preprocess
         assert preprocess is None or isinstance(preprocess, Preprocess)
-        self.calibration, self.batch, self.buffers = calibration, batch, _DeviceBuffers()
+        self.calibration, self.batch, self.staging = calibration, batch, _Staging()
         self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
         source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
                                     calibration.batch_size, calibration.seed) if calibration.data else None)
@@ -450,9 +450,11 @@ class _CalibrationFeed:
     def get_batch(self, names: list[str]) -> list[int]:
         batch = next(self.batches, None)
         if batch is None:
-            self.buffers.free()
+            self.staging.free()
             return []  # no more data
-        return [self.buffers.upload(n, np.ascontiguousarray(batch[n], self.dtypes[n])) for n in names]
+        pointers = [self.staging.upload(n, batch[n], self.dtypes[n]) for n in names]
+        self.staging.stream.synchronize()
+        return pointers
 
     def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
         cache = self.calibration.cache
@@ -502,70 +504,50 @@ def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
     return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
 
 
-# --- device memory through cuda-python (switch to trtforge.backends.cuda once it lands) -------------
-
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart as runtime  # older cuda-python
-        except ImportError:
-            return None
-    return runtime
-
-
-def _call(result: Any) -> Any:
-    """cuda-python returns ``(error, value...)``; raise on error, return the value(s)."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA error {int(err)}: {err}")
-    return values[0] if len(values) == 1 else values or None
-
-
 def _cuda_device() -> dict[str, object] | None:
-    """Name and compute capability of CUDA device 0, or None without cuda-python or a GPU."""
-    cudart = _cudart()
-    if cudart is None:
+    """CUDA device 0's facts (name, compute capability...), or None without cuda-python or a GPU."""
+    from trtforge.backends import cuda
+
+    try:
+        return cuda.device_facts(0) if cuda.device_count() else None
+    except MissingDependencyError:
         return None
-    err, count = cudart.cudaGetDeviceCount()
-    if int(err) != 0 or count == 0:
-        return None
-    props = _call(cudart.cudaGetDeviceProperties(0))
-    name = props.name.decode(errors="replace").rstrip("\0") if isinstance(props.name, bytes) else str(props.name)
-    return {"name": name, "compute_capability": f"{props.major}.{props.minor}"}
 
 
-class _DeviceBuffers:
-    """One growing device allocation per tensor name."""
+class _Staging:
+    """Pinned host arrays and device buffers per tensor name, reallocated when a shape grows or changes."""
 
     def __init__(self) -> None:
-        self.cudart = _cudart()
-        if self.cudart is None:
-            raise TrtforgeError("TensorRT device buffers need cuda-python: pip install 'trtforge[gpu]'")
-        self.ptrs: dict[str, tuple[int, int]] = {}
+        from trtforge.backends import cuda
 
-    def get(self, name: str, nbytes: int) -> int:
-        ptr, size = self.ptrs.get(name, (0, 0))
-        if size < nbytes:
-            if ptr:
-                _call(self.cudart.cudaFree(ptr))
-            ptr, size = int(_call(self.cudart.cudaMalloc(max(nbytes, 1)))), nbytes
-            self.ptrs[name] = (ptr, size)
-        return ptr
+        self.cuda = cuda
+        self.stream = cuda.Stream()
+        self.host: dict[str, cuda.PinnedArray] = {}
+        self.device: dict[str, cuda.DeviceBuffer] = {}
 
-    def upload(self, name: str, array: np.ndarray, stream: int = 0) -> int:
-        ptr = self.get(name, array.nbytes)
-        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _call(self.cudart.cudaMemcpyAsync(ptr, array.ctypes.data, array.nbytes, kind, stream))
-        if not stream:
-            _call(self.cudart.cudaStreamSynchronize(0))
-        return ptr
+    def buffers(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
+        host = self.host.get(name)
+        if host is None or host.shape != shape or host.dtype != dtype:
+            host = self.host[name] = self.cuda.PinnedArray(shape, dtype)
+        device = self.device.get(name)
+        if device is None or device.nbytes < host.nbytes:
+            device = self.device[name] = self.cuda.DeviceBuffer(host.nbytes)
+        return host, device
+
+    def upload(self, name: str, array: np.ndarray, dtype: np.dtype) -> int:
+        """Copy ``array`` to the device on this stream (without waiting); returns its device address."""
+        host, device = self.buffers(name, tuple(array.shape), dtype)
+        host.array[...] = array
+        self.cuda.memcpy_htod_async(device, host, self.stream)
+        return int(device.ptr)
 
     def free(self) -> None:
-        for ptr, _ in self.ptrs.values():
-            self.cudart.cudaFree(ptr)
-        self.ptrs.clear()
+        for host in self.host.values():
+            host.free()
+        for device in self.device.values():
+            device.free()
+        self.host.clear()
+        self.device.clear()
 
 
 class TensorRTRunner:
@@ -581,9 +563,7 @@ class TensorRTRunner:
                                    _dims(engine.get_tensor_shape(n))) for n in names}
         self.inputs = [specs[n] for n in names if is_input[n]]
         self.outputs = [specs[n] for n in names if not is_input[n]]
-        self.buffers = _DeviceBuffers()
-        self.cudart = self.buffers.cudart
-        self.stream = int(_call(self.cudart.cudaStreamCreate()))
+        self.staging = _Staging()
         self._graph: tuple[tuple[tuple[int, ...], ...], Any] | None = None
 
     def fork(self) -> TensorRTRunner:
@@ -591,40 +571,38 @@ class TensorRTRunner:
         return TensorRTRunner(self.module, self.engine, self.cuda_graph)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        shapes = []
-        for spec in self.inputs:
-            if spec.name not in feeds:
-                raise TrtforgeError(f"no array for input {spec.name!r}; the engine takes {[t.name for t in self.inputs]}")
-            array = np.ascontiguousarray(feeds[spec.name], dtype=np.dtype(spec.dtype))
-            self.context.set_input_shape(spec.name, array.shape)
-            self.context.set_tensor_address(spec.name, self.buffers.upload(spec.name, array, self.stream))
-            shapes.append(array.shape)
-        results = {}
+        missing = [t.name for t in self.inputs if t.name not in feeds]
+        if missing:
+            raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
+                                f"{', '.join(t.name for t in self.inputs)}")
+        shapes = tuple(tuple(np.shape(feeds[t.name])) for t in self.inputs)
+        for spec, shape in zip(self.inputs, shapes):
+            self.context.set_input_shape(spec.name, shape)
+            ptr = self.staging.upload(spec.name, np.asarray(feeds[spec.name]), np.dtype(spec.dtype))
+            self.context.set_tensor_address(spec.name, ptr)
+        hosts = {}
         for spec in self.outputs:
             shape = _dims(self.context.get_tensor_shape(spec.name))
-            results[spec.name] = np.empty(shape, dtype=np.dtype(spec.dtype))
-            self.context.set_tensor_address(spec.name, self.buffers.get(spec.name, results[spec.name].nbytes))
-        self._execute(tuple(shapes))
-        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        for name, array in results.items():
-            ptr = self.buffers.ptrs[name][0]
-            _call(self.cudart.cudaMemcpyAsync(array.ctypes.data, ptr, array.nbytes, kind, self.stream))
-        _call(self.cudart.cudaStreamSynchronize(self.stream))
-        return results
+            hosts[spec.name], device = self.staging.buffers(spec.name, shape, np.dtype(spec.dtype))
+            self.context.set_tensor_address(spec.name, int(device.ptr))
+        self._execute(shapes)
+        cuda, stream = self.staging.cuda, self.staging.stream
+        for name, host in hosts.items():
+            cuda.memcpy_dtoh_async(host, self.staging.device[name], stream)
+        stream.synchronize()
+        return {name: host.array.copy() for name, host in hosts.items()}
 
     def _execute(self, shapes: tuple[tuple[int, ...], ...]) -> None:
+        stream = self.staging.stream
         if not self.cuda_graph:
-            if not self.context.execute_async_v3(self.stream):
+            if not self.context.execute_async_v3(stream.handle):
                 raise RuntimeError("execute_async_v3 failed")
             return
         if self._graph is None or self._graph[0] != shapes:  # capture again when shapes change
-            self.context.execute_async_v3(self.stream)  # settles shape-dependent allocations first
-            mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
-            _call(self.cudart.cudaStreamBeginCapture(self.stream, mode))
-            self.context.execute_async_v3(self.stream)
-            graph = _call(self.cudart.cudaStreamEndCapture(self.stream))
-            self._graph = (shapes, _call(self.cudart.cudaGraphInstantiate(graph, 0)))
-        _call(self.cudart.cudaGraphLaunch(self._graph[1], self.stream))
+            self.context.execute_async_v3(stream.handle)  # settles shape-dependent allocations first
+            graph = self.staging.cuda.Graph.capture(stream, lambda: self.context.execute_async_v3(stream.handle))
+            self._graph = (shapes, graph)
+        self._graph[1].launch(stream)
 
 
 def full() -> TensorRTBackend:
