@@ -228,3 +228,11 @@ def test_build_engine_example_maps_the_classic_script(digits_bs1: Path, tmp_path
     missing = subprocess.run([sys.executable, str(ROOT / "examples" / "build_engine.py"), "--onnx",
                               str(tmp_path / "nope.onnx"), "--engine", str(out)], capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_tensorrt_options_with_a_backend_that_has_none_are_refused(digits_bs1: Path, tmp_path: Path) -> None:
+    for backend in ("onnxruntime", "auto"):  # auto: no GPU here, so ONNX Runtime
+        proc = run_cli("build", str(digits_bs1), "-o", str(tmp_path / "x.onnx"), "--backend", backend,
+                       "--workspace", "64")
+        assert proc.returncode == 2 and "TensorRT builder options were given" in proc.stderr
+    assert not (tmp_path / "x.onnx").exists()
