@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import json
 import sys
 from collections.abc import Iterator, Mapping
 from types import ModuleType
@@ -387,6 +388,10 @@ class TensorRTBackend:
             raise TrtforgeError(f"cannot run this engine here: {reason}")
         with _using(self.module()):
             runtime = trt.Runtime(_logger([]))
+            validity = _validity(runtime, data)
+            if validity and validity[0] == "INVALID":
+                raise TrtforgeError(f"cannot run this engine here: {self.label} {self.version()} says it is invalid "
+                                    f"on this system ({', '.join(validity[1]) or 'no reason given'}); rebuild it here")
             engine = runtime.deserialize_cuda_engine(data)
             if engine is None:
                 raise TrtforgeError(f"{self.label} {self.version()} could not deserialise the engine; rebuild it here")
@@ -397,15 +402,16 @@ class TensorRTBackend:
         with _using(self.module()):
             runtime = trt.Runtime(_logger([]))
             details: dict[str, object] = {}
-            if hasattr(runtime, "get_engine_validity"):
-                validity, diagnostics = runtime.get_engine_validity(data)
-                bits = getattr(trt, "EngineInvalidityDiagnostics")  # TensorRT-RTX / newer TensorRT
-                reasons = [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
-                details["validity"] = {"result": validity.name, "diagnostics": reasons}
-            engine = runtime.deserialize_cuda_engine(data) if _cuda_device() else None
+            validity = _validity(runtime, data)
+            if validity:
+                details["validity"] = {"result": validity[0], "diagnostics": validity[1]}
+            if _cuda_device() is None:
+                details["note"] = (f"{self.label} cannot deserialise plans without a GPU; IO and build settings "
+                                   "come from the manifest")
+                return details
+            engine = runtime.deserialize_cuda_engine(data)
             if engine is None:
-                details["note"] = (f"{self.label} cannot deserialise plans without a GPU here; IO and build "
-                                   "settings above come from the manifest")
+                details["note"] = f"{self.label} {self.version()} could not deserialise this plan on this GPU"
                 return details
             io = []
             for i in range(engine.num_io_tensors):
@@ -417,8 +423,18 @@ class TensorRTBackend:
                                         for p in range(engine.num_optimization_profiles)]
                            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else []})
             details["io"] = io
-            details["layers"] = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+            layers = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+            details["layers"] = json.loads(layers)  # names only unless built with --profiling-verbosity detailed
             return details
+
+
+def _validity(runtime: trt.Runtime, data: bytes) -> tuple[str, list[str]] | None:
+    """The runtime's header check (TensorRT-RTX, newer TensorRT): ``(VALID|INVALID|..., [reasons])``."""
+    if not hasattr(runtime, "get_engine_validity"):
+        return None
+    validity, diagnostics = runtime.get_engine_validity(data)
+    bits = getattr(trt, "EngineInvalidityDiagnostics")
+    return validity.name, [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
 
 
 def _cc(text: str) -> tuple[int, int]:
