@@ -334,7 +334,7 @@ class TensorRTBackend:
             if config.calibration is None:
                 raise TrtforgeError("--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache "
                                     "for TensorRT's calibrator")
-            calibrator = _calibrator(config.calibration, inputs, profiles)
+            calibrator = _calibrator(config.calibration, inputs, profiles, model)
             bc.int8_calibrator = calibrator
             if profiles:
                 bc.set_calibration_profile(profiles[0])
@@ -447,45 +447,67 @@ class _CalibrationFeed:
 
     Mixed into both calibrator kinds (entropy, min-max) in :func:`_calibrator`; every network input is
     fed, in batches of exactly the network's batch (explicit-batch networks take the data's shape).
+    The cache is TensorRT's text format with trtforge's sidecar (``CACHE.json``), as the precision
+    stage writes it, so either path can reuse the other's cache.
     """
 
-    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int) -> None:
+    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int,
+                 model_sha256: str) -> None:
         from trtforge.precision.data import CalibrationSource, Preprocess
 
         preprocess = calibration.preprocess
         assert preprocess is None or isinstance(preprocess, Preprocess)
-        self.calibration, self.batch, self.staging = calibration, batch, _Staging()
+        self.calibration, self.batch, self.model_sha256, self.samples = calibration, batch, model_sha256, 0
+        self.preprocess = preprocess.to_json() if preprocess else None
         self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
         source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
                                     calibration.batch_size, calibration.seed) if calibration.data else None)
         self.batches = _rebatch(source.batches(), batch) if source else iter(())
+        self.staging: _Staging | None = None  # CUDA only once TensorRT asks for data
 
     def get_batch_size(self) -> int:
         return self.batch
 
     def get_batch(self, names: list[str]) -> list[int]:
+        self.staging = self.staging or _Staging()
         batch = next(self.batches, None)
         if batch is None:
             self.staging.free()
             return []  # no more data
         pointers = [self.staging.upload(n, batch[n], self.dtypes[n]) for n in names]
         self.staging.stream.synchronize()
+        self.samples += self.batch
         return pointers
 
     def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
-        cache = self.calibration.cache
-        if cache is None or not cache.is_file() or self.calibration.cache_force:
-            return None
         from trtforge.precision.cache import read_cache
 
-        return read_cache(cache).to_text().encode("ascii")
+        path = self.calibration.cache
+        return read_cache(path).to_text().encode("ascii") if path is not None and path.is_file() else None
 
     def write_calibration_cache(self, cache: Any) -> None:
-        from trtforge.precision.cache import CalibrationCache, write_cache
+        from trtforge.precision.cache import CacheFacts, CalibrationCache, write_cache_with_facts
 
         path = self.calibration.cache
         if path is not None:
-            write_cache(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)))
+            facts = CacheFacts(self.model_sha256, str(self.calibration.method), self.preprocess, self.samples,
+                               str(self.calibration.data) if self.calibration.data else None)
+            write_cache_with_facts(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)), facts)
+
+
+def _check_cache(calibration: CalibrationConfig, model_sha256: str) -> None:
+    """Refuse a --calib-cache made for another model or preprocessing (before TensorRT reads it)."""
+    from trtforge.precision.cache import mismatches, read_facts
+    from trtforge.precision.data import Preprocess
+
+    path = calibration.cache
+    facts = read_facts(path) if path is not None and path.is_file() else None
+    preprocess = calibration.preprocess
+    why = mismatches(facts, model_sha256, preprocess.to_json() if isinstance(preprocess, Preprocess) else None) \
+        if facts else []
+    if why and not calibration.cache_force:
+        raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
+                            "recalibrate, or pass --calib-cache-force to use it anyway")
 
 
 def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
@@ -502,20 +524,24 @@ def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[di
 
 
 def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
-                profiles: list[trt.IOptimizationProfile]) -> trt.IInt8Calibrator:
+                profiles: list[trt.IOptimizationProfile], model: onnx.ModelProto) -> trt.IInt8Calibrator:
     """TensorRT 10's INT8 calibrator (entropy or min-max) fed by trtforge's data and cache."""
+    from trtforge._files import sha256_bytes
+
+    model_sha256 = sha256_bytes(model.SerializeToString(deterministic=True))
+    _check_cache(calibration, model_sha256)
     first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
     batch = first if isinstance(first, int) and first > 0 else profiles[0].get_shape(inputs[0].name)[1][0]
 
     class EntropyCalibrator(_CalibrationFeed, trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
 
     class MinMaxCalibrator(_CalibrationFeed, trt.IInt8MinMaxCalibrator):
         def __init__(self) -> None:
             trt.IInt8MinMaxCalibrator.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
 
     return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
 
