@@ -132,7 +132,12 @@ def describe_engine(path: str | os.PathLike[str]) -> dict[str, object]:
     backend = get_backend(manifest.backend)
     describe = getattr(backend, "describe", None)
     if callable(describe):
-        details["backend"] = describe(data)
+        from trtforge.errors import TrtforgeError
+
+        try:
+            details["backend"] = describe(data)
+        except TrtforgeError as exc:  # e.g. the backend's package is not installed here
+            details["backend"] = {"note": str(exc)}
     return details
 
 
