@@ -168,6 +168,7 @@ def test_fp16_hwc8_io_format_on_an_fp32_graph_is_cast_at_the_edge_and_honoured(d
                                                                               tmp_path: Path) -> None:
     manifest, _ = _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:hwc8"),))
     assert manifest["inputs"][0]["dtype"] == "float16" and manifest["outputs"][0]["dtype"] == "float32"
+    assert manifest["build"]["io_formats"]["retyped"] == {"image": "float16"}  # the precision stage's edge cast
     assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:hwc8"}
 
 
