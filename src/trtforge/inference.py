@@ -127,7 +127,7 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
         found, where = _labels_from(path, files, labels)
         return Samples(feeds, f"{path} (images, --preprocess {getattr(preprocess, 'spec', '')})",
                        files, found, where)
-    feeds = load_npz(path, specs, notes)
+    feeds = load_npz(path, specs, notes, samples=True)
     if limit is not None:
         feeds = {k: v[:limit] for k, v in feeds.items()}
     samples = Samples(feeds, str(path))
