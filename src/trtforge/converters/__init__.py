@@ -1,40 +1,210 @@
-"""Source framework -> ONNX.
+"""Source framework -> ONNX, checked against the source framework.
 
-Each source form registers a :class:`Converter`; :func:`convert` detects the form from
-the path (or takes ``source_format``) and hands over.  The registry refuses duplicates.
+Each source form registers a :class:`Converter` (one module per framework:
+:mod:`~trtforge.converters.tensorflow`, :mod:`~trtforge.converters.pytorch`).  A converter
+writes the ONNX model and hands back a :class:`Reference`: the source model, runnable.
+:func:`convert` then applies the renames, runs both on the same random inputs (transposed
+where NCHW was asked for) and refuses to write a model whose outputs differ.  The
+registry refuses duplicates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from trtforge.errors import TrtforgeError
+from trtforge.errors import TrtforgeError, VerificationError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from trtforge.graph.shapes import Batch
+    from trtforge.graph.verify import OutputCheck
 
 DEFAULT_OPSET = 17
-"""Opset 17: the newest that tf2onnx and torch.onnx both emit well, fully parsed by
-TensorRT 10/11 and TensorRT-RTX (LayerNormalization is native from 17), and run by
-every ONNX Runtime release we support."""
+"""Opset 17: the newest that tf2onnx 1.17 and torch's exporter both emit well, inside the
+range TensorRT 10/11 and TensorRT-RTX parse (LayerNormalization is native from 17, which
+TensorRT fuses), and run by every ONNX Runtime release we support."""
+
+FORMS = ("savedmodel", "keras", "h5", "pb", "tflite", "checkpoint", "torch")
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """A tensor named on the command line, with an optional shape and dtype.
+
+    ``x``, ``x:0``, ``x:0[-1,6]``, ``x:1x3x224x224``, ``ids:1x16:int64``; ``-1`` or ``?`` is an
+    unknown dim (``None``).
+    """
+
+    name: str
+    shape: tuple[int | None, ...] | None = None
+    dtype: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TensorArg:
+        text = text.strip()
+        bracket = re.fullmatch(r"(.+?)\[([-?\d,\s]*)\]", text)
+        if bracket:
+            return cls(bracket.group(1), _dims(bracket.group(2).split(","), text))
+        parts = text.split(":")
+        dtype = None
+        if len(parts) > 2 and re.fullmatch(r"[a-z]+\d*", parts[-1]) and _is_shape(parts[-2]):
+            dtype = parts.pop()
+        if len(parts) > 1 and _is_shape(parts[-1]):
+            return cls(":".join(parts[:-1]), _dims(parts[-1].split("x"), text), dtype)
+        return cls(text)
+
+    def __str__(self) -> str:
+        if self.shape is None:
+            return self.name
+        shape = "x".join("-1" if d is None else str(d) for d in self.shape)
+        return f"{self.name}:{shape}" + (f":{self.dtype}" if self.dtype else "")
+
+
+def _is_shape(text: str) -> bool:
+    # A lone number after ':' is TensorFlow's output index ("x:0"), not a rank-1 shape.
+    return "x" in text and bool(re.fullmatch(r"(-1|\?|\d+)(x(-1|\?|\d+))+", text))
+
+
+def _dims(items: Iterable[str], text: str) -> tuple[int | None, ...]:
+    dims: list[int | None] = []
+    for item in (i.strip() for i in items):
+        if item in ("-1", "?", ""):
+            dims.append(None)
+        elif item.isdigit() and int(item) > 0:
+            dims.append(int(item))
+        else:
+            raise TrtforgeError(f"bad shape in {text!r}: expected dims like 1x3x224x224 (-1 for unknown)")
+    return tuple(dims)
+
+
+def _names(value: str | Iterable[str]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(str(n).strip() for n in items if str(n).strip())
+
+
+def _pairs(value: str | Mapping[str, str] | Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, Mapping):
+        return tuple((str(k), str(v)) for k, v in value.items())
+    pairs = []
+    for item in (value.split(",") if isinstance(value, str) else value):
+        if isinstance(item, str) and not item.strip():
+            continue
+        if isinstance(item, str):
+            old, _, new = item.strip().rpartition("=")  # no '=': the next name, in order
+            if not new:
+                raise TrtforgeError(f"bad rename {item!r}: expected OLD=NEW or NEW (comma-separated)")
+            pairs.append((old, new))
+        else:
+            old, new = item
+            pairs.append((str(old), str(new)))
+    return tuple(pairs)
+
+
+def _tensor_args(value: str | Iterable[str | TensorArg]) -> tuple[TensorArg, ...]:
+    items = re.split(r",(?![^\[]*\])", value) if isinstance(value, str) else value
+    return tuple(i if isinstance(i, TensorArg) else TensorArg.parse(i) for i in items if str(i).strip())
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
+    """Everything ``trtforge convert`` takes; lists may be given as comma-separated text."""
+
     opset: int = DEFAULT_OPSET
     inputs_as_nchw: tuple[str, ...] = ()
+    outputs_as_nchw: tuple[str, ...] = ()
+    batch: Batch | int | str | None = None
+    """Set at export time: N, or 'dynamic' (None keeps what the source declares)."""
+    rename_inputs: tuple[tuple[str, str], ...] = ()
+    rename_outputs: tuple[tuple[str, str], ...] = ()
+    tag: str | None = None
+    """SavedModel tag set, comma-separated (default 'serve')."""
+    signature: str | None = None
+    """SavedModel signature (default 'serving_default', else the only one)."""
+    custom_objects: Path | None = None
+    """A Python file defining the custom Keras classes/functions the model uses."""
+    inputs: tuple[TensorArg, ...] = ()
+    """Frozen graph / TF1 checkpoint inputs (NAME[:SHAPE])."""
+    outputs: tuple[str, ...] = ()
+    input_shapes: tuple[TensorArg, ...] = ()
+    """PyTorch inputs (NAME:SHAPE[:DTYPE]); optional for a .pt2, which records them."""
+    verify: bool = True
+    atol: float = 1e-4
+    rtol: float = 1e-3
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 7 <= self.opset <= 23:
+        from trtforge.graph.shapes import Batch
+
+        fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        if not 13 <= self.opset <= 21:
             raise TrtforgeError(f"--opset {self.opset} is out of range; use 13..21 (default {DEFAULT_OPSET})")
+        for name in ("inputs_as_nchw", "outputs_as_nchw", "outputs"):
+            fix(name, _names(getattr(self, name)))
+        for name in ("rename_inputs", "rename_outputs"):
+            fix(name, _pairs(getattr(self, name)))
+        for name in ("inputs", "input_shapes"):
+            fix(name, _tensor_args(getattr(self, name)))
+        if self.batch is not None and not isinstance(self.batch, Batch):
+            fix("batch", Batch.parse(self.batch))
+        if self.custom_objects is not None:
+            fix("custom_objects", Path(self.custom_objects))
+        if self.atol < 0 or self.rtol < 0:
+            raise TrtforgeError(f"--atol {self.atol} / --rtol {self.rtol}: tolerances cannot be negative")
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch to export with: N, None for dynamic; only meaningful when ``batch`` is set."""
+        return getattr(self.batch, "size", None)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The source model, runnable, to check the converted one against.
+
+    ``run`` takes and returns arrays keyed by the converter's ONNX names, in the source's
+    own layout (NHWC where NCHW was asked for); ``nchw_inputs``/``nchw_outputs`` are those
+    ONNX names.
+    """
+
+    framework: str
+    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+    nchw_inputs: tuple[str, ...] = ()
+    nchw_outputs: tuple[str, ...] = ()
+    note: str = ""
+    """Anything the converter did that the user should know (said before the check)."""
 
 
 @dataclass(frozen=True)
 class Converter:
     name: str
     detect: Callable[[Path], bool]
-    run: Callable[[Path, Path, ConvertOptions], None]
-    """Writes the ONNX model for ``source`` to the given (temporary) output path."""
+    run: Callable[[Path, Path, ConvertOptions], Reference]
+    """Writes the ONNX model for ``source`` to the given (temporary) path; returns the source, runnable."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What :func:`convert` did: the file written (a path-like), the form, and the check."""
+
+    path: Path
+    form: str
+    framework: str = ""
+    checks: tuple[OutputCheck, ...] = ()
+    note: str = ""
+    verified: bool = field(default=False)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
 
 _CONVERTERS: dict[str, Converter] = {}
@@ -55,16 +225,36 @@ def converters() -> dict[str, Converter]:
 def _load_builtin() -> None:
     if not _CONVERTERS:
         from trtforge.converters import tensorflow  # noqa: F401  (registers on import)
+        from trtforge.converters import pytorch  # noqa: F401
+
+
+def is_module_factory(text: str) -> bool:
+    """``module.py:factory`` names a Python file and a function in it that returns the model."""
+    return bool(re.fullmatch(r".+\.py:[A-Za-z_]\w*", text))
 
 
 def detect_format(source: Path) -> str:
     for converter in converters().values():
         if converter.detect(source):
             return converter.name
+    if source.suffix.lower() == ".onnx":
+        raise TrtforgeError(f"{source} is already an ONNX model: nothing to convert (pass it to reshape/build)")
     raise TrtforgeError(
         f"cannot tell what kind of model {source} is; supported: "
         f"{', '.join(converters())} (pass --from to say which)"
     )
+
+
+def _existing(source: Path) -> None:
+    text = str(source)
+    if source.exists() or Path(text + ".index").exists():  # a checkpoint is named by its prefix
+        return
+    if is_module_factory(text):
+        module = Path(text.rpartition(":")[0])
+        if module.is_file():
+            return
+        raise TrtforgeError(f"model module not found: {module} (from {text!r}, expected FILE.py:FACTORY)")
+    raise TrtforgeError(f"model to convert not found: {source}")
 
 
 def convert(
@@ -72,17 +262,168 @@ def convert(
     output: str | os.PathLike[str],
     options: ConvertOptions | None = None,
     source_format: str | None = None,
-) -> Path:
-    """Convert ``source`` to an ONNX model at ``output`` and return its path."""
+    **overrides: Any,
+) -> Conversion:
+    """Convert ``source`` to ONNX at ``output``, check it against the source, and say how it went.
+
+    ``overrides`` are :class:`ConvertOptions` fields (``opset=13, batch=1, ...``).  A model
+    whose outputs differ from the source's beyond ``atol``/``rtol`` raises
+    :class:`~trtforge.errors.VerificationError` and nothing is written.
+    """
     from trtforge._files import atomic_path
 
+    options = replace(options or ConvertOptions(), **overrides) if overrides else (options or ConvertOptions())
     src = Path(source)
-    if not src.exists():
-        raise TrtforgeError(f"model to convert not found: {src}")
-    name = source_format or detect_format(src)
+    _existing(src)
     table = converters()
+    name = source_format or detect_format(src)
     if name not in table:
         raise TrtforgeError(f"unknown source format {name!r}; expected one of: {', '.join(table)}")
-    with atomic_path(output) as tmp:
-        table[name].run(src, tmp, options or ConvertOptions())
-    return Path(output)
+    with atomic_path(output) as tmp, quiet_native_logs():
+        reference = table[name].run(src, tmp, options)
+        renamed = _rename(tmp, options)
+        checks: tuple[OutputCheck, ...] = ()
+        if options.verify:
+            checks = _check(tmp, reference, renamed, options)
+    return Conversion(Path(output), name, reference.framework, checks, reference.note, options.verify)
+
+
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file while frameworks run.
+
+    TensorFlow and absl log from C++ at import and on first use, past any Python setting;
+    our errors are one line.  The log is replayed if a bug (not a user error) escapes, and
+    ``TRTFORGE_VERBOSE=1`` turns this off.
+    """
+    if os.environ.get("TRTFORGE_VERBOSE"):
+        yield
+        return
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except TrtforgeError:
+            raise
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                log.seek(0)
+                sys.stderr.write(log.read().decode(errors="replace"))
+
+
+def _rename(path: Path, options: ConvertOptions) -> dict[str, str]:
+    """Apply --rename-inputs/--rename-outputs in place; returns new name -> converter's name."""
+    if not options.rename_inputs and not options.rename_outputs:
+        return {}
+    from trtforge.converters.edits import rename
+    from trtforge.graph.model import load, save
+
+    model = load(path)
+    renamed = rename(model, options.rename_inputs, options.rename_outputs)
+    save(model, path)
+    return renamed
+
+
+def _check(path: Path, reference: Reference, renamed: dict[str, str], options: ConvertOptions) -> tuple[OutputCheck, ...]:
+    import numpy as np
+
+    from trtforge.graph.model import graph_outputs, load
+    from trtforge.graph.verify import compare_outputs, conversion_feeds, session
+
+    model = load(path)
+    feeds = conversion_feeds(model, options.seed)
+    try:
+        got = dict(zip([o.name for o in graph_outputs(model)], session(model).run(None, feeds)))
+    except Exception as exc:
+        raise VerificationError(
+            f"the converted model does not run in ONNX Runtime ({str(exc).splitlines()[0]}); nothing was written"
+        ) from None
+    source_feeds = {}
+    for name, value in feeds.items():
+        original = renamed.get(name, name)
+        source_feeds[original] = value.transpose(0, 2, 3, 1) if original in reference.nchw_inputs else value
+    try:
+        raw = reference.run(source_feeds)
+    except TrtforgeError:
+        raise
+    except Exception as exc:
+        at = ", ".join(f"{k}:{'x'.join(map(str, v.shape))}" for k, v in source_feeds.items())
+        raise VerificationError(
+            f"{reference.framework} could not run the source model at {at} to check the conversion "
+            f"({str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}); "
+            f"nothing was written (pass --no-verify to keep the unchecked model)"
+        ) from None
+    expected = {}
+    for name in got:
+        original = renamed.get(name, name)
+        value = np.asarray(raw[original])
+        expected[name] = value.transpose(0, 3, 1, 2) if original in reference.nchw_outputs else value
+    checks = tuple(compare_outputs(expected, got, options.atol, options.rtol))
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        lines = "; ".join(c.describe() for c in bad)
+        raise VerificationError(
+            f"the converted model disagrees with {reference.framework} beyond atol {options.atol:g} + "
+            f"rtol {options.rtol:g}: {lines}; nothing was written. The converter, not your model, is the "
+            f"likely cause: try another --opset, or pass --no-verify to keep the model anyway"
+        )
+    return checks
+
+
+def layout_names(requested: tuple[str, ...], ranks: Mapping[str, int | None], what: str) -> list[str]:
+    """Resolve --inputs-as-nchw/--outputs-as-nchw names (with or without ``:0``); rank 4 only."""
+    from trtforge.graph.model import resolve_input_name
+
+    resolved = []
+    for name in requested:
+        match = resolve_input_name(name, list(ranks), what)
+        rank = ranks[match]
+        if rank is not None and rank != 4:
+            raise TrtforgeError(
+                f"--{what}s-as-nchw {name}: {what} {match!r} has rank {rank}; only rank-4 (NHWC image) "
+                f"tensors can be transposed to NCHW"
+            )
+        resolved.append(match)
+    return resolved
+
+
+def with_batch(shape: Iterable[int | None], options: ConvertOptions) -> list[int | None]:
+    """``shape`` with axis 0 set by --batch (when given)."""
+    dims = list(shape)
+    if options.batch is not None and dims:
+        dims[0] = options.batch_size
+    return dims
+
+
+def import_file(path: Path, what: str) -> Any:
+    """Import a user's Python file as a module, or raise a user error saying why not."""
+    import importlib.util
+    import sys
+
+    if not path.is_file():
+        raise TrtforgeError(f"{what} not found: {path}")
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"trtforge_user_{stem}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TrtforgeError(f"{what} {path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise TrtforgeError(f"{what} {path} failed to import: {type(exc).__name__}: {exc}") from None
+    return module

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -169,3 +170,63 @@ def verify(
                 f"(output {spec.name!r}: {detail}, compared sample by sample){advice}"
             )
     return f"ran with onnxruntime at {at} and matched the original sample by sample"
+
+
+# --- Conversion check: the source framework against ONNX Runtime -----------------------------
+
+BATCH_PROBE = 2
+"""A dynamic batch is checked at 2: a batch baked in at 1 by the exporter then shows."""
+OTHER_PROBE = 16
+
+
+def conversion_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random inputs at the model's shapes; a dynamic batch gets 2, other dynamic dims 16."""
+    sizes: dict[str, int] = {}
+    for spec in graph_inputs(model):
+        for axis, dim in enumerate(spec.shape):
+            if not isinstance(dim, int) or dim < 1:
+                sizes.setdefault(str(dim), BATCH_PROBE if axis == 0 else OTHER_PROBE)
+    return random_feeds(model, sizes, seed)
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """How far one converted output is from the source's: max absolute and relative error."""
+
+    name: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    shape: tuple[int, ...]
+    expected_shape: tuple[int, ...]
+
+    def describe(self) -> str:
+        if self.shape != self.expected_shape:
+            return (f"output {self.name!r} has shape {_shape_text(self.shape)}, "
+                    f"the source gives {_shape_text(self.expected_shape)}")
+        return f"output {self.name!r} max abs error {self.max_abs:.3g}, max rel error {self.max_rel:.3g}"
+
+
+def compare_outputs(expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
+                    atol: float, rtol: float) -> list[OutputCheck]:
+    """Per output: max |got - expected|, max of that over |expected| (where |expected| > atol),
+    and numpy's allclose test (|got - expected| <= atol + rtol * |expected| everywhere)."""
+    checks = []
+    for name, have in got.items():
+        want = np.asarray(expected[name])
+        have = np.asarray(have)
+        if want.shape != have.shape:
+            checks.append(OutputCheck(name, math.inf, math.inf, False, have.shape, want.shape))
+            continue
+        if want.size == 0:
+            checks.append(OutputCheck(name, 0.0, 0.0, True, have.shape, want.shape))
+            continue
+        w, h = want.astype(np.float64), have.astype(np.float64)
+        diff = np.abs(h - w)
+        both_nan = np.isnan(w) & np.isnan(h)
+        diff[both_nan] = 0.0
+        ok = bool(np.all(diff <= atol + rtol * np.abs(w)))
+        large = np.abs(w) > atol  # relative error near zero says nothing
+        rel = float(np.nanmax(diff[large] / np.abs(w[large]))) if large.any() else 0.0
+        checks.append(OutputCheck(name, float(np.nanmax(diff)), rel, ok, have.shape, want.shape))
+    return checks
