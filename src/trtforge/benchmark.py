@@ -505,8 +505,10 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
     if isinstance(target, (str, os.PathLike)):
         from trtforge.builder import load_with_manifest
 
+        from trtforge.engine import read_manifest
+
         options = dict(load_options)
-        if "threads" not in options:
+        if "threads" not in options and read_manifest(target).device.get("kind", "cpu") == "cpu":
             from trtforge.backends.onnxruntime import default_threads
 
             # N sessions share the cores: without --threads each gets its share, not all of them.
@@ -514,7 +516,7 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
         loaded = [load_with_manifest(target, **options) for _ in range(settings.streams)]
         manifest = loaded[0][1]
         context.update(engine=os.fspath(target), backend=manifest.backend, precision=manifest.precision,
-                       device=manifest.device.get("kind", "cpu"), threads=options["threads"])
+                       device=manifest.device.get("kind", "cpu"), threads=options.get("threads"))
         return [runner for runner, _ in loaded]
     runners = list(target) if isinstance(target, Sequence) else [target]
     if len(runners) != settings.streams:
