@@ -525,7 +525,6 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
              load_options: Mapping[str, object], context: dict[str, object]) -> list[Runner]:
     if isinstance(target, (str, os.PathLike)):
         from trtforge.builder import load_with_manifest
-
         from trtforge.engine import read_manifest
 
         options = dict(load_options)
