@@ -538,7 +538,7 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
         context.update(engine=os.fspath(target), backend=manifest.backend, precision=manifest.precision,
                        device=manifest.device.get("kind", "cpu"), threads=options.get("threads"))
         return [runner for runner, _ in loaded]
-    runners = list(target) if isinstance(target, Sequence) else [target]
+    runners: list[Runner] = list(target) if isinstance(target, Sequence) else [target]  # type: ignore[arg-type]
     if len(runners) != settings.streams:
         raise TrtforgeError(f"--streams {settings.streams} needs {settings.streams} runners (one per stream), "
                             f"got {len(runners)}; pass the engine's path and bench loads them")

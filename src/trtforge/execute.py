@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
 
 from trtforge.cli.trtexec import ExecRequest
 from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
@@ -148,11 +151,9 @@ def bench_settings(req: ExecRequest, on_gpu: bool):  # -> BenchSettings
                          avg_runs=req.avg_runs)
 
 
-def export_output(outputs: dict[str, object], path: str) -> None:
+def export_output(outputs: Mapping[str, np.ndarray], path: str) -> None:
     """trtexec's ``--exportOutput`` file: ``[{"name", "dimensions", "values"}, ...]``."""
     import json
-
-    import numpy as np
 
     from trtforge._files import write_text_atomic
 

@@ -201,5 +201,5 @@ def run(engine: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = 
 
         with atomic_path(output) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, **outputs)
+                np.savez(f, **outputs)  # type: ignore[arg-type]
     return RunResult(outputs, samples, described, notes)

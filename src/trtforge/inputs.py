@@ -86,10 +86,11 @@ def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ..
         if dtype.kind == "b":
             feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
             continue
-        low, high = _RANGES.get(dtype.name) or _RANGES.get(dtype.kind) or (None, None)
-        if low is None:
+        bounds = _RANGES.get(dtype.name) or _RANGES.get(dtype.kind)
+        if bounds is None:
             raise TrtforgeError(f"input {spec.name!r} has dtype {dtype}, for which trtforge cannot make "
                                 "random values; pass --inputs FILE.npz")
+        low, high = bounds
         if dtype.kind == "f":
             values = rng.uniform(low, high, shape).astype(dtype)
         else:
@@ -169,7 +170,7 @@ def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: l
                                 f"({', '.join(s.name for s in specs)}); use a .npz keyed by input name")
         arrays = {specs[0].name: loaded}
     else:
-        arrays = {k: loaded[k] for k in loaded.files}  # type: ignore[attr-defined]
+        arrays = {k: loaded[k] for k in loaded.files}  # type: ignore[attr-defined,index]
     return conform(arrays, specs, str(p), notes, samples)
 
 
