@@ -143,3 +143,16 @@ def test_compare_bad_input_is_exit_2(engines: dict[str, Path], digits_bs1: Path,
     assert main(["compare", str(engines["fp32"]), str(digits_bs1), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
+
+
+def test_compare_against_the_source_savedmodel(engines: dict[str, Path], images: Path, tmp_path: Path) -> None:
+    proc = run_cli("compare", str(engines["fp32"]), str(DIGITS / "saved_model"), "--inputs-as-nchw", "image",
+                   "--inputs", str(images), "--preprocess", DIGITS_PREPROCESS, "--atol", "1e-4",
+                   "--json", str(tmp_path / "c.json"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "TensorFlow, the source model" in proc.stdout and "PASSED" in proc.stdout
+    (o,) = json.loads((tmp_path / "c.json").read_text())["outputs"]
+    assert o["top1_agreement"] == 1.0 and o["max_abs_error"] <= 1e-4
+    # without the layout the converter used, the source refuses the engine's NCHW arrays: one line, exit 2
+    proc = run_cli("compare", str(engines["fp32"]), str(DIGITS / "saved_model"), "--random", "2")
+    assert proc.returncode == 2 and "--inputs-as-nchw image" in proc.stderr and "Traceback" not in proc.stderr
