@@ -245,6 +245,11 @@ class BenchResult:
                     "queries make it so; pin threads or run longer on a quiet machine")
             out.append(f"{name} is unstable, with coefficient of variance = {timed.cv * 100.0:.3g}% "
                        f"(over {UNSTABLE_CV_PERCENT:g}%): {hint}.")
+        threads = self.context.get("threads")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if self.compute is None and isinstance(threads, int) and cores and self.settings.streams * threads > cores:
+            out.append(f"{self.settings.streams} stream(s) x {threads} thread(s) exceed the {cores} usable cores: "
+                       "sessions compete for cores, so latency includes waiting for one.")
         if self.settings.streams > 1:
             out.append("Multiple inference streams are used. Latencies may not be accurate since inferences may "
                        'run in parallel. Please use "Throughput" as the performance metric instead.')
