@@ -156,3 +156,19 @@ def test_compare_against_the_source_savedmodel(engines: dict[str, Path], images:
     # without the layout the converter used, the source refuses the engine's NCHW arrays: one line, exit 2
     proc = run_cli("compare", str(engines["fp32"]), str(DIGITS / "saved_model"), "--random", "2")
     assert proc.returncode == 2 and "--inputs-as-nchw image" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_library_names_survive_submodule_imports() -> None:
+    import importlib
+
+    import trtforge
+
+    importlib.import_module("trtforge.compare")  # sets trtforge.compare to the module: it must still call
+    importlib.import_module("trtforge.inference")
+    from trtforge.errors import TrtforgeError
+
+    with pytest.raises(TrtforgeError, match="not found: missing.engine"):
+        trtforge.compare("missing.engine", "missing.onnx")  # the call reaches compare()
+    from trtforge.inference import run
+
+    assert trtforge.run is run
