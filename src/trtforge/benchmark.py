@@ -245,6 +245,11 @@ class BenchResult:
                     "queries make it so; pin threads or run longer on a quiet machine")
             out.append(f"{name} is unstable, with coefficient of variance = {timed.cv * 100.0:.3g}% "
                        f"(over {UNSTABLE_CV_PERCENT:g}%): {hint}.")
+        threads = self.context.get("threads")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if self.compute is None and isinstance(threads, int) and cores and self.settings.streams * threads > cores:
+            out.append(f"{self.settings.streams} stream(s) x {threads} thread(s) exceed the {cores} usable cores: "
+                       "sessions compete for cores, so latency includes waiting for one.")
         if self.settings.streams > 1:
             out.append("Multiple inference streams are used. Latencies may not be accurate since inferences may "
                        'run in parallel. Please use "Throughput" as the performance metric instead.')
@@ -525,9 +530,10 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
              load_options: Mapping[str, object], context: dict[str, object]) -> list[Runner]:
     if isinstance(target, (str, os.PathLike)):
         from trtforge.builder import load_with_manifest
+        from trtforge.engine import read_manifest
 
         options = dict(load_options)
-        if "threads" not in options:
+        if "threads" not in options and read_manifest(target).device.get("kind", "cpu") == "cpu":
             from trtforge.backends.onnxruntime import default_threads
 
             # N sessions share the cores: without --threads each gets its share, not all of them.
@@ -535,9 +541,9 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
         loaded = [load_with_manifest(target, **options) for _ in range(settings.streams)]
         manifest = loaded[0][1]
         context.update(engine=os.fspath(target), backend=manifest.backend, precision=manifest.precision,
-                       device=manifest.device.get("kind", "cpu"), threads=options["threads"])
+                       device=manifest.device.get("kind", "cpu"), threads=options.get("threads"))
         return [runner for runner, _ in loaded]
-    runners = list(target) if isinstance(target, Sequence) else [target]
+    runners: list[Runner] = list(target) if isinstance(target, Sequence) else [target]  # type: ignore[arg-type]
     if len(runners) != settings.streams:
         raise TrtforgeError(f"--streams {settings.streams} needs {settings.streams} runners (one per stream), "
                             f"got {len(runners)}; pass the engine's path and bench loads them")

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
 
 from trtforge.cli.trtexec import ExecRequest
 from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
@@ -148,11 +151,9 @@ def bench_settings(req: ExecRequest, on_gpu: bool):  # -> BenchSettings
                          avg_runs=req.avg_runs)
 
 
-def export_output(outputs: dict[str, object], path: str) -> None:
+def export_output(outputs: Mapping[str, np.ndarray], path: str) -> None:
     """trtexec's ``--exportOutput`` file: ``[{"name", "dimensions", "values"}, ...]``."""
     import json
-
-    import numpy as np
 
     from trtforge._files import write_text_atomic
 
@@ -174,8 +175,6 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     if req.dump_profile:
         req.notes.append(f"--dumpProfile: per-layer profiles need a TensorRT engine; {manifest.backend} "
                          "gives none, so none is printed")
-    if req.export_layer_info and manifest.backend not in _TENSORRT_FAMILY:
-        req.notes.append(f"--exportLayerInfo: {manifest.backend} has no layer information; nothing was written")
     runner = load(engine)
     shapes = concrete_shapes(runner.inputs, req.shapes)
     feed_notes: list[str] = []
@@ -195,6 +194,23 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     if req.export_times:
         write_times(result, req.export_times)
         print(f"[I] Per-query times written to {req.export_times}", file=out)
+
+
+def _export_layer_info(req: ExecRequest, engine: str) -> None:
+    """``--exportLayerInfo``: the engine inspector's JSON, where the backend has one."""
+    from trtforge._files import write_text_atomic
+    from trtforge.graph.inspect import describe_engine
+
+    details = describe_engine(engine)
+    backend = details.get("backend")
+    layers = backend.get("layers") if isinstance(backend, dict) else None
+    if isinstance(layers, str) and req.export_layer_info:
+        write_text_atomic(req.export_layer_info, layers if layers.endswith("\n") else layers + "\n")
+        req.notes.append(f"Layer information written to {req.export_layer_info}")
+        return
+    why = backend.get("note") if isinstance(backend, dict) and backend.get("note") else "no layer information"
+    name = details["manifest"]["backend"]  # type: ignore[index]
+    req.notes.append(f"--exportLayerInfo: {name} gives {why}; nothing was written")
 
 
 def execute(req: ExecRequest, out: TextIO) -> int:
@@ -221,6 +237,8 @@ def execute(req: ExecRequest, out: TextIO) -> int:
         if req.save_engine:
             print(f"[I] Engine saved to {req.save_engine} (manifest {req.save_engine}.json)", file=out)
     assert engine is not None
+    if req.export_layer_info:
+        _export_layer_info(req, engine)
     try:
         if req.skip_inference:
             for note in req.notes:
