@@ -159,16 +159,19 @@ def test_compare_against_the_source_savedmodel(engines: dict[str, Path], images:
 
 
 def test_library_names_survive_submodule_imports() -> None:
+    """Importing a stage's module must not replace the API function of the same name."""
     import importlib
 
     import trtforge
 
-    importlib.import_module("trtforge.compare")  # sets trtforge.compare to the module: it must still call
-    importlib.import_module("trtforge.inference")
-    from trtforge.errors import TrtforgeError
-
-    with pytest.raises(TrtforgeError, match="not found: missing.engine"):
-        trtforge.compare("missing.engine", "missing.onnx")  # the call reaches compare()
+    for module in ("comparison", "deployment", "inference", "builder", "benchmark", "converters"):
+        importlib.import_module(f"trtforge.{module}")
+    from trtforge.benchmark import bench
+    from trtforge.builder import build, load
+    from trtforge.comparison import compare
+    from trtforge.deployment import deploy
     from trtforge.inference import run
 
-    assert trtforge.run is run
+    assert (trtforge.compare, trtforge.deploy, trtforge.run, trtforge.build, trtforge.load, trtforge.bench) == \
+        (compare, deploy, run, build, load, bench)
+    assert callable(trtforge.convert) and callable(trtforge.reshape)

@@ -44,7 +44,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
     from trtforge.benchmark import BenchSettings
     from trtforge.config import CalibMethod, CalibrationConfig, Precision
     from trtforge.converters import DEFAULT_OPSET, ConvertOptions
-    from trtforge.deploy import DeployOptions
+    from trtforge.deployment import DeployOptions
     from trtforge.precision.data import Preprocess
 
     precisions = tuple(Precision.parse(p) for p in args.precision.split(",") if p.strip())
@@ -69,7 +69,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.deploy import deploy, report_table
+    from trtforge.deployment import deploy, report_table
 
     report = deploy(args.source, args.output, options_from_args(args))
     print(report_table(report))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trtforge.compare import accuracy, run_all
+from trtforge.comparison import accuracy, run_all
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
 from trtforge.errors import TrtforgeError
 

@@ -263,16 +263,3 @@ def render(result: CompareResult) -> str:
     if result.thresholds.any:
         lines.append("PASSED" if result.passed else "FAILED")
     return "\n".join(lines)
-
-
-class _CallableModule(type(os)):  # type: ignore[misc]
-    """``trtforge.compare`` is both this module and the function: importing a submodule sets the
-    package attribute to the module, so the module itself forwards calls to :func:`compare`."""
-
-    def __call__(self, *args: object, **kwargs: object) -> CompareResult:
-        return compare(*args, **kwargs)  # type: ignore[arg-type]
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule
