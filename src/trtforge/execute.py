@@ -111,11 +111,17 @@ def build_config(req: ExecRequest) -> BuildConfig:
         tensorrt = TensorRTOptions(
             workspace_mib=workspace >> 20 if workspace else None, mem_pools=pools,
             timing_cache=Path(req.timing_cache) if req.timing_cache else None, opt_level=req.opt_level,
-            profiling_verbosity="detailed" if (req.export_layer_info or req.dump_profile) else None,
+            profiling_verbosity=req.profiling_verbosity
+            or ("detailed" if (req.export_layer_info or req.dump_profile) else None),
+            plugins=tuple(Path(p) for p in req.plugins), hardware_compat=req.hardware_compat,
+            version_compat=req.version_compat,
         )
     else:
         for given, flag in ((pools, "--workspace/--memPoolSize"), (req.timing_cache, "--timingCacheFile"),
-                            (req.opt_level is not None, "--builderOptimizationLevel")):
+                            (req.opt_level is not None, "--builderOptimizationLevel"),
+                            (req.plugins, "--plugins"), (req.hardware_compat, "--hardwareCompatibilityLevel"),
+                            (req.version_compat, "--versionCompatible"),
+                            (req.profiling_verbosity, "--profilingVerbosity")):
             if given:
                 req.notes.append(f"{flag}: a TensorRT builder setting; {req.backend} has none, "
                                  "so it does not change this engine")
