@@ -93,3 +93,13 @@ def test_pickled_weights_refused_with_advice(tmp_path: Path) -> None:
     torch.save({"w": torch.zeros(2)}, weights)
     with pytest.raises(TrtforgeError, match=r"torch\.export\.save"):
         trtforge.convert(weights, tmp_path / "x.onnx")
+
+
+def test_exported_program_with_a_static_batch_refuses_another(net_py: Path, tmp_path: Path) -> None:
+    from trtforge.converters import import_file
+
+    model = import_file(net_py, "test module").make().eval()
+    torch.export.save(torch.export.export(model, (torch.rand(2, 3, 8, 8), torch.rand(2, 5))), tmp_path / "s.pt2")
+    with pytest.raises(TrtforgeError, match="re-export it with dynamic_shapes"):
+        trtforge.convert(tmp_path / "s.pt2", tmp_path / "x.onnx", batch=1)
+    assert not (tmp_path / "x.onnx").exists()

@@ -127,3 +127,12 @@ def test_over_tolerance_raises_and_writes_nothing(models: dict[str, Path], tmp_p
     with pytest.raises(VerificationError, match=r"output 'conv' max abs error [0-9.e-]+, max rel error"):
         trtforge.convert(models["keras"], out, atol=0.0, rtol=0.0)
     assert not out.exists()
+
+
+def test_saved_model_batch_nchw_output_and_rename(models: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "sm3.onnx"
+    result = trtforge.convert(models["savedmodel"], out, batch=3, outputs_as_nchw="output_1",
+                              rename_outputs="output_0=scores")
+    assert_checked(result, 2)
+    inputs, outputs = io(out)
+    assert inputs["image"] == [3, 8, 8, 3] and outputs == {"scores": [3, 3], "output_1": [3, 4, 8, 8]}

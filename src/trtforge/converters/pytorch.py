@@ -113,8 +113,15 @@ def convert_torch(source: Path, output: Path, options: ConvertOptions) -> Refere
         module, args = _from_factory(source, options)
         module.eval()
     examples = [_example(torch, a, options) for a in args]
-    with torch.no_grad():
-        outputs = _flatten(torch, module(*examples))
+    try:
+        with torch.no_grad():
+            outputs = _flatten(torch, module(*examples))
+    except Exception as exc:
+        at = ", ".join(f"{a.name}:{'x'.join(map(str, e.shape))}" for a, e in zip(args, examples))
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        hint = (" (an ExportedProgram takes only the shapes it was exported for: re-export it with "
+                "dynamic_shapes, or leave --batch out)" if exported else "")
+        raise TrtforgeError(f"{source} does not run at {at}: {lines[0] if lines else type(exc).__name__}{hint}") from None
     in_names = [a.name for a in args]
     out_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
     nchw_in = layout_names(options.inputs_as_nchw, {a.name: len(a.shape or ()) for a in args}, "input")
