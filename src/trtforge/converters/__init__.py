@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,7 +202,7 @@ class Conversion:
     framework: str = ""
     checks: tuple[OutputCheck, ...] = ()
     note: str = ""
-    verified: bool = field(default=False)
+    verified: bool = False
 
     def __fspath__(self) -> str:
         return str(self.path)

@@ -31,7 +31,7 @@ from trtforge.errors import TrtforgeError, require
 
 _NOT_OUTPUTS = {"Const", "NoOp", "Assert", "Placeholder", "PlaceholderWithDefault", "VarHandleOp",
                 "VariableV2", "Variable", "SaveV2", "RestoreV2", "Assign", "AssignVariableOp",
-                "MergeV2Checkpoints", "ShardedFilename", "StringJoin", "Identity_save"}
+                "MergeV2Checkpoints", "ShardedFilename", "StringJoin"}
 
 
 def _tf() -> Any:
@@ -271,7 +271,7 @@ def _need_names(source: Path, graph_def: Any, options: ConvertOptions) -> None:
         f"candidate outputs (ops nothing consumes): {', '.join(outputs) or 'none'}")
 
 
-def _graph_tensors(tf: Any, source: Path, graph: Any, options: ConvertOptions, graph_def: Any) -> tuple[list[str], list[str]]:
+def _graph_tensors(source: Path, graph: Any, options: ConvertOptions, graph_def: Any) -> tuple[list[str], list[str]]:
     """The --inputs/--outputs as graph tensor names, checked to exist."""
     names = []
     for name in [a.name for a in options.inputs] + list(options.outputs):
@@ -284,7 +284,7 @@ def _graph_tensors(tf: Any, source: Path, graph: Any, options: ConvertOptions, g
     return names[:len(options.inputs)], names[len(options.inputs):]
 
 
-def _convert_graph(tf: Any, source: Path, output: Path, options: ConvertOptions, graph_def: Any,
+def _convert_graph(source: Path, output: Path, options: ConvertOptions, graph_def: Any,
                    graph: Any, inputs: list[str], outputs: list[str]) -> tuple[list[str], list[str]]:
     """Convert a frozen graph; ONNX names drop ':0'.  Returns the NCHW tensors by ONNX name."""
     from tf2onnx.convert import from_graph_def
@@ -307,7 +307,7 @@ def _convert_graph(tf: Any, source: Path, output: Path, options: ConvertOptions,
     return nchw_in, nchw_out
 
 
-def _session_run(tf: Any, session: Any, inputs: list[str], outputs: list[str]) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+def _session_run(session: Any, inputs: list[str], outputs: list[str]) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = session.run(outputs, {n: feeds[_plain(n)] for n in inputs})
         return {_plain(n): v for n, v in zip(outputs, values)}
@@ -326,10 +326,10 @@ def convert_frozen_graph(source: Path, output: Path, options: ConvertOptions) ->
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
-    inputs, outputs = _graph_tensors(tf, source, graph, options, graph_def)
-    nchw_in, nchw_out = _convert_graph(tf, source, output, options, graph_def, graph, inputs, outputs)
+    inputs, outputs = _graph_tensors(source, graph, options, graph_def)
+    nchw_in, nchw_out = _convert_graph(source, output, options, graph_def, graph, inputs, outputs)
     session = tf.compat.v1.Session(graph=graph)
-    return Reference("TensorFlow", _session_run(tf, session, inputs, outputs), tuple(nchw_in), tuple(nchw_out))
+    return Reference("TensorFlow", _session_run(session, inputs, outputs), tuple(nchw_in), tuple(nchw_out))
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -369,16 +369,16 @@ def convert_checkpoint(source: Path, output: Path, options: ConvertOptions) -> R
     graph = tf.Graph()
     with graph.as_default():
         saver = tf.compat.v1.train.import_meta_graph(str(meta), clear_devices=True)
-    inputs, outputs = _graph_tensors(tf, meta, graph, options, meta_graph.graph_def)
+    inputs, outputs = _graph_tensors(meta, graph, options, meta_graph.graph_def)
     try:
         frozen, inputs, outputs = tf_loader.from_checkpoint(str(meta), inputs, outputs)
     except Exception as exc:
         raise TrtforgeError(f"TensorFlow could not restore {prefix}: {str(exc).strip().splitlines()[-1]}") from None
-    nchw_in, nchw_out = _convert_graph(tf, meta, output, options, frozen, graph, inputs, outputs)
+    nchw_in, nchw_out = _convert_graph(meta, output, options, frozen, graph, inputs, outputs)
     session = tf.compat.v1.Session(graph=graph)
     with graph.as_default():
         saver.restore(session, prefix)
-    return Reference("TensorFlow (checkpoint)", _session_run(tf, session, inputs, outputs),
+    return Reference("TensorFlow (checkpoint)", _session_run(session, inputs, outputs),
                      tuple(nchw_in), tuple(nchw_out))
 
 
