@@ -88,10 +88,12 @@ def test_h5_custom_layer_with_custom_objects(models: dict[str, Path], tmp_path: 
     assert_checked(result, 1)
 
 
-def test_tflite(models: dict[str, Path], tmp_path: Path) -> None:
-    result = trtforge.convert(models["tflite"], tmp_path / "t.onnx")
+def test_tflite_takes_its_signature_names(models: dict[str, Path], tmp_path: Path) -> None:
+    result = trtforge.convert(models["tflite"], tmp_path / "t.onnx", inputs_as_nchw="image")
     assert result.form == "tflite" and "TFLite" in result.framework
     assert_checked(result, 2)
+    inputs, outputs = io(tmp_path / "t.onnx")
+    assert inputs == {"extra": ["?", 4], "image": ["?", 3, 8, 8]} and sorted(outputs) == ["output_0", "output_1"]
 
 
 def test_frozen_graph_needs_names_and_lists_candidates(models: dict[str, Path], tmp_path: Path) -> None:

@@ -388,6 +388,17 @@ def _is_tflite(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".tflite"
 
 
+def _signature_names(interpreter: Any) -> dict[str, str]:
+    """Tensor name -> signature key ('serving_default_image:0' -> 'image') when the model has one signature."""
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return {}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    by_index = {d["index"]: d["name"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    keys = {**runner.get_input_details(), **runner.get_output_details()}
+    return {by_index[d["index"]]: key for key, d in keys.items() if d["index"] in by_index}
+
+
 def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Reference:
     tf = _tf()
     from tf2onnx.convert import from_tflite
@@ -397,26 +408,45 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
     except Exception as exc:
         raise TrtforgeError(f"{source} is not a readable TFLite model: {str(exc).strip().splitlines()[-1]}") from None
     ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
-    nchw_in = layout_names(options.inputs_as_nchw, {d["name"]: len(d["shape"]) for d in ins}, "input")
-    nchw_out = layout_names(options.outputs_as_nchw, {d["name"]: len(d["shape"]) for d in outs}, "output")
+    names = _signature_names(interpreter)
+    name = lambda d: names.get(d["name"], d["name"])  # noqa: E731
+    tensor = {name(d): d["name"] for d in ins + outs}
+    nchw_in = layout_names(options.inputs_as_nchw, {name(d): len(d["shape"]) for d in ins}, "input")
+    nchw_out = layout_names(options.outputs_as_nchw, {name(d): len(d["shape"]) for d in outs}, "output")
     override = None
     if options.batch is not None:
         override = {d["name"]: [-1 if x is None else x for x in with_batch(_dims(d["shape_signature"]), options)]
                     for d in ins if len(d["shape"])}
-    _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset, inputs_as_nchw=nchw_in or None,
-             outputs_as_nchw=nchw_out or None, shape_override=override, output_path=str(output))
+    _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset,
+             inputs_as_nchw=[tensor[n] for n in nchw_in] or None, outputs_as_nchw=[tensor[n] for n in nchw_out] or None,
+             shape_override=override, output_path=str(output))
+    if names:
+        _rename_file(output, names)
 
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for d in ins:
-            if tuple(d["shape"]) != feeds[d["name"]].shape:
-                interpreter.resize_tensor_input(d["index"], list(feeds[d["name"]].shape))
+            if tuple(d["shape"]) != feeds[name(d)].shape:
+                interpreter.resize_tensor_input(d["index"], list(feeds[name(d)].shape))
         interpreter.allocate_tensors()
         for d in ins:
-            interpreter.set_tensor(d["index"], feeds[d["name"]].astype(d["dtype"]))
+            interpreter.set_tensor(d["index"], feeds[name(d)].astype(d["dtype"]))
         interpreter.invoke()
-        return {d["name"]: interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
+        return {name(d): interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
 
     return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out))
+
+
+def _rename_file(path: Path, names: dict[str, str]) -> None:
+    """Give the ONNX inputs/outputs the model's signature names."""
+    import onnx
+
+    from trtforge.converters.edits import rename
+
+    model = onnx.load(str(path))
+    inputs = tuple((i.name, names[i.name]) for i in model.graph.input if i.name in names)
+    outputs = tuple((o.name, names[o.name]) for o in model.graph.output if o.name in names)
+    rename(model, inputs, outputs)
+    onnx.save(model, str(path))
 
 
 register(Converter("savedmodel", _is_saved_model, convert_saved_model))
