@@ -49,7 +49,7 @@ def main() -> None:
     # The same path in one command, with FP16 added, every engine validated against FP32 on
     # the held-out split and the fastest one within 1 point of FP32's accuracy selected.
     trtforge("deploy", f"{sample}/saved_model", "-o", f"{out}/deploy", "--force", "--inputs-as-nchw", "image",
-             "--batch", "1", "--precision", "fp32,int8", "--calib-data", f"{sample}/calib",
+             "--batch", "1", "--precision", "fp32,fp16,int8", "--calib-data", f"{sample}/calib",
              "--preprocess", PREPROCESS, "--val-data", f"{sample}/test", "--max-accuracy-drop", "1",
              "--select", "fastest", "--duration", args.duration)
     print(f"\nreport: {out}/deploy/report.md (plots: latency.png, accuracy_vs_latency.png)")

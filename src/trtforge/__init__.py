@@ -31,6 +31,9 @@ _LAZY = {
     "load": "trtforge.builder:load",
     "bench": "trtforge.benchmark:bench",
     "BenchSettings": "trtforge.benchmark:BenchSettings",
+    "run": "trtforge.inference:run",
+    "compare": "trtforge.compare:compare",
+    "Thresholds": "trtforge.compare:Thresholds",
     "deploy": "trtforge.deploy:deploy",
     "DeployOptions": "trtforge.deploy:DeployOptions",
     "BuildConfig": "trtforge.config:BuildConfig",
@@ -46,6 +49,8 @@ __all__ = sorted(_LAZY) + ["__version__"]
 if TYPE_CHECKING:
     from trtforge.benchmark import BenchSettings, bench
     from trtforge.builder import build, load
+    from trtforge.compare import Thresholds, compare
+    from trtforge.inference import run
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.converters import ConvertOptions, convert
     from trtforge.deploy import DeployOptions, deploy

@@ -19,7 +19,7 @@ from trtforge.graph import model as onnx_model
 from trtforge.graph.model import graph_inputs
 
 
-def _progress(total: int, desc: str) -> Any:
+def _progress(total: int | None, desc: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True,
@@ -28,18 +28,80 @@ def _progress(total: int, desc: str) -> Any:
 
 def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                   backend: Backend, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
-    """Calibrate ``model`` on the configured data and insert Q/DQ nodes in the backend's flavour."""
-    from trtforge.precision.calibrate import calibrate
-    from trtforge.precision.data import CalibrationSource, Preprocess
+    """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
     from trtforge.precision.quantize import quantize
+
+    started = time.perf_counter()
+    ranges, facts = _int8_ranges(model, calibration)
+    flavour = backend.quant_flavour(config)
+    quantized = quantize(model, ranges, flavour, config.exclude_nodes, config.exclude_op_types)
+    facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2)})
+    if config.exclude_nodes or config.exclude_op_types:
+        facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types)}
+    return quantized, facts
+
+
+def _int8_ranges(model: onnx.ModelProto,
+                 calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+    """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
+    from trtforge.precision import cache as calib_cache
+    from trtforge.precision.data import Preprocess
 
     preprocess = calibration.preprocess
     assert preprocess is None or isinstance(preprocess, Preprocess)
-    source = CalibrationSource(
-        calibration.data, [t.name for t in graph_inputs(model)], preprocess,
-        calibration.num, calibration.batch_size, calibration.seed,
+    inputs = graph_inputs(model)
+    if preprocess is not None and len(inputs) == 1:
+        preprocess = preprocess.for_input(inputs[0].shape)  # the size a bare resize mode resolves to
+    model_sha = sha256_bytes(model.SerializeToString(deterministic=True))
+    wanted_preprocess = preprocess.to_json() if preprocess else None
+    path = calibration.cache
+    if path is not None and path.exists():
+        cache = calib_cache.read_cache(path)
+        facts = calib_cache.read_facts(path)
+        if facts is None:
+            print(f"warning: {path} has no {calib_cache.sidecar_path(path).name} beside it (a cache TensorRT "
+                  "wrote?), so trtforge cannot check it was made for this model and preprocessing; using it",
+                  file=sys.stderr)
+        else:
+            why = calib_cache.mismatches(facts, model_sha, wanted_preprocess)
+            if why and not calibration.cache_force:
+                raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
+                                    "recalibrate, or pass --calib-cache-force to use it anyway")
+            if why:
+                print(f"warning: using {path} although {'; '.join(why)} (--calib-cache-force)", file=sys.stderr)
+        ranges = calib_cache.cache_ranges(cache, facts)
+        _check_cache_covers(model, ranges, path)
+        return ranges, {
+            "cache": str(path), "cache_header": cache.header, "tensors": len(cache.scales),
+            "method": facts.method if facts else cache.calibrator, "samples": facts.samples if facts else None,
+            "data": facts.data if facts else None, "preprocess": facts.preprocess if facts else None,
+            "cache_checked": facts is not None,
+        }
+    if calibration.data is None and calibration.loader is None:
+        raise TrtforgeError(f"calibration cache {path} does not exist and no data was given to make it: "
+                            "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]")
+    ranges, facts = _calibrate(model, calibration)
+    if path is not None:
+        calib_cache.write_cache_with_facts(
+            path, calib_cache.CalibrationCache.from_ranges(str(calibration.method), ranges),
+            calib_cache.CacheFacts(model_sha, str(calibration.method), wanted_preprocess,
+                                   int(facts["samples"]), str(facts["data"]), ranges),  # type: ignore[call-overload]
+        )
+        facts["cache"] = str(path)
+        facts["cache_written"] = True
+    return ranges, facts
+
+
+def _calibrate(model: onnx.ModelProto,
+               calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+    from trtforge.precision.calibrate import calibrate
+    from trtforge.precision.data import calibration_source
+
+    specs = graph_inputs(model)
+    source = calibration_source(
+        calibration.data, calibration.loader, [t.name for t in specs], {t.name: t.shape for t in specs},
+        calibration.preprocess, calibration.num, calibration.batch_size, calibration.seed,  # type: ignore[arg-type]
     )
-    started = time.perf_counter()
     used = 0
 
     def advance(n: int) -> None:
@@ -47,22 +109,69 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
         used += n
         bar.update(n)
 
-    with _progress(len(source), f"calibrating ({calibration.method})") as bar:
+    with _progress(source.total, f"calibrating ({calibration.method})") as bar:
         ranges = calibrate(model, source.batches(), calibration.method, calibration.percentile,
                            progress=advance)
     if source.skipped.files:
-        print(f"skipped {len(source.skipped.files)} unreadable file(s) in {calibration.data}", file=sys.stderr)
-    flavour = backend.quant_flavour(config)
-    quantized = quantize(model, ranges, flavour)
+        print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
+    preprocess = getattr(source, "preprocess", None)
     facts: dict[str, object] = {
-        "data": str(calibration.data), "samples": used, "skipped": len(source.skipped.files),
+        "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
         "method": str(calibration.method), "batch_size": calibration.batch_size,
         "preprocess": preprocess.to_json() if preprocess else None,
-        "flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
     }
     if calibration.method.value == "percentile":
         facts["percentile"] = calibration.percentile
-    return quantized, facts
+    return ranges, facts
+
+
+def _check_cache_covers(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], path: Path) -> None:
+    names = {t for node in model.graph.node for t in node.output} | {i.name for i in model.graph.input}
+    if not names & set(ranges):
+        sample = ", ".join(sorted(ranges)[:3])
+        raise TrtforgeError(f"calibration cache {path} names none of this model's tensors (it has e.g. {sample}); "
+                            "it was made for another model")
+
+
+def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str, Any] | None, str]:
+    """One batch to check a cast on: calibration data when given, else seeded random inputs."""
+    calibration = config.calibration
+    if calibration is not None and calibration.data is not None:
+        from trtforge.precision.data import CalibrationSource, Preprocess
+
+        preprocess = calibration.preprocess
+        assert preprocess is None or isinstance(preprocess, Preprocess)
+        first = graph_inputs(model)[0].shape[:1]
+        size = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 8  # a static batch rules
+        source = CalibrationSource(calibration.data, [t.name for t in graph_inputs(model)], preprocess,
+                                   size, size, calibration.seed)
+        batch = next(iter(source.batches()), None)
+        if batch is not None:
+            return dict(batch), f"{len(next(iter(batch.values())))} sample(s) of {calibration.data}"
+    from trtforge.benchmark import random_inputs
+
+    try:
+        return random_inputs(graph_inputs(model), seed=0, batch=1), "seeded random inputs in [-1, 1)"
+    except TrtforgeError as exc:
+        return None, f"not checked: {exc}"
+
+
+def cast_half(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
+    """Cast to FP16/BF16, checked against FP32; nodes that overflow or drift stay FP32 (reported)."""
+    from trtforge.precision.fp16 import cast
+
+    feeds, checked_on = _check_feeds(model, config)
+    started = time.perf_counter()
+    casted, report = cast(model, config.precision, feeds, checked_on,
+                          config.exclude_nodes, config.exclude_op_types)
+    automatic = {k: v for k, v in report.kept.items() if v != "excluded by the user"}
+    if automatic:
+        print(f"kept {len(automatic)} node(s) in FP32 after checking the {config.precision} cast: "
+              + "; ".join(f"{k} ({v})" for k, v in list(automatic.items())[:5])
+              + (" ..." if len(automatic) > 5 else ""), file=sys.stderr)
+    facts = report.to_json()
+    facts["seconds"] = round(time.perf_counter() - started, 2)
+    return casted, facts
 
 
 def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
@@ -71,16 +180,25 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     config = config or BuildConfig()
     backend = get_backend(config.backend)
     model = onnx_model.load(onnx_path)
-    calibration_facts = None
+    calibration_facts = cast_facts = None
     if config.precision is Precision.INT8:
         assert config.calibration is not None
         model, calibration_facts = quantize_int8(model, config.calibration, backend, config)
-    elif config.precision is not Precision.FP32:
-        raise TrtforgeError(
-            f"--precision {config.precision} is not available yet for backend {backend.name}; use fp32 or int8"
-        )
+    elif config.precision in (Precision.FP16, Precision.BF16):
+        model, cast_facts = cast_half(model, config)
+    io_facts = None
+    if config.input_formats or config.output_formats:
+        from trtforge.precision import ioformat
+
+        model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
+        io_facts = {"inputs": [str(f) for f in config.input_formats],
+                    "outputs": [str(f) for f in config.output_formats], "retyped": changed}
     started = time.perf_counter()
     built = backend.build(model, config)
+    if cast_facts:
+        built.facts["cast"] = cast_facts
+    if io_facts:
+        built.facts["io_formats"] = io_facts
     manifest = artifact.Manifest(
         backend=backend.name, backend_version=backend.version(), precision=str(config.precision),
         device=backend.device_facts(config.device), inputs=built.inputs, outputs=built.outputs,

@@ -16,12 +16,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from trtforge.compare import accuracy, run_all
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
 from trtforge.errors import TrtforgeError
 
@@ -194,41 +195,6 @@ def _split_calibration(data: Path) -> _Split:
 
 
 # --------------------------------------------------------------------------- accuracy
-
-def _as_float(outputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    return [np.asarray(v, dtype=np.float64) for v in outputs.values()]
-
-
-def run_all(runner: object, samples: Sequence[Mapping[str, np.ndarray]]) -> list[list[np.ndarray]]:
-    """Run every sample; feeds are cast to the engine's input dtypes (an fp16 IO engine takes fp16)."""
-    dtypes = {t.name: np.dtype(t.dtype) for t in runner.inputs}  # type: ignore[attr-defined]
-    results = []
-    for feeds in samples:
-        cast = {k: v.astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
-        results.append(_as_float(runner.infer(cast)))  # type: ignore[attr-defined]
-    return results
-
-
-def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
-             labels: list[int] | None) -> dict[str, float | None]:
-    """Errors against the reference over all outputs; top-1 on the first output if it holds scores."""
-    diffs = [np.abs(o - r) for out, ref in zip(outputs, reference) for o, r in zip(out, ref)]
-    first = np.concatenate([out[0].reshape(out[0].shape[0], -1) for out in outputs])
-    first_ref = np.concatenate([ref[0].reshape(ref[0].shape[0], -1) for ref in reference])
-    a, b = first.ravel(), first_ref.ravel()
-    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) if a.any() and b.any() else None
-    result: dict[str, float | None] = {
-        "max_abs_error": float(max(d.max() for d in diffs)) if diffs else 0.0,
-        "mean_abs_error": float(np.mean([d.mean() for d in diffs])) if diffs else 0.0,
-        "cosine": cosine, "top1_agreement": None, "top1_accuracy": None,
-    }
-    if first.shape[1] > 1:
-        predicted = first.argmax(axis=1)
-        result["top1_agreement"] = float(np.mean(predicted == first_ref.argmax(axis=1)))
-        if labels is not None:
-            result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels)))
-    return result
-
 
 def _drop(acc: Mapping[str, float | None], ref: Mapping[str, float | None]) -> float | None:
     top1, ref_top1 = acc.get("top1_accuracy"), ref.get("top1_accuracy")

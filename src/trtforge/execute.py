@@ -126,11 +126,79 @@ def build_config(req: ExecRequest) -> BuildConfig:
                        profiles=profiles, tensorrt=tensorrt)
 
 
-def execute(req: ExecRequest, out: TextIO) -> int:
-    from trtforge.benchmark import BenchSettings, bench
-    from trtforge.builder import build, load_with_manifest
+_GPU_FLAGS = (("cuda_graph", "--useCudaGraph"), ("no_data_transfers", "--noDataTransfers"),
+              ("spin_wait", "--useSpinWait"))
+
+
+def bench_settings(req: ExecRequest, on_gpu: bool):  # -> BenchSettings
+    """trtexec's inference flags as BenchSettings; GPU-only ones on a CPU engine become notes."""
+    from trtforge.benchmark import BenchSettings
     from trtforge.cli.bench import parse_percentiles
-    from trtforge.report import performance_summary
+
+    gpu = {attr: getattr(req, attr) for attr, _ in _GPU_FLAGS}
+    if not on_gpu:
+        for attr, flag in _GPU_FLAGS:
+            if gpu[attr]:
+                req.notes.append(f"{flag}: the engine runs on the CPU, which has no CUDA graph, host-device "
+                                 "copies or event waits; timed without it")
+                gpu[attr] = False
+    return BenchSettings(req.warmup_ms, req.iterations, req.duration_s, parse_percentiles(req.percentiles),
+                         streams=req.streams, cuda_graph=gpu["cuda_graph"],
+                         data_transfers=not gpu["no_data_transfers"], spin_wait=gpu["spin_wait"],
+                         avg_runs=req.avg_runs)
+
+
+def export_output(outputs: dict[str, object], path: str) -> None:
+    """trtexec's ``--exportOutput`` file: ``[{"name", "dimensions", "values"}, ...]``."""
+    import json
+
+    import numpy as np
+
+    from trtforge._files import write_text_atomic
+
+    entries = [{"name": name, "dimensions": "x".join(str(d) for d in np.shape(v)),
+                "values": np.asarray(v, dtype=np.float64).ravel().tolist()} for name, v in outputs.items()]
+    write_text_atomic(path, json.dumps(entries, indent=1) + "\n")
+
+
+def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
+    from trtforge.benchmark import bench
+    from trtforge.builder import load
+    from trtforge.engine import read_manifest
+    from trtforge.inputs import concrete_shapes, load_trtexec_inputs, random_feeds
+    from trtforge.report import performance_summary, write_times
+
+    manifest = read_manifest(engine)
+    on_gpu = str(manifest.device.get("kind", "cpu")) != "cpu"
+    settings = bench_settings(req, on_gpu)
+    if req.dump_profile:
+        req.notes.append(f"--dumpProfile: per-layer profiles need a TensorRT engine; {manifest.backend} "
+                         "gives none, so none is printed")
+    if req.export_layer_info and manifest.backend not in _TENSORRT_FAMILY:
+        req.notes.append(f"--exportLayerInfo: {manifest.backend} has no layer information; nothing was written")
+    runner = load(engine)
+    shapes = concrete_shapes(runner.inputs, req.shapes)
+    feed_notes: list[str] = []
+    if req.load_inputs:
+        feeds = load_trtexec_inputs(req.load_inputs, runner.inputs, shapes, feed_notes)
+    else:
+        feeds = random_feeds(runner.inputs, shapes)
+    for note in req.notes + feed_notes:
+        print(f"[I] {note}", file=out)
+    req.notes.clear()
+    if req.export_output:
+        export_output(runner.infer(feeds), req.export_output)
+        print(f"[I] Outputs written to {req.export_output}", file=out)
+    del runner
+    result = bench(engine, feeds, settings, context={"engine": engine})
+    print(performance_summary(result, verbose=req.verbose), file=out)
+    if req.export_times:
+        write_times(result, req.export_times)
+        print(f"[I] Per-query times written to {req.export_times}", file=out)
+
+
+def execute(req: ExecRequest, out: TextIO) -> int:
+    from trtforge.builder import build
 
     print("&&&& RUNNING trtforge exec", file=out)
     engine = req.load_engine
@@ -152,16 +220,15 @@ def execute(req: ExecRequest, out: TextIO) -> int:
         print(f"[I] Engine built in {manifest.build['seconds']} s", file=out)
         if req.save_engine:
             print(f"[I] Engine saved to {req.save_engine} (manifest {req.save_engine}.json)", file=out)
-    for note in req.notes:
-        print(f"[I] {note}", file=out)
     assert engine is not None
-    if not req.skip_inference:
-        settings = BenchSettings(req.warmup_ms, req.iterations, req.duration_s, parse_percentiles(req.percentiles))
-        runner, manifest = load_with_manifest(engine)
-        result = bench(runner, settings=settings, context={"backend": manifest.backend,
-                                                             "precision": manifest.precision})
-        print(performance_summary(result), file=out)
-    if scratch is not None:
-        scratch.cleanup()
+    try:
+        if req.skip_inference:
+            for note in req.notes:
+                print(f"[I] {note}", file=out)
+        else:
+            _inference(req, engine, out)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     print("&&&& PASSED trtforge exec", file=out)
     return 0

@@ -29,5 +29,5 @@ def test_demo_prints_the_contract_commands_and_ends_with_the_report_table(tmp_pa
         assert command.format(out=out) in proc.stdout, command
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| precision | top-1 |")
-    assert {row.split("|")[1].strip() for row in table[1:]} >= {"fp32", "int8"}
+    assert {row.split("|")[1].strip() for row in table[1:]} >= {"fp32", "fp16", "int8"}
     assert (tmp_path / "build" / "deploy" / "report.md").exists()

@@ -72,7 +72,16 @@ def backend_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def auto_backend() -> str:
+    """``--backend auto``: TensorRT when it imports for real and a GPU is present, else ONNX Runtime."""
+    from trtforge.backends.tensorrt import usable
+
+    return "tensorrt" if usable("tensorrt") else "onnxruntime"
+
+
 def get_backend(name: str) -> Backend:
+    if name == "auto":
+        name = auto_backend()
     if name not in _REGISTRY:
         raise TrtforgeError(f"unknown backend {name!r}; available: {', '.join(_REGISTRY)}")
     factory = _REGISTRY[name]
@@ -83,3 +92,5 @@ def get_backend(name: str) -> Backend:
 
 
 register_backend("onnxruntime", "trtforge.backends.onnxruntime:OnnxRuntimeBackend")
+register_backend("tensorrt", "trtforge.backends.tensorrt:full")
+register_backend("tensorrt-rtx", "trtforge.backends.tensorrt:rtx")

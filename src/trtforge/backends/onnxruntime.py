@@ -1,18 +1,23 @@
-"""ONNX Runtime backend: the embedded default, CPU everywhere.
+"""ONNX Runtime backend: the embedded default, CPU everywhere, and NVIDIA GPUs through the
+CUDA execution provider.
 
 The engine is the ONNX model after the precision stage (Q/DQ or casts included),
 serialised; loading it creates an ``InferenceSession`` with full graph optimisation.
+On ``--device cuda`` the build also chooses the CUDA provider options (timed on the GPU)
+and records them in the manifest; the runner then binds device buffers (IO binding) so
+host-to-device copies, compute and device-to-host copies are separate steps on one stream.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import onnx
 
-from trtforge.config import BuildConfig, TensorSpec
+from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
 from trtforge.backends.base import BuiltEngine
@@ -50,6 +55,10 @@ class OnnxRuntimeBackend:
         return onnxruntime.__version__
 
     def device_facts(self, device: str) -> dict[str, object]:
+        if device == "cuda":
+            from trtforge.backends import cuda
+
+            return cuda.device_facts(0)
         return cpu_facts()
 
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
@@ -74,22 +83,288 @@ class OnnxRuntimeBackend:
         return ort.InferenceSession(data, options, providers=[provider])
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        for fmt in config.input_formats + config.output_formats:
+            if not fmt.linear:
+                raise TrtforgeError(
+                    f"IO format {fmt}: onnxruntime reads and writes linear (chw) tensors only; "
+                    f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx for {'+'.join(fmt.formats)}"
+                )
         data = model.SerializeToString()
+        if config.device == "cuda":
+            return build_cuda(data)
         try:
             session = self._session(data, config.device)
         except TrtforgeError:
             raise
         except Exception as exc:
-            raise TrtforgeError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+            first = str(exc).splitlines()[0]
+            if config.precision is Precision.BF16:
+                raise TrtforgeError(f"onnxruntime cannot run this BF16 graph ({first}); ONNX Runtime has few BF16 "
+                                    "kernels: build bf16 with --backend tensorrt-rtx or tensorrt, "
+                                    "or use fp16 here") from None
+            raise TrtforgeError(f"onnxruntime cannot load the model: {first}") from None
+        if config.precision in (Precision.FP16, Precision.BF16) and config.device == "cpu":
+            warnings.warn(f"{config.precision} on ONNX Runtime's CPU provider: it has no fast {config.precision} "
+                          "kernels, so this engine is likely slower than FP32 (bench shows by how much); "
+                          "it is built as asked", stacklevel=2)
         runner = OnnxRuntimeRunner(session)
         return BuiltEngine(data, runner.inputs, runner.outputs,
                            {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL"})
 
-    def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner:
+    def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")
         device = str(options.get("device") or manifest.device.get("kind", "cpu"))
+        if device == "cuda":
+            recorded = manifest.build.get("provider_options")
+            chosen = dict(recorded) if isinstance(recorded, dict) else cuda_provider_options()
+            graph = options.get("cuda_graph")
+            return OrtCudaRunner(data, chosen, None if graph is None else bool(graph))
         return OnnxRuntimeRunner(self._session(data, device, int(threads) if threads else None))
 
 
 def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# ---- CUDA execution provider ------------------------------------------------------------------
+
+# Options every CUDA engine gets: cuDNN tries every convolution algorithm once at load and keeps
+# the fastest (the search is cached per shape for the session), with as much workspace as it
+# wants; copies ORT makes itself go to the default stream. Layout and CUDA graphs are timed.
+_CUDA_BASE_OPTIONS = {
+    "device_id": "0",
+    "cudnn_conv_algo_search": "EXHAUSTIVE",
+    "cudnn_conv_use_max_workspace": "1",
+    "do_copy_in_default_stream": "1",
+}
+# Candidates the build times, fastest kept: NHWC kernels (cuDNN's native tensor-core layout for
+# FP16) and, when ORT accepts it, cuDNN's conv+bias fusion.
+_CUDA_CANDIDATES = ({"prefer_nhwc": "1"}, {"prefer_nhwc": "0"}, {"prefer_nhwc": "1", "fuse_conv_bias": "1"})
+_TUNE_RUNS = 50
+
+
+def cuda_provider_options(prefer_nhwc: bool = True, cuda_graph: bool = True) -> dict[str, str]:
+    return {**_CUDA_BASE_OPTIONS, "prefer_nhwc": "1" if prefer_nhwc else "0",
+            "enable_cuda_graph": "1" if cuda_graph else "0"}
+
+
+def _require_cuda_provider():  # -> onnxruntime module
+    import onnxruntime as ort
+
+    from trtforge.backends import cuda
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise TrtforgeError(
+            f"onnxruntime {ort.__version__} here has no CUDAExecutionProvider; for --device cuda install "
+            "onnxruntime-gpu (pip install 'trtforge[gpu]') on a machine with an NVIDIA GPU"
+        )
+    cuda.require_device(0)
+    return ort
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _time_compute(runner: OrtCudaRunner, runs: int = _TUNE_RUNS) -> float:
+    """Median GPU time of ``enqueue`` in ms (CUDA events), after warm-up runs (graph capture)."""
+    from trtforge.backends import cuda
+
+    from trtforge.benchmark import random_inputs
+
+    runner.set_inputs(random_inputs(runner.inputs, seed=0))  # a dynamic batch runs at 1
+    runner.h2d()
+    for _ in range(3):
+        runner.enqueue()
+    start, end = cuda.Event(), cuda.Event()
+    times = []
+    for _ in range(runs):
+        start.record(runner.stream)
+        runner.enqueue()
+        end.record(runner.stream)
+        end.synchronize()
+        times.append(start.elapsed_ms(end))
+    return float(np.median(times))
+
+
+def build_cuda(data: bytes) -> BuiltEngine:
+    """Time the candidate provider options on this GPU, keep the fastest, record them all."""
+    _require_cuda_provider()
+    timings: dict[str, object] = {}
+    best: tuple[float, dict[str, str], OrtCudaRunner] | None = None
+    for candidate in _CUDA_CANDIDATES:
+        for graph in (True, False):
+            options = {**cuda_provider_options(cuda_graph=graph), **candidate}
+            label = ",".join(f"{k}={options[k]}" for k in (*candidate, "enable_cuda_graph"))
+            try:
+                runner = OrtCudaRunner(data, options, cuda_graph=graph)
+                ms = _time_compute(runner)
+            except TrtforgeError:
+                raise
+            except Exception as exc:  # an option this ORT lacks, or a graph CUDA graphs cannot hold
+                timings[label] = f"failed: {_first_line(exc)}"
+                continue
+            timings[label] = round(ms, 4)
+            if best is None or ms < best[0]:
+                best = (ms, options, runner)
+            break
+    if best is None:
+        raise TrtforgeError(f"onnxruntime cannot run the model on the CUDA provider: {timings}")
+    ms, options, runner = best
+    return BuiltEngine(data, runner.inputs, runner.outputs, {
+        "providers": runner.session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL",
+        "provider_options": options, "cuda_graph": options.get("enable_cuda_graph") == "1",
+        "tuning_compute_ms": timings,
+        "tuning": f"median GPU compute of {_TUNE_RUNS} runs per candidate at batch 1 for dynamic dims",
+    })
+
+
+def _resolve(spec: TensorSpec, symbols: dict[str, int], batch: int) -> tuple[int, ...]:
+    dims = []
+    for i, d in enumerate(spec.shape):
+        if isinstance(d, int) and d > 0:
+            dims.append(d)
+        elif str(d) in symbols:
+            dims.append(symbols[str(d)])
+        elif i == 0:
+            dims.append(batch)
+        else:
+            raise TrtforgeError(
+                f"output {spec.name!r} has a data-dependent dimension {d!r}; the CUDA runner binds "
+                "outputs to fixed device buffers: give it a static shape with trtforge reshape"
+            )
+    return tuple(dims)
+
+
+class OrtCudaRunner:
+    """An engine on the CUDA execution provider, bound to device buffers on its own stream.
+
+    Implements :class:`trtforge.benchmark.DeviceRunner`: ``set_inputs`` fills pinned host
+    arrays, ``h2d`` / ``enqueue`` / ``d2h`` enqueue their work on ``stream`` and return, and
+    ``outputs_host`` reads the pinned outputs once the stream is synchronised.
+
+    CUDA graphs are ONNX Runtime's own (``enable_cuda_graph``): it captures the graph on the
+    first runs and replays it, reading the bound buffers, which therefore never move.
+    ``supports_cuda_graph`` says the build found the graph capturable; ``cuda_graph=True``
+    (or ``use_cuda_graph()``, as ``bench --cuda-graph`` calls it) turns replay on.
+    """
+
+    def __init__(self, data: bytes, provider_options: Mapping[str, str], cuda_graph: bool | None = None) -> None:
+        from trtforge.backends import cuda
+
+        self._ort = _require_cuda_provider()
+        self._data = data
+        self.stream = cuda.Stream()
+        self.provider_options = dict(provider_options)
+        allowed = self.provider_options.get("enable_cuda_graph") == "1"
+        self.supports_cuda_graph = allowed if cuda_graph is None else bool(cuda_graph)
+        self.cuda_graph = bool(cuda_graph)
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._host_in: dict[str, cuda.PinnedArray] = {}
+        self._dev_in: dict[str, cuda.DeviceBuffer] = {}
+        self._host_out: dict[str, cuda.PinnedArray] = {}
+        self._dev_out: dict[str, cuda.DeviceBuffer] = {}
+        self._run_options = self._ort.RunOptions()
+        # Return once the work is enqueued; the stream orders it before our copies.
+        self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+        self._open()
+
+    def _open(self) -> None:
+        ort = self._ort
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        provider = {**self.provider_options, "enable_cuda_graph": "1" if self.cuda_graph else "0",
+                    "user_compute_stream": str(self.stream.handle)}
+        self.session = ort.InferenceSession(self._data, options, providers=[("CUDAExecutionProvider", provider)])
+        if self.session.get_providers()[0] != "CUDAExecutionProvider":  # ORT fell back to the CPU
+            raise RuntimeError(f"the CUDA provider refused options {provider}")
+        self.inputs = _specs(self.session.get_inputs())
+        self.outputs = _specs(self.session.get_outputs())
+        self._binding = self.session.io_binding()
+        self._bind()
+
+    def use_cuda_graph(self) -> None:
+        """Replay a CUDA graph from now on (a new session: ORT decides this when it creates one)."""
+        if not self.supports_cuda_graph:
+            raise TrtforgeError("this engine's build found no capturable CUDA graph (see tuning_compute_ms "
+                                "in its manifest); bench it without --cuda-graph")
+        if not self.cuda_graph:
+            self.stream.synchronize()
+            self.cuda_graph = True
+            self._open()
+
+    def _bind(self) -> None:
+        for spec in self.inputs:
+            if spec.name in self._dev_in:
+                host = self._host_in[spec.name]
+                self._binding.bind_input(spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_in[spec.name].ptr)
+        for spec in self.outputs:
+            if spec.name in self._dev_out:
+                host = self._host_out[spec.name]
+                self._binding.bind_output(spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_out[spec.name].ptr)
+
+    def _allocate(self, feeds: Mapping[str, np.ndarray]) -> None:
+        from trtforge.backends import cuda
+
+        shapes = {name: tuple(a.shape) for name, a in feeds.items()}
+        if shapes == self._shapes:
+            return
+        if self._shapes and self.cuda_graph:
+            raise TrtforgeError(
+                f"this runner replays a CUDA graph captured for input shapes {self._shapes}, got {shapes}; "
+                "load the engine with cuda_graph=False to change shapes between queries"
+            )
+        self.stream.synchronize()
+        symbols: dict[str, int] = {}
+        batch = 1
+        for spec in self.inputs:
+            shape = shapes[spec.name]
+            batch = shape[0] if shape else batch
+            symbols.update({str(d): n for d, n in zip(spec.shape, shape) if not isinstance(d, int)})
+            self._host_in[spec.name] = host = cuda.PinnedArray(shape, spec.dtype)
+            self._dev_in[spec.name] = cuda.DeviceBuffer(host.nbytes)
+        for spec in self.outputs:
+            self._host_out[spec.name] = host = cuda.PinnedArray(_resolve(spec, symbols, batch), spec.dtype)
+            self._dev_out[spec.name] = cuda.DeviceBuffer(host.nbytes)
+        self._binding.clear_binding_inputs()
+        self._binding.clear_binding_outputs()
+        self._bind()
+        self._shapes = shapes
+
+    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
+        missing = [s.name for s in self.inputs if s.name not in feeds]
+        if missing:
+            raise TrtforgeError(f"missing input(s) {', '.join(missing)}; the engine takes "
+                                f"{', '.join(s.name for s in self.inputs)}")
+        arrays = {s.name: np.asarray(feeds[s.name], dtype=np.dtype(s.dtype)) for s in self.inputs}
+        self._allocate(arrays)
+        self.stream.synchronize()  # the previous query's copy may still read the staging arrays
+        for name, array in arrays.items():
+            np.copyto(self._host_in[name].array, array)
+
+    def h2d(self) -> None:
+        from trtforge.backends import cuda
+
+        for name, dev in self._dev_in.items():
+            cuda.memcpy_htod_async(dev, self._host_in[name], self.stream)
+
+    def enqueue(self) -> None:
+        self.session.run_with_iobinding(self._binding, self._run_options)
+
+    def d2h(self) -> None:
+        from trtforge.backends import cuda
+
+        for name, dev in self._dev_out.items():
+            cuda.memcpy_dtoh_async(self._host_out[name], dev, self.stream)
+
+    def outputs_host(self) -> dict[str, np.ndarray]:
+        return {name: host.array.copy() for name, host in self._host_out.items()}
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.set_inputs(feeds)
+        self.h2d()
+        self.enqueue()
+        self.d2h()
+        self.stream.synchronize()
+        return self.outputs_host()

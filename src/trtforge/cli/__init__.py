@@ -25,6 +25,8 @@ SUBCOMMANDS = {
     "inspect": "inspect",
     "exec": "trtexec",
     "deploy": "deploy",
+    "run": "run",
+    "compare": "compare",
 }
 
 

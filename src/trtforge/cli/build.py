@@ -1,4 +1,4 @@
-"""trtforge build IN.onnx -o OUT.engine --precision fp32|int8 [--calib-data ...]"""
+"""trtforge build IN.onnx -o OUT.engine [--backend ...] [--precision ...] [TensorRT builder options]"""
 
 from __future__ import annotations
 
@@ -11,35 +11,113 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        description="Build an engine (plus a JSON manifest beside it) from an ONNX model.")
     p.add_argument("model", help="ONNX model")
     p.add_argument("-o", "--output", required=True, help="engine file to write (manifest: OUTPUT.json)")
-    p.add_argument("--backend", default="onnxruntime", help="backend (default: onnxruntime)")
+    p.add_argument("--backend", default="onnxruntime",
+                   help="onnxruntime | tensorrt | tensorrt-rtx | auto (TensorRT with a GPU, else onnxruntime)")
     p.add_argument("--device", default="cpu", help="device for the backend (default: cpu)")
-    p.add_argument("--precision", default="fp32", help="fp32 | int8 (default: fp32)")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16 | int8 (default: fp32)")
+    p.add_argument("--input-format", "--input-formats", "--inputIOFormats", dest="input_formats",
+                   help="trtexec IO formats for the inputs, e.g. fp16:chw (one for all, or one per input)")
+    p.add_argument("--output-format", "--output-formats", "--outputIOFormats", dest="output_formats",
+                   help="trtexec IO formats for the outputs, e.g. fp16:chw")
     cal = p.add_argument_group("INT8 calibration")
-    cal.add_argument("--calib-data", help="folder of images (PNG/JPEG/BMP/TIFF) or FILE.npz / FILE.npy")
-    cal.add_argument("--preprocess", help="image preprocessing, e.g. 'color=gray,resize=32x32,scale=1/255,layout=nchw'")
+    cal.add_argument("--calib-data", help="folder of images (PNG/JPEG/BMP/TIFF, recursive) or FILE.npz "
+                     "(arrays keyed by input name) / FILE.npy (one input)")
+    cal.add_argument("--calib-loader", metavar="FILE.py[:func]",
+                     help="Python function (default name: batches) yielding {input_name: array} batches")
+    cal.add_argument("--preprocess", help="image preprocessing, e.g. 'color=gray,resize=32x32,scale=1/255,layout=nchw'; "
+                     "resize=WxH[:stretch|fit|letterbox] or a mode alone for the model's input size; "
+                     "also mean=, std= (per channel with :), dtype=")
     cal.add_argument("--calib-num", type=int, default=500, help="samples to use at most (default 500)")
     cal.add_argument("--calib-batch-size", type=int, default=8, help="samples per calibration batch (default 8)")
     cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
     cal.add_argument("--calib-percentile", type=float, default=99.999, help="for --calib-method percentile")
     cal.add_argument("--calib-seed", type=int, default=0, help="seed for sampling files beyond --calib-num")
+    cal.add_argument("--calib-cache", metavar="FILE",
+                     help="TensorRT-format calibration cache: built from when it exists and matches the model and "
+                     "preprocessing (facts in FILE.json), else written after calibrating")
+    cal.add_argument("--calib-cache-force", action="store_true",
+                     help="use --calib-cache even if it was made for another model or preprocessing")
+    q = p.add_argument_group("INT8 placement")
+    q.add_argument("--exclude-nodes", default="", metavar="N1,N2",
+                   help="node names kept in FP32 (no Q/DQ, no FP16/BF16 cast)")
+    q.add_argument("--exclude-op-types", default="", metavar="T1,T2",
+                   help="op types kept in FP32, e.g. Softmax,Add")
+    shapes = p.add_argument_group("shapes and IO (trtexec's --minShapes/--optShapes/--maxShapes, --inputIOFormats)")
+    for kind in ("min", "opt", "max"):
+        shapes.add_argument(f"--{kind}-shapes", action="append", default=[], metavar="NAME:DIMS[,...]",
+                            help=f"{kind} shape per dynamic input, e.g. image:1x1x32x32; repeat for several profiles")
+    trt = p.add_argument_group("TensorRT / TensorRT-RTX builder")
+    trt.add_argument("--workspace", type=float, metavar="MIB", help="workspace pool limit in MiB (trtexec --workspace)")
+    trt.add_argument("--mem-pool", metavar="POOL:SIZE[,...]",
+                     help="pool limits, e.g. workspace:1024,tacticSharedMem:48K (MiB, or K/M/G)")
+    trt.add_argument("--timing-cache", metavar="FILE", help="timing cache to load and save (TensorRT only)")
+    trt.add_argument("--opt-level", type=int, metavar="0-5", help="builder optimisation level")
+    trt.add_argument("--hardware-compat", metavar="LEVEL", help="none | ampere+ | same-compute-capability")
+    trt.add_argument("--version-compat", action="store_true", help="plan runs on later TensorRT versions")
+    trt.add_argument("--profiling-verbosity", metavar="LEVEL", help="none | layer_names_only | detailed")
+    trt.add_argument("--plugins", action="append", default=[], metavar="LIB.so", help="plugin library to load (repeat)")
+    trt.add_argument("--builder-flags", metavar="FLAGS",
+                     help="TensorRT 10 only, weakly typed: fp16,bf16,int8 as builder flags (trtexec's --fp16/--int8)")
     p.set_defaults(run=run)
+
+
+_TRT_OPTIONS = ("workspace", "mem_pool", "timing_cache", "opt_level", "hardware_compat", "version_compat",
+                "profiling_verbosity", "plugins", "builder_flags")
+
+
+def tensorrt_options(args: argparse.Namespace):  # -> TensorRTOptions | None
+    """The TensorRT builder settings given, or None when there are none."""
+    from trtforge.config import TensorRTOptions
+    from trtforge.execute import _mib
+
+    if not any(getattr(args, name) for name in _TRT_OPTIONS) and args.opt_level is None:
+        return None
+    pools: dict[str, int] = {}
+    for item in filter(None, (args.mem_pool or "").split(",")):
+        name, _, size = item.partition(":")
+        pools[name.strip()] = _mib(size, "--mem-pool")
+    flags = tuple(f.strip().lower() for f in (args.builder_flags or "").split(",") if f.strip())
+    return TensorRTOptions(
+        workspace_mib=int(args.workspace) if args.workspace else None, mem_pools=tuple(pools.items()),
+        timing_cache=Path(args.timing_cache) if args.timing_cache else None, opt_level=args.opt_level,
+        hardware_compat=args.hardware_compat, version_compat=args.version_compat,
+        profiling_verbosity=args.profiling_verbosity, plugins=tuple(Path(p) for p in args.plugins),
+        strongly_typed=not flags, flags=flags,
+    )
 
 
 def config_from_args(args: argparse.Namespace):  # -> BuildConfig
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
+    from trtforge.errors import TrtforgeError
     from trtforge.precision.data import Preprocess
+    from trtforge.precision.ioformat import parse_formats
 
     precision = Precision.parse(args.precision)
     calibration = None
-    if args.calib_data:
+    if args.calib_data or args.calib_loader or args.calib_cache:
         calibration = CalibrationConfig(
-            data=Path(args.calib_data),
+            data=Path(args.calib_data) if args.calib_data else None,
             preprocess=Preprocess.parse(args.preprocess) if args.preprocess else None,
             num=args.calib_num, batch_size=args.calib_batch_size,
             method=CalibMethod.parse(args.calib_method), percentile=args.calib_percentile,
-            seed=args.calib_seed,
+            seed=args.calib_seed, loader=args.calib_loader,
+            cache=Path(args.calib_cache) if args.calib_cache else None, cache_force=args.calib_cache_force,
         )
-    return BuildConfig(precision=precision, backend=args.backend, device=args.device, calibration=calibration)
+    from trtforge.graph.ranges import parse_profiles
+
+    tensorrt = tensorrt_options(args)
+    if tensorrt is not None and args.backend not in ("tensorrt", "tensorrt-rtx", "auto"):
+        raise TrtforgeError(f"TensorRT builder options were given, but --backend is {args.backend}, which has "
+                            "none; use --backend tensorrt or tensorrt-rtx, or drop them")
+    return BuildConfig(precision=precision, backend=args.backend, device=args.device, calibration=calibration,
+                       profiles=parse_profiles(args.min_shapes, args.opt_shapes, args.max_shapes),
+                       input_formats=parse_formats(args.input_formats),
+                       output_formats=parse_formats(args.output_formats), tensorrt=tensorrt,
+                       exclude_nodes=_names(args.exclude_nodes), exclude_op_types=_names(args.exclude_op_types))
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +130,15 @@ def run(args: argparse.Namespace) -> int:
           f"{manifest.precision}) and {args.output}.json")
     if manifest.calibration:
         cal = manifest.calibration
-        print(f"calibrated on {cal['samples']} samples ({cal['method']}); Q/DQ flavour: "
-              f"{cal['flavour']['reason']}")  # type: ignore[index]
+        if cal.get("cache_header"):
+            print(f"ranges from calibration cache {cal['cache']} ({cal['tensors']} tensors, {cal['method']})")
+        else:
+            print(f"calibrated on {cal['samples']} samples ({cal['method']})"
+                  + (f"; wrote {cal['cache']} and {cal['cache']}.json" if cal.get("cache_written") else ""))
+        print(f"Q/DQ flavour: {cal['flavour']['reason']}")  # type: ignore[index]
+    cast = manifest.build.get("cast")
+    if isinstance(cast, dict):
+        kept = cast["kept"]
+        print(f"cast to {cast['precision']}, checked on {cast['checked_on']}; "
+              f"{len(kept)} node(s) kept in FP32" + (f": {', '.join(list(kept)[:8])}" if kept else ""))
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 
 from trtforge.config import TensorSpec
-from trtforge.graph.model import graph_inputs, graph_outputs
+from trtforge.graph.model import graph_inputs, graph_outputs, symbolic_infer
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 """Domains TensorRT's ONNX parser implements; ops from any other domain need a plugin."""
@@ -83,12 +83,7 @@ def dim_users(model: onnx.ModelProto, names: list[str]) -> dict[str, list[str]]:
     """Nodes touching a tensor whose inferred shape holds each symbolic dim."""
     if not names:
         return {}
-    try:  # ONNX Runtime's symbolic inference follows dims through more ops than ONNX's
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    except Exception:
-        inferred = None
+    inferred = symbolic_infer(model)  # follows dims through more ops than ONNX's inference
     if inferred is None:
         try:
             inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
@@ -137,7 +132,12 @@ def describe_engine(path: str | os.PathLike[str]) -> dict[str, object]:
     backend = get_backend(manifest.backend)
     describe = getattr(backend, "describe", None)
     if callable(describe):
-        details["backend"] = describe(data)
+        from trtforge.errors import TrtforgeError
+
+        try:
+            details["backend"] = describe(data)
+        except TrtforgeError as exc:  # e.g. the backend's package is not installed here
+            details["backend"] = {"note": str(exc)}
     return details
 
 

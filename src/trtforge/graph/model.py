@@ -90,3 +90,24 @@ def resolve_input_name(name: str, names: list[str], what: str = "input") -> str:
         if candidate and candidate in names:
             return candidate
     raise TrtforgeError(f"no {what} named {name!r}; the model's {what}s are: {', '.join(names)}")
+
+
+def symbolic_infer(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """ONNX Runtime's symbolic shape inference, or None when it cannot finish.
+
+    On failure ONNX Runtime saves its partial model as ``sym_shape_infer_temp.onnx`` in the
+    working directory; it runs in a scratch directory so nothing lands in the user's.
+    """
+    import tempfile
+
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="trtforge-shapes-") as scratch:
+        os.chdir(scratch)
+        try:
+            return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        except Exception:  # "Incomplete symbolic shape inference", or an op it does not know
+            return None
+        finally:
+            os.chdir(here)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import onnx
 
 from trtforge.errors import TrtforgeError
-from trtforge.graph.model import graph_inputs, graph_outputs
+from trtforge.graph.model import graph_inputs, graph_outputs, symbolic_infer
 from trtforge.graph.ranges import Dim, InputShapes, as_mapping
 
 DYNAMIC = "dynamic"
@@ -139,12 +139,7 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     except Exception:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     if _unknown_dims(inferred):
-        try:
-            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-            symbolic = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-        except Exception:
-            symbolic = None
+        symbolic = symbolic_infer(model)
         if symbolic is not None and _unknown_dims(symbolic) < _unknown_dims(inferred):
             return symbolic
     return inferred

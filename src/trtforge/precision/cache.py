@@ -59,7 +59,8 @@ class CalibrationCache:
     def from_ranges(cls, method: str, ranges: Mapping[str, tuple[float, float]],
                     version: str = DEFAULT_VERSION) -> CalibrationCache:
         calibrator = CALIBRATOR_NAMES.get(method, method)
-        scales = {name: max(abs(lo), abs(hi)) / 127.0 for name, (lo, hi) in ranges.items()}
+        # float32 scales, as the text holds them, so a written cache reads back equal
+        scales = {name: hex_to_scale(scale_to_hex(max(abs(lo), abs(hi)) / 127.0)) for name, (lo, hi) in ranges.items()}
         return cls(f"TRT-{version}-{calibrator}", scales)
 
     def to_text(self) -> str:
@@ -102,3 +103,96 @@ def read_cache(path: str | os.PathLike[str]) -> CalibrationCache:
 
 def write_cache(path: str | os.PathLike[str], cache: CalibrationCache) -> None:
     write_text_atomic(path, cache.to_text())
+
+
+# --- trtforge's own facts beside a cache: FILE.json -------------------------------------------
+
+SIDECAR_FORMAT = "trtforge-calibration-cache/1"
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    return Path(f"{os.fspath(path)}.json")
+
+
+@dataclass(frozen=True)
+class CacheFacts:
+    """What a cache was calibrated from: the model, the method, the preprocessing, the data."""
+
+    model_sha256: str
+    method: str
+    preprocess: dict[str, object] | None
+    samples: int
+    data: str | None = None
+    ranges: dict[str, tuple[float, float]] | None = None
+    """The exact (min, max) behind each scale: the text format only keeps max(|min|, |max|)."""
+
+    def to_json(self) -> dict[str, object]:
+        return {"format": SIDECAR_FORMAT, "model_sha256": self.model_sha256, "method": self.method,
+                "preprocess": self.preprocess, "samples": self.samples, "data": self.data,
+                "ranges": {k: list(v) for k, v in (self.ranges or {}).items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object], source: str) -> CacheFacts:
+        try:
+            ranges = data.get("ranges") or {}
+            assert isinstance(ranges, dict)
+            return cls(str(data["model_sha256"]), str(data["method"]), data.get("preprocess"),  # type: ignore[arg-type]
+                       int(data["samples"]), data.get("data"),  # type: ignore[arg-type]
+                       {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()})
+        except (KeyError, TypeError, ValueError, IndexError, AssertionError) as exc:
+            raise TrtforgeError(f"{source}: not a trtforge calibration sidecar ({exc!r}); "
+                                "delete it to use the cache as a TensorRT-written one") from None
+
+
+def write_cache_with_facts(path: str | os.PathLike[str], cache: CalibrationCache, facts: CacheFacts) -> None:
+    """The cache in TensorRT's format, then ``path.json`` with our facts (both atomic)."""
+    import json
+
+    write_cache(path, cache)
+    write_text_atomic(sidecar_path(path), json.dumps(facts.to_json(), indent=2) + "\n")
+
+
+def read_facts(path: str | os.PathLike[str]) -> CacheFacts | None:
+    """The sidecar of cache ``path``, or None when there is none (a cache TensorRT wrote)."""
+    import json
+
+    side = sidecar_path(path)
+    if not side.exists():
+        return None
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrtforgeError(f"cannot read calibration sidecar {side}: {exc}") from None
+    if not isinstance(data, dict):
+        raise TrtforgeError(f"{side}: not a trtforge calibration sidecar (expected a JSON object)")
+    return CacheFacts.from_json(data, str(side))
+
+
+def _same_preprocess(a: dict[str, object] | None, b: dict[str, object] | None) -> bool:
+    def key(p: dict[str, object]) -> dict[str, object]:
+        return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in p.items() if k != "spec"}
+
+    return a is None or b is None or key(a) == key(b)
+
+
+def mismatches(facts: CacheFacts, model_sha256: str, preprocess: dict[str, object] | None) -> list[str]:
+    """Why a cache with ``facts`` does not belong to this model and preprocessing (empty: it does)."""
+    why = []
+    if facts.model_sha256 != model_sha256:
+        why.append(f"it was calibrated for another model (sha256 {facts.model_sha256[:12]}..., "
+                   f"this one is {model_sha256[:12]}...)")
+    if not _same_preprocess(facts.preprocess, preprocess):
+        theirs = (facts.preprocess or {}).get("spec") or facts.preprocess
+        ours = (preprocess or {}).get("spec") or preprocess
+        why.append(f"it was calibrated with other preprocessing ({theirs!r}, now {ours!r})")
+    return why
+
+
+def cache_ranges(cache: CalibrationCache, facts: CacheFacts | None) -> dict[str, tuple[float, float]]:
+    """Ranges from a cache: the sidecar's exact ones where they agree with the cache's scales."""
+    ranges = cache.ranges()
+    if facts and facts.ranges:
+        for name, (lo, hi) in facts.ranges.items():
+            if name in ranges and abs(max(abs(lo), abs(hi)) - ranges[name][1]) <= 1e-6 * max(1.0, ranges[name][1]):
+                ranges[name] = (lo, hi)
+    return ranges

@@ -7,8 +7,8 @@ calibration, ``run`` and ``compare`` so that the same pixels reach every model.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from trtforge.errors import TrtforgeError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 COLORS = ("gray", "rgb", "bgr")
 LAYOUTS = ("nchw", "nhwc")
+RESIZE_MODES = ("stretch", "fit", "letterbox")
+LETTERBOX_FILL = 114  # the grey YOLO-style letterboxing pads with
 
 
 def _number(key: str, text: str) -> float:
@@ -37,13 +39,19 @@ class Preprocess:
     """How an image file becomes a model input.
 
     Spec string: comma-separated ``key=value``; keys: ``color`` (gray|rgb|bgr),
-    ``resize`` (WxH), ``scale`` (multiplier, ``1/255`` allowed), ``mean`` and ``std``
+    ``resize`` (``WxH``, ``WxH:MODE`` or ``MODE``; without a size the model input's is used),
+    ``scale`` (multiplier, ``1/255`` allowed), ``mean`` and ``std``
     (one value or one per channel joined by ``:``, applied after scale as
     ``(x * scale - mean) / std``), ``layout`` (nchw|nhwc), ``dtype`` (float32|float16|uint8).
+
+    Resize modes: ``stretch`` (default) ignores the aspect ratio; ``fit`` scales the shorter
+    side to the target and crops the centre; ``letterbox`` scales the longer side to the
+    target and pads the rest with grey (114).
     """
 
     color: str = "rgb"
     size: tuple[int, int] | None = None  # (width, height)
+    resize: str = "stretch"
     scale: float = 1.0
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
@@ -64,10 +72,7 @@ class Preprocess:
                     raise TrtforgeError(f"bad --preprocess color {value!r}: expected one of {', '.join(COLORS)}")
                 values["color"] = value.lower()
             elif key == "resize":
-                w, x, h = value.lower().partition("x")
-                if not (x and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-                    raise TrtforgeError(f"bad --preprocess resize {value!r}: expected WIDTHxHEIGHT like 224x224")
-                values["size"] = (int(w), int(h))
+                values.update(_resize(value))
             elif key == "scale":
                 values["scale"] = _number(key, value)
             elif key in ("mean", "std"):
@@ -92,14 +97,41 @@ class Preprocess:
     def channels(self) -> int:
         return 1 if self.color == "gray" else 3
 
+    def for_input(self, shape: tuple[int | str, ...]) -> Preprocess:
+        """This preprocessing with the target size taken from an input's shape when none was given."""
+        if self.size is not None or len(shape) != 4:
+            return self
+        h, w = shape[2:4] if self.layout == "nchw" else shape[1:3]
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            return replace(self, size=(w, h))
+        return self
+
+    def _resized(self, img):  # PIL.Image -> PIL.Image
+        from PIL import Image
+
+        if self.size is None or img.size == self.size:
+            return img
+        (w, h), (tw, th) = img.size, self.size
+        if self.resize == "stretch":
+            return img.resize(self.size, Image.BILINEAR)
+        if self.resize == "fit":  # cover the target, then crop the centre
+            k = max(tw / w, th / h)
+            img = img.resize((max(tw, round(w * k)), max(th, round(h * k))), Image.BILINEAR)
+            left, top = (img.size[0] - tw) // 2, (img.size[1] - th) // 2
+            return img.crop((left, top, left + tw, top + th))
+        k = min(tw / w, th / h)  # letterbox: fit inside, pad
+        inner = img.resize((max(1, round(w * k)), max(1, round(h * k))), Image.BILINEAR)
+        fill = LETTERBOX_FILL if img.mode == "L" else (LETTERBOX_FILL,) * 3
+        canvas = Image.new(img.mode, self.size, fill)
+        canvas.paste(inner, ((tw - inner.size[0]) // 2, (th - inner.size[1]) // 2))
+        return canvas
+
     def load(self, path: Path) -> np.ndarray:
         """One image file as a CHW or HWC array (no batch axis)."""
         from PIL import Image
 
         with Image.open(path) as img:
-            img = img.convert("L" if self.color == "gray" else "RGB")
-            if self.size is not None and img.size != self.size:
-                img = img.resize(self.size, Image.BILINEAR)
+            img = self._resized(img.convert("L" if self.color == "gray" else "RGB"))
             pixels = np.asarray(img, dtype=np.float32)
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
@@ -112,8 +144,26 @@ class Preprocess:
         return np.ascontiguousarray(pixels.astype(self.dtype))
 
     def to_json(self) -> dict[str, object]:
-        return {"spec": self.spec, "color": self.color, "size": self.size, "scale": self.scale,
+        return {"spec": self.spec, "color": self.color, "size": self.size, "resize": self.resize,
+                "scale": self.scale,
                 "mean": self.mean, "std": self.std, "layout": self.layout, "dtype": self.dtype}
+
+
+def _resize(value: str) -> dict[str, object]:
+    """``224x224``, ``224x224:letterbox`` or ``letterbox`` -> size and mode."""
+    size_text, _, mode = value.lower().rpartition(":") if ":" in value else ("", "", value.lower())
+    if mode not in RESIZE_MODES:
+        size_text, mode = value.lower(), "stretch"
+    out: dict[str, object] = {"resize": mode}
+    if size_text:
+        w, x, h = size_text.partition("x")
+        if not (x and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            raise TrtforgeError(
+                f"bad --preprocess resize {value!r}: expected WIDTHxHEIGHT[:MODE] like 224x224 or "
+                f"224x224:letterbox, or a mode alone ({'|'.join(RESIZE_MODES)}) to use the model's input size"
+            )
+        out["size"] = (int(w), int(h))
+    return out
 
 
 @dataclass
@@ -239,3 +289,94 @@ class CalibrationSource:
             raise TrtforgeError(f"{self.path} holds no samples")
         for start in range(0, n, self.batch_size):
             yield {k: v[start:min(start + self.batch_size, n)] for k, v in arrays.items()}
+
+    @property
+    def total(self) -> int | None:
+        return len(self)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+
+def load_loader(spec: str) -> Callable[[], Iterable[Mapping[str, np.ndarray]]]:
+    """``FILE.py[:func]`` -> the function (default name ``batches``) it names."""
+    import importlib.util
+
+    file, sep, func = spec.rpartition(":") if spec.rpartition(":")[2].isidentifier() else (spec, "", "")
+    if not sep:
+        file, func = spec, "batches"
+    path = Path(file)
+    if path.suffix != ".py" or not path.is_file():
+        raise TrtforgeError(f"--calib-loader {spec!r}: {path} is not a Python file; expected FILE.py[:function]")
+    module_spec = importlib.util.spec_from_file_location(f"trtforge_calib_loader_{path.stem}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)  # the user's code: its own errors keep their traceback
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise TrtforgeError(
+            f"--calib-loader {spec!r}: {path} has no function {func!r}; it defines: {', '.join(found) or 'none'}"
+        )
+    return fn
+
+
+@dataclass
+class LoaderSource:
+    """Batches of ``{input_name: array}`` from a user function (``--calib-loader FILE.py[:func]``)."""
+
+    spec: str
+    input_names: list[str]
+    num: int = 500
+    skipped: Skipped = field(default_factory=Skipped)
+
+    def __post_init__(self) -> None:
+        self._fn = load_loader(self.spec)
+
+    @property
+    def total(self) -> int | None:
+        return None  # a generator does not say how many it holds
+
+    def describe(self) -> str:
+        return self.spec
+
+    def batches(self) -> Iterator[dict[str, np.ndarray]]:
+        count = 0
+        for index, batch in enumerate(self._fn()):
+            if not isinstance(batch, Mapping):
+                raise TrtforgeError(
+                    f"--calib-loader {self.spec}: batch {index} is a {type(batch).__name__}, "
+                    f"expected a dict {{input_name: array}} with keys {', '.join(self.input_names)}"
+                )
+            missing = [n for n in self.input_names if n not in batch]
+            if missing:
+                raise TrtforgeError(
+                    f"--calib-loader {self.spec}: batch {index} has no array for input(s) {', '.join(missing)}; "
+                    f"it holds: {', '.join(map(str, batch)) or 'nothing'}"
+                )
+            arrays = {n: np.asarray(batch[n]) for n in self.input_names}
+            sizes = {len(a) if a.ndim else 0 for a in arrays.values()}
+            if len(sizes) != 1 or 0 in sizes:
+                raise TrtforgeError(
+                    f"--calib-loader {self.spec}: batch {index} arrays need one shared, non-empty batch axis; "
+                    f"got shapes {', '.join(f'{n}={a.shape}' for n, a in arrays.items())}"
+                )
+            take = min(sizes.pop(), self.num - count)
+            yield {n: a[:take] for n, a in arrays.items()}
+            count += take
+            if count >= self.num:
+                break
+        if count == 0:
+            raise TrtforgeError(f"--calib-loader {self.spec} yielded no batches")
+
+
+def calibration_source(data: Path | None, loader: str | None, input_names: list[str],
+                       shapes: Mapping[str, tuple[int | str, ...]], preprocess: Preprocess | None,
+                       num: int, batch_size: int, seed: int) -> CalibrationSource | LoaderSource:
+    """The source a calibration config names: a loader wins over data when both are given."""
+    if loader is not None:
+        return LoaderSource(loader, input_names, num)
+    assert data is not None
+    if preprocess is not None and len(input_names) == 1:
+        preprocess = preprocess.for_input(shapes.get(input_names[0], ()))
+    return CalibrationSource(data, input_names, preprocess, num, batch_size, seed)

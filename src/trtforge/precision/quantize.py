@@ -25,6 +25,12 @@ class QuantFlavour:
     per_channel: bool
     reduce_range: bool
     reason: str
+    placement: str = "onnxruntime"
+    """``onnxruntime``: every op ONNX Runtime has a QDQ kernel for, inputs and outputs.
+    ``tensorrt``: inputs of the ops TensorRT fuses (see :data:`TENSORRT_OPS`), no outputs,
+    and on a residual Add only the skip branch (the other input fuses into its Conv/Gemm)."""
+    quantize_bias: bool = True
+    """False for TensorRT, whose parser takes FP32 biases and rejects int32 DequantizeLinear on them."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -63,8 +69,16 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
 
 TENSORRT_FLAVOUR = QuantFlavour(
     "tensorrt", "int8", "int8", True, True, False,
-    "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights",
+    "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, FP32 biases, "
+    "Q/DQ on the inputs of weighted ops, pooling and residual Adds",
+    placement="tensorrt", quantize_bias=False,
 )
+
+# Ops whose inputs get Q/DQ for TensorRT: weighted ops (TensorRT fuses DQ into them and a
+# following Q into their output), pooling, and Add for the residual branch.
+TENSORRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "MaxPool", "Add")
+# Producers an Add input fuses into (Conv + BN + Add + ReLU run as one INT8 kernel).
+_BACKBONE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization"})
 
 
 def quantize(
@@ -74,16 +88,31 @@ def quantize(
     exclude_nodes: tuple[str, ...] = (),
     exclude_op_types: tuple[str, ...] = (),
 ) -> onnx.ModelProto:
-    """Insert QuantizeLinear/DequantizeLinear pairs using ``ranges``; returns a new model."""
-    from onnxruntime.quantization import QDQQuantizer, QuantType
-    from onnxruntime.quantization.calibrate import TensorData, TensorsData, CalibrationMethod
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
-    import numpy as np
+    """Insert QuantizeLinear/DequantizeLinear pairs using ``ranges``; returns a new model.
+
+    ``exclude_nodes`` (node names) and ``exclude_op_types`` stay in floating point.
+    """
     import tempfile
 
+    import numpy as np
+    from onnxruntime.quantization import QDQQuantizer, QuantType
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    _check_exclusions(model, exclude_nodes, exclude_op_types)
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-    op_types = sorted((set(QLinearOpsRegistry) | set(QDQRegistry)) - set(exclude_op_types))
+    tensorrt = flavour.placement == "tensorrt"
+    candidates = set(TENSORRT_OPS) if tensorrt else set(QLinearOpsRegistry) | set(QDQRegistry)
+    op_types = sorted(candidates - set(exclude_op_types))
+    extra: dict[str, object] = {"ActivationSymmetric": flavour.activation_symmetric, "WeightSymmetric": True}
+    if tensorrt:
+        extra.update({
+            "OpTypesToExcludeOutputQuantization": op_types,  # TensorRT: Q/DQ on inputs only
+            "QuantizeBias": False,  # TensorRT quantizes biases itself; it has no INT32 DQ
+            "QDQKeepRemovableActivations": True,  # keep ReLU: TensorRT fuses it
+            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+        })
     tensors = TensorsData(CalibrationMethod.MinMax, {
         name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()
     })
@@ -91,11 +120,99 @@ def quantize(
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
         inferred = load_model_with_shape_infer(path)
+    unranged = _unranged_nodes(inferred, ranges, set(op_types), set(exclude_nodes))
+    if unranged:
+        import warnings
+
+        warnings.warn(f"{len(unranged)} node(s) stay in floating point because the ranges have no entry for "
+                      f"some of their tensors (e.g. {', '.join(unranged[:3])})", stacklevel=2)
     quantizer = QDQQuantizer(
         inferred, flavour.per_channel, flavour.reduce_range,
         qtype[flavour.weight_type], qtype[flavour.activation_type], tensors,
-        [], list(exclude_nodes), op_types,
-        {"ActivationSymmetric": flavour.activation_symmetric, "WeightSymmetric": True},
+        [], [*exclude_nodes, *unranged], op_types, {**extra, "QuantizeBias": flavour.quantize_bias},
     )
     quantizer.quantize_model()
-    return quantizer.model.model
+    out = quantizer.model.model
+    if tensorrt:
+        _fuse_residual_adds(out)
+    _keep_float_inputs(out, set(exclude_nodes), set(exclude_op_types))
+    return out
+
+
+def _unranged_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
+                    op_types: set[str], excluded: set[str]) -> list[str]:
+    """Nodes that would be quantized but have a float activation without a range (a partial cache)."""
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    graph = model.graph
+    is_float = {v.name: v.type.tensor_type.elem_type in floats
+                for v in [*graph.value_info, *graph.input, *graph.output]}
+    constants = {i.name for i in graph.initializer}
+    return [node.name for node in graph.node
+            if node.op_type in op_types and node.name not in excluded
+            and any(t and t not in constants and is_float.get(t, False) and t not in ranges
+                    for t in [*node.input, *node.output])]
+
+
+def _check_exclusions(model: onnx.ModelProto, nodes: tuple[str, ...], op_types: tuple[str, ...]) -> None:
+    from trtforge.errors import TrtforgeError
+
+    names = {n.name for n in model.graph.node}
+    types = {n.op_type for n in model.graph.node}
+    unknown = [n for n in nodes if n not in names]
+    if unknown:
+        raise TrtforgeError(f"--exclude-nodes: no node named {', '.join(map(repr, unknown))} in the model; "
+                            "`trtforge inspect MODEL` lists node names")
+    absent = [t for t in op_types if t not in types]
+    if absent:
+        raise TrtforgeError(f"--exclude-op-types: the model has no {', '.join(map(repr, absent))} node; "
+                            f"its op types are {', '.join(sorted(types))}")
+
+
+def _fuse_residual_adds(model: onnx.ModelProto) -> None:
+    """On an Add fed by a Conv/Gemm (possibly via BN), drop the Q/DQ on that input.
+
+    TensorRT fuses Conv + Add(skip) + ReLU into one INT8 kernel when the skip input is
+    quantized and the Conv's own output is not; a Q/DQ on both inputs would split the fusion.
+    """
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    for add in (n for n in graph.node if n.op_type == "Add"):
+        for i, tensor in enumerate(add.input):
+            dq = producer.get(tensor)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            source = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
+            if source is not None and source.op_type in _BACKBONE and len(add.input) == 2:
+                other = producer.get(add.input[1 - i])
+                if other is not None and other.op_type == "DequantizeLinear":  # the skip stays quantized
+                    add.input[i] = q.input[0]
+                    break
+    _drop_unused_qdq(graph)
+
+
+def _keep_float_inputs(model: onnx.ModelProto, nodes: set[str], op_types: set[str]) -> None:
+    """Excluded nodes read the float tensor, even where a Q/DQ pair is shared with a quantized consumer."""
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.name not in nodes and node.op_type not in op_types:
+            continue
+        for i, tensor in enumerate(node.input):
+            dq = producer.get(tensor)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[i] = q.input[0]
+    _drop_unused_qdq(graph)
+
+
+def _drop_unused_qdq(graph: onnx.GraphProto) -> None:
+    while True:
+        used = {t for n in graph.node for t in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    used = {t for n in graph.node for t in n.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)

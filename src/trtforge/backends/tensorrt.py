@@ -1,0 +1,649 @@
+"""TensorRT backends: full TensorRT 10/11 (``tensorrt``) and TensorRT-RTX (``tensorrt_rtx``).
+
+Both packages expose the same builder API, so one module serves both.  The model arrives
+carrying its precision (FP16 casts or Q/DQ nodes from :mod:`trtforge.precision`), so the
+network is strongly typed: the only mode on TensorRT 11 and TensorRT-RTX.  TensorRT 10's
+builder flags and INT8 calibrator are a compatibility path, refused elsewhere with a
+message naming the path to use instead.
+
+The code is written once against the name ``trt``: for mypy that is the ``tensorrt`` stubs;
+at run time it is whichever package the backend instance activated (:func:`_using`).
+Only TensorRT-RTX's builder runs in CI (it needs no GPU); the full-TensorRT-only parts
+(flags, calibrator, runner) are type-checked (tests/backends/test_tensorrt_types.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import sys
+from collections.abc import Iterator, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+
+from trtforge._files import existing_file, write_bytes_atomic
+from trtforge.backends.base import BuiltEngine
+from trtforge.config import BuildConfig, CalibrationConfig, TensorRTOptions, TensorSpec
+from trtforge.errors import TrtforgeError
+from trtforge.graph.ranges import ShapeRange, validate_profiles
+from trtforge.precision.ioformat import for_tensors
+from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+    from trtforge.engine import Manifest
+else:
+
+    class _Active:
+        """``trt.X`` -> ``X`` of the package the calling backend activated."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(_ACTIVE.get(), name)
+
+    trt = _Active()
+
+_ACTIVE: contextvars.ContextVar[ModuleType] = contextvars.ContextVar("trtforge_tensorrt")
+
+PACKAGES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
+_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
+           "INT64": "int64", "UINT8": "uint8", "BOOL": "bool", "FP8": "float8e4m3fn"}
+_POOLS = {"workspace": "WORKSPACE", "tacticSharedMem": "TACTIC_SHARED_MEMORY", "dlaSRAM": "DLA_MANAGED_SRAM",
+          "dlaLocalDRAM": "DLA_LOCAL_DRAM", "dlaGlobalDRAM": "DLA_GLOBAL_DRAM"}
+_HARDWARE_COMPAT = {"none": "NONE", "ampere+": "AMPERE_PLUS", "ampere_plus": "AMPERE_PLUS",
+                    "same-compute-capability": "SAME_COMPUTE_CAPABILITY"}
+_VERBOSITY = {"none": "NONE", "layer_names_only": "LAYER_NAMES_ONLY", "detailed": "DETAILED"}
+_FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
+RTX_DEFAULT_TARGETS = ["8.0", "8.6", "8.9", "12.0"]
+"""Compute capabilities a TensorRT-RTX engine runs on when none is set (the docs: Ampere and later, no Turing)."""
+
+
+@contextlib.contextmanager
+def _using(module: ModuleType) -> Iterator[None]:
+    token = _ACTIVE.set(module)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _logger(errors: list[str]) -> trt.ILogger:
+    """A logger that keeps errors (for the one-line message) and prints warnings to stderr."""
+
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                errors.append(msg.strip())
+            elif severity == trt.ILogger.Severity.WARNING:
+                print(f"[W] {msg.strip()}", file=sys.stderr)
+
+    return Logger()
+
+
+def _progress_monitor() -> trt.IProgressMonitor | None:
+    """Top-level build phases on stderr, where the package has ``IProgressMonitor`` (TensorRT >= 10)."""
+    if not hasattr(trt, "IProgressMonitor"):
+        return None
+
+    class Progress(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            if parent_phase is None:
+                print(f"[I] build phase: {phase_name} ({num_steps} steps)", file=sys.stderr)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+    return Progress()
+
+
+def _dims(dims: trt.Dims) -> tuple[int, ...]:
+    return tuple(dims[i] for i in range(len(dims)))
+
+
+def _specs(network: trt.INetworkDefinition, inputs: bool) -> list[TensorSpec]:
+    count = network.num_inputs if inputs else network.num_outputs
+    tensors = [network.get_input(i) if inputs else network.get_output(i) for i in range(count)]
+    return [TensorSpec(t.name, _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
+                       tuple(d if d >= 0 else (t.get_dimension_name(a) or -1) for a, d in enumerate(_dims(t.shape))))
+            for t in tensors]
+
+
+def _parse_error(parser: trt.OnnxParser, model: onnx.ModelProto, label: str) -> TrtforgeError:
+    errors = []
+    for i in range(parser.num_errors):
+        e = parser.get_error(i)
+        where = f"node {e.node_name()!r} ({e.node_operator()})" if e.node_name() else f"node #{e.node()}"
+        errors.append(f"{where}: {' '.join(e.desc().split())}")
+    ops = sorted({n.op_type for n in model.graph.node if not parser.supports_operator(n.op_type)})
+    hint = (f"; unsupported op(s): {', '.join(ops)}: load a plugin that implements them with --plugins LIB.so"
+            if ops else "")
+    return TrtforgeError(f"{label} cannot parse the model ({len(errors)} error(s)): {'; '.join(errors)}{hint}")
+
+
+def _add_profiles(builder: trt.Builder, config: trt.IBuilderConfig, inputs: list[TensorSpec],
+                  profiles: tuple[ShapeRange, ...]) -> tuple[tuple[ShapeRange, ...], list[trt.IOptimizationProfile]]:
+    dynamic = [t for t in inputs if t.is_dynamic]
+    if dynamic and not profiles:
+        raise TrtforgeError(
+            "TensorRT needs a shape range for each dynamic input: "
+            + ", ".join(f"{t.name} ({t.shape_text()})" for t in dynamic)
+            + "; pass --min-shapes/--opt-shapes/--max-shapes, e.g. --opt-shapes "
+            + ",".join(f"{t.name}:" + "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in t.shape)
+                       for t in dynamic)
+            + ", or fix the shapes first with trtforge reshape"
+        )
+    added = []
+    ranges = validate_profiles(profiles, inputs)
+    for shape_range in ranges:
+        profile = builder.create_optimization_profile()
+        for e in shape_range.entries:
+            profile.set_shape(e.name, trt.Dims(list(e.min)), trt.Dims(list(e.opt)), trt.Dims(list(e.max)))
+        config.add_optimization_profile(profile)
+        added.append(profile)
+    return ranges, added
+
+
+def _set_io_formats(network: trt.INetworkDefinition, config: BuildConfig, label: str) -> dict[str, str]:
+    chosen: dict[str, str] = {}
+    for inputs, formats, what in ((True, config.input_formats, "input"), (False, config.output_formats, "output")):
+        count = network.num_inputs if inputs else network.num_outputs
+        tensors = {t.name: t for t in (network.get_input(i) if inputs else network.get_output(i)
+                                       for i in range(count))}
+        for name, fmt in for_tensors(formats, list(tensors), what).items():
+            tensor = tensors[name]
+            if _DTYPES.get(tensor.dtype.name) != fmt.dtype:
+                want = next(k for k, v in _DTYPES.items() if v == fmt.dtype)
+                try:
+                    tensor.dtype = getattr(trt.DataType, want)
+                except (AttributeError, TypeError):  # TensorRT-RTX: IO types come from the graph
+                    raise TrtforgeError(
+                        f"{label} takes {what} types from the model: {what} {name!r} is "
+                        f"{_DTYPES.get(tensor.dtype.name)}, but the IO format asks {fmt}; cast the model's "
+                        f"IO first (e.g. an FP16 graph with FP16 IO) or ask for {_DTYPES.get(tensor.dtype.name)}"
+                    ) from None
+            mask = 0
+            for f in fmt.formats:
+                mask |= 1 << int(getattr(trt.TensorFormat, "LINEAR" if f == "chw" else f.upper()))
+            tensor.allowed_formats = mask
+            chosen[name] = str(fmt)
+    return chosen
+
+
+class TensorRTBackend:
+    """``tensorrt`` or ``tensorrt-rtx``: the same builder API from two Python packages."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.package = PACKAGES[name]
+        self.rtx = name == "tensorrt-rtx"
+        self.label = "TensorRT-RTX" if self.rtx else "TensorRT"
+
+    def module(self) -> ModuleType:
+        """The package, or a user error with what to install (``tensorrt`` alone can be a stub folder)."""
+        try:
+            module = importlib.import_module(self.package)
+        except ImportError:
+            module = None
+        if module is None or not hasattr(module, "Builder"):
+            how = ("pip install 'trtforge[rtx]' (tensorrt-rtx runs its builder without a GPU)" if self.rtx else
+                   "NVIDIA's TensorRT wheel on a machine with an NVIDIA GPU (pip install tensorrt), "
+                   "or use --backend tensorrt-rtx")
+            raise TrtforgeError(f"--backend {self.name} needs the Python package '{self.package}'; install {how}")
+        return module
+
+    def version(self) -> str:
+        return str(self.module().__version__)
+
+    def major(self) -> int:
+        return int(self.version().split(".")[0])
+
+    def device_facts(self, device: str) -> dict[str, object]:
+        gpu = _cuda_device()
+        if gpu is None:
+            return {"kind": "cpu", "note": f"built on CPU ({self.label} ahead-of-time build, no GPU present)"}
+        return {"kind": "cuda", **gpu}
+
+    def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
+        return TENSORRT_FLAVOUR
+
+    def _check(self, options: TensorRTOptions) -> None:
+        """Refuse what this package and version cannot do, naming the path to use instead."""
+        if self.rtx or self.major() >= 11:
+            if options.flags or not options.strongly_typed:
+                raise TrtforgeError(
+                    f"{self.label} {self.version()} builds strongly typed networks only: it has no "
+                    f"{'/'.join('--' + f for f in options.flags) or 'weakly typed'} builder flags; use "
+                    "--precision fp16 (trtforge casts the graph) or --precision int8 (Q/DQ from calibration)"
+                )
+        elif self.major() < 10:
+            raise TrtforgeError(f"TensorRT {self.version()} is too old for trtforge; install TensorRT 10 or newer")
+        if options.flags and options.strongly_typed:
+            raise TrtforgeError("builder flags (" + ", ".join(options.flags) + ") need a weakly typed network: "
+                                "set strongly_typed=False (TensorRT 10 only), or drop the flags")
+        unknown = [f for f in options.flags if f not in _FLAGS]
+        if unknown:
+            raise TrtforgeError(f"unknown builder flag {unknown[0]!r}; expected one of {', '.join(_FLAGS)}")
+        if self.rtx and options.timing_cache:
+            raise TrtforgeError("TensorRT-RTX has no timing cache (its timing-cache calls are no-ops since 1.2; "
+                                "it compiles kernels just in time on the target): drop --timing-cache")
+        if options.opt_level is not None and not 0 <= options.opt_level <= 5:
+            raise TrtforgeError(f"--opt-level must be 0 to 5, got {options.opt_level}")
+        for option, table, flag in ((options.hardware_compat, _HARDWARE_COMPAT, "--hardware-compat"),
+                                    (options.profiling_verbosity, _VERBOSITY, "--profiling-verbosity")):
+            if option is not None and option.lower() not in table:
+                raise TrtforgeError(f"{flag} {option!r}: expected one of {', '.join(table)}")
+        for pool, _ in options.mem_pools:
+            if pool not in _POOLS:
+                raise TrtforgeError(f"--mem-pool: unknown pool {pool!r}; expected one of {', '.join(_POOLS)}")
+
+    def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        with _using(self.module()):
+            return self._build(model, config)
+
+    def _build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        options = config.tensorrt or TensorRTOptions()
+        self._check(options)
+        label = f"{self.label} {self.version()}"
+        errors: list[str] = []
+        logger = _logger(errors)
+        builder = trt.Builder(logger)
+        registry = builder.get_plugin_registry()
+        for lib in options.plugins:
+            existing_file(lib, "--plugins library")
+            try:
+                handle = registry.load_library(str(lib))
+            except Exception as exc:
+                errors.append(str(exc).splitlines()[0])
+                handle = None
+            if handle is None:
+                raise TrtforgeError(f"--plugins: cannot load {lib}: {'; '.join(errors[-2:]) or 'not a plugin library'}")
+        if hasattr(trt, "init_libnvinfer_plugins"):
+            trt.init_libnvinfer_plugins(logger, "")
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if options.strongly_typed else 0
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(model.SerializeToString()):
+            raise _parse_error(parser, model, label)
+        bc = builder.create_builder_config()
+        io_formats = _set_io_formats(network, config, self.label)
+        inputs, outputs = _specs(network, True), _specs(network, False)
+        for kind, specs in (("Input ", inputs), ("Output", outputs)):
+            for t in specs:
+                print(f"[I] {kind} {t.name!r}: {t.dtype} {t.shape_text()}", file=sys.stderr)
+        ranges, profiles = _add_profiles(builder, bc, inputs, config.profiles)
+        facts = self._configure(bc, options, model, config, inputs, profiles)
+        timing_cache = None
+        if options.timing_cache is not None:
+            data = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
+            timing_cache = bc.create_timing_cache(data)
+            if not bc.set_timing_cache(timing_cache, False):
+                raise TrtforgeError(f"timing cache {options.timing_cache} was written by another TensorRT version "
+                                    "or for another device; delete it or pass another file")
+            facts["timing_cache"] = {"path": str(options.timing_cache), "loaded_bytes": len(data)}
+        plan = builder.build_serialized_network(network, bc)
+        if plan is None:
+            raise TrtforgeError(f"{label} could not build the engine: "
+                                + ("; ".join(errors[-3:]) or "no reason given (run with a smaller model)"))
+        if timing_cache is not None and options.timing_cache is not None:
+            write_bytes_atomic(options.timing_cache, bytes(bc.get_timing_cache().serialize()))
+        facts.update(package=self.package, version=self.version(), strongly_typed=options.strongly_typed,
+                     io_formats=io_formats, profiles=[r.to_json() for r in ranges],
+                     runs_on=self._targets(options), plugins=[str(p) for p in options.plugins])
+        return BuiltEngine(bytes(plan), inputs, outputs, {"tensorrt": facts})
+
+    def _configure(self, bc: trt.IBuilderConfig, options: TensorRTOptions, model: onnx.ModelProto,
+                   config: BuildConfig, inputs: list[TensorSpec],
+                   profiles: list[trt.IOptimizationProfile]) -> dict[str, object]:
+        pools = dict(options.mem_pools)
+        if options.workspace_mib is not None:
+            pools["workspace"] = options.workspace_mib << 20
+        for pool, size in pools.items():
+            bc.set_memory_pool_limit(self._enum(trt.MemoryPoolType, _POOLS[pool], f"--mem-pool {pool}"), size)
+        if options.opt_level is not None:
+            bc.builder_optimization_level = options.opt_level
+        if options.hardware_compat is not None:
+            bc.hardware_compatibility_level = self._enum(
+                trt.HardwareCompatibilityLevel, _HARDWARE_COMPAT[options.hardware_compat.lower()],
+                f"--hardware-compat {options.hardware_compat}")
+        if options.version_compat:
+            bc.set_flag(self._enum(trt.BuilderFlag, "VERSION_COMPATIBLE", "--version-compat"))
+        if options.profiling_verbosity is not None:
+            bc.profiling_verbosity = self._enum(
+                trt.ProfilingVerbosity, _VERBOSITY[options.profiling_verbosity.lower()], "--profiling-verbosity")
+        monitor = _progress_monitor()
+        if monitor is not None:
+            bc.progress_monitor = monitor
+        for flag in options.flags:  # TensorRT 10's weakly typed path (checked in _check)
+            bc.set_flag(getattr(trt.BuilderFlag, _FLAGS[flag]))
+        calibrator = None
+        if "int8" in options.flags and not any(n.op_type == "QuantizeLinear" for n in model.graph.node):
+            if config.calibration is None:
+                raise TrtforgeError("--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache "
+                                    "for TensorRT's calibrator")
+            calibrator = _calibrator(config.calibration, inputs, profiles)
+            bc.int8_calibrator = calibrator
+            if profiles:
+                bc.set_calibration_profile(profiles[0])
+        return {"memory_pools": pools, "opt_level": options.opt_level, "hardware_compat": options.hardware_compat,
+                "version_compat": options.version_compat, "profiling_verbosity": options.profiling_verbosity,
+                "flags": list(options.flags), "calibrator": type(calibrator).__name__ if calibrator else None}
+
+    def _enum(self, kind: Any, member: str, option: str) -> Any:
+        """``kind.member``, or a user error when this package and version lack it."""
+        if not hasattr(kind, member):
+            raise TrtforgeError(f"{option} is not available in {self.label} {self.version()}; drop it, "
+                                "or build with a TensorRT version that has it")
+        return getattr(kind, member)
+
+    def _targets(self, options: TensorRTOptions) -> dict[str, object]:
+        """Which GPUs the plan can run on, for the manifest and the load check."""
+        if self.rtx:
+            return {"compute_capabilities": RTX_DEFAULT_TARGETS, "and_later": True, "version": self.version()}
+        gpu = _cuda_device()
+        built = gpu["compute_capability"] if gpu else None
+        if (options.hardware_compat or "none").lower() == "none":
+            return {"compute_capabilities": [built], "and_later": False, "version": self.version(),
+                    "version_compatible": options.version_compat}
+        return {"compute_capabilities": ["8.0"], "and_later": True, "version": self.version(),
+                "version_compatible": options.version_compat}
+
+    def why_not_here(self, manifest: Manifest) -> str | None:
+        """One line saying why the plan cannot run here, or None."""
+        facts = manifest.build.get("tensorrt")
+        targets = facts.get("runs_on", {}) if isinstance(facts, dict) else {}
+        if manifest.backend_version != self.version() and not targets.get("version_compatible"):
+            return (f"the engine was built with {self.label} {manifest.backend_version}, but {self.version()} "
+                    "is installed; rebuild it here (or build with --version-compat on TensorRT)")
+        gpu = _cuda_device()
+        if gpu is None:
+            return f"no CUDA GPU here: {self.label} engines run on NVIDIA GPUs (cuda-python finds none)"
+        cc = str(gpu["compute_capability"])
+        if self.rtx and cc.split(".")[0] in ("9", "10"):
+            return f"this GPU ({gpu['name']}, sm {cc}) is a datacenter Hopper/Blackwell part, which TensorRT-RTX " \
+                   "engines do not support; use --backend tensorrt"
+        allowed = [str(c) for c in targets.get("compute_capabilities", [])]
+        later = targets.get("and_later") and _cc(cc) >= min(map(_cc, allowed), default=(0, 0))
+        if allowed and cc not in allowed and not later:
+            return (f"the engine was built for compute capability {', '.join(allowed)}, but this GPU "
+                    f"({gpu['name']}) is {cc}; rebuild it here, or build with --hardware-compat ampere+")
+        return None
+
+    def load(self, data: bytes, manifest: Manifest, **options: object) -> TensorRTRunner:
+        reason = self.why_not_here(manifest)
+        if reason:
+            raise TrtforgeError(f"cannot run this engine here: {reason}")
+        with _using(self.module()):
+            runtime = trt.Runtime(_logger([]))
+            engine = runtime.deserialize_cuda_engine(data)
+            if engine is None:
+                raise TrtforgeError(f"{self.label} {self.version()} could not deserialise the engine; rebuild it here")
+            return TensorRTRunner(self.module(), engine, bool(options.get("cuda_graph")))
+
+    def describe(self, data: bytes) -> dict[str, object]:
+        """IO tensors, profiles and layers, where the runtime can deserialise the plan on this machine."""
+        with _using(self.module()):
+            runtime = trt.Runtime(_logger([]))
+            details: dict[str, object] = {}
+            if hasattr(runtime, "get_engine_validity"):
+                validity, diagnostics = runtime.get_engine_validity(data)
+                bits = getattr(trt, "EngineInvalidityDiagnostics")  # TensorRT-RTX / newer TensorRT
+                reasons = [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
+                details["validity"] = {"result": validity.name, "diagnostics": reasons}
+            engine = runtime.deserialize_cuda_engine(data) if _cuda_device() else None
+            if engine is None:
+                details["note"] = (f"{self.label} cannot deserialise plans without a GPU here; IO and build "
+                                   "settings above come from the manifest")
+                return details
+            io = []
+            for i in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(i)
+                io.append({"name": name, "mode": engine.get_tensor_mode(name).name,
+                           "dtype": engine.get_tensor_dtype(name).name, "shape": list(_dims(engine.get_tensor_shape(name))),
+                           "format": engine.get_tensor_format_desc(name),
+                           "profiles": [[list(_dims(d)) for d in engine.get_tensor_profile_shape(name, p)]
+                                        for p in range(engine.num_optimization_profiles)]
+                           if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else []})
+            details["io"] = io
+            details["layers"] = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+            return details
+
+
+def _cc(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+class _CalibrationFeed:
+    """What TensorRT 10's INT8 calibrators ask for, answered from trtforge's calibration source and cache.
+
+    Mixed into both calibrator kinds (entropy, min-max) in :func:`_calibrator`; every network input is
+    fed, in batches of exactly the network's batch (explicit-batch networks take the data's shape).
+    """
+
+    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int) -> None:
+        from trtforge.precision.data import CalibrationSource, Preprocess
+
+        preprocess = calibration.preprocess
+        assert preprocess is None or isinstance(preprocess, Preprocess)
+        self.calibration, self.batch, self.buffers = calibration, batch, _DeviceBuffers()
+        self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
+        source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
+                                    calibration.batch_size, calibration.seed) if calibration.data else None)
+        self.batches = _rebatch(source.batches(), batch) if source else iter(())
+
+    def get_batch_size(self) -> int:
+        return self.batch
+
+    def get_batch(self, names: list[str]) -> list[int]:
+        batch = next(self.batches, None)
+        if batch is None:
+            self.buffers.free()
+            return []  # no more data
+        return [self.buffers.upload(n, np.ascontiguousarray(batch[n], self.dtypes[n])) for n in names]
+
+    def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
+        cache = self.calibration.cache
+        if cache is None or not cache.is_file() or self.calibration.cache_force:
+            return None
+        from trtforge.precision.cache import read_cache
+
+        return read_cache(cache).to_text().encode("ascii")
+
+    def write_calibration_cache(self, cache: Any) -> None:
+        from trtforge.precision.cache import CalibrationCache, write_cache
+
+        path = self.calibration.cache
+        if path is not None:
+            write_cache(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)))
+
+
+def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Regroup ``{name: array}`` batches into batches of exactly ``size`` samples (a short tail is dropped)."""
+    pending: dict[str, list[np.ndarray]] = {}
+    for batch in batches:
+        for name, array in batch.items():
+            pending.setdefault(name, []).append(array)
+        joined = {name: np.concatenate(arrays) for name, arrays in pending.items()}
+        count = min(len(a) for a in joined.values())
+        for start in range(0, count - size + 1, size):
+            yield {name: a[start:start + size] for name, a in joined.items()}
+        pending = {name: [a[count - count % size:]] for name, a in joined.items()}
+
+
+def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
+                profiles: list[trt.IOptimizationProfile]) -> trt.IInt8Calibrator:
+    """TensorRT 10's INT8 calibrator (entropy or min-max) fed by trtforge's data and cache."""
+    first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
+    batch = first if isinstance(first, int) and first > 0 else profiles[0].get_shape(inputs[0].name)[1][0]
+
+    class EntropyCalibrator(_CalibrationFeed, trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch)
+
+    class MinMaxCalibrator(_CalibrationFeed, trt.IInt8MinMaxCalibrator):
+        def __init__(self) -> None:
+            trt.IInt8MinMaxCalibrator.__init__(self)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch)
+
+    return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
+
+
+# --- device memory through cuda-python (switch to trtforge.backends.cuda once it lands) -------------
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart as runtime  # older cuda-python
+        except ImportError:
+            return None
+    return runtime
+
+
+def _call(result: Any) -> Any:
+    """cuda-python returns ``(error, value...)``; raise on error, return the value(s)."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA error {int(err)}: {err}")
+    return values[0] if len(values) == 1 else values or None
+
+
+def _cuda_device() -> dict[str, object] | None:
+    """Name and compute capability of CUDA device 0, or None without cuda-python or a GPU."""
+    cudart = _cudart()
+    if cudart is None:
+        return None
+    err, count = cudart.cudaGetDeviceCount()
+    if int(err) != 0 or count == 0:
+        return None
+    props = _call(cudart.cudaGetDeviceProperties(0))
+    name = props.name.decode(errors="replace").rstrip("\0") if isinstance(props.name, bytes) else str(props.name)
+    return {"name": name, "compute_capability": f"{props.major}.{props.minor}"}
+
+
+class _DeviceBuffers:
+    """One growing device allocation per tensor name."""
+
+    def __init__(self) -> None:
+        self.cudart = _cudart()
+        if self.cudart is None:
+            raise TrtforgeError("TensorRT device buffers need cuda-python: pip install 'trtforge[gpu]'")
+        self.ptrs: dict[str, tuple[int, int]] = {}
+
+    def get(self, name: str, nbytes: int) -> int:
+        ptr, size = self.ptrs.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                _call(self.cudart.cudaFree(ptr))
+            ptr, size = int(_call(self.cudart.cudaMalloc(max(nbytes, 1)))), nbytes
+            self.ptrs[name] = (ptr, size)
+        return ptr
+
+    def upload(self, name: str, array: np.ndarray, stream: int = 0) -> int:
+        ptr = self.get(name, array.nbytes)
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _call(self.cudart.cudaMemcpyAsync(ptr, array.ctypes.data, array.nbytes, kind, stream))
+        if not stream:
+            _call(self.cudart.cudaStreamSynchronize(0))
+        return ptr
+
+    def free(self) -> None:
+        for ptr, _ in self.ptrs.values():
+            self.cudart.cudaFree(ptr)
+        self.ptrs.clear()
+
+
+class TensorRTRunner:
+    """A deserialised plan: one execution context on its own stream, host arrays in and out."""
+
+    def __init__(self, module: ModuleType, engine: trt.ICudaEngine, cuda_graph: bool = False) -> None:
+        self.module, self.engine, self.cuda_graph = module, engine, cuda_graph
+        with _using(module):
+            self.context = engine.create_execution_context()
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            is_input = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+            specs = {n: TensorSpec(n, _DTYPES.get(engine.get_tensor_dtype(n).name, "float32"),
+                                   _dims(engine.get_tensor_shape(n))) for n in names}
+        self.inputs = [specs[n] for n in names if is_input[n]]
+        self.outputs = [specs[n] for n in names if not is_input[n]]
+        self.buffers = _DeviceBuffers()
+        self.cudart = self.buffers.cudart
+        self.stream = int(_call(self.cudart.cudaStreamCreate()))
+        self._graph: tuple[tuple[tuple[int, ...], ...], Any] | None = None
+
+    def fork(self) -> TensorRTRunner:
+        """Another context and stream on the same engine, for running several streams at once."""
+        return TensorRTRunner(self.module, self.engine, self.cuda_graph)
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shapes = []
+        for spec in self.inputs:
+            if spec.name not in feeds:
+                raise TrtforgeError(f"no array for input {spec.name!r}; the engine takes {[t.name for t in self.inputs]}")
+            array = np.ascontiguousarray(feeds[spec.name], dtype=np.dtype(spec.dtype))
+            self.context.set_input_shape(spec.name, array.shape)
+            self.context.set_tensor_address(spec.name, self.buffers.upload(spec.name, array, self.stream))
+            shapes.append(array.shape)
+        results = {}
+        for spec in self.outputs:
+            shape = _dims(self.context.get_tensor_shape(spec.name))
+            results[spec.name] = np.empty(shape, dtype=np.dtype(spec.dtype))
+            self.context.set_tensor_address(spec.name, self.buffers.get(spec.name, results[spec.name].nbytes))
+        self._execute(tuple(shapes))
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name, array in results.items():
+            ptr = self.buffers.ptrs[name][0]
+            _call(self.cudart.cudaMemcpyAsync(array.ctypes.data, ptr, array.nbytes, kind, self.stream))
+        _call(self.cudart.cudaStreamSynchronize(self.stream))
+        return results
+
+    def _execute(self, shapes: tuple[tuple[int, ...], ...]) -> None:
+        if not self.cuda_graph:
+            if not self.context.execute_async_v3(self.stream):
+                raise RuntimeError("execute_async_v3 failed")
+            return
+        if self._graph is None or self._graph[0] != shapes:  # capture again when shapes change
+            self.context.execute_async_v3(self.stream)  # settles shape-dependent allocations first
+            mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+            _call(self.cudart.cudaStreamBeginCapture(self.stream, mode))
+            self.context.execute_async_v3(self.stream)
+            graph = _call(self.cudart.cudaStreamEndCapture(self.stream))
+            self._graph = (shapes, _call(self.cudart.cudaGraphInstantiate(graph, 0)))
+        _call(self.cudart.cudaGraphLaunch(self._graph[1], self.stream))
+
+
+def full() -> TensorRTBackend:
+    return TensorRTBackend("tensorrt")
+
+
+def rtx() -> TensorRTBackend:
+    return TensorRTBackend("tensorrt-rtx")
+
+
+def gpu_available() -> bool:
+    return _cuda_device() is not None
+
+
+def usable(name: str = "tensorrt") -> bool:
+    """True when the package imports for real (not a stub folder) and a GPU is present: ``--backend auto``."""
+    try:
+        TensorRTBackend(name).module()
+    except TrtforgeError:
+        return False
+    return gpu_available()
+

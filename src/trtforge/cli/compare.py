@@ -1,0 +1,46 @@
+"""trtforge compare ENGINE REFERENCE [--inputs ...|--random N] [--atol/--rtol/--min-cosine] [--json FILE]"""
+
+from __future__ import annotations
+
+import argparse
+
+from trtforge.cli.run import add_inputs, preprocess_of
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="compare an engine's outputs with a reference (ONNX in FP32, or an engine)",
+                       description="Feed the same inputs to ENGINE and REFERENCE (an ONNX model, run in FP32 "
+                       "with ONNX Runtime, or another engine); per output: max/mean absolute and relative "
+                       "error, cosine, top-1 agreement and, with labels, accuracy. Exit 1 when a threshold "
+                       "is exceeded.")
+    p.add_argument("engine", help="engine built by trtforge build (or an ONNX model)")
+    p.add_argument("reference", help="ONNX model or engine to compare against")
+    add_inputs(p)
+    p.add_argument("--random", type=int, metavar="N", help="N seeded random samples instead of --inputs")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    p.add_argument("--labels", metavar="FILE", help="labels: FILE.csv (file,label) for an image folder, or .txt/"
+                   ".npy in sample order; default: the folder's labels.csv, or <name>_<label> file names")
+    t = p.add_argument_group("thresholds (exit 1 when exceeded)")
+    t.add_argument("--atol", type=float, help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
+    t.add_argument("--rtol", type=float, help="relative tolerance")
+    t.add_argument("--min-cosine", type=float, help="lowest cosine similarity allowed for any sample")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="write the metrics as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from trtforge._files import write_text_atomic
+    from trtforge.compare import Thresholds, compare, render
+    from trtforge.errors import TrtforgeError
+
+    if args.inputs and args.random:
+        raise TrtforgeError("give --inputs or --random, not both")
+    result = compare(args.engine, args.reference, args.inputs, preprocess_of(args), random=args.random,
+                     labels=args.labels, thresholds=Thresholds(args.atol, args.rtol, args.min_cosine),
+                     limit=args.limit, seed=args.seed)
+    print(render(result))
+    if args.json_path:
+        write_text_atomic(args.json_path, json.dumps(result.to_json(), indent=2) + "\n")
+    return 0 if result.passed else 1

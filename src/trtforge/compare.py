@@ -1,0 +1,254 @@
+"""Accuracy of one runner against another: the same inputs to both, errors per output.
+
+Per output (matched by name, or by position when the names differ):
+
+* max / mean absolute error ``|a - b|``; max / mean relative error ``|a - b| / max(|b|, tiny)``;
+* cosine similarity per sample (``min`` and ``mean`` over samples);
+* for classifier-shaped outputs (samples x classes): top-1 agreement, and with labels the
+  top-1 accuracy of each side.
+
+Thresholds (:class:`Thresholds`) fail an output when any element has
+``|a - b| > atol + rtol * |b|`` (numpy's ``allclose``), or when a sample's cosine is below
+``min_cosine``.  ``deploy`` uses :func:`run_all` and :func:`accuracy` from here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from trtforge.errors import TrtforgeError
+
+TINY = 1e-12
+
+
+# --------------------------------------------------------------------------- shared with deploy
+
+def _as_float(outputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(v, dtype=np.float64) for v in outputs.values()]
+
+
+def run_all(runner: object, samples: Sequence[Mapping[str, np.ndarray]]) -> list[list[np.ndarray]]:
+    """Run every sample; feeds are cast to the engine's input dtypes (an fp16 IO engine takes fp16)."""
+    dtypes = {t.name: np.dtype(t.dtype) for t in runner.inputs}  # type: ignore[attr-defined]
+    results = []
+    for feeds in samples:
+        cast = {k: v.astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
+        results.append(_as_float(runner.infer(cast)))  # type: ignore[attr-defined]
+    return results
+
+
+def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
+             labels: list[int] | None) -> dict[str, float | None]:
+    """Errors against the reference over all outputs; top-1 on the first output if it holds scores."""
+    diffs = [np.abs(o - r) for out, ref in zip(outputs, reference) for o, r in zip(out, ref)]
+    first = np.concatenate([out[0].reshape(out[0].shape[0], -1) for out in outputs])
+    first_ref = np.concatenate([ref[0].reshape(ref[0].shape[0], -1) for ref in reference])
+    a, b = first.ravel(), first_ref.ravel()
+    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) if a.any() and b.any() else None
+    result: dict[str, float | None] = {
+        "max_abs_error": float(max(d.max() for d in diffs)) if diffs else 0.0,
+        "mean_abs_error": float(np.mean([d.mean() for d in diffs])) if diffs else 0.0,
+        "cosine": cosine, "top1_agreement": None, "top1_accuracy": None,
+    }
+    if first.shape[1] > 1:
+        predicted = first.argmax(axis=1)
+        result["top1_agreement"] = float(np.mean(predicted == first_ref.argmax(axis=1)))
+        if labels is not None:
+            result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels)))
+    return result
+
+
+# --------------------------------------------------------------------------- compare
+
+@dataclass(frozen=True)
+class Thresholds:
+    atol: float | None = None
+    rtol: float | None = None
+    min_cosine: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise TrtforgeError(f"--{name} must not be negative, got {value}")
+        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
+            raise TrtforgeError(f"--min-cosine must be within [-1, 1], got {self.min_cosine}")
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.atol, self.rtol, self.min_cosine))
+
+
+@dataclass(frozen=True)
+class OutputMetrics:
+    name: str
+    reference_name: str
+    shape: tuple[int, ...]
+    max_abs_error: float
+    mean_abs_error: float
+    max_rel_error: float
+    mean_rel_error: float
+    min_cosine: float | None
+    mean_cosine: float | None
+    top1_agreement: float | None = None
+    top1_accuracy: float | None = None
+    reference_top1_accuracy: float | None = None
+    not_close: int = 0
+    """Elements with ``|a - b| > atol + rtol * |b|`` (0 when no atol/rtol was given)."""
+    failures: tuple[str, ...] = ()
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    a2, b2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    na, nb = np.linalg.norm(a2, axis=1), np.linalg.norm(b2, axis=1)
+    both = (na > 0) & (nb > 0)
+    if not both.any():
+        return None
+    cos = np.einsum("ij,ij->i", a2[both], b2[both]) / (na[both] * nb[both])
+    # A sample that is zero on one side only is as far apart as it can be.
+    return np.concatenate([cos, -np.ones(int(((na > 0) != (nb > 0)).sum()))])
+
+
+def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thresholds: Thresholds,
+                   labels: np.ndarray | None = None) -> OutputMetrics:
+    from trtforge.inference import is_classifier
+
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a64.shape != b64.shape:
+        raise TrtforgeError(f"output {name!r} has shape {'x'.join(map(str, a64.shape))}, but the reference's "
+                            f"{ref_name!r} has {'x'.join(map(str, b64.shape))}: they cannot be compared")
+    diff = np.abs(a64 - b64)
+    rel = diff / np.maximum(np.abs(b64), TINY)
+    cos = _cosines(a64, b64) if a64.ndim else None
+    top1 = acc = ref_acc = None
+    if is_classifier(a64):
+        pa = a64.reshape(a64.shape[0], -1).argmax(1)
+        pb = b64.reshape(b64.shape[0], -1).argmax(1)
+        top1 = float(np.mean(pa == pb))
+        if labels is not None:
+            acc, ref_acc = float(np.mean(pa == labels)), float(np.mean(pb == labels))
+    failures = []
+    not_close = 0
+    if thresholds.atol is not None or thresholds.rtol is not None:
+        atol, rtol = thresholds.atol or 0.0, thresholds.rtol or 0.0
+        bad = diff > atol + rtol * np.abs(b64)
+        not_close = int(bad.sum())
+        if not_close:
+            worst = np.unravel_index(int(np.argmax(diff - (atol + rtol * np.abs(b64)))), diff.shape)
+            failures.append(f"{not_close} of {diff.size} values beyond atol={atol:g} + rtol={rtol:g}*|ref| "
+                            f"(worst at {list(map(int, worst))}: {a64[worst]:.6g} vs {b64[worst]:.6g})")
+    if thresholds.min_cosine is not None and cos is not None and cos.min() < thresholds.min_cosine:
+        failures.append(f"cosine {cos.min():.6f} on its worst sample is below --min-cosine {thresholds.min_cosine:g}")
+    return OutputMetrics(
+        name, ref_name, tuple(a64.shape), float(diff.max()) if diff.size else 0.0,
+        float(diff.mean()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
+        float(rel.mean()) if rel.size else 0.0, float(cos.min()) if cos is not None else None,
+        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures))
+
+
+@dataclass
+class CompareResult:
+    engine: str
+    reference: str
+    samples: int
+    source: str
+    outputs: list[OutputMetrics]
+    thresholds: Thresholds
+    labels_source: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not any(o.failures for o in self.outputs)
+
+    def to_json(self) -> dict[str, object]:
+        return {"engine": self.engine, "reference": self.reference, "samples": self.samples,
+                "inputs": self.source, "labels": self.labels_source, "thresholds": asdict(self.thresholds),
+                "passed": self.passed, "outputs": [asdict(o) for o in self.outputs], "notes": self.notes}
+
+
+def _pair_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], notes: list[str]) -> list[tuple[str, str]]:
+    if set(a) == set(b):
+        return [(n, n) for n in a]
+    if len(a) != len(b):
+        raise TrtforgeError(f"the engine has outputs {', '.join(a)} and the reference {', '.join(b)}: "
+                            "neither the names nor the counts match")
+    notes.append("output names differ; compared by position: "
+                 + ", ".join(f"{x} ~ {y}" for x, y in zip(a, b)))
+    return list(zip(a, b))
+
+
+def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
+            inputs: str | os.PathLike[str] | None = None, preprocess: object = None, *,
+            random: int | None = None, labels: str | None = None, thresholds: Thresholds | None = None,
+            limit: int | None = None, seed: int = 0) -> CompareResult:
+    """Run ``engine`` and ``reference`` (an engine, or an ONNX model in FP32) on the same inputs."""
+    from trtforge.inference import load_samples, open_runner, run_samples
+
+    thresholds = thresholds or Thresholds()
+    runner, described = open_runner(engine)
+    ref_runner, ref_described = open_runner(reference)
+    notes: list[str] = []
+    samples = load_samples(inputs, runner.inputs, preprocess, random, labels, limit, seed, notes)  # type: ignore[attr-defined]
+    ref_names = [s.name for s in ref_runner.inputs]  # type: ignore[attr-defined]
+    if len(ref_names) == len(samples.feeds) and set(ref_names) != set(samples.feeds):
+        from trtforge.graph.model import resolve_input_name
+
+        try:
+            ref_feeds = {resolve_input_name(k, ref_names): v for k, v in samples.feeds.items()}
+        except TrtforgeError:
+            ref_feeds = dict(zip(ref_names, samples.feeds.values()))
+            notes.append("input names differ; fed by position: "
+                         + ", ".join(f"{x} -> {y}" for x, y in zip(samples.feeds, ref_names)))
+    else:
+        ref_feeds = samples.feeds
+    out_a = run_samples(runner, samples.feeds)
+    out_b = run_samples(ref_runner, ref_feeds)
+    metrics = [output_metrics(x, y, out_a[x], out_b[y], thresholds, samples.labels)
+               for x, y in _pair_outputs(out_a, out_b, notes)]
+    return CompareResult(described, ref_described, len(samples), samples.source, metrics, thresholds,
+                         samples.labels_source, notes)
+
+
+def _fmt(value: float | None, pattern: str = ".4g") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, pattern)
+
+
+def render(result: CompareResult) -> str:
+    lines = [f"engine:    {result.engine}", f"reference: {result.reference}",
+             f"inputs:    {result.source} ({result.samples} samples)"]
+    if result.labels_source:
+        lines.append(f"labels:    {result.labels_source}")
+    lines += ["", "| output | shape | max abs | mean abs | max rel | mean rel | cosine (min / mean) | top-1 agree "
+              "| top-1 acc (engine / ref) | pass |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for o in result.outputs:
+        name = o.name if o.name == o.reference_name else f"{o.name} ~ {o.reference_name}"
+        acc = "n/a" if o.top1_accuracy is None else f"{o.top1_accuracy:.2%} / {o.reference_top1_accuracy:.2%}"
+        verdict = "–" if not result.thresholds.any else ("no" if o.failures else "yes")
+        lines.append(f"| {name} | {'x'.join(map(str, o.shape))} | {_fmt(o.max_abs_error)} | {_fmt(o.mean_abs_error)} | "
+                     f"{_fmt(o.max_rel_error)} | {_fmt(o.mean_rel_error)} | {_fmt(o.min_cosine, '.6f')} / "
+                     f"{_fmt(o.mean_cosine, '.6f')} | {_fmt(o.top1_agreement, '.2%')} | {acc} | {verdict} |")
+    for o in result.outputs:
+        lines += [f"FAIL {o.name}: {f}" for f in o.failures]
+    lines += [f"note: {n}" for n in result.notes]
+    if result.thresholds.any:
+        lines.append("PASSED" if result.passed else "FAILED")
+    return "\n".join(lines)
+
+
+class _CallableModule(type(os)):  # type: ignore[misc]
+    """``trtforge.compare`` is both this module and the function: importing a submodule sets the
+    package attribute to the module, so the module itself forwards calls to :func:`compare`."""
+
+    def __call__(self, *args: object, **kwargs: object) -> CompareResult:
+        return compare(*args, **kwargs)  # type: ignore[arg-type]
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,205 @@
+"""``run``: an engine (or an ONNX model) on real inputs, many samples at a time.
+
+Samples come from a ``.npz``/``.npy`` (first axis = samples), an image folder through a
+``--preprocess`` spec (the same typed spec as calibration, so the same pixels), or seeded
+random values.  They are fed in chunks the engine accepts: its fixed batch (the last chunk
+padded by repeating its last sample, whose outputs are dropped) or, for a dynamic batch,
+up to :data:`MAX_CHUNK` at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trtforge.config import TensorSpec
+from trtforge.errors import TrtforgeError
+
+MAX_CHUNK = 64
+
+
+@dataclass
+class Samples:
+    """Inputs by name (first axis: samples), where they came from, and labels when known."""
+
+    feeds: dict[str, np.ndarray]
+    source: str
+    files: list[Path] = field(default_factory=list)
+    labels: np.ndarray | None = None
+    labels_source: str | None = None
+
+    def __len__(self) -> int:
+        return int(next(iter(self.feeds.values())).shape[0])
+
+
+def open_runner(path: str | os.PathLike[str]) -> tuple[object, str]:
+    """A trtforge engine (verified against its manifest), or an ONNX model run in FP32 by ONNX Runtime."""
+    from trtforge.engine import manifest_path
+
+    p = Path(path)
+    if p.suffix.lower() == ".onnx" and not manifest_path(p).exists():
+        from trtforge._files import existing_file
+        from trtforge.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner
+
+        existing_file(p, "ONNX model")
+        try:
+            session = OnnxRuntimeBackend()._session(p.read_bytes(), "cpu")
+        except TrtforgeError:
+            raise
+        except Exception as exc:
+            raise TrtforgeError(f"onnxruntime cannot load {p}: {str(exc).splitlines()[0]}") from None
+        return OnnxRuntimeRunner(session), f"{p} (ONNX, onnxruntime fp32 on the CPU)"
+    if p.is_dir() or p.suffix.lower() in (".keras", ".h5", ".pb", ".tflite"):
+        raise TrtforgeError(f"{p} is a source model; convert it first (trtforge convert {p} -o model.onnx) and "
+                            "compare against the ONNX file")
+    from trtforge.builder import load_with_manifest
+
+    runner, manifest = load_with_manifest(p)
+    return runner, f"{p} ({manifest.backend} {manifest.precision} engine)"
+
+
+def _labels_csv(path: Path, folder: Path, files: list[Path]) -> np.ndarray:
+    """``file,label`` rows (file relative to the image folder), in the order of ``files``."""
+    import csv
+
+    from trtforge._files import existing_file
+
+    with open(existing_file(path, "--labels file"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise TrtforgeError(f"{path} needs the columns 'file' and 'label'")
+    try:
+        table = {row["file"]: int(row["label"]) for row in rows}
+    except ValueError as exc:
+        raise TrtforgeError(f"{path}: labels must be integers ({exc})") from None
+    keys = [f.relative_to(folder).as_posix() for f in files]
+    missing = [k for k in keys if k not in table]
+    if missing:
+        raise TrtforgeError(f"{path} has no label for {missing[0]} ({len(missing)} files unlabelled)")
+    return np.array([table[k] for k in keys])
+
+
+def _labels_from(folder: Path, files: list[Path], labels: str | None) -> tuple[np.ndarray | None, str | None]:
+    if labels:
+        path = Path(labels)
+        if path.suffix.lower() == ".csv":
+            return _labels_csv(path, folder, files), str(path)
+        from trtforge._files import existing_file
+
+        existing_file(path, "--labels file")
+        values = np.load(path) if path.suffix.lower() == ".npy" else np.loadtxt(path, dtype=np.int64, ndmin=1)
+        if len(values) != len(files):
+            raise TrtforgeError(f"{path} holds {len(values)} labels for {len(files)} samples")
+        return np.asarray(values, dtype=np.int64), str(path)
+    if (folder / "labels.csv").exists():
+        return _labels_from(folder, files, str(folder / "labels.csv"))
+    found = [re.search(r"_(\d+)$", f.stem) for f in files]
+    if files and all(found):
+        return np.array([int(m.group(1)) for m in found if m]), "file names (<name>_<label>.<ext>)"
+    return None, None
+
+
+def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSpec], preprocess: object = None,
+                 random: int | None = None, labels: str | None = None, limit: int | None = None,
+                 seed: int = 0, notes: list[str] | None = None) -> Samples:
+    """Samples for ``specs`` from a ``.npz``/``.npy``, an image folder, or ``random`` seeded samples."""
+    from trtforge.inputs import concrete_shapes, image_feeds, load_npz, random_feeds
+
+    if source is None:
+        if not random:
+            raise TrtforgeError("no inputs: give --inputs FILE.npz, --inputs IMAGE_DIR with --preprocess, "
+                                "or --random N")
+        shapes = concrete_shapes(specs)
+        for spec in specs:
+            if isinstance(spec.shape[0], int) and spec.shape[0] > 1:
+                raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {spec.shape[0]}; "
+                                    "pass --inputs FILE.npz instead")
+        feeds = random_feeds(specs, {k: (random, *v[1:]) for k, v in shapes.items()}, seed)
+        return Samples(feeds, f"random (seed {seed})")
+    path = Path(source)
+    if path.is_dir():
+        feeds, files = image_feeds(path, specs, preprocess, limit)
+        found, where = _labels_from(path, files, labels)
+        return Samples(feeds, f"{path} (images, --preprocess {getattr(preprocess, 'spec', '')})",
+                       files, found, where)
+    feeds = load_npz(path, specs, notes)
+    if limit is not None:
+        feeds = {k: v[:limit] for k, v in feeds.items()}
+    samples = Samples(feeds, str(path))
+    if labels:
+        if labels.lower().endswith(".csv"):
+            raise TrtforgeError("--labels FILE.csv names image files; with --inputs FILE.npz give the labels "
+                                "as .txt (one integer per line) or .npy, in sample order")
+        values, where = _labels_from(path.parent, [Path(str(i)) for i in range(len(samples))], labels)
+        samples.labels, samples.labels_source = values, where
+    return samples
+
+
+def _chunk_size(specs: Sequence[TensorSpec]) -> int | None:
+    """The engine's fixed batch, or None when the batch is dynamic."""
+    first = specs[0].shape[0] if specs and specs[0].shape else None
+    return int(first) if isinstance(first, int) and first > 0 else None
+
+
+def run_samples(runner: object, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every sample through ``runner``, in chunks it accepts; outputs by name, first axis = samples."""
+    specs: list[TensorSpec] = runner.inputs  # type: ignore[attr-defined]
+    dtypes = {s.name: np.dtype(s.dtype) for s in specs}
+    n = int(next(iter(feeds.values())).shape[0])
+    size = _chunk_size(specs) or min(n, MAX_CHUNK)
+    results: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n, size):
+        chunk = {k: v[start:start + size].astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
+        real = next(iter(chunk.values())).shape[0]
+        if real < size and _chunk_size(specs):
+            chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - real, axis=0)]) for k, v in chunk.items()}
+        out = runner.infer(chunk)  # type: ignore[attr-defined]
+        for name, value in out.items():
+            results.setdefault(name, []).append(np.asarray(value)[:real])
+    return {k: np.concatenate(v) for k, v in results.items()}
+
+
+def is_classifier(output: np.ndarray) -> bool:
+    """Scores per class: (samples, classes) with more than one class, trailing 1-dims allowed."""
+    flat = output.reshape(output.shape[0], -1) if output.ndim >= 2 else output
+    return output.ndim >= 2 and flat.shape[1] > 1 and all(d == 1 for d in output.shape[2:])
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, np.ndarray]
+    samples: Samples
+    engine: str
+    notes: list[str] = field(default_factory=list)
+
+    def top_k(self, k: int = 5) -> dict[str, list[list[tuple[int, float]]]]:
+        """For classifier-shaped outputs: the k best (class, score) per sample."""
+        out = {}
+        for name, value in self.outputs.items():
+            if is_classifier(value):
+                flat = value.reshape(value.shape[0], -1).astype(np.float64)
+                order = np.argsort(-flat, axis=1)[:, :k]
+                out[name] = [[(int(c), float(row[c])) for c in idx] for row, idx in zip(flat, order)]
+        return out
+
+
+def run(engine: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = None,
+        preprocess: object = None, output: str | os.PathLike[str] | None = None, *, random: int | None = None,
+        limit: int | None = None, seed: int = 0) -> RunResult:
+    """Run ``engine`` on every sample of ``inputs``; write the outputs to ``output`` (``.npz``) if given."""
+    runner, described = open_runner(engine)
+    notes: list[str] = []
+    samples = load_samples(inputs, runner.inputs, preprocess, random, None, limit, seed, notes)  # type: ignore[attr-defined]
+    outputs = run_samples(runner, samples.feeds)
+    if output is not None:
+        from trtforge._files import atomic_path
+
+        with atomic_path(output) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **outputs)
+    return RunResult(outputs, samples, described, notes)

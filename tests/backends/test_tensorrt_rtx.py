@@ -1,0 +1,188 @@
+"""Real TensorRT-RTX builds on this CPU-only machine (its builder needs no GPU; its runtime does)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
+from trtforge.builder import build
+from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision, TensorRTOptions
+from trtforge.errors import TrtforgeError
+from trtforge.graph.ranges import ShapeRange
+from trtforge.precision.ioformat import IOFormat
+
+trt = pytest.importorskip("tensorrt_rtx")
+RTX = "tensorrt-rtx"
+
+
+def _fp16(model_path: Path, out: Path, keep_io_types: bool) -> Path:
+    from onnxconverter_common import float16
+
+    onnx.save(float16.convert_float_to_float16(onnx.load(str(model_path)), keep_io_types=keep_io_types), str(out))
+    return out
+
+
+def _build(src: Path, out: Path, **config: object) -> tuple[dict, bytes]:
+    build(src, out, BuildConfig(backend=RTX, **config))  # type: ignore[arg-type]
+    return json.loads(Path(f"{out}.json").read_text()), out.read_bytes()
+
+
+def test_fp32_digits_plan_and_manifest_through_the_cli(digits_bs1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "digits.plan"
+    proc = run_cli("build", str(digits_bs1), "-o", str(out), "--backend", RTX, "--workspace", "64")
+    assert proc.returncode == 0, proc.stderr
+    assert "[I] Input  'image': float32 1x1x32x32" in proc.stderr  # the network description
+    manifest = json.loads(Path(f"{out}.json").read_text())
+    assert out.stat().st_size > 100_000  # the weights (534 KiB of FP32) are in the plan
+    assert manifest["backend"] == RTX and manifest["backend_version"] == trt.__version__
+    facts = manifest["build"]["tensorrt"]
+    assert facts["package"] == "tensorrt_rtx" and facts["strongly_typed"] is True
+    assert facts["memory_pools"] == {"workspace": 64 << 20}
+    assert facts["runs_on"]["compute_capabilities"] == ["8.0", "8.6", "8.9", "12.0"]
+    assert manifest["device"]["kind"] == "cpu" and "built on CPU" in manifest["device"]["note"]
+    assert manifest["inputs"] == [{"name": "image", "dtype": "float32", "shape": [1, 1, 32, 32]}]
+
+
+def test_fp16_cast_graph_builds_strongly_typed_and_smaller(digits_bs1: Path, tmp_path: Path) -> None:
+    _, fp32 = _build(digits_bs1, tmp_path / "fp32.plan")
+    manifest, fp16 = _build(_fp16(digits_bs1, tmp_path / "h.onnx", keep_io_types=True), tmp_path / "fp16.plan")
+    assert manifest["build"]["tensorrt"]["strongly_typed"] is True
+    assert manifest["inputs"][0]["dtype"] == "float32"  # keep_io_types: FP32 at the boundary
+    assert len(fp16) < len(fp32)  # FP16 weights
+
+
+def test_tensorrt_flavour_qdq_int8_builds(digits_bs1: Path, tmp_path: Path) -> None:
+    from trtforge.precision.data import Preprocess
+
+    calibration = CalibrationConfig(data=DIGITS / "calib", preprocess=Preprocess.parse(DIGITS_PREPROCESS),
+                                    num=32, method=CalibMethod.MINMAX)
+    manifest, plan = _build(digits_bs1, tmp_path / "int8.plan", precision=Precision.INT8, calibration=calibration)
+    assert plan and manifest["precision"] == "int8"
+    flavour = manifest["calibration"]["flavour"]
+    assert flavour["name"] == "tensorrt" and flavour["activation_symmetric"] is True
+    assert flavour["quantize_bias"] is False  # TensorRT's parser rejects int32 DequantizeLinear on biases
+
+
+def test_dynamic_batch_builds_with_two_profiles(digits_onnx: Path, tmp_path: Path) -> None:
+    profiles = (ShapeRange.parse("image:1x1x32x32", "image:4x1x32x32", "image:8x1x32x32"),
+                ShapeRange.parse("image:16x1x32x32", "image:32x1x32x32", "image:64x1x32x32"))
+    manifest, plan = _build(digits_onnx, tmp_path / "dyn.plan", profiles=profiles)
+    assert plan
+    assert manifest["build"]["tensorrt"]["profiles"] == [p.to_json() for p in profiles]
+    assert manifest["inputs"][0]["shape"][1:] == [1, 32, 32] and manifest["inputs"][0]["shape"][0] not in (1, 8)
+
+
+def test_dynamic_model_without_ranges_exits_2_naming_the_input(digits_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dyn.plan"
+    proc = run_cli("build", str(digits_onnx), "-o", str(out), "--backend", RTX)
+    assert proc.returncode == 2
+    assert "image (" in proc.stderr and "--min-shapes" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+    ok = run_cli("build", str(digits_onnx), "-o", str(out), "--backend", RTX, "--min-shapes", "image:1x1x32x32",
+                 "--opt-shapes", "image:2x1x32x32", "--max-shapes", "image:4x1x32x32")
+    assert ok.returncode == 0, ok.stderr
+
+
+def _custom_op_model(path: Path) -> Path:
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("FancyOp", ["r"], ["y"], name="fancy", domain="my.ops")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_parser_errors_name_the_node_the_op_and_the_plugin_fix(tmp_path: Path) -> None:
+    with pytest.raises(TrtforgeError) as info:
+        _build(_custom_op_model(tmp_path / "custom.onnx"), tmp_path / "c.plan")
+    message = str(info.value)
+    assert "node 'fancy' (FancyOp)" in message and "Plugin not found" in message
+    assert "unsupported op(s): FancyOp" in message and "--plugins" in message
+    assert "\n" not in message and not (tmp_path / "c.plan").exists()
+
+
+def test_a_bad_plugin_library_is_one_line(tmp_path: Path) -> None:
+    model = _custom_op_model(tmp_path / "custom.onnx")
+    proc = run_cli("build", str(model), "-o", str(tmp_path / "c.plan"), "--backend", RTX,
+                   "--plugins", str(tmp_path / "nope.so"))
+    assert proc.returncode == 2 and "--plugins library not found" in proc.stderr
+    (tmp_path / "junk.so").write_bytes(b"not an ELF file")
+    proc = run_cli("build", str(model), "-o", str(tmp_path / "c.plan"), "--backend", RTX,
+                   "--plugins", str(tmp_path / "junk.so"))
+    assert proc.returncode == 2 and "--plugins: cannot load" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_builder_settings_are_applied_and_recorded(digits_bs1: Path, tmp_path: Path) -> None:
+    options = TensorRTOptions(mem_pools=(("workspace", 32 << 20), ("tacticSharedMem", 48 << 10)), opt_level=1,
+                              profiling_verbosity="detailed", hardware_compat="ampere+")
+    manifest, _ = _build(digits_bs1, tmp_path / "s.plan", tensorrt=options)
+    facts = manifest["build"]["tensorrt"]
+    assert facts["memory_pools"] == {"workspace": 32 << 20, "tacticSharedMem": 48 << 10}
+    assert (facts["opt_level"], facts["profiling_verbosity"], facts["hardware_compat"]) == (1, "detailed", "ampere+")
+
+
+def test_timing_cache_is_refused_on_rtx_because_it_is_a_no_op(digits_bs1: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "timing.cache"
+    with pytest.raises(TrtforgeError, match="TensorRT-RTX has no timing cache.*drop --timing-cache"):
+        _build(digits_bs1, tmp_path / "t.plan", tensorrt=TensorRTOptions(timing_cache=cache))
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("options, fix", [
+    (TensorRTOptions(flags=("fp16",), strongly_typed=False), "--precision fp16"),
+    (TensorRTOptions(opt_level=9), "0 to 5"),
+    (TensorRTOptions(mem_pools=(("vram", 1),)), "unknown pool 'vram'"),
+    (TensorRTOptions(hardware_compat="hopper"), "ampere+"),
+])
+def test_unavailable_options_are_refused_naming_the_other_path(digits_bs1: Path, tmp_path: Path,
+                                                               options: TensorRTOptions, fix: str) -> None:
+    with pytest.raises(TrtforgeError, match=fix.replace("+", r"\+")):
+        _build(digits_bs1, tmp_path / "x.plan", tensorrt=options)
+
+
+def test_fp16_io_format_on_an_fp16_io_graph_is_recorded(digits_bs1: Path, tmp_path: Path) -> None:
+    model = _fp16(digits_bs1, tmp_path / "h.onnx", keep_io_types=False)
+    manifest, _ = _build(model, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:chw"),),
+                         output_formats=(IOFormat.parse("fp16:chw"),))
+    assert manifest["inputs"][0]["dtype"] == manifest["outputs"][0]["dtype"] == "float16"
+    assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:chw", "output_0": "fp16:chw"}
+
+
+def test_fp16_io_format_on_fp32_io_is_refused_not_ignored(digits_bs1: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrtforgeError, match="input 'image' is float32, but the IO format asks fp16:chw"):
+        _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:chw"),))
+
+
+def test_inspect_shows_the_manifest_and_says_why_it_cannot_deserialise(digits_bs1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "i.plan"
+    _build(digits_bs1, out)
+    proc = run_cli("inspect", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    details = json.loads(proc.stdout)
+    assert details["manifest"]["backend"] == RTX
+    assert "cannot deserialise plans without a GPU" in details["backend"]["note"]
+    assert details["backend"]["validity"]["result"] == "INVALID"
+
+
+def test_full_tensorrt_absent_is_one_line_and_auto_falls_back(digits_bs1: Path, tmp_path: Path) -> None:
+    from trtforge.backends.base import get_backend
+
+    assert get_backend("auto").name == "onnxruntime"  # no GPU here
+    proc = run_cli("build", str(digits_bs1), "-o", str(tmp_path / "x.plan"), "--backend", "tensorrt")
+    assert proc.returncode == 2 and "needs the Python package 'tensorrt'" in proc.stderr
+
+
+def test_load_says_why_the_plan_cannot_run_here(digits_bs1: Path, tmp_path: Path) -> None:
+    from trtforge.builder import load
+
+    out = tmp_path / "l.plan"
+    _build(digits_bs1, out)
+    with pytest.raises(TrtforgeError, match="cannot run this engine here: no CUDA GPU here"):
+        load(out)

@@ -1,0 +1,102 @@
+"""Ranges: each method on a small model, the fast entropy search, and streaming memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from tests.precision.models import residual_cnn, wide
+from trtforge.config import CalibMethod
+from trtforge.precision.calibrate import calibrate, entropy_threshold
+
+
+def _batches(n: int, shape: tuple[int, ...], seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield {"x": rng.standard_normal(shape).astype(np.float32)}
+
+
+@pytest.mark.parametrize("method", list(CalibMethod))
+def test_each_method_gives_ranges_for_every_activation(method: CalibMethod) -> None:
+    model = residual_cnn(channels=4, size=6)
+    ranges = calibrate(model, _batches(3, (4, 3, 6, 6)), method, percentile=99.9)
+    activations = {o for n in model.graph.node for o in n.output}
+    assert activations <= set(ranges)
+    relu_lo, relu_hi = ranges["r0"]
+    assert relu_lo >= 0.0 and relu_hi > 0.0  # ReLU output: nothing below zero was seen
+    lo, hi = ranges["x"]
+    assert lo < 0.0 < hi
+
+
+def test_methods_clip_differently() -> None:
+    """Minmax keeps the outliers; entropy and percentile clip a long-tailed input."""
+    model = wide(features=64)
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((64, 64)).astype(np.float32)
+    data[0, 0] = 40.0  # one outlier
+    batches = [{"x": data[i:i + 16]} for i in range(0, 64, 16)]
+    hi = {m: calibrate(model, batches, m, percentile=99.0)["x"][1] for m in CalibMethod}
+    assert hi[CalibMethod.MINMAX] == pytest.approx(40.0)
+    assert hi[CalibMethod.ENTROPY] < 20.0 and hi[CalibMethod.PERCENTILE] < 20.0
+
+
+@pytest.mark.parametrize("tail", ["normal", "relu", "heavy"])
+def test_entropy_search_matches_onnxruntime(tail: str) -> None:
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    rng = np.random.default_rng(1)
+    data = {"normal": rng.standard_normal(40000), "relu": np.maximum(rng.standard_normal(40000) * 3, 0),
+            "heavy": rng.standard_t(3, 40000)}[tail].astype(np.float32)
+    collector = HistogramCollector("entropy", True, 512, 128, 99.99, "same")
+    for part in np.array_split(data, 4):  # merged batch by batch, so the bins grow as in calibration
+        collector.collect_value({"t": part})
+    histogram = collector.histogram_dict["t"]
+    assert entropy_threshold(histogram, 128) == collector.get_entropy_threshold(histogram, 128)
+
+
+# --- streaming: a histogram method must not hold every batch's activations ----------------------
+
+FEATURES, BATCH, BATCHES = 16384, 8, 48
+BUDGET = 24 << 20
+# x, Mul, Relu and Add outputs of every batch, were they all kept:
+HELD = BATCHES * 4 * BATCH * FEATURES * 4
+
+
+def _peak_bytes(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("method", [CalibMethod.ENTROPY, CalibMethod.PERCENTILE])
+def test_histogram_calibration_streams(method: CalibMethod) -> None:
+    assert HELD > 3 * BUDGET
+    model = wide(features=FEATURES)
+    peak = _peak_bytes(lambda: calibrate(model, _batches(BATCHES, (BATCH, FEATURES)), method))
+    assert peak < BUDGET, f"{method}: peak {peak >> 20} MiB, budget {BUDGET >> 20} MiB (held would be {HELD >> 20})"
+
+
+def test_memory_probe_sees_activations_held_by_a_calibrator(tmp_path) -> None:
+    """The probe above can fail: ONNX Runtime's calibrator fed every batch at once goes over budget."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+
+    path = tmp_path / "wide.onnx"
+    onnx.save(wide(features=FEATURES), str(path))
+    calibrator = create_calibrator(path, None, augmented_model_path=str(tmp_path / "aug.onnx"),
+                                   calibrate_method=CalibrationMethod.Percentile)
+
+    class AllAtOnce:
+        def __init__(self) -> None:
+            self.it = _batches(BATCHES, (BATCH, FEATURES))
+
+        def get_next(self):
+            return next(self.it, None)
+
+    peak = _peak_bytes(lambda: calibrator.collect_data(AllAtOnce()))
+    assert peak > BUDGET

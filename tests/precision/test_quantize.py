@@ -1,0 +1,110 @@
+"""Q/DQ flavours: TensorRT's (symmetric, inputs of fusable ops, residual Adds) and the CPU's."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from tests.precision.models import residual_cnn
+from trtforge.config import CalibMethod
+from trtforge.errors import TrtforgeError
+from trtforge.precision.calibrate import calibrate
+from trtforge.precision.quantize import TENSORRT_FLAVOUR, cpu_flavour, quantize
+
+
+@pytest.fixture(scope="module")
+def model_and_ranges() -> tuple[onnx.ModelProto, dict[str, tuple[float, float]]]:
+    model = residual_cnn()
+    rng = np.random.default_rng(0)
+    batches = [{"x": rng.standard_normal((4, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
+    return model, calibrate(model, batches, CalibMethod.MINMAX)
+
+
+def _consts(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in model.graph.node for o in n.output}
+
+
+def test_tensorrt_flavour_is_symmetric_int8(model_and_ranges) -> None:
+    model, ranges = model_and_ranges
+    q = quantize(model, ranges, TENSORRT_FLAVOUR)
+    consts = _consts(q)
+    qdq = [n for n in q.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq, "no Q/DQ nodes were inserted"
+    for node in qdq:
+        zero_point = consts[node.input[2]]
+        assert zero_point.dtype == np.int8 and not zero_point.any(), f"{node.name}: zero point {zero_point}"
+    # per-channel weights: the Conv weights' scales have one entry per output channel
+    weight_dq = [n for n in qdq if n.op_type == "DequantizeLinear" and n.input[0] in consts]
+    assert any(consts[n.input[1]].shape == (8,) for n in weight_dq)
+    # no INT32 bias: TensorRT has no DequantizeLinear from INT32
+    assert all(consts[n.input[0]].dtype == np.int8 for n in weight_dq)
+
+
+def test_tensorrt_flavour_places_qdq_for_fusions(model_and_ranges) -> None:
+    model, ranges = model_and_ranges
+    q = quantize(model, ranges, TENSORRT_FLAVOUR)
+    producers = _producers(q)
+    nodes = {n.name: n for n in q.graph.node}
+    # inputs of the weighted ops are quantized...
+    for name in ("stem", "block_conv1", "block_conv2", "fc"):
+        assert producers[nodes[name].input[0]].op_type == "DequantizeLinear", name
+    # ...their outputs are not (TensorRT fuses a following Q itself)
+    assert producers[nodes["block_relu1"].input[0]].op_type == "Conv"
+    # the residual Add: the Conv branch fuses into the Conv, the skip branch is quantized
+    add = nodes["residual_add"]
+    assert producers[add.input[0]].op_type == "Conv"
+    assert producers[add.input[1]].op_type == "DequantizeLinear"
+
+
+def test_cpu_flavour_differs_from_tensorrt(model_and_ranges) -> None:
+    model, ranges = model_and_ranges
+    q = quantize(model, ranges, cpu_flavour())
+    consts = _consts(q)
+    activation_zps = [consts[n.input[2]] for n in q.graph.node
+                      if n.op_type == "QuantizeLinear"]
+    assert activation_zps and all(z.dtype == np.uint8 for z in activation_zps)
+
+
+def test_excluded_nodes_and_op_types_stay_float(model_and_ranges) -> None:
+    model, ranges = model_and_ranges
+    q = quantize(model, ranges, TENSORRT_FLAVOUR, exclude_nodes=("block_conv1",), exclude_op_types=("Gemm",))
+    producers = _producers(q)
+    nodes = {n.name: n for n in q.graph.node}
+    assert producers[nodes["block_conv1"].input[0]].op_type == "Relu"
+    assert nodes["block_conv1"].input[1] == "w1"  # float weights, no DQ
+    assert producers[nodes["fc"].input[0]].op_type == "Flatten"
+    assert producers[nodes["stem"].input[0]].op_type == "DequantizeLinear"
+
+
+def test_unknown_exclusions_are_user_errors(model_and_ranges) -> None:
+    model, ranges = model_and_ranges
+    with pytest.raises(TrtforgeError, match="no node named 'nope'"):
+        quantize(model, ranges, TENSORRT_FLAVOUR, exclude_nodes=("nope",))
+    with pytest.raises(TrtforgeError, match="no 'Softmax' node"):
+        quantize(model, ranges, TENSORRT_FLAVOUR, exclude_op_types=("Softmax",))
+
+
+def test_tensorrt_flavour_builds_with_tensorrt_rtx(model_and_ranges) -> None:
+    trt = pytest.importorskip("tensorrt_rtx")
+    model, ranges = model_and_ranges
+    q = quantize(model, ranges, TENSORRT_FLAVOUR)
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # strongly typed: the graph's Q/DQ decide the precision
+    parser = trt.OnnxParser(network, logger)
+    ok = parser.parse(q.SerializeToString())
+    assert ok, [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    profile.set_shape("x", (1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))
+    config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    assert engine is not None and engine.nbytes > 0
+    layers = [network.get_layer(i).type for i in range(network.num_layers)]
+    assert trt.LayerType.QUANTIZE in layers and trt.LayerType.DEQUANTIZE in layers
