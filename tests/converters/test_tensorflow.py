@@ -138,3 +138,14 @@ def test_saved_model_batch_nchw_output_and_rename(models: dict[str, Path], tmp_p
     assert_checked(result, 2)
     inputs, outputs = io(out)
     assert inputs["image"] == [3, 8, 8, 3] and outputs == {"scores": [3, 3], "output_1": [3, 4, 8, 8]}
+
+
+def test_opset_beyond_the_converter_is_refused(models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(TrtforgeError, match="up to 18"):
+        trtforge.convert(models["keras"], tmp_path / "x.onnx", opset=20)
+
+
+def test_opset_13_converts(models: dict[str, Path], tmp_path: Path) -> None:
+    result = trtforge.convert(models["pb"], tmp_path / "o13.onnx", opset=13, inputs="x", outputs="y")
+    assert_checked(result, 1)
+    assert {o.domain: o.version for o in onnx.load(str(tmp_path / "o13.onnx")).opset_import}[""] == 13

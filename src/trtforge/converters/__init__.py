@@ -147,8 +147,8 @@ class ConvertOptions:
         from trtforge.graph.shapes import Batch
 
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        if not 13 <= self.opset <= 21:
-            raise TrtforgeError(f"--opset {self.opset} is out of range; use 13..21 (default {DEFAULT_OPSET})")
+        if not 13 <= self.opset <= 20:
+            raise TrtforgeError(f"--opset {self.opset} is out of range; use 13..20 (default {DEFAULT_OPSET})")
         for name in ("inputs_as_nchw", "outputs_as_nchw", "outputs"):
             fix(name, parse_names(getattr(self, name)))
         for name in ("rename_inputs", "rename_outputs"):
@@ -191,6 +191,8 @@ class Converter:
     detect: Callable[[Path], bool]
     run: Callable[[Path, Path, ConvertOptions], Reference]
     """Writes the ONNX model for ``source`` to the given (temporary) path; returns the source, runnable."""
+    max_opset: int = 20
+    """The newest opset the underlying exporter emits."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,9 @@ def convert(
     name = source_format or detect_format(src)
     if name not in table:
         raise TrtforgeError(f"unknown source format {name!r}; expected one of: {', '.join(table)}")
+    if options.opset > table[name].max_opset:
+        raise TrtforgeError(f"--opset {options.opset}: the {name} converter emits opsets up to "
+                            f"{table[name].max_opset}; use 13..{table[name].max_opset} (default {DEFAULT_OPSET})")
     with atomic_path(output) as tmp, quiet_native_logs():
         reference = table[name].run(src, tmp, options)
         renamed = _rename(tmp, options)

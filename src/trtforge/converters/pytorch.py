@@ -29,6 +29,7 @@ from trtforge.converters import (
 )
 from trtforge.errors import TrtforgeError, require
 
+TORCHSCRIPT_MAX_OPSET = 20  # torch.onnx's TorchScript exporter
 _PROBE = {0: 2}  # example size for a symbolic dim of a .pt2, by axis; other axes get 16
 
 
@@ -165,4 +166,4 @@ def _transpose(output: Path, inputs: list[str], outputs: list[str]) -> None:
     onnx.save(model, str(output))
 
 
-register(Converter("torch", _is_torch, convert_torch))
+register(Converter("torch", _is_torch, convert_torch, TORCHSCRIPT_MAX_OPSET))

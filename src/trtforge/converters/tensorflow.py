@@ -29,6 +29,8 @@ from trtforge.converters import (
 )
 from trtforge.errors import TrtforgeError, require
 
+TF2ONNX_MAX_OPSET = 18  # tf2onnx 1.17
+
 _NOT_OUTPUTS = {"Const", "NoOp", "Assert", "Placeholder", "PlaceholderWithDefault", "VarHandleOp",
                 "VariableV2", "Variable", "SaveV2", "RestoreV2", "Assign", "AssignVariableOp",
                 "MergeV2Checkpoints", "ShardedFilename", "StringJoin"}
@@ -449,9 +451,9 @@ def _rename_file(path: Path, names: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-register(Converter("savedmodel", _is_saved_model, convert_saved_model))
-register(Converter("keras", _is_keras, convert_keras))
-register(Converter("h5", _is_h5, convert_keras))
-register(Converter("pb", _is_frozen_graph, convert_frozen_graph))
-register(Converter("tflite", _is_tflite, convert_tflite))
-register(Converter("checkpoint", _is_checkpoint, convert_checkpoint))
+register(Converter("savedmodel", _is_saved_model, convert_saved_model, TF2ONNX_MAX_OPSET))
+register(Converter("keras", _is_keras, convert_keras, TF2ONNX_MAX_OPSET))
+register(Converter("h5", _is_h5, convert_keras, TF2ONNX_MAX_OPSET))
+register(Converter("pb", _is_frozen_graph, convert_frozen_graph, TF2ONNX_MAX_OPSET))
+register(Converter("tflite", _is_tflite, convert_tflite, TF2ONNX_MAX_OPSET))
+register(Converter("checkpoint", _is_checkpoint, convert_checkpoint, TF2ONNX_MAX_OPSET))
