@@ -155,9 +155,12 @@ def test_fp16_io_format_on_an_fp16_io_graph_is_recorded(digits_bs1: Path, tmp_pa
     assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:chw", "output_0": "fp16:chw"}
 
 
-def test_fp16_io_format_on_fp32_io_is_refused_not_ignored(digits_bs1: Path, tmp_path: Path) -> None:
-    with pytest.raises(TrtforgeError, match="input 'image' is float32, but the IO format asks fp16:chw"):
-        _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:chw"),))
+def test_fp16_io_format_on_an_fp32_graph_becomes_an_edge_cast(digits_bs1: Path, tmp_path: Path) -> None:
+    # The precision stage casts at the graph's edge, so a strongly typed builder sees FP16 IO.
+    manifest, _ = _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:chw"),))
+    assert manifest["inputs"][0]["dtype"] == "float16" and manifest["outputs"][0]["dtype"] == "float32"
+    assert manifest["build"]["io_formats"]["retyped"] == {"image": "float16"}
+    assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:chw"}
 
 
 def test_inspect_shows_the_manifest_and_says_why_it_cannot_deserialise(digits_bs1: Path, tmp_path: Path) -> None:
