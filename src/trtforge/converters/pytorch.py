@@ -113,6 +113,7 @@ def convert_torch(source: Path, output: Path, options: ConvertOptions) -> Refere
     else:
         module, args = _from_factory(source, options)
         module.eval()
+    nchw_in = layout_names(options.inputs_as_nchw, {a.name: len(a.shape or ()) for a in args}, "input")
     examples = [_example(torch, a, options) for a in args]
     try:
         with torch.no_grad():
@@ -125,7 +126,6 @@ def convert_torch(source: Path, output: Path, options: ConvertOptions) -> Refere
         raise TrtforgeError(f"{source} does not run at {at}: {lines[0] if lines else type(exc).__name__}{hint}") from None
     in_names = [a.name for a in args]
     out_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
-    nchw_in = layout_names(options.inputs_as_nchw, {a.name: len(a.shape or ()) for a in args}, "input")
     nchw_out = layout_names(options.outputs_as_nchw, {n: o.dim() for n, o in zip(out_names, outputs)}, "output")
     batch_dynamic = options.batch.is_dynamic if options.batch is not None else bool(dynamic)
     axes = {n: {0: "batch"} for n in in_names + out_names} if batch_dynamic else None
