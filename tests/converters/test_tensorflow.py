@@ -96,6 +96,15 @@ def test_tflite_takes_its_signature_names(models: dict[str, Path], tmp_path: Pat
     assert inputs == {"extra": ["?", 4], "image": ["?", 3, 8, 8]} and sorted(outputs) == ["output_0", "output_1"]
 
 
+def test_tflite_batch_and_nchw_output(models: dict[str, Path], tmp_path: Path) -> None:
+    # Two outputs of one TFLite op: tf2onnx's own outputs_as_nchw would transpose the wrong one.
+    result = trtforge.convert(models["tflite"], tmp_path / "t2.onnx", batch=2, outputs_as_nchw="output_1")
+    assert_checked(result, 2)
+    assert "batch 2" in result.note
+    inputs, outputs = io(tmp_path / "t2.onnx")
+    assert inputs["image"] == [2, 8, 8, 3] and outputs == {"output_1": [2, 4, 8, 8], "output_0": [2, 3]}
+
+
 def test_frozen_graph_needs_names_and_lists_candidates(models: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(TrtforgeError, match=r"--inputs and --outputs.*x:0 \(-1x6\).*y:0"):
         trtforge.convert(models["pb"], tmp_path / "x.onnx")

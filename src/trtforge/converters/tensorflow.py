@@ -415,15 +415,19 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
     tensor = {name(d): d["name"] for d in ins + outs}
     nchw_in = layout_names(options.inputs_as_nchw, {name(d): len(d["shape"]) for d in ins}, "input")
     nchw_out = layout_names(options.outputs_as_nchw, {name(d): len(d["shape"]) for d in outs}, "output")
-    override = None
-    if options.batch is not None:
-        override = {d["name"]: [-1 if x is None else x for x in with_batch(_dims(d["shape_signature"]), options)]
-                    for d in ins if len(d["shape"])}
+    # tf2onnx's TFLite path transposes the wrong tensor for outputs_as_nchw when outputs share an
+    # op (two outputs of one StatefulPartitionedCall): outputs get a boundary Transpose instead.
     _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset,
-             inputs_as_nchw=[tensor[n] for n in nchw_in] or None, outputs_as_nchw=[tensor[n] for n in nchw_out] or None,
-             shape_override=override, output_path=str(output))
-    if names:
-        _rename_file(output, names)
+             inputs_as_nchw=[tensor[n] for n in nchw_in] or None, output_path=str(output))
+    _rename_file(output, names, nchw_out)
+    note = ""
+    if options.batch is not None:
+        # tf2onnx's TFLite path ignores shape overrides: set the batch on the ONNX graph, checked.
+        from trtforge.graph.model import load, save
+        from trtforge.graph.shapes import set_batch
+
+        save(set_batch(load(output), options.batch), output)
+        note = f"batch {options.batch} set on the ONNX graph (a TFLite file has no export-time batch)"
 
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for d in ins:
@@ -435,19 +439,20 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
         interpreter.invoke()
         return {name(d): interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
 
-    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out))
+    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out), note)
 
 
-def _rename_file(path: Path, names: dict[str, str]) -> None:
-    """Give the ONNX inputs/outputs the model's signature names."""
+def _rename_file(path: Path, names: dict[str, str], nchw_outputs: list[str]) -> None:
+    """Give the ONNX inputs/outputs the model's signature names; NHWC outputs become NCHW."""
     import onnx
 
-    from trtforge.converters.edits import rename
+    from trtforge.converters.edits import rename, transpose_boundary
 
     model = onnx.load(str(path))
     inputs = tuple((i.name, names[i.name]) for i in model.graph.input if i.name in names)
     outputs = tuple((o.name, names[o.name]) for o in model.graph.output if o.name in names)
     rename(model, inputs, outputs)
+    transpose_boundary(model, [], nchw_outputs)
     onnx.save(model, str(path))
 
 
