@@ -86,7 +86,12 @@ def _pick_graph(source: Path, options: ConvertOptions) -> tuple[list[str], str, 
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((source / "saved_model.pb").read_bytes())
+    if (source / "saved_model.pb").exists():
+        saved.ParseFromString((source / "saved_model.pb").read_bytes())
+    else:
+        from google.protobuf import text_format
+
+        text_format.Parse((source / "saved_model.pbtxt").read_text(), saved)
     tags = [t.strip() for t in (options.tag or "serve").split(",") if t.strip()]
     graphs = {tuple(sorted(g.meta_info_def.tags)): g for g in saved.meta_graphs}
     graph = graphs.get(tuple(sorted(tags)))
