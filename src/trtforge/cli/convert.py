@@ -44,14 +44,24 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def options_from_args(args: argparse.Namespace):  # -> ConvertOptions
     from pathlib import Path
 
-    from trtforge.converters import DEFAULT_OPSET, ConvertOptions
+    from trtforge.converters import (
+        DEFAULT_OPSET,
+        ConvertOptions,
+        parse_names,
+        parse_renames,
+        parse_tensor_args,
+    )
+    from trtforge.graph.shapes import Batch
 
     return ConvertOptions(
         opset=args.opset if args.opset is not None else DEFAULT_OPSET,
-        inputs_as_nchw=args.inputs_as_nchw, outputs_as_nchw=args.outputs_as_nchw, batch=args.batch,
-        rename_inputs=args.rename_inputs, rename_outputs=args.rename_outputs, tag=args.tag,
-        signature=args.signature, custom_objects=Path(args.custom_objects) if args.custom_objects else None,
-        inputs=args.inputs, outputs=args.outputs, input_shapes=",".join(args.input_shape),
+        inputs_as_nchw=parse_names(args.inputs_as_nchw), outputs_as_nchw=parse_names(args.outputs_as_nchw),
+        batch=Batch.parse(args.batch) if args.batch is not None else None,
+        rename_inputs=parse_renames(args.rename_inputs), rename_outputs=parse_renames(args.rename_outputs),
+        tag=args.tag, signature=args.signature,
+        custom_objects=Path(args.custom_objects) if args.custom_objects else None,
+        inputs=parse_tensor_args(args.inputs), outputs=parse_names(args.outputs),
+        input_shapes=parse_tensor_args(",".join(args.input_shape)),
         verify=not args.no_verify, atol=args.atol, rtol=args.rtol,
     )
 
