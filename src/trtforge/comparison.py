@@ -33,13 +33,13 @@ def _as_float(outputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
 
 
 def run_all(runner: object, samples: Sequence[Mapping[str, np.ndarray]]) -> list[list[np.ndarray]]:
-    """Run every sample; feeds are cast to the engine's input dtypes (an fp16 IO engine takes fp16)."""
-    dtypes = {t.name: np.dtype(t.dtype) for t in runner.inputs}  # type: ignore[attr-defined]
-    results = []
-    for feeds in samples:
-        cast = {k: v.astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
-        results.append(_as_float(runner.infer(cast)))  # type: ignore[attr-defined]
-    return results
+    """Run every sample; feeds are checked against the engine's inputs and cast to their dtypes
+    (an fp16 IO engine takes fp16)."""
+    from trtforge.inputs import conform
+
+    specs = runner.inputs  # type: ignore[attr-defined]
+    return [_as_float(runner.infer(conform(feeds, specs, "validation sample")))  # type: ignore[attr-defined]
+            for feeds in samples]
 
 
 def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],

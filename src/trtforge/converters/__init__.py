@@ -167,6 +167,27 @@ class ConvertOptions:
         """The batch to export with: N, None for dynamic; only meaningful when ``batch`` is set."""
         return getattr(self.batch, "size", None)
 
+    def cli_args(self) -> list[str]:
+        """The ``trtforge convert`` flags that give these options (defaults left out)."""
+        words: list[str] = [] if self.opset == DEFAULT_OPSET else ["--opset", str(self.opset)]
+        joined = {"--inputs-as-nchw": ",".join(self.inputs_as_nchw),
+                  "--outputs-as-nchw": ",".join(self.outputs_as_nchw),
+                  "--rename-inputs": ",".join(f"{a}={b}" for a, b in self.rename_inputs),
+                  "--rename-outputs": ",".join(f"{a}={b}" for a, b in self.rename_outputs),
+                  "--tag": self.tag or "", "--signature": self.signature or "",
+                  "--custom-objects": str(self.custom_objects or ""),
+                  "--inputs": ",".join(map(str, self.inputs)), "--outputs": ",".join(self.outputs),
+                  "--input-shape": ",".join(map(str, self.input_shapes)),
+                  "--batch": str(self.batch) if self.batch is not None else ""}
+        words += [w for flag, value in joined.items() if value for w in (flag, value)]
+        if not self.verify:
+            words.append("--no-verify")
+        if self.atol != 1e-4:
+            words += ["--atol", f"{self.atol:g}"]
+        if self.rtol != 1e-3:
+            words += ["--rtol", f"{self.rtol:g}"]
+        return words
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -251,7 +272,9 @@ def detect_format(source: Path) -> str:
     )
 
 
-def _existing(source: Path) -> None:
+def check_source(source: Path) -> None:
+    """A user error unless ``source`` names something convert can read (a checkpoint by its prefix,
+    ``FILE.py:FACTORY`` by its file)."""
     text = str(source)
     if source.exists() or Path(text + ".index").exists():  # a checkpoint is named by its prefix
         return
@@ -280,7 +303,7 @@ def convert(
 
     options = replace(options or ConvertOptions(), **overrides) if overrides else (options or ConvertOptions())
     src = Path(source)
-    _existing(src)
+    check_source(src)
     table = converters()
     name = source_format or detect_format(src)
     if name not in table:
