@@ -248,3 +248,13 @@ def test_gpu_options_on_a_cpu_engine_are_refused(engine: Path) -> None:
                      BenchSettings(spin_wait=True)):
         with pytest.raises(TrtforgeError, match="runs on the CPU"):
             bench(engine, settings=settings)
+
+
+def test_more_threads_than_cores_is_said() -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    over = BenchResult.from_trace(cpu_trace([1.0] * 4), 1, BenchSettings(streams=1), {"threads": cores + 1})
+    assert any("exceed the" in w and "usable cores" in w for w in over.warnings())
+    fits = BenchResult.from_trace(cpu_trace([1.0] * 4), 1, BenchSettings(streams=1), {"threads": 1})
+    assert not any("usable cores" in w for w in fits.warnings())

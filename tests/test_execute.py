@@ -56,6 +56,20 @@ def test_memory_pools_timing_cache_and_opt_level_go_to_the_tensorrt_options() ->
         "workspace": 1 << 30}
 
 
+def test_plugins_compatibility_and_verbosity_go_to_the_tensorrt_options() -> None:
+    cfg, _ = config("--backend=tensorrt", "--plugins=a.so", "--staticPlugins=b.so",
+                    "--hardwareCompatibilityLevel=ampere+", "--versionCompatible", "--profilingVerbosity=layer_names_only")
+    trt = cfg.tensorrt
+    assert trt is not None and trt.plugins == (Path("a.so"), Path("b.so"))
+    assert trt.hardware_compat == "ampere+" and trt.version_compat and trt.profiling_verbosity == "layer_names_only"
+    assert config("--backend=tensorrt", "--hardwareCompatibilityLevel=sameComputeCapability")[0].tensorrt \
+        .hardware_compat == "same-compute-capability"
+    with pytest.raises(TrtforgeError, match="expected none, ampere"):
+        config("--hardwareCompatibilityLevel=volta+")
+    _, req = config("--versionCompatible")
+    assert any("--versionCompatible" in n and "does not change" in n for n in req.notes)
+
+
 def test_tensorrt_only_settings_on_onnxruntime_are_said_not_dropped() -> None:
     cfg, req = config("--workspace=3200", "--timingCacheFile=t.cache")
     assert cfg.tensorrt is None

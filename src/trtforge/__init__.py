@@ -32,10 +32,10 @@ _LAZY = {
     "bench": "trtforge.benchmark:bench",
     "BenchSettings": "trtforge.benchmark:BenchSettings",
     "run": "trtforge.inference:run",
-    "compare": "trtforge.compare:compare",
-    "Thresholds": "trtforge.compare:Thresholds",
-    "deploy": "trtforge.deploy:deploy",
-    "DeployOptions": "trtforge.deploy:DeployOptions",
+    "compare": "trtforge.comparison:compare",
+    "Thresholds": "trtforge.comparison:Thresholds",
+    "deploy": "trtforge.deployment:deploy",
+    "DeployOptions": "trtforge.deployment:DeployOptions",
     "BuildConfig": "trtforge.config:BuildConfig",
     "CalibrationConfig": "trtforge.config:CalibrationConfig",
     "CalibMethod": "trtforge.config:CalibMethod",
@@ -49,11 +49,11 @@ __all__ = sorted(_LAZY) + ["__version__"]
 if TYPE_CHECKING:
     from trtforge.benchmark import BenchSettings, bench
     from trtforge.builder import build, load
-    from trtforge.compare import Thresholds, compare
+    from trtforge.comparison import Thresholds, compare
     from trtforge.inference import run
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.converters import ConvertOptions, convert
-    from trtforge.deploy import DeployOptions, deploy
+    from trtforge.deployment import DeployOptions, deploy
     from trtforge.errors import TrtforgeError
     from trtforge.graph.ranges import ShapeRange
     from trtforge.graph.shapes import Batch, reshape

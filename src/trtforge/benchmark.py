@@ -245,6 +245,11 @@ class BenchResult:
                     "queries make it so; pin threads or run longer on a quiet machine")
             out.append(f"{name} is unstable, with coefficient of variance = {timed.cv * 100.0:.3g}% "
                        f"(over {UNSTABLE_CV_PERCENT:g}%): {hint}.")
+        threads = self.context.get("threads")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if self.compute is None and isinstance(threads, int) and cores and self.settings.streams * threads > cores:
+            out.append(f"{self.settings.streams} stream(s) x {threads} thread(s) exceed the {cores} usable cores: "
+                       "sessions compete for cores, so latency includes waiting for one.")
         if self.settings.streams > 1:
             out.append("Multiple inference streams are used. Latencies may not be accurate since inferences may "
                        'run in parallel. Please use "Throughput" as the performance metric instead.')
@@ -389,15 +394,23 @@ def _cpu_stream(runner: Runner, feeds: Mapping[str, np.ndarray], index: int, clo
     out.extend(Query(index, (s - origin) * 1000.0, (e - origin) * 1000.0) for s, e in raw)
 
 
+DEVICE_DEPTH = 2
+"""Queries in flight per GPU stream, as trtexec keeps them: the next query is enqueued while the
+GPU runs the current one, so GPU Compute Time holds no host launch gap."""
+
+
 def _device_stream(runner: DeviceRunner, feeds: Mapping[str, np.ndarray], index: int, clock: _Clock,
                    ready: threading.Barrier | None, out: list[Query]) -> None:
-    """One GPU stream: one query in flight, synchronised before the next (events time each phase)."""
+    """One GPU stream: ``DEVICE_DEPTH`` queries in flight (events time each phase of each)."""
+    from collections import deque
+
     from trtforge.backends.cuda import Event
 
     settings = clock.settings
     stream = runner.stream
     transfers = settings.data_transfers
-    h2d_start, c_start, c_end, d2h_end = (Event() for _ in range(4))
+    free = deque(tuple(Event() for _ in range(4)) for _ in range(DEVICE_DEPTH))
+    pending: deque[tuple[tuple[Event, ...], float, float, float]] = deque()
     base = Event()
 
     def wait(event: Event) -> None:
@@ -409,7 +422,9 @@ def _device_stream(runner: DeviceRunner, feeds: Mapping[str, np.ndarray], index:
 
     runner.set_inputs(feeds)
 
-    def one() -> tuple[float, float, float]:
+    def launch() -> None:
+        slot = free.popleft()
+        h2d_start, c_start, c_end, d2h_end = slot
         t0 = time.perf_counter()
         if transfers:
             h2d_start.record(stream)
@@ -422,17 +437,25 @@ def _device_stream(runner: DeviceRunner, feeds: Mapping[str, np.ndarray], index:
         if transfers:
             runner.d2h()
             d2h_end.record(stream)
-            wait(d2h_end)
-        else:
-            wait(c_end)
-        return t0, e0, e1
+        pending.append((slot, t0, e0, e1))
+
+    def retire() -> tuple[tuple[Event, ...], float, float, float, float]:
+        """Wait for the oldest query in flight; its events, host times and the host end time."""
+        slot, t0, e0, e1 = pending.popleft()
+        wait(slot[3] if transfers else slot[2])
+        free.append(slot)
+        return slot, t0, e0, e1, time.perf_counter()
 
     warm_end = time.perf_counter() + settings.warmup_ms / 1000.0
-    one()
+    launch()
     warm = 1
     while time.perf_counter() < warm_end:
-        one()
+        if not free:
+            retire()
+        launch()
         warm += 1
+    while pending:
+        retire()
     clock.warmed(warm)
     if ready is not None:
         ready.wait()
@@ -442,15 +465,18 @@ def _device_stream(runner: DeviceRunner, feeds: Mapping[str, np.ndarray], index:
     wait(base)
     base_ms = (time.perf_counter() - clock.origin) * 1000.0
     ms = lambda t: (t - clock.origin) * 1000.0  # noqa: E731
-    while True:
-        t0, e0, e1 = one()
-        end = time.perf_counter()
-        c = base_ms + base.elapsed_ms(c_start)
-        ce = base_ms + base.elapsed_ms(c_end)
-        h, d = (base_ms + base.elapsed_ms(h2d_start), base_ms + base.elapsed_ms(d2h_end)) if transfers else (c, ce)
+    at = lambda e: base_ms + base.elapsed_ms(e)  # noqa: E731
+    finished = False
+    while not finished:
+        while free:
+            launch()
+        (h2d_start, c_start, c_end, d2h_end), t0, e0, e1, end = retire()
+        c, ce = at(c_start), at(c_end)
+        h, d = (at(h2d_start), at(d2h_end)) if transfers else (c, ce)
         out.append(Query(index, ms(t0), ms(end), (ms(e0), ms(e1)), (h, c, ce, d)))
-        if clock.finished(end):
-            return
+        finished = clock.finished(end)
+    while pending:  # the queries still in flight are not counted
+        retire()
 
 
 def _prepare_device(runners: Sequence[object], settings: BenchSettings, notes: list[str]) -> None:
@@ -504,9 +530,10 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
              load_options: Mapping[str, object], context: dict[str, object]) -> list[Runner]:
     if isinstance(target, (str, os.PathLike)):
         from trtforge.builder import load_with_manifest
+        from trtforge.engine import read_manifest
 
         options = dict(load_options)
-        if "threads" not in options:
+        if "threads" not in options and read_manifest(target).device.get("kind", "cpu") == "cpu":
             from trtforge.backends.onnxruntime import default_threads
 
             # N sessions share the cores: without --threads each gets its share, not all of them.
@@ -514,9 +541,9 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
         loaded = [load_with_manifest(target, **options) for _ in range(settings.streams)]
         manifest = loaded[0][1]
         context.update(engine=os.fspath(target), backend=manifest.backend, precision=manifest.precision,
-                       device=manifest.device.get("kind", "cpu"), threads=options["threads"])
+                       device=manifest.device.get("kind", "cpu"), threads=options.get("threads"))
         return [runner for runner, _ in loaded]
-    runners = list(target) if isinstance(target, Sequence) else [target]
+    runners: list[Runner] = list(target) if isinstance(target, Sequence) else [target]  # type: ignore[arg-type]
     if len(runners) != settings.streams:
         raise TrtforgeError(f"--streams {settings.streams} needs {settings.streams} runners (one per stream), "
                             f"got {len(runners)}; pass the engine's path and bench loads them")

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
 
 from trtforge.cli.trtexec import ExecRequest
 from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
@@ -108,11 +111,17 @@ def build_config(req: ExecRequest) -> BuildConfig:
         tensorrt = TensorRTOptions(
             workspace_mib=workspace >> 20 if workspace else None, mem_pools=pools,
             timing_cache=Path(req.timing_cache) if req.timing_cache else None, opt_level=req.opt_level,
-            profiling_verbosity="detailed" if (req.export_layer_info or req.dump_profile) else None,
+            profiling_verbosity=req.profiling_verbosity
+            or ("detailed" if (req.export_layer_info or req.dump_profile) else None),
+            plugins=tuple(Path(p) for p in req.plugins), hardware_compat=req.hardware_compat,
+            version_compat=req.version_compat,
         )
     else:
         for given, flag in ((pools, "--workspace/--memPoolSize"), (req.timing_cache, "--timingCacheFile"),
-                            (req.opt_level is not None, "--builderOptimizationLevel")):
+                            (req.opt_level is not None, "--builderOptimizationLevel"),
+                            (req.plugins, "--plugins"), (req.hardware_compat, "--hardwareCompatibilityLevel"),
+                            (req.version_compat, "--versionCompatible"),
+                            (req.profiling_verbosity, "--profilingVerbosity")):
             if given:
                 req.notes.append(f"{flag}: a TensorRT builder setting; {req.backend} has none, "
                                  "so it does not change this engine")
@@ -148,11 +157,9 @@ def bench_settings(req: ExecRequest, on_gpu: bool):  # -> BenchSettings
                          avg_runs=req.avg_runs)
 
 
-def export_output(outputs: dict[str, object], path: str) -> None:
+def export_output(outputs: Mapping[str, np.ndarray], path: str) -> None:
     """trtexec's ``--exportOutput`` file: ``[{"name", "dimensions", "values"}, ...]``."""
     import json
-
-    import numpy as np
 
     from trtforge._files import write_text_atomic
 
@@ -174,8 +181,6 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     if req.dump_profile:
         req.notes.append(f"--dumpProfile: per-layer profiles need a TensorRT engine; {manifest.backend} "
                          "gives none, so none is printed")
-    if req.export_layer_info and manifest.backend not in _TENSORRT_FAMILY:
-        req.notes.append(f"--exportLayerInfo: {manifest.backend} has no layer information; nothing was written")
     runner = load(engine)
     shapes = concrete_shapes(runner.inputs, req.shapes)
     feed_notes: list[str] = []
@@ -195,6 +200,23 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     if req.export_times:
         write_times(result, req.export_times)
         print(f"[I] Per-query times written to {req.export_times}", file=out)
+
+
+def _export_layer_info(req: ExecRequest, engine: str) -> None:
+    """``--exportLayerInfo``: the engine inspector's JSON, where the backend has one."""
+    from trtforge._files import write_text_atomic
+    from trtforge.graph.inspect import describe_engine
+
+    details = describe_engine(engine)
+    backend = details.get("backend")
+    layers = backend.get("layers") if isinstance(backend, dict) else None
+    if isinstance(layers, str) and req.export_layer_info:
+        write_text_atomic(req.export_layer_info, layers if layers.endswith("\n") else layers + "\n")
+        req.notes.append(f"Layer information written to {req.export_layer_info}")
+        return
+    why = backend.get("note") if isinstance(backend, dict) and backend.get("note") else "no layer information"
+    name = details["manifest"]["backend"]  # type: ignore[index]
+    req.notes.append(f"--exportLayerInfo: {name} gives {why}; nothing was written")
 
 
 def execute(req: ExecRequest, out: TextIO) -> int:
@@ -221,6 +243,8 @@ def execute(req: ExecRequest, out: TextIO) -> int:
         if req.save_engine:
             print(f"[I] Engine saved to {req.save_engine} (manifest {req.save_engine}.json)", file=out)
     assert engine is not None
+    if req.export_layer_info:
+        _export_layer_info(req, engine)
     try:
         if req.skip_inference:
             for note in req.notes:

@@ -37,8 +37,49 @@ class Samples:
         return int(next(iter(self.feeds.values())).shape[0])
 
 
-def open_runner(path: str | os.PathLike[str]) -> tuple[object, str]:
-    """A trtforge engine (verified against its manifest), or an ONNX model run in FP32 by ONNX Runtime."""
+class SourceRunner:
+    """A source model (SavedModel, Keras, PyTorch...) run by its own framework, fed like its ONNX.
+
+    The converter that ``trtforge convert`` uses runs once into a scratch file, which gives the
+    ONNX names, shapes and layouts; ``infer`` takes and returns arrays keyed and laid out as the
+    converted model's (inputs asked for as NCHW are transposed to the source's NHWC and back).
+    """
+
+    def __init__(self, path: Path, options: object = None, source_format: str | None = None) -> None:
+        import tempfile
+
+        from trtforge.converters import ConvertOptions, converters, detect_format, quiet_native_logs
+        from trtforge.graph.model import graph_inputs, graph_outputs, load
+
+        options = options or ConvertOptions()
+        name = source_format or detect_format(path)
+        with tempfile.TemporaryDirectory(prefix="trtforge-ref-") as scratch:
+            onnx_path = Path(scratch) / "source.onnx"
+            with quiet_native_logs():
+                self.reference = converters()[name].run(path, onnx_path, options)  # type: ignore[arg-type]
+            model = load(onnx_path)
+        self.inputs = graph_inputs(model)
+        self.outputs = graph_outputs(model)
+        self.framework = self.reference.framework
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ref = self.reference
+        source = {k: v.transpose(0, 2, 3, 1) if k in ref.nchw_inputs else v for k, v in feeds.items()}
+        try:
+            raw = ref.run(source)
+        except Exception as exc:
+            at = ", ".join(f"{k}:{'x'.join(map(str, v.shape))}" for k, v in source.items())
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise TrtforgeError(f"{ref.framework} could not run the source model at {at}: {last}") from None
+        return {o.name: (np.asarray(raw[o.name]).transpose(0, 3, 1, 2) if o.name in ref.nchw_outputs
+                         else np.asarray(raw[o.name])) for o in self.outputs}
+
+
+def open_runner(path: str | os.PathLike[str], source_options: object = None,
+                source_format: str | None = None) -> tuple[object, str]:
+    """A trtforge engine (verified against its manifest), an ONNX model run in FP32 by ONNX Runtime,
+    or a source model run by its framework (:class:`SourceRunner`, with ``source_options``:
+    a ConvertOptions saying e.g. which inputs the ONNX takes as NCHW)."""
     from trtforge.engine import manifest_path
 
     p = Path(path)
@@ -54,13 +95,15 @@ def open_runner(path: str | os.PathLike[str]) -> tuple[object, str]:
         except Exception as exc:
             raise TrtforgeError(f"onnxruntime cannot load {p}: {str(exc).splitlines()[0]}") from None
         return OnnxRuntimeRunner(session), f"{p} (ONNX, onnxruntime fp32 on the CPU)"
-    if p.is_dir() or p.suffix.lower() in (".keras", ".h5", ".pb", ".tflite"):
-        raise TrtforgeError(f"{p} is a source model; convert it first (trtforge convert {p} -o model.onnx) and "
-                            "compare against the ONNX file")
+    if p.is_dir() or source_format or not manifest_path(p).exists():
+        if not p.exists():
+            raise TrtforgeError(f"model to compare against not found: {p}")
+        runner = SourceRunner(p, source_options, source_format)
+        return runner, f"{p} ({runner.framework}, the source model)"
     from trtforge.builder import load_with_manifest
 
-    runner, manifest = load_with_manifest(p)
-    return runner, f"{p} ({manifest.backend} {manifest.precision} engine)"
+    engine, manifest = load_with_manifest(p)
+    return engine, f"{p} ({manifest.backend} {manifest.precision} engine)"
 
 
 def _labels_csv(path: Path, folder: Path, files: list[Path]) -> np.ndarray:
@@ -127,7 +170,7 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
         found, where = _labels_from(path, files, labels)
         return Samples(feeds, f"{path} (images, --preprocess {getattr(preprocess, 'spec', '')})",
                        files, found, where)
-    feeds = load_npz(path, specs, notes)
+    feeds = load_npz(path, specs, notes, samples=True)
     if limit is not None:
         feeds = {k: v[:limit] for k, v in feeds.items()}
     samples = Samples(feeds, str(path))
@@ -201,5 +244,5 @@ def run(engine: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = 
 
         with atomic_path(output) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, **outputs)
+                np.savez(f, **outputs)  # type: ignore[arg-type]
     return RunResult(outputs, samples, described, notes)

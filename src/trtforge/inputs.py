@@ -86,10 +86,11 @@ def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ..
         if dtype.kind == "b":
             feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
             continue
-        low, high = _RANGES.get(dtype.name) or _RANGES.get(dtype.kind) or (None, None)
-        if low is None:
+        bounds = _RANGES.get(dtype.name) or _RANGES.get(dtype.kind)
+        if bounds is None:
             raise TrtforgeError(f"input {spec.name!r} has dtype {dtype}, for which trtforge cannot make "
                                 "random values; pass --inputs FILE.npz")
+        low, high = bounds
         if dtype.kind == "f":
             values = rng.uniform(low, high, shape).astype(dtype)
         else:
@@ -107,8 +108,12 @@ def _numpy_dtype(spec: TensorSpec) -> np.dtype:
 
 
 def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where: str,
-            notes: list[str] | None = None) -> Feeds:
-    """Check names and ranks against the engine's inputs, cast within a kind (reported in ``notes``)."""
+            notes: list[str] | None = None, samples: bool = False) -> Feeds:
+    """Check names and ranks against the engine's inputs, cast within a kind (reported in ``notes``).
+
+    ``samples``: the first axis counts samples (run/compare feed them in chunks), so it may
+    differ from a fixed batch.
+    """
     from trtforge.graph.model import resolve_input_name
 
     names = [s.name for s in specs]
@@ -130,7 +135,7 @@ def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where:
             raise TrtforgeError(f"{where}: {spec.name!r} has shape {'x'.join(map(str, array.shape))}, but the "
                                 f"engine's input has {len(spec.shape)} dimensions ({spec.shape_text()})")
         for axis, d in enumerate(spec.shape):
-            if isinstance(d, int) and d > 0 and array.shape[axis] != d:
+            if isinstance(d, int) and d > 0 and array.shape[axis] != d and not (samples and axis == 0):
                 raise TrtforgeError(f"{where}: {spec.name!r} has shape {'x'.join(map(str, array.shape))}, but "
                                     f"the engine's input is {spec.shape_text()} (dimension {axis} differs)")
         dtype = _numpy_dtype(spec)
@@ -152,7 +157,8 @@ def _read_numpy(path: Path) -> object:
         raise TrtforgeError(f"cannot read {path} as numpy data (.npz/.npy): {str(exc).splitlines()[0]}") from None
 
 
-def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: list[str] | None = None) -> Feeds:
+def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: list[str] | None = None,
+             samples: bool = False) -> Feeds:
     """``--inputs FILE.npz`` keyed by input name (or ``FILE.npy`` for a one-input engine)."""
     from trtforge._files import existing_file
 
@@ -164,8 +170,8 @@ def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: l
                                 f"({', '.join(s.name for s in specs)}); use a .npz keyed by input name")
         arrays = {specs[0].name: loaded}
     else:
-        arrays = {k: loaded[k] for k in loaded.files}  # type: ignore[attr-defined]
-    return conform(arrays, specs, str(p), notes)
+        arrays = {k: loaded[k] for k in loaded.files}  # type: ignore[attr-defined,index]
+    return conform(arrays, specs, str(p), notes, samples)
 
 
 def load_trtexec_inputs(text: str, specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]],

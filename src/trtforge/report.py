@@ -55,8 +55,8 @@ def averaged_runs(result: BenchResult) -> list[str]:
         latency = sum(q.latency_ms for q in group) / n
         line = f"[V] Average on {n} runs - Latency: {latency:.6g} ms"
         if group[0].device is not None:
-            compute = sum(q.device[2] - q.device[1] for q in group) / n  # type: ignore[index]
-            enqueue = sum(q.enqueue[1] - q.enqueue[0] for q in group) / n  # type: ignore[index]
+            compute = sum(q.device[2] - q.device[1] for q in group if q.device) / n
+            enqueue = sum(q.enqueue[1] - q.enqueue[0] for q in group if q.enqueue) / n
             line += f" - GPU compute: {compute:.6g} ms (enqueue {enqueue:.6g} ms)"
         lines.append(line)
     return lines

@@ -57,6 +57,15 @@ def test_fp16_cast_graph_builds_strongly_typed_and_smaller(digits_bs1: Path, tmp
     assert len(fp16) < len(fp32)  # FP16 weights
 
 
+def test_precision_fp16_through_the_cli_builds_the_checked_cast_graph(digits_bs1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fp16.plan"
+    proc = run_cli("build", str(digits_bs1), "-o", str(out), "--backend", RTX, "--precision", "fp16")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(Path(f"{out}.json").read_text())
+    assert manifest["precision"] == "fp16" and manifest["build"]["cast"]["precision"] == "fp16"
+    assert manifest["build"]["tensorrt"]["strongly_typed"] is True and manifest["build"]["tensorrt"]["flags"] == []
+
+
 def test_tensorrt_flavour_qdq_int8_builds(digits_bs1: Path, tmp_path: Path) -> None:
     from trtforge.precision.data import Preprocess
 
@@ -155,9 +164,21 @@ def test_fp16_io_format_on_an_fp16_io_graph_is_recorded(digits_bs1: Path, tmp_pa
     assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:chw", "output_0": "fp16:chw"}
 
 
-def test_fp16_io_format_on_fp32_io_is_refused_not_ignored(digits_bs1: Path, tmp_path: Path) -> None:
+def test_fp16_hwc8_io_format_on_an_fp32_graph_is_cast_at_the_edge_and_honoured(digits_bs1: Path,
+                                                                              tmp_path: Path) -> None:
+    manifest, _ = _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:hwc8"),))
+    assert manifest["inputs"][0]["dtype"] == "float16" and manifest["outputs"][0]["dtype"] == "float32"
+    assert manifest["build"]["io_formats"]["retyped"] == {"image": "float16"}  # the precision stage's edge cast
+    assert manifest["build"]["tensorrt"]["io_formats"] == {"image": "fp16:hwc8"}
+
+
+def test_the_backend_refuses_an_io_dtype_the_graph_does_not_have(digits_bs1: Path) -> None:
+    """Called directly (without the precision stage's edge casts), TensorRT-RTX cannot retype IO: it says so."""
+    from trtforge.backends.base import get_backend
+
+    config = BuildConfig(backend=RTX, input_formats=(IOFormat.parse("fp16:chw"),))
     with pytest.raises(TrtforgeError, match="input 'image' is float32, but the IO format asks fp16:chw"):
-        _build(digits_bs1, tmp_path / "io.plan", input_formats=(IOFormat.parse("fp16:chw"),))
+        get_backend(RTX).build(onnx.load(str(digits_bs1)), config)
 
 
 def test_inspect_shows_the_manifest_and_says_why_it_cannot_deserialise(digits_bs1: Path, tmp_path: Path) -> None:
@@ -186,3 +207,33 @@ def test_load_says_why_the_plan_cannot_run_here(digits_bs1: Path, tmp_path: Path
     _build(digits_bs1, out)
     with pytest.raises(TrtforgeError, match="cannot run this engine here: no CUDA GPU here"):
         load(out)
+
+
+def test_build_engine_example_maps_the_classic_script(digits_bs1: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "example.plan"
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "build_engine.py"), "--onnx", str(digits_bs1),
+                           "--engine", str(out), "--precision", "int8", "--mem", "0.25",
+                           "--calib_path", str(DIGITS / "calib"), "--calib_preprocess", DIGITS_PREPROCESS,
+                           "--calib_num", "16", "--calib_batch_size", "4"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads(Path(f"{out}.json").read_text())
+    assert manifest["backend"] == RTX and manifest["precision"] == "int8"
+    assert manifest["build"]["tensorrt"]["memory_pools"] == {"workspace": 256 << 20}
+    assert manifest["calibration"]["samples"] == 16
+    missing = subprocess.run([sys.executable, str(ROOT / "examples" / "build_engine.py"), "--onnx",
+                              str(tmp_path / "nope.onnx"), "--engine", str(out)], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_tensorrt_options_with_a_backend_that_has_none_are_refused(digits_bs1: Path, tmp_path: Path) -> None:
+    for backend in ("onnxruntime", "auto"):  # auto: no GPU here, so ONNX Runtime
+        proc = run_cli("build", str(digits_bs1), "-o", str(tmp_path / "x.onnx"), "--backend", backend,
+                       "--workspace", "64")
+        assert proc.returncode == 2 and "TensorRT builder options were given" in proc.stderr
+    assert not (tmp_path / "x.onnx").exists()

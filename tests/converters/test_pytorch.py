@@ -93,3 +93,28 @@ def test_pickled_weights_refused_with_advice(tmp_path: Path) -> None:
     torch.save({"w": torch.zeros(2)}, weights)
     with pytest.raises(TrtforgeError, match=r"torch\.export\.save"):
         trtforge.convert(weights, tmp_path / "x.onnx")
+
+
+def test_exported_program_with_a_static_batch_refuses_another(net_py: Path, tmp_path: Path) -> None:
+    from trtforge.converters import import_file
+
+    model = import_file(net_py, "test module").make().eval()
+    torch.export.save(torch.export.export(model, (torch.rand(2, 3, 8, 8), torch.rand(2, 5))), tmp_path / "s.pt2")
+    with pytest.raises(TrtforgeError, match="re-export it with dynamic_shapes"):
+        trtforge.convert(tmp_path / "s.pt2", tmp_path / "x.onnx", batch=1)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_nhwc_module_exposed_as_nchw(tmp_path: Path) -> None:
+    (tmp_path / "nhwc.py").write_text(
+        "import torch\n\nclass Net(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.conv = torch.nn.Conv2d(3, 2, 1)\n"
+        "    def forward(self, x):\n        return self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)\n\n"
+        "def make():\n    torch.manual_seed(0)\n    return Net()\n")
+    out = tmp_path / "nchw.onnx"
+    result = trtforge.convert(f"{tmp_path / 'nhwc.py'}:make", out, input_shapes="x:1x5x6x3",
+                              inputs_as_nchw="x", outputs_as_nchw="output")
+    assert len(result.checks) == 1 and result.checks[0].ok
+    assert shapes(out) == {"x": [1, 3, 5, 6], "output": [1, 2, 5, 6]}
+    with pytest.raises(TrtforgeError, match="rank 2"):
+        trtforge.convert(f"{tmp_path / 'nhwc.py'}:make", out, input_shapes="x:1x5", inputs_as_nchw="x")

@@ -88,10 +88,21 @@ def test_h5_custom_layer_with_custom_objects(models: dict[str, Path], tmp_path: 
     assert_checked(result, 1)
 
 
-def test_tflite(models: dict[str, Path], tmp_path: Path) -> None:
-    result = trtforge.convert(models["tflite"], tmp_path / "t.onnx")
+def test_tflite_takes_its_signature_names(models: dict[str, Path], tmp_path: Path) -> None:
+    result = trtforge.convert(models["tflite"], tmp_path / "t.onnx", inputs_as_nchw="image")
     assert result.form == "tflite" and "TFLite" in result.framework
     assert_checked(result, 2)
+    inputs, outputs = io(tmp_path / "t.onnx")
+    assert inputs == {"extra": ["?", 4], "image": ["?", 3, 8, 8]} and sorted(outputs) == ["output_0", "output_1"]
+
+
+def test_tflite_batch_and_nchw_output(models: dict[str, Path], tmp_path: Path) -> None:
+    # Two outputs of one TFLite op: tf2onnx's own outputs_as_nchw would transpose the wrong one.
+    result = trtforge.convert(models["tflite"], tmp_path / "t2.onnx", batch=2, outputs_as_nchw="output_1")
+    assert_checked(result, 2)
+    assert "batch 2" in result.note
+    inputs, outputs = io(tmp_path / "t2.onnx")
+    assert inputs["image"] == [2, 8, 8, 3] and outputs == {"output_1": [2, 4, 8, 8], "output_0": [2, 3]}
 
 
 def test_frozen_graph_needs_names_and_lists_candidates(models: dict[str, Path], tmp_path: Path) -> None:
@@ -127,3 +138,23 @@ def test_over_tolerance_raises_and_writes_nothing(models: dict[str, Path], tmp_p
     with pytest.raises(VerificationError, match=r"output 'conv' max abs error [0-9.e-]+, max rel error"):
         trtforge.convert(models["keras"], out, atol=0.0, rtol=0.0)
     assert not out.exists()
+
+
+def test_saved_model_batch_nchw_output_and_rename(models: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "sm3.onnx"
+    result = trtforge.convert(models["savedmodel"], out, batch=3, outputs_as_nchw="output_1",
+                              rename_outputs="output_0=scores")
+    assert_checked(result, 2)
+    inputs, outputs = io(out)
+    assert inputs["image"] == [3, 8, 8, 3] and outputs == {"scores": [3, 3], "output_1": [3, 4, 8, 8]}
+
+
+def test_opset_beyond_the_converter_is_refused(models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(TrtforgeError, match="up to 18"):
+        trtforge.convert(models["keras"], tmp_path / "x.onnx", opset=20)
+
+
+def test_opset_13_converts(models: dict[str, Path], tmp_path: Path) -> None:
+    result = trtforge.convert(models["pb"], tmp_path / "o13.onnx", opset=13, inputs="x", outputs="y")
+    assert_checked(result, 1)
+    assert {o.domain: o.version for o in onnx.load(str(tmp_path / "o13.onnx")).opset_import}[""] == 13

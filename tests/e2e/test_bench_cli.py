@@ -85,12 +85,15 @@ def test_exec_bench_flags(engines: dict[str, Path], tmp_path: Path) -> None:
     proc = run_cli("exec", f"--loadEngine={engines['bs1']}", "--iterations=30", "--duration=0", "--warmUp=0",
                    "--percentile=50", "--infStreams=2", "--avgRuns=5", "--verbose", "--useCudaGraph",
                    f"--loadInputs=image:{tmp_path / 'x.bin'}", f"--exportOutput={tmp_path / 'o.json'}",
-                   f"--exportTimes={tmp_path / 't.json'}", cwd=tmp_path)
+                   f"--exportTimes={tmp_path / 't.json'}", "--dumpProfile", f"--exportLayerInfo={tmp_path / 'l.json'}",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "=== Performance summary ===" in out and "percentile(50%)" in out and "percentile(99%)" not in out
     assert "--useCudaGraph: the engine runs on the CPU" in out and "Multiple inference streams" in out
     assert "Average on 5 runs" in out
+    assert "--dumpProfile: per-layer profiles need a TensorRT engine" in out
+    assert "--exportLayerInfo: onnxruntime gives no layer information" in out and not (tmp_path / "l.json").exists()
     (entry,) = json.loads((tmp_path / "o.json").read_text())
     import trtforge
 

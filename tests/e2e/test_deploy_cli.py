@@ -102,3 +102,22 @@ def test_bad_requests_exit_2_and_write_nothing(digits_bs1: Path, tmp_path: Path,
     proc = run_cli("deploy", str(digits_bs1), "-o", str(out), *extra)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_deploy_takes_convert_flags_for_a_torch_factory(tmp_path: Path) -> None:
+    import numpy as np
+
+    (tmp_path / "net.py").write_text(
+        "import torch\n\n\ndef make():\n    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU()).eval()\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "val.npz", x=rng.normal(size=(16, 6)).astype(np.float32))
+    np.savez(tmp_path / "bad.npz", x=rng.normal(size=(16, 1, 6)).astype(np.float32))
+    common = (f"{tmp_path / 'net.py'}:make", "--input-shape", "x:1x6", "--precision", "fp32", *FAST_BENCH)
+    proc = run_cli("deploy", *common, "-o", str(tmp_path / "bad"), "--val-data", str(tmp_path / "bad.npz"))
+    assert proc.returncode == 2 and "'x' has shape 1x1x6" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "bad").exists()
+    proc = run_cli("deploy", *common, "-o", str(tmp_path / "out"), "--val-data", str(tmp_path / "val.npz"))
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"net.py:make -o {tmp_path / 'out' / 'model.onnx'} --input-shape x:1x6" in report

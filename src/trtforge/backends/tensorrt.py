@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import json
 import sys
 from collections.abc import Iterator, Mapping
 from types import ModuleType
@@ -28,7 +29,7 @@ import onnx
 from trtforge._files import existing_file, write_bytes_atomic
 from trtforge.backends.base import BuiltEngine
 from trtforge.config import BuildConfig, CalibrationConfig, TensorRTOptions, TensorSpec
-from trtforge.errors import TrtforgeError
+from trtforge.errors import MissingDependencyError, TrtforgeError
 from trtforge.graph.ranges import ShapeRange, validate_profiles
 from trtforge.precision.ioformat import for_tensors
 from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
@@ -214,7 +215,7 @@ class TensorRTBackend:
         gpu = _cuda_device()
         if gpu is None:
             return {"kind": "cpu", "note": f"built on CPU ({self.label} ahead-of-time build, no GPU present)"}
-        return {"kind": "cuda", **gpu}
+        return gpu
 
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
         return TENSORRT_FLAVOUR
@@ -333,7 +334,7 @@ class TensorRTBackend:
             if config.calibration is None:
                 raise TrtforgeError("--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache "
                                     "for TensorRT's calibrator")
-            calibrator = _calibrator(config.calibration, inputs, profiles)
+            calibrator = _calibrator(config.calibration, inputs, profiles, model)
             bc.int8_calibrator = calibrator
             if profiles:
                 bc.set_calibration_profile(profiles[0])
@@ -387,6 +388,10 @@ class TensorRTBackend:
             raise TrtforgeError(f"cannot run this engine here: {reason}")
         with _using(self.module()):
             runtime = trt.Runtime(_logger([]))
+            validity = _validity(runtime, data)
+            if validity and validity[0] == "INVALID":
+                raise TrtforgeError(f"cannot run this engine here: {self.label} {self.version()} says it is invalid "
+                                    f"on this system ({', '.join(validity[1]) or 'no reason given'}); rebuild it here")
             engine = runtime.deserialize_cuda_engine(data)
             if engine is None:
                 raise TrtforgeError(f"{self.label} {self.version()} could not deserialise the engine; rebuild it here")
@@ -397,15 +402,16 @@ class TensorRTBackend:
         with _using(self.module()):
             runtime = trt.Runtime(_logger([]))
             details: dict[str, object] = {}
-            if hasattr(runtime, "get_engine_validity"):
-                validity, diagnostics = runtime.get_engine_validity(data)
-                bits = getattr(trt, "EngineInvalidityDiagnostics")  # TensorRT-RTX / newer TensorRT
-                reasons = [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
-                details["validity"] = {"result": validity.name, "diagnostics": reasons}
-            engine = runtime.deserialize_cuda_engine(data) if _cuda_device() else None
+            validity = _validity(runtime, data)
+            if validity:
+                details["validity"] = {"result": validity[0], "diagnostics": validity[1]}
+            if _cuda_device() is None:
+                details["note"] = (f"{self.label} cannot deserialise plans without a GPU; IO and build settings "
+                                   "come from the manifest")
+                return details
+            engine = runtime.deserialize_cuda_engine(data)
             if engine is None:
-                details["note"] = (f"{self.label} cannot deserialise plans without a GPU here; IO and build "
-                                   "settings above come from the manifest")
+                details["note"] = f"{self.label} {self.version()} could not deserialise this plan on this GPU"
                 return details
             io = []
             for i in range(engine.num_io_tensors):
@@ -417,8 +423,18 @@ class TensorRTBackend:
                                         for p in range(engine.num_optimization_profiles)]
                            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else []})
             details["io"] = io
-            details["layers"] = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+            layers = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+            details["layers"] = json.loads(layers)  # names only unless built with --profiling-verbosity detailed
             return details
+
+
+def _validity(runtime: trt.Runtime, data: bytes) -> tuple[str, list[str]] | None:
+    """The runtime's header check (TensorRT-RTX, newer TensorRT): ``(VALID|INVALID|..., [reasons])``."""
+    if not hasattr(runtime, "get_engine_validity"):
+        return None
+    validity, diagnostics = runtime.get_engine_validity(data)
+    bits = getattr(trt, "EngineInvalidityDiagnostics")
+    return validity.name, [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
 
 
 def _cc(text: str) -> tuple[int, int]:
@@ -431,43 +447,67 @@ class _CalibrationFeed:
 
     Mixed into both calibrator kinds (entropy, min-max) in :func:`_calibrator`; every network input is
     fed, in batches of exactly the network's batch (explicit-batch networks take the data's shape).
+    The cache is TensorRT's text format with trtforge's sidecar (``CACHE.json``), as the precision
+    stage writes it, so either path can reuse the other's cache.
     """
 
-    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int) -> None:
+    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int,
+                 model_sha256: str) -> None:
         from trtforge.precision.data import CalibrationSource, Preprocess
 
         preprocess = calibration.preprocess
         assert preprocess is None or isinstance(preprocess, Preprocess)
-        self.calibration, self.batch, self.buffers = calibration, batch, _DeviceBuffers()
+        self.calibration, self.batch, self.model_sha256, self.samples = calibration, batch, model_sha256, 0
+        self.preprocess = preprocess.to_json() if preprocess else None
         self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
         source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
                                     calibration.batch_size, calibration.seed) if calibration.data else None)
         self.batches = _rebatch(source.batches(), batch) if source else iter(())
+        self.staging: _Staging | None = None  # CUDA only once TensorRT asks for data
 
     def get_batch_size(self) -> int:
         return self.batch
 
     def get_batch(self, names: list[str]) -> list[int]:
+        self.staging = self.staging or _Staging()
         batch = next(self.batches, None)
         if batch is None:
-            self.buffers.free()
+            self.staging.free()
             return []  # no more data
-        return [self.buffers.upload(n, np.ascontiguousarray(batch[n], self.dtypes[n])) for n in names]
+        pointers = [self.staging.upload(n, batch[n], self.dtypes[n]) for n in names]
+        self.staging.stream.synchronize()
+        self.samples += self.batch
+        return pointers
 
     def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
-        cache = self.calibration.cache
-        if cache is None or not cache.is_file() or self.calibration.cache_force:
-            return None
         from trtforge.precision.cache import read_cache
 
-        return read_cache(cache).to_text().encode("ascii")
+        path = self.calibration.cache
+        return read_cache(path).to_text().encode("ascii") if path is not None and path.is_file() else None
 
     def write_calibration_cache(self, cache: Any) -> None:
-        from trtforge.precision.cache import CalibrationCache, write_cache
+        from trtforge.precision.cache import CacheFacts, CalibrationCache, write_cache_with_facts
 
         path = self.calibration.cache
         if path is not None:
-            write_cache(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)))
+            facts = CacheFacts(self.model_sha256, str(self.calibration.method), self.preprocess, self.samples,
+                               str(self.calibration.data) if self.calibration.data else None)
+            write_cache_with_facts(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)), facts)
+
+
+def _check_cache(calibration: CalibrationConfig, model_sha256: str) -> None:
+    """Refuse a --calib-cache made for another model or preprocessing (before TensorRT reads it)."""
+    from trtforge.precision.cache import mismatches, read_facts
+    from trtforge.precision.data import Preprocess
+
+    path = calibration.cache
+    facts = read_facts(path) if path is not None and path.is_file() else None
+    preprocess = calibration.preprocess
+    why = mismatches(facts, model_sha256, preprocess.to_json() if isinstance(preprocess, Preprocess) else None) \
+        if facts else []
+    if why and not calibration.cache_force:
+        raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
+                            "recalibrate, or pass --calib-cache-force to use it anyway")
 
 
 def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
@@ -484,88 +524,72 @@ def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[di
 
 
 def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
-                profiles: list[trt.IOptimizationProfile]) -> trt.IInt8Calibrator:
+                profiles: list[trt.IOptimizationProfile], model: onnx.ModelProto) -> trt.IInt8Calibrator:
     """TensorRT 10's INT8 calibrator (entropy or min-max) fed by trtforge's data and cache."""
+    from trtforge._files import sha256_bytes
+
+    model_sha256 = sha256_bytes(model.SerializeToString(deterministic=True))
+    _check_cache(calibration, model_sha256)
     first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
     batch = first if isinstance(first, int) and first > 0 else profiles[0].get_shape(inputs[0].name)[1][0]
 
     class EntropyCalibrator(_CalibrationFeed, trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
 
     class MinMaxCalibrator(_CalibrationFeed, trt.IInt8MinMaxCalibrator):
         def __init__(self) -> None:
             trt.IInt8MinMaxCalibrator.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch)
+            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
 
     return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
 
 
-# --- device memory through cuda-python (switch to trtforge.backends.cuda once it lands) -------------
-
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart as runtime  # older cuda-python
-        except ImportError:
-            return None
-    return runtime
-
-
-def _call(result: Any) -> Any:
-    """cuda-python returns ``(error, value...)``; raise on error, return the value(s)."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA error {int(err)}: {err}")
-    return values[0] if len(values) == 1 else values or None
-
-
 def _cuda_device() -> dict[str, object] | None:
-    """Name and compute capability of CUDA device 0, or None without cuda-python or a GPU."""
-    cudart = _cudart()
-    if cudart is None:
+    """CUDA device 0's facts (name, compute capability...), or None without cuda-python or a GPU."""
+    from trtforge.backends import cuda
+
+    try:
+        return cuda.device_facts(0) if cuda.device_count() else None
+    except MissingDependencyError:
         return None
-    err, count = cudart.cudaGetDeviceCount()
-    if int(err) != 0 or count == 0:
-        return None
-    props = _call(cudart.cudaGetDeviceProperties(0))
-    name = props.name.decode(errors="replace").rstrip("\0") if isinstance(props.name, bytes) else str(props.name)
-    return {"name": name, "compute_capability": f"{props.major}.{props.minor}"}
 
 
-class _DeviceBuffers:
-    """One growing device allocation per tensor name."""
+class _Staging:
+    """Pinned host arrays and device buffers per tensor name, reallocated when a shape grows or changes."""
 
     def __init__(self) -> None:
-        self.cudart = _cudart()
-        if self.cudart is None:
-            raise TrtforgeError("TensorRT device buffers need cuda-python: pip install 'trtforge[gpu]'")
-        self.ptrs: dict[str, tuple[int, int]] = {}
+        from trtforge.backends import cuda
 
-    def get(self, name: str, nbytes: int) -> int:
-        ptr, size = self.ptrs.get(name, (0, 0))
-        if size < nbytes:
-            if ptr:
-                _call(self.cudart.cudaFree(ptr))
-            ptr, size = int(_call(self.cudart.cudaMalloc(max(nbytes, 1)))), nbytes
-            self.ptrs[name] = (ptr, size)
-        return ptr
+        self.cuda = cuda
+        self.stream = cuda.Stream()
+        self.host: dict[str, cuda.PinnedArray] = {}
+        self.device: dict[str, cuda.DeviceBuffer] = {}
 
-    def upload(self, name: str, array: np.ndarray, stream: int = 0) -> int:
-        ptr = self.get(name, array.nbytes)
-        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _call(self.cudart.cudaMemcpyAsync(ptr, array.ctypes.data, array.nbytes, kind, stream))
-        if not stream:
-            _call(self.cudart.cudaStreamSynchronize(0))
-        return ptr
+    def buffers(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
+        host = self.host.get(name)
+        if host is None or host.shape != shape or host.dtype != dtype:
+            host = self.host[name] = self.cuda.PinnedArray(shape, dtype)
+        device = self.device.get(name)
+        if device is None or device.nbytes < host.nbytes:
+            device = self.device[name] = self.cuda.DeviceBuffer(host.nbytes)
+        return host, device
+
+    def upload(self, name: str, array: np.ndarray, dtype: np.dtype) -> int:
+        """Copy ``array`` to the device on this stream (without waiting); returns its device address."""
+        host, device = self.buffers(name, tuple(array.shape), dtype)
+        host.array[...] = array
+        self.cuda.memcpy_htod_async(device, host, self.stream)
+        return int(device.ptr)
 
     def free(self) -> None:
-        for ptr, _ in self.ptrs.values():
-            self.cudart.cudaFree(ptr)
-        self.ptrs.clear()
+        for host in self.host.values():
+            host.free()
+        for device in self.device.values():
+            device.free()
+        self.host.clear()
+        self.device.clear()
 
 
 class TensorRTRunner:
@@ -581,9 +605,7 @@ class TensorRTRunner:
                                    _dims(engine.get_tensor_shape(n))) for n in names}
         self.inputs = [specs[n] for n in names if is_input[n]]
         self.outputs = [specs[n] for n in names if not is_input[n]]
-        self.buffers = _DeviceBuffers()
-        self.cudart = self.buffers.cudart
-        self.stream = int(_call(self.cudart.cudaStreamCreate()))
+        self.staging = _Staging()
         self._graph: tuple[tuple[tuple[int, ...], ...], Any] | None = None
 
     def fork(self) -> TensorRTRunner:
@@ -591,40 +613,38 @@ class TensorRTRunner:
         return TensorRTRunner(self.module, self.engine, self.cuda_graph)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        shapes = []
-        for spec in self.inputs:
-            if spec.name not in feeds:
-                raise TrtforgeError(f"no array for input {spec.name!r}; the engine takes {[t.name for t in self.inputs]}")
-            array = np.ascontiguousarray(feeds[spec.name], dtype=np.dtype(spec.dtype))
-            self.context.set_input_shape(spec.name, array.shape)
-            self.context.set_tensor_address(spec.name, self.buffers.upload(spec.name, array, self.stream))
-            shapes.append(array.shape)
-        results = {}
+        missing = [t.name for t in self.inputs if t.name not in feeds]
+        if missing:
+            raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
+                                f"{', '.join(t.name for t in self.inputs)}")
+        shapes = tuple(tuple(np.shape(feeds[t.name])) for t in self.inputs)
+        for spec, shape in zip(self.inputs, shapes):
+            self.context.set_input_shape(spec.name, shape)
+            ptr = self.staging.upload(spec.name, np.asarray(feeds[spec.name]), np.dtype(spec.dtype))
+            self.context.set_tensor_address(spec.name, ptr)
+        hosts = {}
         for spec in self.outputs:
             shape = _dims(self.context.get_tensor_shape(spec.name))
-            results[spec.name] = np.empty(shape, dtype=np.dtype(spec.dtype))
-            self.context.set_tensor_address(spec.name, self.buffers.get(spec.name, results[spec.name].nbytes))
-        self._execute(tuple(shapes))
-        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        for name, array in results.items():
-            ptr = self.buffers.ptrs[name][0]
-            _call(self.cudart.cudaMemcpyAsync(array.ctypes.data, ptr, array.nbytes, kind, self.stream))
-        _call(self.cudart.cudaStreamSynchronize(self.stream))
-        return results
+            hosts[spec.name], device = self.staging.buffers(spec.name, shape, np.dtype(spec.dtype))
+            self.context.set_tensor_address(spec.name, int(device.ptr))
+        self._execute(shapes)
+        cuda, stream = self.staging.cuda, self.staging.stream
+        for name, host in hosts.items():
+            cuda.memcpy_dtoh_async(host, self.staging.device[name], stream)
+        stream.synchronize()
+        return {name: host.array.copy() for name, host in hosts.items()}
 
     def _execute(self, shapes: tuple[tuple[int, ...], ...]) -> None:
+        stream = self.staging.stream
         if not self.cuda_graph:
-            if not self.context.execute_async_v3(self.stream):
+            if not self.context.execute_async_v3(stream.handle):
                 raise RuntimeError("execute_async_v3 failed")
             return
         if self._graph is None or self._graph[0] != shapes:  # capture again when shapes change
-            self.context.execute_async_v3(self.stream)  # settles shape-dependent allocations first
-            mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
-            _call(self.cudart.cudaStreamBeginCapture(self.stream, mode))
-            self.context.execute_async_v3(self.stream)
-            graph = _call(self.cudart.cudaStreamEndCapture(self.stream))
-            self._graph = (shapes, _call(self.cudart.cudaGraphInstantiate(graph, 0)))
-        _call(self.cudart.cudaGraphLaunch(self._graph[1], self.stream))
+            self.context.execute_async_v3(stream.handle)  # settles shape-dependent allocations first
+            graph = self.staging.cuda.Graph.capture(stream, lambda: self.context.execute_async_v3(stream.handle))
+            self._graph = (shapes, graph)
+        self._graph[1].launch(stream)
 
 
 def full() -> TensorRTBackend:

@@ -105,11 +105,17 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
         )
     from trtforge.graph.ranges import parse_profiles
 
+    backend = args.backend
+    if backend == "auto":
+        from trtforge.backends.base import auto_backend
+
+        backend = auto_backend()
     tensorrt = tensorrt_options(args)
-    if tensorrt is not None and args.backend not in ("tensorrt", "tensorrt-rtx", "auto"):
-        raise TrtforgeError(f"TensorRT builder options were given, but --backend is {args.backend}, which has "
-                            "none; use --backend tensorrt or tensorrt-rtx, or drop them")
-    return BuildConfig(precision=precision, backend=args.backend, device=args.device, calibration=calibration,
+    if tensorrt is not None and backend not in ("tensorrt", "tensorrt-rtx"):
+        raise TrtforgeError(f"TensorRT builder options were given, but the backend is {backend}"
+                            + (" (--backend auto found no TensorRT with a GPU)" if args.backend == "auto" else "")
+                            + ", which has none; use --backend tensorrt or tensorrt-rtx, or drop them")
+    return BuildConfig(precision=precision, backend=backend, device=args.device, calibration=calibration,
                        profiles=parse_profiles(args.min_shapes, args.opt_shapes, args.max_shapes),
                        input_formats=parse_formats(args.input_formats),
                        output_formats=parse_formats(args.output_formats), tensorrt=tensorrt,

@@ -8,14 +8,18 @@ from trtforge.cli.run import add_inputs, preprocess_of
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    p = sub.add_parser(name, help="compare an engine's outputs with a reference (ONNX in FP32, or an engine)",
+    p = sub.add_parser(name, help="compare an engine's outputs with a reference (ONNX in FP32, an engine, the source model)",
                        description="Feed the same inputs to ENGINE and REFERENCE (an ONNX model, run in FP32 "
-                       "with ONNX Runtime, or another engine); per output: max/mean absolute and relative "
+                       "with ONNX Runtime, another engine, or the source SavedModel/Keras model); per output: max/mean absolute and relative "
                        "error, cosine, top-1 agreement and, with labels, accuracy. Exit 1 when a threshold "
                        "is exceeded.")
     p.add_argument("engine", help="engine built by trtforge build (or an ONNX model)")
-    p.add_argument("reference", help="ONNX model or engine to compare against")
+    p.add_argument("reference", help="ONNX model, engine, or source model (SavedModel folder, .keras...)")
     add_inputs(p)
+    src = p.add_argument_group("a source model as REFERENCE (SavedModel, Keras, ...): how the engine's ONNX came from it")
+    src.add_argument("--from", dest="source_format", help="source form, if it cannot be detected")
+    src.add_argument("--inputs-as-nchw", default="", metavar="NAMES", help="inputs converted to NCHW")
+    src.add_argument("--outputs-as-nchw", default="", metavar="NAMES", help="outputs converted to NCHW")
     p.add_argument("--random", type=int, metavar="N", help="N seeded random samples instead of --inputs")
     p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
     p.add_argument("--labels", metavar="FILE", help="labels: FILE.csv (file,label) for an image folder, or .txt/"
@@ -32,14 +36,18 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from trtforge._files import write_text_atomic
-    from trtforge.compare import Thresholds, compare, render
+    from trtforge.comparison import Thresholds, compare, render
     from trtforge.errors import TrtforgeError
 
     if args.inputs and args.random:
         raise TrtforgeError("give --inputs or --random, not both")
+    from trtforge.converters import ConvertOptions
+
+    names = lambda text: tuple(n.strip() for n in text.split(",") if n.strip())  # noqa: E731
+    source = ConvertOptions(inputs_as_nchw=names(args.inputs_as_nchw), outputs_as_nchw=names(args.outputs_as_nchw))
     result = compare(args.engine, args.reference, args.inputs, preprocess_of(args), random=args.random,
                      labels=args.labels, thresholds=Thresholds(args.atol, args.rtol, args.min_cosine),
-                     limit=args.limit, seed=args.seed)
+                     limit=args.limit, seed=args.seed, source_options=source, source_format=args.source_format)
     print(render(result))
     if args.json_path:
         write_text_atomic(args.json_path, json.dumps(result.to_json(), indent=2) + "\n")

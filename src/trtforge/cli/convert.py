@@ -15,12 +15,18 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                     "same random inputs and fail (exit 1) when they differ.")
     p.add_argument("source", help="the model: a file, a SavedModel folder, a checkpoint prefix, or FILE.py:FACTORY")
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    add_source_options(p)
+    p.add_argument("--batch", default=None, metavar="N|dynamic", help="batch set at export time")
+    p.set_defaults(run=run)
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """The options that say how to read and convert a source model (shared with ``deploy``)."""
     p.add_argument("--from", dest="source_format", metavar=FORMS, help="source form, if it cannot be detected")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     p.add_argument("--inputs-as-nchw", default="", metavar="NAMES",
                    help="comma-separated rank-4 NHWC inputs to expose as NCHW (with or without ':0')")
     p.add_argument("--outputs-as-nchw", default="", metavar="NAMES", help="the same for rank-4 outputs")
-    p.add_argument("--batch", default=None, metavar="N|dynamic", help="batch set at export time")
     p.add_argument("--rename-inputs", default="", metavar="OLD=NEW,...",
                    help="rename inputs (or give NEW,... in order)")
     p.add_argument("--rename-outputs", default="", metavar="OLD=NEW,...", help="rename outputs likewise")
@@ -38,20 +44,29 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     check.add_argument("--no-verify", action="store_true", help="skip the check against the source framework")
     check.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (default 1e-4)")
     check.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
-    p.set_defaults(run=run)
 
 
-def options_from_args(args: argparse.Namespace):  # -> ConvertOptions
+def options_from_args(args: argparse.Namespace, batch: str | None = None):  # -> ConvertOptions
     from pathlib import Path
 
-    from trtforge.converters import DEFAULT_OPSET, ConvertOptions
+    from trtforge.converters import (
+        DEFAULT_OPSET,
+        ConvertOptions,
+        parse_names,
+        parse_renames,
+        parse_tensor_args,
+    )
+    from trtforge.graph.shapes import Batch
 
     return ConvertOptions(
         opset=args.opset if args.opset is not None else DEFAULT_OPSET,
-        inputs_as_nchw=args.inputs_as_nchw, outputs_as_nchw=args.outputs_as_nchw, batch=args.batch,
-        rename_inputs=args.rename_inputs, rename_outputs=args.rename_outputs, tag=args.tag,
-        signature=args.signature, custom_objects=Path(args.custom_objects) if args.custom_objects else None,
-        inputs=args.inputs, outputs=args.outputs, input_shapes=",".join(args.input_shape),
+        inputs_as_nchw=parse_names(args.inputs_as_nchw), outputs_as_nchw=parse_names(args.outputs_as_nchw),
+        batch=Batch.parse(batch) if batch is not None else None,
+        rename_inputs=parse_renames(args.rename_inputs), rename_outputs=parse_renames(args.rename_outputs),
+        tag=args.tag, signature=args.signature,
+        custom_objects=Path(args.custom_objects) if args.custom_objects else None,
+        inputs=parse_tensor_args(args.inputs), outputs=parse_names(args.outputs),
+        input_shapes=parse_tensor_args(",".join(args.input_shape)),
         verify=not args.no_verify, atol=args.atol, rtol=args.rtol,
     )
 
@@ -59,7 +74,7 @@ def options_from_args(args: argparse.Namespace):  # -> ConvertOptions
 def run(args: argparse.Namespace) -> int:
     from trtforge.converters import convert
 
-    result = convert(args.source, args.output, options_from_args(args), args.source_format)
+    result = convert(args.source, args.output, options_from_args(args, args.batch), args.source_format)
     print(f"converted {args.source} ({result.form}{', ' + result.note if result.note else ''})")
     if result.verified:
         print(f"verified against {result.framework} on seeded random inputs "

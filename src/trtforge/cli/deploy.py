@@ -15,13 +15,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("source", help="model: SavedModel folder, .keras/.h5, .pb, .tflite, torch, or .onnx")
     p.add_argument("-o", "--output", required=True, help="folder to write (refused if not empty, unless --force)")
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
-    p.add_argument("--from", dest="source_format", help="source form, if it cannot be detected")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset for conversion")
-    p.add_argument("--inputs-as-nchw", default="", metavar="NAMES", help="NHWC inputs to expose as NCHW")
     p.add_argument("--batch", help="N or dynamic: fix the batch (reshape, verified); default: keep the model's")
     p.add_argument("--precision", default="fp32,fp16", help="comma-separated: fp32,fp16,bf16,int8 (default fp32,fp16)")
     p.add_argument("--backend", default="onnxruntime", help="backend (default: onnxruntime)")
     p.add_argument("--device", default="cpu", help="device for the backend (default: cpu)")
+    from trtforge.cli.convert import add_source_options
+
+    add_source_options(p)  # how to read and convert SRC, as trtforge convert
     cal = p.add_argument_group("calibration and validation")
     cal.add_argument("--calib-data", help="images folder or FILE.npz/.npy for INT8 calibration")
     cal.add_argument("--preprocess", help="image preprocessing spec (shared by calibration and validation)")
@@ -43,8 +43,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def options_from_args(args: argparse.Namespace):  # -> DeployOptions
     from trtforge.benchmark import BenchSettings
     from trtforge.config import CalibMethod, CalibrationConfig, Precision
-    from trtforge.converters import DEFAULT_OPSET, ConvertOptions
-    from trtforge.deploy import DeployOptions
+    from trtforge.cli.convert import options_from_args as convert_options
+    from trtforge.deployment import DeployOptions
     from trtforge.precision.data import Preprocess
 
     precisions = tuple(Precision.parse(p) for p in args.precision.split(",") if p.strip())
@@ -53,10 +53,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
     if args.calib_data:
         calibration = CalibrationConfig(data=Path(args.calib_data), preprocess=preprocess, num=args.calib_num,
                                         method=CalibMethod.parse(args.calib_method))
-    convert = ConvertOptions(
-        opset=args.opset if args.opset is not None else DEFAULT_OPSET,
-        inputs_as_nchw=tuple(n.strip() for n in args.inputs_as_nchw.split(",") if n.strip()),
-    )
+    convert = convert_options(args)  # the batch is fixed after conversion, by the verified reshape
     return DeployOptions(
         precisions=precisions, backend=args.backend, device=args.device, source_format=args.source_format,
         convert=convert, batch=args.batch, calibration=calibration,
@@ -69,7 +66,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.deploy import deploy, report_table
+    from trtforge.deployment import deploy, report_table
 
     report = deploy(args.source, args.output, options_from_args(args))
     print(report_table(report))

@@ -39,6 +39,10 @@ class ExecRequest:
     shapes: str | None = None
     timing_cache: str | None = None
     opt_level: int | None = None
+    plugins: list[str] = field(default_factory=list)
+    hardware_compat: str | None = None
+    version_compat: bool = False
+    profiling_verbosity: str | None = None
     iterations: int = 10
     duration_s: float = 3.0
     warmup_ms: float = 200.0
@@ -89,6 +93,23 @@ def _precision(name: str) -> Callable[[ExecRequest, str, str], None]:
     return apply
 
 
+def _append(attr: str) -> Callable[[ExecRequest, str, str], None]:
+    def apply(req: ExecRequest, flag: str, value: str) -> None:
+        getattr(req, attr).append(value)
+    return apply
+
+
+# trtexec's --hardwareCompatibilityLevel words -> trtforge's --hardware-compat words
+_HARDWARE_COMPAT = {"none": "none", "ampere+": "ampere+", "samecomputecapability": "same-compute-capability"}
+
+
+def _hardware_compat(req: ExecRequest, flag: str, value: str) -> None:
+    word = _HARDWARE_COMPAT.get(value.strip().lower())
+    if word is None:
+        raise TrtforgeError(f"--{flag}={value}: expected none, ampere+ or sameComputeCapability")
+    req.hardware_compat = word
+
+
 def _explicit_batch(req: ExecRequest, flag: str, value: str) -> None:
     req.notes.append("--explicitBatch: accepted; networks are always explicit-batch (as in TensorRT 10)")
 
@@ -126,6 +147,11 @@ FLAGS: dict[str, Flag] = {
     "shapes": Flag(True, _set("shapes"), "inference shapes"),
     "timingCacheFile": Flag(True, _set("timing_cache"), "timing cache to load and save"),
     "builderOptimizationLevel": Flag(True, _set("opt_level", _int), "builder optimisation level 0-5"),
+    "plugins": Flag(True, _append("plugins"), "plugin library to load (repeat)"),
+    "staticPlugins": Flag(True, _append("plugins"), "plugin library to load (repeat)"),
+    "hardwareCompatibilityLevel": Flag(True, _hardware_compat, "none | ampere+ | sameComputeCapability"),
+    "versionCompatible": Flag(False, _true("version_compat"), "plan runs on later TensorRT versions"),
+    "profilingVerbosity": Flag(True, _set("profiling_verbosity"), "layer_names_only | detailed | none"),
     "iterations": Flag(True, _set("iterations", _int), "run at least N inference iterations"),
     "duration": Flag(True, _set("duration_s", _float), "run at least S seconds"),
     "warmUp": Flag(True, _set("warmup_ms", _float), "warm up for MS milliseconds"),

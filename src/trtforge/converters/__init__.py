@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,12 +84,14 @@ def _dims(items: Iterable[str], text: str) -> tuple[int | None, ...]:
     return tuple(dims)
 
 
-def _names(value: str | Iterable[str]) -> tuple[str, ...]:
+def parse_names(value: str | Iterable[str]) -> tuple[str, ...]:
+    """``a,b`` (or a list) -> ('a', 'b')."""
     items = value.split(",") if isinstance(value, str) else value
     return tuple(str(n).strip() for n in items if str(n).strip())
 
 
-def _pairs(value: str | Mapping[str, str] | Iterable[Any]) -> tuple[tuple[str, str], ...]:
+def parse_renames(value: str | Mapping[str, str] | Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    """``old=new,...`` (or a dict) -> pairs; a bare ``new`` renames the next tensor in order."""
     if isinstance(value, Mapping):
         return tuple((str(k), str(v)) for k, v in value.items())
     pairs = []
@@ -107,7 +109,8 @@ def _pairs(value: str | Mapping[str, str] | Iterable[Any]) -> tuple[tuple[str, s
     return tuple(pairs)
 
 
-def _tensor_args(value: str | Iterable[str | TensorArg]) -> tuple[TensorArg, ...]:
+def parse_tensor_args(value: str | Iterable[str | TensorArg]) -> tuple[TensorArg, ...]:
+    """``x:0[-1,6],y:1x4`` (or a list) -> TensorArgs; commas inside brackets stay."""
     items = re.split(r",(?![^\[]*\])", value) if isinstance(value, str) else value
     return tuple(i if isinstance(i, TensorArg) else TensorArg.parse(i) for i in items if str(i).strip())
 
@@ -119,8 +122,9 @@ class ConvertOptions:
     opset: int = DEFAULT_OPSET
     inputs_as_nchw: tuple[str, ...] = ()
     outputs_as_nchw: tuple[str, ...] = ()
-    batch: Batch | int | str | None = None
-    """Set at export time: N, or 'dynamic' (None keeps what the source declares)."""
+    batch: Batch | None = None
+    """Set at export time: N, or dynamic (None keeps what the source declares); an int or
+    'dynamic' is accepted too, as are comma-separated text for the name lists."""
     rename_inputs: tuple[tuple[str, str], ...] = ()
     rename_outputs: tuple[tuple[str, str], ...] = ()
     tag: str | None = None
@@ -143,14 +147,14 @@ class ConvertOptions:
         from trtforge.graph.shapes import Batch
 
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        if not 13 <= self.opset <= 21:
-            raise TrtforgeError(f"--opset {self.opset} is out of range; use 13..21 (default {DEFAULT_OPSET})")
+        if not 13 <= self.opset <= 20:
+            raise TrtforgeError(f"--opset {self.opset} is out of range; use 13..20 (default {DEFAULT_OPSET})")
         for name in ("inputs_as_nchw", "outputs_as_nchw", "outputs"):
-            fix(name, _names(getattr(self, name)))
+            fix(name, parse_names(getattr(self, name)))
         for name in ("rename_inputs", "rename_outputs"):
-            fix(name, _pairs(getattr(self, name)))
+            fix(name, parse_renames(getattr(self, name)))
         for name in ("inputs", "input_shapes"):
-            fix(name, _tensor_args(getattr(self, name)))
+            fix(name, parse_tensor_args(getattr(self, name)))
         if self.batch is not None and not isinstance(self.batch, Batch):
             fix("batch", Batch.parse(self.batch))
         if self.custom_objects is not None:
@@ -162,6 +166,27 @@ class ConvertOptions:
     def batch_size(self) -> int | None:
         """The batch to export with: N, None for dynamic; only meaningful when ``batch`` is set."""
         return getattr(self.batch, "size", None)
+
+    def cli_args(self) -> list[str]:
+        """The ``trtforge convert`` flags that give these options (defaults left out)."""
+        words: list[str] = [] if self.opset == DEFAULT_OPSET else ["--opset", str(self.opset)]
+        joined = {"--inputs-as-nchw": ",".join(self.inputs_as_nchw),
+                  "--outputs-as-nchw": ",".join(self.outputs_as_nchw),
+                  "--rename-inputs": ",".join(f"{a}={b}" for a, b in self.rename_inputs),
+                  "--rename-outputs": ",".join(f"{a}={b}" for a, b in self.rename_outputs),
+                  "--tag": self.tag or "", "--signature": self.signature or "",
+                  "--custom-objects": str(self.custom_objects or ""),
+                  "--inputs": ",".join(map(str, self.inputs)), "--outputs": ",".join(self.outputs),
+                  "--input-shape": ",".join(map(str, self.input_shapes)),
+                  "--batch": str(self.batch) if self.batch is not None else ""}
+        words += [w for flag, value in joined.items() if value for w in (flag, value)]
+        if not self.verify:
+            words.append("--no-verify")
+        if self.atol != 1e-4:
+            words += ["--atol", f"{self.atol:g}"]
+        if self.rtol != 1e-3:
+            words += ["--rtol", f"{self.rtol:g}"]
+        return words
 
 
 @dataclass(frozen=True)
@@ -187,6 +212,8 @@ class Converter:
     detect: Callable[[Path], bool]
     run: Callable[[Path, Path, ConvertOptions], Reference]
     """Writes the ONNX model for ``source`` to the given (temporary) path; returns the source, runnable."""
+    max_opset: int = 20
+    """The newest opset the underlying exporter emits."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +225,7 @@ class Conversion:
     framework: str = ""
     checks: tuple[OutputCheck, ...] = ()
     note: str = ""
-    verified: bool = field(default=False)
+    verified: bool = False
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -245,7 +272,9 @@ def detect_format(source: Path) -> str:
     )
 
 
-def _existing(source: Path) -> None:
+def check_source(source: Path) -> None:
+    """A user error unless ``source`` names something convert can read (a checkpoint by its prefix,
+    ``FILE.py:FACTORY`` by its file)."""
     text = str(source)
     if source.exists() or Path(text + ".index").exists():  # a checkpoint is named by its prefix
         return
@@ -274,11 +303,14 @@ def convert(
 
     options = replace(options or ConvertOptions(), **overrides) if overrides else (options or ConvertOptions())
     src = Path(source)
-    _existing(src)
+    check_source(src)
     table = converters()
     name = source_format or detect_format(src)
     if name not in table:
         raise TrtforgeError(f"unknown source format {name!r}; expected one of: {', '.join(table)}")
+    if options.opset > table[name].max_opset:
+        raise TrtforgeError(f"--opset {options.opset}: the {name} converter emits opsets up to "
+                            f"{table[name].max_opset}; use 13..{table[name].max_opset} (default {DEFAULT_OPSET})")
     with atomic_path(output) as tmp, quiet_native_logs():
         reference = table[name].run(src, tmp, options)
         renamed = _rename(tmp, options)

@@ -29,6 +29,7 @@ from trtforge.converters import (
 )
 from trtforge.errors import TrtforgeError, require
 
+TORCHSCRIPT_MAX_OPSET = 20  # torch.onnx's TorchScript exporter
 _PROBE = {0: 2}  # example size for a symbolic dim of a .pt2, by axis; other axes get 16
 
 
@@ -57,7 +58,7 @@ def _from_exported(torch: Any, source: Path) -> tuple[Any, list[TensorArg], set[
     return program.module(), args, dynamic
 
 
-def _from_factory(source: Path, options: ConvertOptions) -> tuple[Any, list[TensorArg]]:
+def _from_factory(torch: Any, source: Path, options: ConvertOptions) -> tuple[Any, list[TensorArg]]:
     file, _, factory = str(source).rpartition(":")
     module = import_file(Path(file), "model module")
     make = getattr(module, factory, None)
@@ -66,7 +67,13 @@ def _from_factory(source: Path, options: ConvertOptions) -> tuple[Any, list[Tens
     if not options.input_shapes or any(a.shape is None for a in options.input_shapes):
         raise TrtforgeError(f"{source}: pass --input-shape NAME:DIMS for each input (e.g. input:1x3x224x224), "
                             f"since a Python module does not record its input shapes")
-    return make(), list(options.input_shapes)
+    try:
+        model = make()
+    except Exception as exc:
+        raise TrtforgeError(f"{source} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise TrtforgeError(f"{source} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model, list(options.input_shapes)
 
 
 def _override(args: list[TensorArg], options: ConvertOptions) -> list[TensorArg]:
@@ -110,17 +117,25 @@ def convert_torch(source: Path, output: Path, options: ConvertOptions) -> Refere
         module, args, dynamic = _from_exported(torch, source)
         args = _override(args, options)
     else:
-        module, args = _from_factory(source, options)
+        module, args = _from_factory(torch, source, options)
         module.eval()
+    nchw_in = layout_names(options.inputs_as_nchw, {a.name: len(a.shape or ()) for a in args}, "input")
     examples = [_example(torch, a, options) for a in args]
-    with torch.no_grad():
-        outputs = _flatten(torch, module(*examples))
+    try:
+        with torch.no_grad():
+            outputs = _flatten(torch, module(*examples))
+    except Exception as exc:
+        at = ", ".join(f"{a.name}:{'x'.join(map(str, e.shape))}" for a, e in zip(args, examples))
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        hint = (" (an ExportedProgram takes only the shapes it was exported for: re-export it with "
+                "dynamic_shapes, or leave --batch out)" if exported else "")
+        raise TrtforgeError(f"{source} does not run at {at}: {lines[0] if lines else type(exc).__name__}{hint}") from None
     in_names = [a.name for a in args]
     out_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
-    nchw_in = layout_names(options.inputs_as_nchw, {a.name: len(a.shape or ()) for a in args}, "input")
     nchw_out = layout_names(options.outputs_as_nchw, {n: o.dim() for n, o in zip(out_names, outputs)}, "output")
     batch_dynamic = options.batch.is_dynamic if options.batch is not None else bool(dynamic)
-    axes = {n: {0: "batch"} for n in in_names + out_names} if batch_dynamic else None
+    ranked = [a.name for a in args if a.shape] + [n for n, o in zip(out_names, outputs) if o.dim()]
+    axes = {n: {0: "batch"} for n in ranked} if batch_dynamic else None
     _export(torch, source, module, examples, output, options, in_names, out_names, axes, exported)
     if nchw_in or nchw_out:
         _transpose(output, nchw_in, nchw_out)
@@ -158,4 +173,4 @@ def _transpose(output: Path, inputs: list[str], outputs: list[str]) -> None:
     onnx.save(model, str(output))
 
 
-register(Converter("torch", _is_torch, convert_torch))
+register(Converter("torch", _is_torch, convert_torch, TORCHSCRIPT_MAX_OPSET))

@@ -29,9 +29,11 @@ from trtforge.converters import (
 )
 from trtforge.errors import TrtforgeError, require
 
+TF2ONNX_MAX_OPSET = 18  # tf2onnx 1.17
+
 _NOT_OUTPUTS = {"Const", "NoOp", "Assert", "Placeholder", "PlaceholderWithDefault", "VarHandleOp",
                 "VariableV2", "Variable", "SaveV2", "RestoreV2", "Assign", "AssignVariableOp",
-                "MergeV2Checkpoints", "ShardedFilename", "StringJoin", "Identity_save"}
+                "MergeV2Checkpoints", "ShardedFilename", "StringJoin"}
 
 
 def _tf() -> Any:
@@ -84,7 +86,12 @@ def _pick_graph(source: Path, options: ConvertOptions) -> tuple[list[str], str, 
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((source / "saved_model.pb").read_bytes())
+    if (source / "saved_model.pb").exists():
+        saved.ParseFromString((source / "saved_model.pb").read_bytes())
+    else:
+        from google.protobuf import text_format
+
+        text_format.Parse((source / "saved_model.pbtxt").read_text(), saved)
     tags = [t.strip() for t in (options.tag or "serve").split(",") if t.strip()]
     graphs = {tuple(sorted(g.meta_info_def.tags)): g for g in saved.meta_graphs}
     graph = graphs.get(tuple(sorted(tags)))
@@ -271,7 +278,7 @@ def _need_names(source: Path, graph_def: Any, options: ConvertOptions) -> None:
         f"candidate outputs (ops nothing consumes): {', '.join(outputs) or 'none'}")
 
 
-def _graph_tensors(tf: Any, source: Path, graph: Any, options: ConvertOptions, graph_def: Any) -> tuple[list[str], list[str]]:
+def _graph_tensors(source: Path, graph: Any, options: ConvertOptions, graph_def: Any) -> tuple[list[str], list[str]]:
     """The --inputs/--outputs as graph tensor names, checked to exist."""
     names = []
     for name in [a.name for a in options.inputs] + list(options.outputs):
@@ -284,7 +291,7 @@ def _graph_tensors(tf: Any, source: Path, graph: Any, options: ConvertOptions, g
     return names[:len(options.inputs)], names[len(options.inputs):]
 
 
-def _convert_graph(tf: Any, source: Path, output: Path, options: ConvertOptions, graph_def: Any,
+def _convert_graph(source: Path, output: Path, options: ConvertOptions, graph_def: Any,
                    graph: Any, inputs: list[str], outputs: list[str]) -> tuple[list[str], list[str]]:
     """Convert a frozen graph; ONNX names drop ':0'.  Returns the NCHW tensors by ONNX name."""
     from tf2onnx.convert import from_graph_def
@@ -307,7 +314,7 @@ def _convert_graph(tf: Any, source: Path, output: Path, options: ConvertOptions,
     return nchw_in, nchw_out
 
 
-def _session_run(tf: Any, session: Any, inputs: list[str], outputs: list[str]) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+def _session_run(session: Any, inputs: list[str], outputs: list[str]) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = session.run(outputs, {n: feeds[_plain(n)] for n in inputs})
         return {_plain(n): v for n, v in zip(outputs, values)}
@@ -326,10 +333,10 @@ def convert_frozen_graph(source: Path, output: Path, options: ConvertOptions) ->
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
-    inputs, outputs = _graph_tensors(tf, source, graph, options, graph_def)
-    nchw_in, nchw_out = _convert_graph(tf, source, output, options, graph_def, graph, inputs, outputs)
+    inputs, outputs = _graph_tensors(source, graph, options, graph_def)
+    nchw_in, nchw_out = _convert_graph(source, output, options, graph_def, graph, inputs, outputs)
     session = tf.compat.v1.Session(graph=graph)
-    return Reference("TensorFlow", _session_run(tf, session, inputs, outputs), tuple(nchw_in), tuple(nchw_out))
+    return Reference("TensorFlow", _session_run(session, inputs, outputs), tuple(nchw_in), tuple(nchw_out))
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -369,16 +376,16 @@ def convert_checkpoint(source: Path, output: Path, options: ConvertOptions) -> R
     graph = tf.Graph()
     with graph.as_default():
         saver = tf.compat.v1.train.import_meta_graph(str(meta), clear_devices=True)
-    inputs, outputs = _graph_tensors(tf, meta, graph, options, meta_graph.graph_def)
+    inputs, outputs = _graph_tensors(meta, graph, options, meta_graph.graph_def)
     try:
         frozen, inputs, outputs = tf_loader.from_checkpoint(str(meta), inputs, outputs)
     except Exception as exc:
         raise TrtforgeError(f"TensorFlow could not restore {prefix}: {str(exc).strip().splitlines()[-1]}") from None
-    nchw_in, nchw_out = _convert_graph(tf, meta, output, options, frozen, graph, inputs, outputs)
+    nchw_in, nchw_out = _convert_graph(meta, output, options, frozen, graph, inputs, outputs)
     session = tf.compat.v1.Session(graph=graph)
     with graph.as_default():
         saver.restore(session, prefix)
-    return Reference("TensorFlow (checkpoint)", _session_run(tf, session, inputs, outputs),
+    return Reference("TensorFlow (checkpoint)", _session_run(session, inputs, outputs),
                      tuple(nchw_in), tuple(nchw_out))
 
 
@@ -386,6 +393,17 @@ def convert_checkpoint(source: Path, output: Path, options: ConvertOptions) -> R
 
 def _is_tflite(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".tflite"
+
+
+def _signature_names(interpreter: Any) -> dict[str, str]:
+    """Tensor name -> signature key ('serving_default_image:0' -> 'image') when the model has one signature."""
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return {}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    by_index = {d["index"]: d["name"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    keys = {**runner.get_input_details(), **runner.get_output_details()}
+    return {by_index[d["index"]]: key for key, d in keys.items() if d["index"] in by_index}
 
 
 def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Reference:
@@ -397,31 +415,55 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
     except Exception as exc:
         raise TrtforgeError(f"{source} is not a readable TFLite model: {str(exc).strip().splitlines()[-1]}") from None
     ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
-    nchw_in = layout_names(options.inputs_as_nchw, {d["name"]: len(d["shape"]) for d in ins}, "input")
-    nchw_out = layout_names(options.outputs_as_nchw, {d["name"]: len(d["shape"]) for d in outs}, "output")
-    override = None
+    names = _signature_names(interpreter)
+    name = lambda d: names.get(d["name"], d["name"])  # noqa: E731
+    tensor = {name(d): d["name"] for d in ins + outs}
+    nchw_in = layout_names(options.inputs_as_nchw, {name(d): len(d["shape"]) for d in ins}, "input")
+    nchw_out = layout_names(options.outputs_as_nchw, {name(d): len(d["shape"]) for d in outs}, "output")
+    # tf2onnx's TFLite path transposes the wrong tensor for outputs_as_nchw when outputs share an
+    # op (two outputs of one StatefulPartitionedCall): outputs get a boundary Transpose instead.
+    _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset,
+             inputs_as_nchw=[tensor[n] for n in nchw_in] or None, output_path=str(output))
+    _rename_file(output, names, nchw_out)
+    note = ""
     if options.batch is not None:
-        override = {d["name"]: [-1 if x is None else x for x in with_batch(_dims(d["shape_signature"]), options)]
-                    for d in ins if len(d["shape"])}
-    _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset, inputs_as_nchw=nchw_in or None,
-             outputs_as_nchw=nchw_out or None, shape_override=override, output_path=str(output))
+        # tf2onnx's TFLite path ignores shape overrides: set the batch on the ONNX graph, checked.
+        from trtforge.graph.model import load, save
+        from trtforge.graph.shapes import set_batch
+
+        save(set_batch(load(output), options.batch), output)
+        note = f"batch {options.batch} set on the ONNX graph (a TFLite file has no export-time batch)"
 
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for d in ins:
-            if tuple(d["shape"]) != feeds[d["name"]].shape:
-                interpreter.resize_tensor_input(d["index"], list(feeds[d["name"]].shape))
+            if tuple(d["shape"]) != feeds[name(d)].shape:
+                interpreter.resize_tensor_input(d["index"], list(feeds[name(d)].shape))
         interpreter.allocate_tensors()
         for d in ins:
-            interpreter.set_tensor(d["index"], feeds[d["name"]].astype(d["dtype"]))
+            interpreter.set_tensor(d["index"], feeds[name(d)].astype(d["dtype"]))
         interpreter.invoke()
-        return {d["name"]: interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
+        return {name(d): interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
 
-    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out))
+    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out), note)
 
 
-register(Converter("savedmodel", _is_saved_model, convert_saved_model))
-register(Converter("keras", _is_keras, convert_keras))
-register(Converter("h5", _is_h5, convert_keras))
-register(Converter("pb", _is_frozen_graph, convert_frozen_graph))
-register(Converter("tflite", _is_tflite, convert_tflite))
-register(Converter("checkpoint", _is_checkpoint, convert_checkpoint))
+def _rename_file(path: Path, names: dict[str, str], nchw_outputs: list[str]) -> None:
+    """Give the ONNX inputs/outputs the model's signature names; NHWC outputs become NCHW."""
+    import onnx
+
+    from trtforge.converters.edits import rename, transpose_boundary
+
+    model = onnx.load(str(path))
+    inputs = tuple((i.name, names[i.name]) for i in model.graph.input if i.name in names)
+    outputs = tuple((o.name, names[o.name]) for o in model.graph.output if o.name in names)
+    rename(model, inputs, outputs)
+    transpose_boundary(model, [], nchw_outputs)
+    onnx.save(model, str(path))
+
+
+register(Converter("savedmodel", _is_saved_model, convert_saved_model, TF2ONNX_MAX_OPSET))
+register(Converter("keras", _is_keras, convert_keras, TF2ONNX_MAX_OPSET))
+register(Converter("h5", _is_h5, convert_keras, TF2ONNX_MAX_OPSET))
+register(Converter("pb", _is_frozen_graph, convert_frozen_graph, TF2ONNX_MAX_OPSET))
+register(Converter("tflite", _is_tflite, convert_tflite, TF2ONNX_MAX_OPSET))
+register(Converter("checkpoint", _is_checkpoint, convert_checkpoint, TF2ONNX_MAX_OPSET))

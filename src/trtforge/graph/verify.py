@@ -176,11 +176,11 @@ def verify(
 
 BATCH_PROBE = 2
 """A dynamic batch is checked at 2: a batch baked in at 1 by the exporter then shows."""
-OTHER_PROBE = 16
+OTHER_PROBE = 32
 
 
 def conversion_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random inputs at the model's shapes; a dynamic batch gets 2, other dynamic dims 16."""
+    """Seeded random inputs at the model's shapes; a dynamic batch gets 2, other dynamic dims 32."""
     sizes: dict[str, int] = {}
     for spec in graph_inputs(model):
         for axis, dim in enumerate(spec.shape):

@@ -33,13 +33,13 @@ def _as_float(outputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
 
 
 def run_all(runner: object, samples: Sequence[Mapping[str, np.ndarray]]) -> list[list[np.ndarray]]:
-    """Run every sample; feeds are cast to the engine's input dtypes (an fp16 IO engine takes fp16)."""
-    dtypes = {t.name: np.dtype(t.dtype) for t in runner.inputs}  # type: ignore[attr-defined]
-    results = []
-    for feeds in samples:
-        cast = {k: v.astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
-        results.append(_as_float(runner.infer(cast)))  # type: ignore[attr-defined]
-    return results
+    """Run every sample; feeds are checked against the engine's inputs and cast to their dtypes
+    (an fp16 IO engine takes fp16)."""
+    from trtforge.inputs import conform
+
+    specs = runner.inputs  # type: ignore[attr-defined]
+    return [_as_float(runner.infer(conform(feeds, specs, "validation sample")))  # type: ignore[attr-defined]
+            for feeds in samples]
 
 
 def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
@@ -183,16 +183,39 @@ def _pair_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], note
     return list(zip(a, b))
 
 
+def _fit_reference(feeds: Mapping[str, np.ndarray], specs: Sequence[object], notes: list[str]) -> dict[str, np.ndarray]:
+    """The engine's inputs checked against the reference's; a layout mismatch gets its fix named."""
+    from trtforge.inputs import conform
+
+    for spec in specs:
+        array = feeds.get(spec.name)  # type: ignore[attr-defined]
+        shape = spec.shape  # type: ignore[attr-defined]
+        if array is None or array.ndim != 4 or len(shape) != 4:
+            continue
+        fixed = [(axis, d) for axis, d in enumerate(shape) if axis and isinstance(d, int) and d > 0]
+        if any(array.shape[a] != d for a, d in fixed) and all(array.shape[(0, 2, 3, 1)[a]] == d for a, d in fixed):
+            raise TrtforgeError(
+                f"the reference takes {spec.name!r} as NHWC ({'x'.join(map(str, shape))}) and the engine as NCHW "  # type: ignore[attr-defined]
+                f"({'x'.join(map(str, array.shape))}); pass --inputs-as-nchw {spec.name}, as to trtforge convert")  # type: ignore[attr-defined]
+    return conform(feeds, specs, "the reference's inputs", notes, samples=True)  # type: ignore[arg-type]
+
+
 def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
             inputs: str | os.PathLike[str] | None = None, preprocess: object = None, *,
             random: int | None = None, labels: str | None = None, thresholds: Thresholds | None = None,
-            limit: int | None = None, seed: int = 0) -> CompareResult:
-    """Run ``engine`` and ``reference`` (an engine, or an ONNX model in FP32) on the same inputs."""
+            limit: int | None = None, seed: int = 0, source_options: object = None,
+            source_format: str | None = None) -> CompareResult:
+    """Run ``engine`` and ``reference`` on the same inputs.
+
+    ``reference``: another engine, an ONNX model (run in FP32 by ONNX Runtime), or the source
+    model (SavedModel, Keras...) run by its framework; ``source_options`` (a ConvertOptions,
+    e.g. ``inputs_as_nchw``) say how the engine's ONNX was converted from it.
+    """
     from trtforge.inference import load_samples, open_runner, run_samples
 
     thresholds = thresholds or Thresholds()
     runner, described = open_runner(engine)
-    ref_runner, ref_described = open_runner(reference)
+    ref_runner, ref_described = open_runner(reference, source_options, source_format)
     notes: list[str] = []
     samples = load_samples(inputs, runner.inputs, preprocess, random, labels, limit, seed, notes)  # type: ignore[attr-defined]
     ref_names = [s.name for s in ref_runner.inputs]  # type: ignore[attr-defined]
@@ -207,6 +230,7 @@ def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
                          + ", ".join(f"{x} -> {y}" for x, y in zip(samples.feeds, ref_names)))
     else:
         ref_feeds = samples.feeds
+    ref_feeds = _fit_reference(ref_feeds, ref_runner.inputs, notes)  # type: ignore[attr-defined]
     out_a = run_samples(runner, samples.feeds)
     out_b = run_samples(ref_runner, ref_feeds)
     metrics = [output_metrics(x, y, out_a[x], out_b[y], thresholds, samples.labels)
@@ -239,16 +263,3 @@ def render(result: CompareResult) -> str:
     if result.thresholds.any:
         lines.append("PASSED" if result.passed else "FAILED")
     return "\n".join(lines)
-
-
-class _CallableModule(type(os)):  # type: ignore[misc]
-    """``trtforge.compare`` is both this module and the function: importing a submodule sets the
-    package attribute to the module, so the module itself forwards calls to :func:`compare`."""
-
-    def __call__(self, *args: object, **kwargs: object) -> CompareResult:
-        return compare(*args, **kwargs)  # type: ignore[arg-type]
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trtforge.compare import accuracy, run_all
+from trtforge.comparison import accuracy, run_all
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
 from trtforge.errors import TrtforgeError
 
@@ -265,15 +265,15 @@ def _staged_inputs(source: Path, options: DeployOptions, stage: Path, final: Pat
         shutil.copyfile(source, stage / name)
         _say(f"[deploy] using {source} as is (ONNX)")
     else:
+        from trtforge.converters import ConvertOptions
+
         _say(f"[deploy] converting {source}")
-        trtforge.convert(source, stage / name, options.convert, options.source_format)  # type: ignore[arg-type]
-        nchw = getattr(options.convert, "inputs_as_nchw", ())
+        convert = options.convert if isinstance(options.convert, ConvertOptions) else ConvertOptions()
+        trtforge.convert(source, stage / name, convert, options.source_format)
         words: list[object] = ["trtforge", "convert", source, "-o", final / name]
         if options.source_format:
             words += ["--from", options.source_format]
-        if nchw:
-            words += ["--inputs-as-nchw", ",".join(nchw)]
-        commands.append(_quote(*words))
+        commands.append(_quote(*words, *convert.cli_args()))
     if options.batch is None:
         return stage / name, str(final / name)
     shaped = f"model-bs{options.batch}.onnx"
@@ -310,8 +310,12 @@ def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
     """Convert, shape, build every precision, validate against FP32, bench, and write ``outdir``."""
     options = options or DeployOptions()
     src = Path(source)
-    if not src.exists():
+    if src.suffix.lower() == ".onnx" and not src.exists():
         raise TrtforgeError(f"model to deploy not found: {src}")
+    if src.suffix.lower() != ".onnx":
+        from trtforge.converters import check_source
+
+        check_source(src)
     final = Path(outdir)
     staged = _Staged(final, options.force)
     split = None
