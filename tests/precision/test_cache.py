@@ -94,5 +94,7 @@ def test_mismatches_name_model_and_preprocessing() -> None:
     assert mismatches(facts, "a" * 64, None) == []  # no preprocessing given now: nothing to compare
     why = mismatches(facts, "b" * 64, {**facts.preprocess, "spec": "other", "color": "bgr"})
     assert len(why) == 2 and "another model" in why[0] and "other preprocessing" in why[1]
+    # a size left to the model's input matches the size it resolved to
+    assert mismatches(facts, "a" * 64, {**facts.preprocess, "size": None}) == []
     # the same preprocessing spelled differently matches
     assert mismatches(facts, "a" * 64, {**facts.preprocess, "spec": "scale=0.00392156862745098"}) == []

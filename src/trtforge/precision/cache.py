@@ -175,10 +175,14 @@ def read_facts(path: str | os.PathLike[str]) -> CacheFacts | None:
 
 
 def _same_preprocess(a: dict[str, object] | None, b: dict[str, object] | None) -> bool:
-    def key(p: dict[str, object]) -> dict[str, object]:
-        return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in p.items() if k != "spec"}
+    def key(p: dict[str, object], drop: set[str]) -> dict[str, object]:
+        return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in p.items() if k not in drop}
 
-    return a is None or b is None or key(a) == key(b)
+    if a is None or b is None:
+        return True
+    # no size: "the model input's size", the same for the same model (checked apart)
+    drop = {"spec"} | ({"size"} if a.get("size") is None or b.get("size") is None else set())
+    return key(a, drop) == key(b, drop)
 
 
 def mismatches(facts: CacheFacts, model_sha256: str, preprocess: dict[str, object] | None) -> list[str]:
