@@ -134,3 +134,12 @@ def test_prepare_fuses_folded_batchnorm_so_no_qdq_splits_it() -> None:
     np.testing.assert_allclose(run(prepared), run(model), rtol=1e-5, atol=1e-5)
     q = quantize(prepared, calibrate(prepared, [{"x": x}], CalibMethod.MINMAX), cpu_flavour())
     assert "Mul" not in {n.op_type for n in q.graph.node}
+
+
+def test_cpu_flavour_follows_vnni() -> None:
+    with_vnni = cpu_flavour(frozenset({"avx2", "avx512_vnni"}))
+    without = cpu_flavour(frozenset({"avx2", "fma"}))
+    assert not with_vnni.reduce_range and "VNNI" in with_vnni.reason
+    assert without.reduce_range and "saturation" in without.reason
+    assert (with_vnni.activation_type, with_vnni.weight_type) == ("uint8", "int8")
+    assert TENSORRT_FLAVOUR.activation_symmetric and TENSORRT_FLAVOUR.activation_type == "int8"
