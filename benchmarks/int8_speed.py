@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     ap.add_argument("--workdir", help="keep models and images here (default: a temporary folder)")
+    ap.add_argument("--fp16", action="store_true",
+                    help="also time the FP16 engine (ONNX Runtime's CPU provider has no fast FP16 kernels)")
     args = ap.parse_args()
 
     import trtforge
@@ -57,7 +59,7 @@ def main() -> None:
                 data=images, preprocess=Preprocess.parse("resize=224x224:fit,scale=1/127.5,mean=1,layout=nhwc"),
                 num=args.calib_num, method=CalibMethod.parse(args.calib_method))
             engines = {}
-            for precision in (Precision.FP32, Precision.INT8):
+            for precision in (Precision.FP32, Precision.INT8) + ((Precision.FP16,) if args.fp16 else ()):
                 out = work / f"{name}-{precision}.onnx.engine"
                 manifest = trtforge.build(bs1, out, BuildConfig(
                     precision=precision, calibration=calibration if precision is Precision.INT8 else None))
@@ -71,15 +73,18 @@ def main() -> None:
                     medians[precision].append(trtforge.bench(runner, settings=settings).latency.median)
             fp32, int8 = (statistics.median(medians[p]) for p in (Precision.FP32, Precision.INT8))
             flavour = (engines[Precision.INT8][1].calibration or {}).get("flavour", {})
-            rows.append((name, fp32, int8, flavour.get("reason", "")))
+            fp16 = statistics.median(medians[Precision.FP16]) if args.fp16 else None
+            rows.append((name, fp32, int8, fp16, flavour.get("reason", "")))
     facts = cpu_facts()
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, {facts.get('name', '')} ({', '.join(facts.get('flags', []))}); onnxruntime "
           f"{engines[Precision.FP32][1].backend_version}; batch 1; threads {args.threads or 'default'}; "
           f"{args.rounds} alternating rounds of {args.duration}s per engine; median of round medians")
-    print("| model | FP32 ms | INT8 ms | speedup | Q/DQ flavour |")
-    print("|---|---:|---:|---:|---|")
-    for name, fp32, int8, reason in rows:
-        print(f"| {name} | {fp32:.2f} | {int8:.2f} | {fp32 / int8:.2f}x | {reason} |")
+    extra = " FP16 ms | FP16 vs FP32 |" if args.fp16 else ""
+    print(f"| model | FP32 ms | INT8 ms | speedup |{extra} Q/DQ flavour |")
+    print("|---|---:|---:|---:|" + ("---:|---:|" if args.fp16 else "") + "---|")
+    for name, fp32, int8, fp16, reason in rows:
+        half = f" {fp16:.2f} | {fp32 / fp16:.2f}x |" if fp16 is not None else ""
+        print(f"| {name} | {fp32:.2f} | {int8:.2f} | {fp32 / int8:.2f}x |{half} {reason} |")
 
 
 if __name__ == "__main__":
