@@ -330,17 +330,13 @@ class TensorRTBackend:
         for flag in options.flags:  # TensorRT 10's weakly typed path (checked in _check)
             bc.set_flag(getattr(trt.BuilderFlag, _FLAGS[flag]))
         calibrator = None
-        if "int8" in options.flags and not any(n.op_type == "QuantizeLinear" for n in model.graph.node):
-            if config.calibration is None:
-                raise TrtforgeError("--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache "
-                                    "for TensorRT's calibrator")
-            calibrator = _calibrator(config.calibration, inputs, profiles, model)
-            bc.int8_calibrator = calibrator
-            if profiles:
-                bc.set_calibration_profile(profiles[0])
+        if "int8" in options.flags:
+            from trtforge.backends.tensorrt_calibrator import attach_calibrator
+
+            calibrator = attach_calibrator(bc, config.calibration, inputs, profiles, model)
         return {"memory_pools": pools, "opt_level": options.opt_level, "hardware_compat": options.hardware_compat,
                 "version_compat": options.version_compat, "profiling_verbosity": options.profiling_verbosity,
-                "flags": list(options.flags), "calibrator": type(calibrator).__name__ if calibrator else None}
+                "flags": list(options.flags), "calibrator": calibrator}
 
     def _enum(self, kind: Any, member: str, option: str) -> Any:
         """``kind.member``, or a user error when this package and version lack it."""
@@ -442,110 +438,6 @@ def _cc(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-class _CalibrationFeed:
-    """What TensorRT 10's INT8 calibrators ask for, answered from trtforge's calibration source and cache.
-
-    Mixed into both calibrator kinds (entropy, min-max) in :func:`_calibrator`; every network input is
-    fed, in batches of exactly the network's batch (explicit-batch networks take the data's shape).
-    The cache is TensorRT's text format with trtforge's sidecar (``CACHE.json``), as the precision
-    stage writes it, so either path can reuse the other's cache.
-    """
-
-    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int,
-                 model_sha256: str) -> None:
-        from trtforge.precision.data import CalibrationSource, Preprocess
-
-        preprocess = calibration.preprocess
-        assert preprocess is None or isinstance(preprocess, Preprocess)
-        self.calibration, self.batch, self.model_sha256, self.samples = calibration, batch, model_sha256, 0
-        self.preprocess = preprocess.to_json() if preprocess else None
-        self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
-        source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
-                                    calibration.batch_size, calibration.seed) if calibration.data else None)
-        self.batches = _rebatch(source.batches(), batch) if source else iter(())
-        self.staging: _Staging | None = None  # CUDA only once TensorRT asks for data
-
-    def get_batch_size(self) -> int:
-        return self.batch
-
-    def get_batch(self, names: list[str]) -> list[int]:
-        self.staging = self.staging or _Staging()
-        batch = next(self.batches, None)
-        if batch is None:
-            self.staging.free()
-            return []  # no more data
-        pointers = [self.staging.upload(n, batch[n], self.dtypes[n]) for n in names]
-        self.staging.stream.synchronize()
-        self.samples += self.batch
-        return pointers
-
-    def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
-        from trtforge.precision.cache import read_cache
-
-        path = self.calibration.cache
-        return read_cache(path).to_text().encode("ascii") if path is not None and path.is_file() else None
-
-    def write_calibration_cache(self, cache: Any) -> None:
-        from trtforge.precision.cache import CacheFacts, CalibrationCache, write_cache_with_facts
-
-        path = self.calibration.cache
-        if path is not None:
-            facts = CacheFacts(self.model_sha256, str(self.calibration.method), self.preprocess, self.samples,
-                               str(self.calibration.data) if self.calibration.data else None)
-            write_cache_with_facts(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)), facts)
-
-
-def _check_cache(calibration: CalibrationConfig, model_sha256: str) -> None:
-    """Refuse a --calib-cache made for another model or preprocessing (before TensorRT reads it)."""
-    from trtforge.precision.cache import mismatches, read_facts
-    from trtforge.precision.data import Preprocess
-
-    path = calibration.cache
-    facts = read_facts(path) if path is not None and path.is_file() else None
-    preprocess = calibration.preprocess
-    why = mismatches(facts, model_sha256, preprocess.to_json() if isinstance(preprocess, Preprocess) else None) \
-        if facts else []
-    if why and not calibration.cache_force:
-        raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
-                            "recalibrate, or pass --calib-cache-force to use it anyway")
-
-
-def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Regroup ``{name: array}`` batches into batches of exactly ``size`` samples (a short tail is dropped)."""
-    pending: dict[str, list[np.ndarray]] = {}
-    for batch in batches:
-        for name, array in batch.items():
-            pending.setdefault(name, []).append(array)
-        joined = {name: np.concatenate(arrays) for name, arrays in pending.items()}
-        count = min(len(a) for a in joined.values())
-        for start in range(0, count - size + 1, size):
-            yield {name: a[start:start + size] for name, a in joined.items()}
-        pending = {name: [a[count - count % size:]] for name, a in joined.items()}
-
-
-def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
-                profiles: list[trt.IOptimizationProfile], model: onnx.ModelProto) -> trt.IInt8Calibrator:
-    """TensorRT 10's INT8 calibrator (entropy or min-max) fed by trtforge's data and cache."""
-    from trtforge._files import sha256_bytes
-
-    model_sha256 = sha256_bytes(model.SerializeToString(deterministic=True))
-    _check_cache(calibration, model_sha256)
-    first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
-    batch = first if isinstance(first, int) and first > 0 else profiles[0].get_shape(inputs[0].name)[1][0]
-
-    class EntropyCalibrator(_CalibrationFeed, trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
-
-    class MinMaxCalibrator(_CalibrationFeed, trt.IInt8MinMaxCalibrator):
-        def __init__(self) -> None:
-            trt.IInt8MinMaxCalibrator.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
-
-    return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
-
-
 def _cuda_device() -> dict[str, object] | None:
     """CUDA device 0's facts (name, compute capability...), or None without cuda-python or a GPU."""
     from trtforge.backends import cuda
@@ -556,46 +448,21 @@ def _cuda_device() -> dict[str, object] | None:
         return None
 
 
-class _Staging:
-    """Pinned host arrays and device buffers per tensor name, reallocated when a shape grows or changes."""
-
-    def __init__(self) -> None:
-        from trtforge.backends import cuda
-
-        self.cuda = cuda
-        self.stream = cuda.Stream()
-        self.host: dict[str, cuda.PinnedArray] = {}
-        self.device: dict[str, cuda.DeviceBuffer] = {}
-
-    def buffers(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
-        host = self.host.get(name)
-        if host is None or host.shape != shape or host.dtype != dtype:
-            host = self.host[name] = self.cuda.PinnedArray(shape, dtype)
-        device = self.device.get(name)
-        if device is None or device.nbytes < host.nbytes:
-            device = self.device[name] = self.cuda.DeviceBuffer(host.nbytes)
-        return host, device
-
-    def upload(self, name: str, array: np.ndarray, dtype: np.dtype) -> int:
-        """Copy ``array`` to the device on this stream (without waiting); returns its device address."""
-        host, device = self.buffers(name, tuple(array.shape), dtype)
-        host.array[...] = array
-        self.cuda.memcpy_htod_async(device, host, self.stream)
-        return int(device.ptr)
-
-    def free(self) -> None:
-        for host in self.host.values():
-            host.free()
-        for device in self.device.values():
-            device.free()
-        self.host.clear()
-        self.device.clear()
-
-
 class TensorRTRunner:
-    """A deserialised plan: one execution context on its own stream, host arrays in and out."""
+    """A deserialised plan: one execution context on its own stream, bound to pinned host and device buffers.
+
+    Implements :class:`trtforge.benchmark.DeviceRunner`, as ``OrtCudaRunner`` does: ``set_inputs``
+    sets the input shapes and fills pinned host arrays, ``h2d`` / ``enqueue`` / ``d2h`` put their
+    work on ``stream`` and return, ``outputs_host`` reads the outputs once the stream is synchronised.
+    With ``cuda_graph`` (or ``use_cuda_graph()``, as ``bench --cuda-graph`` calls it) ``enqueue``
+    captures ``execute_async_v3`` once per set of input shapes and replays the graph.
+    """
+
+    supports_cuda_graph = True
 
     def __init__(self, module: ModuleType, engine: trt.ICudaEngine, cuda_graph: bool = False) -> None:
+        from trtforge.backends import cuda
+
         self.module, self.engine, self.cuda_graph = module, engine, cuda_graph
         with _using(module):
             self.context = engine.create_execution_context()
@@ -605,46 +472,76 @@ class TensorRTRunner:
                                    _dims(engine.get_tensor_shape(n))) for n in names}
         self.inputs = [specs[n] for n in names if is_input[n]]
         self.outputs = [specs[n] for n in names if not is_input[n]]
-        self.staging = _Staging()
-        self._graph: tuple[tuple[tuple[int, ...], ...], Any] | None = None
+        self.stream = cuda.Stream()
+        self.buffers = cuda.TensorBuffers()
+        self._shapes: tuple[tuple[int, ...], ...] | None = None
+        self._graph: cuda.Graph | None = None
 
     def fork(self) -> TensorRTRunner:
         """Another context and stream on the same engine, for running several streams at once."""
         return TensorRTRunner(self.module, self.engine, self.cuda_graph)
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def use_cuda_graph(self) -> None:
+        self.cuda_graph = True
+
+    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
         missing = [t.name for t in self.inputs if t.name not in feeds]
         if missing:
             raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
                                 f"{', '.join(t.name for t in self.inputs)}")
-        shapes = tuple(tuple(np.shape(feeds[t.name])) for t in self.inputs)
-        for spec, shape in zip(self.inputs, shapes):
-            self.context.set_input_shape(spec.name, shape)
-            ptr = self.staging.upload(spec.name, np.asarray(feeds[spec.name]), np.dtype(spec.dtype))
-            self.context.set_tensor_address(spec.name, ptr)
-        hosts = {}
-        for spec in self.outputs:
-            shape = _dims(self.context.get_tensor_shape(spec.name))
-            hosts[spec.name], device = self.staging.buffers(spec.name, shape, np.dtype(spec.dtype))
-            self.context.set_tensor_address(spec.name, int(device.ptr))
-        self._execute(shapes)
-        cuda, stream = self.staging.cuda, self.staging.stream
-        for name, host in hosts.items():
-            cuda.memcpy_dtoh_async(host, self.staging.device[name], stream)
-        stream.synchronize()
-        return {name: host.array.copy() for name, host in hosts.items()}
+        arrays = {t.name: np.asarray(feeds[t.name], dtype=np.dtype(t.dtype)) for t in self.inputs}
+        self.stream.synchronize()  # the previous query's copy may still read the staging arrays
+        shapes = tuple(arrays[t.name].shape for t in self.inputs)
+        if shapes != self._shapes:
+            self._bind(arrays)
+            self._shapes, self._graph = shapes, None  # a graph holds the old shapes and addresses
+        for name, array in arrays.items():
+            np.copyto(self.buffers.host[name].array, array)
 
-    def _execute(self, shapes: tuple[tuple[int, ...], ...]) -> None:
-        stream = self.staging.stream
+    def _bind(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Input shapes, then the output shapes they give; buffers for both, their addresses to the context."""
+        for spec in self.inputs:
+            self.context.set_input_shape(spec.name, arrays[spec.name].shape)
+        shapes = {name: tuple(a.shape) for name, a in arrays.items()}
+        shapes.update({t.name: _dims(self.context.get_tensor_shape(t.name)) for t in self.outputs})
+        for spec in self.inputs + self.outputs:
+            _, device = self.buffers.get(spec.name, shapes[spec.name], spec.dtype)
+            self.context.set_tensor_address(spec.name, device.ptr)
+
+    def h2d(self) -> None:
+        from trtforge.backends import cuda
+
+        for spec in self.inputs:
+            cuda.memcpy_htod_async(self.buffers.device[spec.name], self.buffers.host[spec.name], self.stream)
+
+    def enqueue(self) -> None:
+        from trtforge.backends import cuda
+
         if not self.cuda_graph:
-            if not self.context.execute_async_v3(stream.handle):
+            if not self.context.execute_async_v3(self.stream.handle):
                 raise RuntimeError("execute_async_v3 failed")
             return
-        if self._graph is None or self._graph[0] != shapes:  # capture again when shapes change
-            self.context.execute_async_v3(stream.handle)  # settles shape-dependent allocations first
-            graph = self.staging.cuda.Graph.capture(stream, lambda: self.context.execute_async_v3(stream.handle))
-            self._graph = (shapes, graph)
-        self._graph[1].launch(stream)
+        if self._graph is None:  # captured again when the shapes change
+            self.context.execute_async_v3(self.stream.handle)  # settles shape-dependent allocations first
+            self._graph = cuda.Graph.capture(self.stream, lambda: self.context.execute_async_v3(self.stream.handle))
+        self._graph.launch(self.stream)
+
+    def d2h(self) -> None:
+        from trtforge.backends import cuda
+
+        for spec in self.outputs:
+            cuda.memcpy_dtoh_async(self.buffers.host[spec.name], self.buffers.device[spec.name], self.stream)
+
+    def outputs_host(self) -> dict[str, np.ndarray]:
+        return {spec.name: self.buffers.host[spec.name].array.copy() for spec in self.outputs}
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.set_inputs(feeds)
+        self.h2d()
+        self.enqueue()
+        self.d2h()
+        self.stream.synchronize()
+        return self.outputs_host()
 
 
 def full() -> TensorRTBackend:
