@@ -37,6 +37,7 @@ from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
 if TYPE_CHECKING:
     import tensorrt as trt
 
+    from trtforge.backends.tensorrt_runner import TensorRTRunner
     from trtforge.engine import Manifest
 else:
 
@@ -391,6 +392,8 @@ class TensorRTBackend:
             engine = runtime.deserialize_cuda_engine(data)
             if engine is None:
                 raise TrtforgeError(f"{self.label} {self.version()} could not deserialise the engine; rebuild it here")
+            from trtforge.backends.tensorrt_runner import TensorRTRunner
+
             return TensorRTRunner(self.module(), engine, bool(options.get("cuda_graph")))
 
     def describe(self, data: bytes) -> dict[str, object]:
@@ -409,16 +412,9 @@ class TensorRTBackend:
             if engine is None:
                 details["note"] = f"{self.label} {self.version()} could not deserialise this plan on this GPU"
                 return details
-            io = []
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                io.append({"name": name, "mode": engine.get_tensor_mode(name).name,
-                           "dtype": engine.get_tensor_dtype(name).name, "shape": list(_dims(engine.get_tensor_shape(name))),
-                           "format": engine.get_tensor_format_desc(name),
-                           "profiles": [[list(_dims(d)) for d in engine.get_tensor_profile_shape(name, p)]
-                                        for p in range(engine.num_optimization_profiles)]
-                           if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else []})
-            details["io"] = io
+            from trtforge.backends.tensorrt_runner import engine_io
+
+            details["io"] = engine_io(engine)
             layers = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
             details["layers"] = json.loads(layers)  # names only unless built with --profiling-verbosity detailed
             return details
@@ -446,102 +442,6 @@ def _cuda_device() -> dict[str, object] | None:
         return cuda.device_facts(0) if cuda.device_count() else None
     except MissingDependencyError:
         return None
-
-
-class TensorRTRunner:
-    """A deserialised plan: one execution context on its own stream, bound to pinned host and device buffers.
-
-    Implements :class:`trtforge.benchmark.DeviceRunner`, as ``OrtCudaRunner`` does: ``set_inputs``
-    sets the input shapes and fills pinned host arrays, ``h2d`` / ``enqueue`` / ``d2h`` put their
-    work on ``stream`` and return, ``outputs_host`` reads the outputs once the stream is synchronised.
-    With ``cuda_graph`` (or ``use_cuda_graph()``, as ``bench --cuda-graph`` calls it) ``enqueue``
-    captures ``execute_async_v3`` once per set of input shapes and replays the graph.
-    """
-
-    supports_cuda_graph = True
-
-    def __init__(self, module: ModuleType, engine: trt.ICudaEngine, cuda_graph: bool = False) -> None:
-        from trtforge.backends import cuda
-
-        self.module, self.engine, self.cuda_graph = module, engine, cuda_graph
-        with _using(module):
-            self.context = engine.create_execution_context()
-            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            is_input = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-            specs = {n: TensorSpec(n, _DTYPES.get(engine.get_tensor_dtype(n).name, "float32"),
-                                   _dims(engine.get_tensor_shape(n))) for n in names}
-        self.inputs = [specs[n] for n in names if is_input[n]]
-        self.outputs = [specs[n] for n in names if not is_input[n]]
-        self.stream = cuda.Stream()
-        self.buffers = cuda.TensorBuffers()
-        self._shapes: tuple[tuple[int, ...], ...] | None = None
-        self._graph: cuda.Graph | None = None
-
-    def fork(self) -> TensorRTRunner:
-        """Another context and stream on the same engine, for running several streams at once."""
-        return TensorRTRunner(self.module, self.engine, self.cuda_graph)
-
-    def use_cuda_graph(self) -> None:
-        self.cuda_graph = True
-
-    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        missing = [t.name for t in self.inputs if t.name not in feeds]
-        if missing:
-            raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
-                                f"{', '.join(t.name for t in self.inputs)}")
-        arrays = {t.name: np.asarray(feeds[t.name], dtype=np.dtype(t.dtype)) for t in self.inputs}
-        self.stream.synchronize()  # the previous query's copy may still read the staging arrays
-        shapes = tuple(arrays[t.name].shape for t in self.inputs)
-        if shapes != self._shapes:
-            self._bind(arrays)
-            self._shapes, self._graph = shapes, None  # a graph holds the old shapes and addresses
-        for name, array in arrays.items():
-            np.copyto(self.buffers.host[name].array, array)
-
-    def _bind(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Input shapes, then the output shapes they give; buffers for both, their addresses to the context."""
-        for spec in self.inputs:
-            self.context.set_input_shape(spec.name, arrays[spec.name].shape)
-        shapes = {name: tuple(a.shape) for name, a in arrays.items()}
-        shapes.update({t.name: _dims(self.context.get_tensor_shape(t.name)) for t in self.outputs})
-        for spec in self.inputs + self.outputs:
-            _, device = self.buffers.get(spec.name, shapes[spec.name], spec.dtype)
-            self.context.set_tensor_address(spec.name, device.ptr)
-
-    def h2d(self) -> None:
-        from trtforge.backends import cuda
-
-        for spec in self.inputs:
-            cuda.memcpy_htod_async(self.buffers.device[spec.name], self.buffers.host[spec.name], self.stream)
-
-    def enqueue(self) -> None:
-        from trtforge.backends import cuda
-
-        if not self.cuda_graph:
-            if not self.context.execute_async_v3(self.stream.handle):
-                raise RuntimeError("execute_async_v3 failed")
-            return
-        if self._graph is None:  # captured again when the shapes change
-            self.context.execute_async_v3(self.stream.handle)  # settles shape-dependent allocations first
-            self._graph = cuda.Graph.capture(self.stream, lambda: self.context.execute_async_v3(self.stream.handle))
-        self._graph.launch(self.stream)
-
-    def d2h(self) -> None:
-        from trtforge.backends import cuda
-
-        for spec in self.outputs:
-            cuda.memcpy_dtoh_async(self.buffers.host[spec.name], self.buffers.device[spec.name], self.stream)
-
-    def outputs_host(self) -> dict[str, np.ndarray]:
-        return {spec.name: self.buffers.host[spec.name].array.copy() for spec in self.outputs}
-
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.set_inputs(feeds)
-        self.h2d()
-        self.enqueue()
-        self.d2h()
-        self.stream.synchronize()
-        return self.outputs_host()
 
 
 def full() -> TensorRTBackend:
