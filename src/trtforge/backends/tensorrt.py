@@ -17,18 +17,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import onnx
 
 from trtforge._files import existing_file, write_bytes_atomic
 from trtforge.backends.base import BuiltEngine
-from trtforge.config import BuildConfig, CalibrationConfig, TensorRTOptions, TensorSpec
+from trtforge.config import BuildConfig, TensorRTOptions, TensorSpec
 from trtforge.errors import MissingDependencyError, TrtforgeError
 from trtforge.graph.ranges import ShapeRange, validate_profiles
 from trtforge.precision.ioformat import for_tensors
@@ -37,7 +36,7 @@ from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from trtforge.backends.tensorrt_runner import TensorRTRunner
+    from trtforge.backends.tensorrt_runtime import TensorRTRunner
     from trtforge.engine import Manifest
 else:
 
@@ -184,6 +183,22 @@ def _set_io_formats(network: trt.INetworkDefinition, config: BuildConfig, label:
     return chosen
 
 
+def _load_plugins(builder: trt.Builder, logger: trt.ILogger, plugins: tuple[Path, ...], errors: list[str]) -> None:
+    """``--plugins`` libraries into the builder's registry, then the standard plugins where the package has them."""
+    registry = builder.get_plugin_registry()
+    for lib in plugins:
+        existing_file(lib, "--plugins library")
+        try:
+            handle = registry.load_library(str(lib))
+        except Exception as exc:
+            errors.append(str(exc).splitlines()[0])
+            handle = None
+        if handle is None:
+            raise TrtforgeError(f"--plugins: cannot load {lib}: {'; '.join(errors[-2:]) or 'not a plugin library'}")
+    if hasattr(trt, "init_libnvinfer_plugins"):
+        trt.init_libnvinfer_plugins(logger, "")
+
+
 class TensorRTBackend:
     """``tensorrt`` or ``tensorrt-rtx``: the same builder API from two Python packages."""
 
@@ -262,18 +277,7 @@ class TensorRTBackend:
         errors: list[str] = []
         logger = _logger(errors)
         builder = trt.Builder(logger)
-        registry = builder.get_plugin_registry()
-        for lib in options.plugins:
-            existing_file(lib, "--plugins library")
-            try:
-                handle = registry.load_library(str(lib))
-            except Exception as exc:
-                errors.append(str(exc).splitlines()[0])
-                handle = None
-            if handle is None:
-                raise TrtforgeError(f"--plugins: cannot load {lib}: {'; '.join(errors[-2:]) or 'not a plugin library'}")
-        if hasattr(trt, "init_libnvinfer_plugins"):
-            trt.init_libnvinfer_plugins(logger, "")
+        _load_plugins(builder, logger, options.plugins, errors)
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if options.strongly_typed else 0
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
@@ -360,78 +364,25 @@ class TensorRTBackend:
 
     def why_not_here(self, manifest: Manifest) -> str | None:
         """One line saying why the plan cannot run here, or None."""
-        facts = manifest.build.get("tensorrt")
-        targets = facts.get("runs_on", {}) if isinstance(facts, dict) else {}
-        if manifest.backend_version != self.version() and not targets.get("version_compatible"):
-            return (f"the engine was built with {self.label} {manifest.backend_version}, but {self.version()} "
-                    "is installed; rebuild it here (or build with --version-compat on TensorRT)")
-        gpu = _cuda_device()
-        if gpu is None:
-            return f"no CUDA GPU here: {self.label} engines run on NVIDIA GPUs (cuda-python finds none)"
-        cc = str(gpu["compute_capability"])
-        if self.rtx and cc.split(".")[0] in ("9", "10"):
-            return f"this GPU ({gpu['name']}, sm {cc}) is a datacenter Hopper/Blackwell part, which TensorRT-RTX " \
-                   "engines do not support; use --backend tensorrt"
-        allowed = [str(c) for c in targets.get("compute_capabilities", [])]
-        later = targets.get("and_later") and _cc(cc) >= min(map(_cc, allowed), default=(0, 0))
-        if allowed and cc not in allowed and not later:
-            return (f"the engine was built for compute capability {', '.join(allowed)}, but this GPU "
-                    f"({gpu['name']}) is {cc}; rebuild it here, or build with --hardware-compat ampere+")
-        return None
+        from trtforge.backends.tensorrt_runtime import why_not_here
+
+        return why_not_here(self, manifest)
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> TensorRTRunner:
-        reason = self.why_not_here(manifest)
+        from trtforge.backends.tensorrt_runtime import TensorRTRunner, deserialize, why_not_here
+
+        reason = why_not_here(self, manifest)
         if reason:
             raise TrtforgeError(f"cannot run this engine here: {reason}")
         with _using(self.module()):
-            runtime = trt.Runtime(_logger([]))
-            validity = _validity(runtime, data)
-            if validity and validity[0] == "INVALID":
-                raise TrtforgeError(f"cannot run this engine here: {self.label} {self.version()} says it is invalid "
-                                    f"on this system ({', '.join(validity[1]) or 'no reason given'}); rebuild it here")
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                raise TrtforgeError(f"{self.label} {self.version()} could not deserialise the engine; rebuild it here")
-            from trtforge.backends.tensorrt_runner import TensorRTRunner
-
-            return TensorRTRunner(self.module(), engine, bool(options.get("cuda_graph")))
+            return TensorRTRunner(self.module(), deserialize(self, data), bool(options.get("cuda_graph")))
 
     def describe(self, data: bytes) -> dict[str, object]:
         """IO tensors, profiles and layers, where the runtime can deserialise the plan on this machine."""
+        from trtforge.backends.tensorrt_runtime import describe
+
         with _using(self.module()):
-            runtime = trt.Runtime(_logger([]))
-            details: dict[str, object] = {}
-            validity = _validity(runtime, data)
-            if validity:
-                details["validity"] = {"result": validity[0], "diagnostics": validity[1]}
-            if _cuda_device() is None:
-                details["note"] = (f"{self.label} cannot deserialise plans without a GPU; IO and build settings "
-                                   "come from the manifest")
-                return details
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                details["note"] = f"{self.label} {self.version()} could not deserialise this plan on this GPU"
-                return details
-            from trtforge.backends.tensorrt_runner import engine_io
-
-            details["io"] = engine_io(engine)
-            layers = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
-            details["layers"] = json.loads(layers)  # names only unless built with --profiling-verbosity detailed
-            return details
-
-
-def _validity(runtime: trt.Runtime, data: bytes) -> tuple[str, list[str]] | None:
-    """The runtime's header check (TensorRT-RTX, newer TensorRT): ``(VALID|INVALID|..., [reasons])``."""
-    if not hasattr(runtime, "get_engine_validity"):
-        return None
-    validity, diagnostics = runtime.get_engine_validity(data)
-    bits = getattr(trt, "EngineInvalidityDiagnostics")
-    return validity.name, [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
-
-
-def _cc(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    return int(major), int(minor or 0)
+            return describe(self, data)
 
 
 def _cuda_device() -> dict[str, object] | None:

@@ -1,4 +1,4 @@
-"""The TensorRT runtime side: a deserialised plan as a runner on trtforge's CUDA layer.
+"""The TensorRT runtime side: whether a plan can run here, the runner, and what a plan holds.
 
 :class:`TensorRTRunner` is what ``TensorRTBackend.load`` returns, for both ``tensorrt`` and
 ``tensorrt_rtx``: one execution context on its own stream, pinned host arrays and device buffers
@@ -12,6 +12,7 @@ by tests/gpu/test_tensorrt_runner.py where a TensorRT that supports the GPU is i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trtforge.backends import cuda
-from trtforge.backends.tensorrt import _DTYPES, _dims, _using
+from trtforge.backends.tensorrt import _DTYPES, TensorRTBackend, _cuda_device, _dims, _logger, _using
 from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import tensorrt as trt
 
     from trtforge.benchmark import DeviceRunner
+    from trtforge.engine import Manifest
 else:
     from trtforge.backends.tensorrt import trt
 
@@ -117,6 +119,78 @@ class TensorRTRunner:
         self.d2h()
         self.stream.synchronize()
         return self.outputs_host()
+
+
+def why_not_here(backend: TensorRTBackend, manifest: Manifest) -> str | None:
+    """One line saying why the plan cannot run here (version, GPU, compute capability), or None."""
+    facts = manifest.build.get("tensorrt")
+    targets = facts.get("runs_on", {}) if isinstance(facts, dict) else {}
+    label, version = backend.label, backend.version()
+    if manifest.backend_version != version and not targets.get("version_compatible"):
+        return (f"the engine was built with {label} {manifest.backend_version}, but {version} "
+                "is installed; rebuild it here (or build with --version-compat on TensorRT)")
+    gpu = _cuda_device()
+    if gpu is None:
+        return f"no CUDA GPU here: {label} engines run on NVIDIA GPUs (cuda-python finds none)"
+    cc = str(gpu["compute_capability"])
+    if backend.rtx and cc.split(".")[0] in ("9", "10"):
+        return f"this GPU ({gpu['name']}, sm {cc}) is a datacenter Hopper/Blackwell part, which TensorRT-RTX " \
+               "engines do not support; use --backend tensorrt"
+    allowed = [str(c) for c in targets.get("compute_capabilities", [])]
+    later = targets.get("and_later") and _cc(cc) >= min(map(_cc, allowed), default=(0, 0))
+    if allowed and cc not in allowed and not later:
+        return (f"the engine was built for compute capability {', '.join(allowed)}, but this GPU "
+                f"({gpu['name']}) is {cc}; rebuild it here, or build with --hardware-compat ampere+")
+    return None
+
+
+def _cc(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+def _validity(runtime: trt.Runtime, data: bytes) -> tuple[str, list[str]] | None:
+    """The runtime's header check (TensorRT-RTX, newer TensorRT): ``(VALID|INVALID|..., [reasons])``."""
+    if not hasattr(runtime, "get_engine_validity"):
+        return None
+    validity, diagnostics = runtime.get_engine_validity(data)
+    bits = getattr(trt, "EngineInvalidityDiagnostics")
+    return validity.name, [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
+
+
+def deserialize(backend: TensorRTBackend, data: bytes) -> trt.ICudaEngine:
+    """The plan as an engine, or a user error when the runtime calls it invalid here or cannot read it."""
+    label = f"{backend.label} {backend.version()}"
+    runtime = trt.Runtime(_logger([]))
+    validity = _validity(runtime, data)
+    if validity and validity[0] == "INVALID":
+        raise TrtforgeError(f"cannot run this engine here: {label} says it is invalid on this system "
+                            f"({', '.join(validity[1]) or 'no reason given'}); rebuild it here")
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        raise TrtforgeError(f"{label} could not deserialise the engine; rebuild it here")
+    return engine
+
+
+def describe(backend: TensorRTBackend, data: bytes) -> dict[str, object]:
+    """Validity, IO tensors, profiles and layers, where the runtime can deserialise the plan on this machine."""
+    runtime = trt.Runtime(_logger([]))
+    details: dict[str, object] = {}
+    validity = _validity(runtime, data)
+    if validity:
+        details["validity"] = {"result": validity[0], "diagnostics": validity[1]}
+    if _cuda_device() is None:
+        details["note"] = (f"{backend.label} cannot deserialise plans without a GPU; IO and build settings "
+                           "come from the manifest")
+        return details
+    engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        details["note"] = f"{backend.label} {backend.version()} could not deserialise this plan on this GPU"
+        return details
+    details["io"] = engine_io(engine)
+    layers = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    details["layers"] = json.loads(layers)  # names only unless built with --profiling-verbosity detailed
+    return details
 
 
 def engine_io(engine: trt.ICudaEngine) -> list[dict[str, object]]:
