@@ -6,6 +6,9 @@ network is strongly typed: the only mode on TensorRT 11 and TensorRT-RTX.  Tenso
 builder flags and INT8 calibrator are a compatibility path, refused elsewhere with a
 message naming the path to use instead.
 
+This module is the builder; the runtime side (load checks, the runner, inspection) is
+:mod:`trtforge.backends.tensorrt_runtime`, TensorRT 10's calibrator
+:mod:`trtforge.backends.tensorrt_calibrator`, both imported when first needed.
 The code is written once against the name ``trt``: for mypy that is the ``tensorrt`` stubs;
 at run time it is whichever package the backend instance activated (:func:`_using`).
 Only TensorRT-RTX's builder runs in CI (it needs no GPU); the full-TensorRT-only parts
