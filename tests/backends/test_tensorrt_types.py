@@ -1,4 +1,4 @@
-"""mypy over backends/tensorrt.py, tensorrt_calibrator.py and tensorrt_runtime.py against the ``tensorrt-stubs`` package (full TensorRT 10.13's API).
+"""mypy over backends/tensorrt*.py against the ``tensorrt-stubs`` package (full TensorRT 10.13's API).
 
 Full TensorRT cannot be installed here, so its-only calls (builder flags, the INT8 calibrator, the
 runner) are at least checked against the API.  The stubs ship a ``tensorrt`` folder without
@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = [ROOT / "src" / "trtforge" / "backends" / f"{name}.py" for name in ("tensorrt", "tensorrt_calibrator", "tensorrt_runtime")]
+MODULES = [ROOT / "src" / "trtforge" / "backends" / f"{name}.py"
+           for name in ("tensorrt", "tensorrt_network", "tensorrt_runtime", "tensorrt_calibrator")]
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ network is strongly typed: the only mode on TensorRT 11 and TensorRT-RTX.  Tenso
 builder flags and INT8 calibrator are a compatibility path, refused elsewhere with a
 message naming the path to use instead.
 
-This module is the builder; the runtime side (load checks, the runner, inspection) is
-:mod:`trtforge.backends.tensorrt_runtime`, TensorRT 10's calibrator
-:mod:`trtforge.backends.tensorrt_calibrator`, both imported when first needed.
+This module is the backend and its builder settings; beside it, each imported when first needed:
+:mod:`~trtforge.backends.tensorrt_network` (ONNX to network: plugins, parsing, IO formats,
+profiles), :mod:`~trtforge.backends.tensorrt_runtime` (load checks, the runner, inspection) and
+:mod:`~trtforge.backends.tensorrt_calibrator` (TensorRT 10's INT8 calibrator).
 The code is written once against the name ``trt``: for mypy that is the ``tensorrt`` stubs;
 at run time it is whichever package the backend instance activated (:func:`_using`).
 Only TensorRT-RTX's builder runs in CI (it needs no GPU); the full-TensorRT-only parts
@@ -22,18 +23,15 @@ import contextvars
 import importlib
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from trtforge._files import existing_file, write_bytes_atomic
+from trtforge._files import write_bytes_atomic
 from trtforge.backends.base import BuiltEngine
 from trtforge.config import BuildConfig, TensorRTOptions, TensorSpec
 from trtforge.errors import MissingDependencyError, TrtforgeError
-from trtforge.graph.ranges import ShapeRange, validate_profiles
-from trtforge.precision.ioformat import for_tensors
 from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
 
 if TYPE_CHECKING:
@@ -117,91 +115,6 @@ def _dims(dims: trt.Dims) -> tuple[int, ...]:
     return tuple(dims[i] for i in range(len(dims)))
 
 
-def _specs(network: trt.INetworkDefinition, inputs: bool) -> list[TensorSpec]:
-    count = network.num_inputs if inputs else network.num_outputs
-    tensors = [network.get_input(i) if inputs else network.get_output(i) for i in range(count)]
-    return [TensorSpec(t.name, _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
-                       tuple(d if d >= 0 else (t.get_dimension_name(a) or -1) for a, d in enumerate(_dims(t.shape))))
-            for t in tensors]
-
-
-def _parse_error(parser: trt.OnnxParser, model: onnx.ModelProto, label: str) -> TrtforgeError:
-    errors = []
-    for i in range(parser.num_errors):
-        e = parser.get_error(i)
-        where = f"node {e.node_name()!r} ({e.node_operator()})" if e.node_name() else f"node #{e.node()}"
-        errors.append(f"{where}: {' '.join(e.desc().split())}")
-    ops = sorted({n.op_type for n in model.graph.node if not parser.supports_operator(n.op_type)})
-    hint = (f"; unsupported op(s): {', '.join(ops)}: load a plugin that implements them with --plugins LIB.so"
-            if ops else "")
-    return TrtforgeError(f"{label} cannot parse the model ({len(errors)} error(s)): {'; '.join(errors)}{hint}")
-
-
-def _add_profiles(builder: trt.Builder, config: trt.IBuilderConfig, inputs: list[TensorSpec],
-                  profiles: tuple[ShapeRange, ...]) -> tuple[tuple[ShapeRange, ...], list[trt.IOptimizationProfile]]:
-    dynamic = [t for t in inputs if t.is_dynamic]
-    if dynamic and not profiles:
-        raise TrtforgeError(
-            "TensorRT needs a shape range for each dynamic input: "
-            + ", ".join(f"{t.name} ({t.shape_text()})" for t in dynamic)
-            + "; pass --min-shapes/--opt-shapes/--max-shapes, e.g. --opt-shapes "
-            + ",".join(f"{t.name}:" + "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in t.shape)
-                       for t in dynamic)
-            + ", or fix the shapes first with trtforge reshape"
-        )
-    added = []
-    ranges = validate_profiles(profiles, inputs)
-    for shape_range in ranges:
-        profile = builder.create_optimization_profile()
-        for e in shape_range.entries:
-            profile.set_shape(e.name, trt.Dims(list(e.min)), trt.Dims(list(e.opt)), trt.Dims(list(e.max)))
-        config.add_optimization_profile(profile)
-        added.append(profile)
-    return ranges, added
-
-
-def _set_io_formats(network: trt.INetworkDefinition, config: BuildConfig, label: str) -> dict[str, str]:
-    chosen: dict[str, str] = {}
-    for inputs, formats, what in ((True, config.input_formats, "input"), (False, config.output_formats, "output")):
-        count = network.num_inputs if inputs else network.num_outputs
-        tensors = {t.name: t for t in (network.get_input(i) if inputs else network.get_output(i)
-                                       for i in range(count))}
-        for name, fmt in for_tensors(formats, list(tensors), what).items():
-            tensor = tensors[name]
-            if _DTYPES.get(tensor.dtype.name) != fmt.dtype:
-                want = next(k for k, v in _DTYPES.items() if v == fmt.dtype)
-                try:
-                    tensor.dtype = getattr(trt.DataType, want)
-                except (AttributeError, TypeError):  # TensorRT-RTX: IO types come from the graph
-                    raise TrtforgeError(
-                        f"{label} takes {what} types from the model: {what} {name!r} is "
-                        f"{_DTYPES.get(tensor.dtype.name)}, but the IO format asks {fmt}; cast the model's "
-                        f"IO first (e.g. an FP16 graph with FP16 IO) or ask for {_DTYPES.get(tensor.dtype.name)}"
-                    ) from None
-            mask = 0
-            for f in fmt.formats:
-                mask |= 1 << int(getattr(trt.TensorFormat, "LINEAR" if f == "chw" else f.upper()))
-            tensor.allowed_formats = mask
-            chosen[name] = str(fmt)
-    return chosen
-
-
-def _load_plugins(builder: trt.Builder, logger: trt.ILogger, plugins: tuple[Path, ...], errors: list[str]) -> None:
-    """``--plugins`` libraries into the builder's registry, then the standard plugins where the package has them."""
-    registry = builder.get_plugin_registry()
-    for lib in plugins:
-        existing_file(lib, "--plugins library")
-        try:
-            handle = registry.load_library(str(lib))
-        except Exception as exc:
-            errors.append(str(exc).splitlines()[0])
-            handle = None
-        if handle is None:
-            raise TrtforgeError(f"--plugins: cannot load {lib}: {'; '.join(errors[-2:]) or 'not a plugin library'}")
-    if hasattr(trt, "init_libnvinfer_plugins"):
-        trt.init_libnvinfer_plugins(logger, "")
-
-
 class TensorRTBackend:
     """``tensorrt`` or ``tensorrt-rtx``: the same builder API from two Python packages."""
 
@@ -274,25 +187,24 @@ class TensorRTBackend:
             return self._build(model, config)
 
     def _build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        from trtforge.backends import tensorrt_network as net
+
         options = config.tensorrt or TensorRTOptions()
         self._check(options)
         label = f"{self.label} {self.version()}"
         errors: list[str] = []
         logger = _logger(errors)
         builder = trt.Builder(logger)
-        _load_plugins(builder, logger, options.plugins, errors)
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if options.strongly_typed else 0
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(model.SerializeToString()):
-            raise _parse_error(parser, model, label)
+        net.load_plugins(builder, logger, options.plugins, errors)
+        # the parser owns the network's weights: it stays referenced until the plan is built
+        network, parser = net.parse(builder, logger, model, options.strongly_typed, label)
         bc = builder.create_builder_config()
-        io_formats = _set_io_formats(network, config, self.label)
-        inputs, outputs = _specs(network, True), _specs(network, False)
+        io_formats = net.set_io_formats(network, config, self.label)
+        inputs, outputs = net.io_specs(network, True), net.io_specs(network, False)
         for kind, specs in (("Input ", inputs), ("Output", outputs)):
             for t in specs:
                 print(f"[I] {kind} {t.name!r}: {t.dtype} {t.shape_text()}", file=sys.stderr)
-        ranges, profiles = _add_profiles(builder, bc, inputs, config.profiles)
+        ranges, profiles = net.add_profiles(builder, bc, inputs, config.profiles)
         facts = self._configure(bc, options, model, config, inputs, profiles)
         timing_cache = None
         if options.timing_cache is not None:
