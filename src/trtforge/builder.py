@@ -66,18 +66,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
     path = calibration.cache
     if path is not None and path.exists():
         cache = calib_cache.read_cache(path)
-        known = calib_cache.read_facts(path)
-        if known is None:
-            print(f"warning: {path} has no {calib_cache.sidecar_path(path).name} beside it (a cache TensorRT "
-                  "wrote?), so trtforge cannot check it was made for this model and preprocessing; using it",
-                  file=sys.stderr)
-        else:
-            why = calib_cache.mismatches(known, model_sha, wanted_preprocess)
-            if why and not calibration.cache_force:
-                raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
-                                    "recalibrate, or pass --calib-cache-force to use it anyway")
-            if why:
-                print(f"warning: using {path} although {'; '.join(why)} (--calib-cache-force)", file=sys.stderr)
+        known = calib_cache.checked_facts(path, model_sha, wanted_preprocess, calibration.cache_force)
         ranges = calib_cache.cache_ranges(cache, known)
         _check_cache_covers(model, ranges, path)
         return ranges, {

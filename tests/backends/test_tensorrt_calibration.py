@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trtforge.backends.tensorrt import _CalibrationFeed, _check_cache, _rebatch
+from trtforge.backends.tensorrt_calibrator import _CalibrationFeed, check_cache
 from trtforge.config import CalibMethod, CalibrationConfig, TensorSpec
 from trtforge.errors import TrtforgeError
 from trtforge.precision.cache import read_cache, read_facts
+from trtforge.precision.data import rebatch
 
 TRT_TEXT = "TRT-100300-MinMaxCalibration\na: 3c010a14\nb: 3d8b4c2a\n"
 INPUTS = [TensorSpec("a", "float32", (4, 3)), TensorSpec("b", "float32", (4, 2))]
@@ -25,7 +26,7 @@ def test_rebatch_regroups_every_input_into_the_networks_batch() -> None:
     a = np.arange(27, dtype=np.float32).reshape(9, 3)
     b = np.arange(18, dtype=np.float32).reshape(9, 2)
     source = ({"a": a[i:i + 3], "b": b[i:i + 3]} for i in range(0, 9, 3))
-    batches = list(_rebatch(source, 4))
+    batches = list(rebatch(source, 4))
     assert [len(x["a"]) for x in batches] == [4, 4]  # the ninth sample cannot fill a batch: dropped
     np.testing.assert_array_equal(np.concatenate([x["a"] for x in batches]), a[:8])
     np.testing.assert_array_equal(np.concatenate([x["b"] for x in batches]), b[:8])
@@ -57,7 +58,7 @@ def test_cache_written_by_tensorrt_is_shared_with_the_precision_stage(tmp_path: 
 def test_a_cache_for_another_model_is_refused_unless_forced(tmp_path: Path) -> None:
     cache = tmp_path / "model.cache"
     _CalibrationFeed(CalibrationConfig(cache=cache), INPUTS, 4, "a" * 64).write_calibration_cache(TRT_TEXT.encode())
-    _check_cache(CalibrationConfig(cache=cache), "a" * 64)  # same model: fine
+    check_cache(CalibrationConfig(cache=cache), "a" * 64)  # same model: fine
     with pytest.raises(TrtforgeError, match="calibrated for another model.*--calib-cache-force"):
-        _check_cache(CalibrationConfig(cache=cache), "b" * 64)
-    _check_cache(CalibrationConfig(cache=cache, cache_force=True), "b" * 64)
+        check_cache(CalibrationConfig(cache=cache), "b" * 64)
+    check_cache(CalibrationConfig(cache=cache, cache_force=True), "b" * 64)

@@ -1,4 +1,4 @@
-"""mypy over backends/tensorrt.py against the ``tensorrt-stubs`` package (full TensorRT 10.13's API).
+"""mypy over backends/tensorrt*.py against the ``tensorrt-stubs`` package (full TensorRT 10.13's API).
 
 Full TensorRT cannot be installed here, so its-only calls (builder flags, the INT8 calibrator, the
 runner) are at least checked against the API.  The stubs ship a ``tensorrt`` folder without
@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "src" / "trtforge" / "backends" / "tensorrt.py"
+MODULES = [ROOT / "src" / "trtforge" / "backends" / f"{name}.py"
+           for name in ("tensorrt", "tensorrt_network", "tensorrt_runtime", "tensorrt_calibrator")]
 
 
 @pytest.fixture(scope="module")
@@ -64,4 +65,4 @@ def test_the_stubs_are_really_read(stubs: Path, tmp_path: Path) -> None:
 
 
 def test_tensorrt_backend_type_checks_against_tensorrt_stubs(stubs: Path) -> None:
-    assert _mypy(stubs, MODULE) == []
+    assert _mypy(stubs, *MODULES) == []

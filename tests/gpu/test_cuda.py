@@ -70,3 +70,21 @@ def test_a_failed_call_names_the_cuda_error() -> None:
     with pytest.raises(cuda.CudaError, match="cudaErrorInvalidDevice"):
         cuda.set_device(cuda.device_count() + 7)
     cuda.set_device(0)
+
+
+def test_tensor_buffers_reuse_until_a_shape_changes_and_round_trip() -> None:
+    stream = cuda.Stream()
+    buffers = cuda.TensorBuffers()
+    host, device = buffers.get("x", (2, 8), np.float32)
+    assert buffers.get("x", (2, 8), np.float32) == (host, device)  # same shape: the same buffers
+    smaller_host, smaller_device = buffers.get("x", (1, 8), np.float32)
+    assert smaller_host is not host and smaller_device is device  # the device buffer is big enough
+    x = np.arange(24, dtype=np.float32).reshape(3, 8)
+    ptr = buffers.upload("x", x, stream)
+    assert buffers.device["x"].ptr == ptr and buffers.device["x"].nbytes == x.nbytes  # grown
+    out = cuda.PinnedArray((3, 8), np.float32)
+    cuda.memcpy_dtoh_async(out, buffers.device["x"], stream)
+    stream.synchronize()
+    np.testing.assert_array_equal(out.array, x)
+    buffers.free()
+    assert buffers.host == {} and buffers.device == {}

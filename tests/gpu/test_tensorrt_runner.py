@@ -63,3 +63,20 @@ def test_forked_runners_share_the_engine_on_their_own_streams(tmp_path: Path) ->
     second = first.fork()  # type: ignore[attr-defined]
     x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(first.infer({"x": x})["logits"], second.infer({"x": x})["logits"], rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_bench_times_copies_and_compute_with_events_as_for_onnxruntime(tmp_path: Path, cuda_graph: bool) -> None:
+    from trtforge.benchmark import BenchSettings, bench, is_device_runner
+
+    backend = _backend()
+    model = tmp_path / "conv.onnx"
+    onnx.save(conv_net(2), model)
+    plan = tmp_path / "conv.plan"
+    build(model, plan, BuildConfig(backend=backend))
+    assert is_device_runner(load(plan))
+    result = bench(plan, settings=BenchSettings(warmup_ms=50, iterations=50, duration_s=0.2, cuda_graph=cuda_graph))
+    assert result.h2d is not None and result.compute is not None and result.d2h is not None
+    assert result.enqueue is not None and result.compute.median > 0
+    assert not any("--cuda-graph" in n for n in result.notes)  # a graph was captured when asked: no fallback

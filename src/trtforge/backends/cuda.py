@@ -239,6 +239,42 @@ def memcpy_dtoh_async(dst: PinnedArray, src: DeviceBuffer, stream: Stream) -> No
           "cudaMemcpyAsync(device to host)")
 
 
+class TensorBuffers:
+    """A pinned host array and a device buffer per tensor name, for a runner's or a calibrator's IO.
+
+    The host array is reallocated when a tensor's shape or dtype changes, the device buffer when
+    it grows; callers that bound a device address elsewhere bind it again after :meth:`get`.
+    """
+
+    def __init__(self) -> None:
+        self.host: dict[str, PinnedArray] = {}
+        self.device: dict[str, DeviceBuffer] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: np.dtype | str) -> tuple[PinnedArray, DeviceBuffer]:
+        host = self.host.get(name)
+        if host is None or host.shape != tuple(shape) or host.dtype != np.dtype(dtype):
+            host = self.host[name] = PinnedArray(shape, dtype)
+        device = self.device.get(name)
+        if device is None or device.nbytes < host.nbytes:
+            device = self.device[name] = DeviceBuffer(host.nbytes)
+        return host, device
+
+    def upload(self, name: str, array: np.ndarray, stream: Stream, dtype: np.dtype | str | None = None) -> int:
+        """Copy ``array`` to the device on ``stream`` (without waiting); returns its device address."""
+        host, device = self.get(name, tuple(array.shape), array.dtype if dtype is None else dtype)
+        host.array[...] = array
+        memcpy_htod_async(device, host, stream)
+        return device.ptr
+
+    def free(self) -> None:
+        for host in self.host.values():
+            host.free()
+        for device in self.device.values():
+            device.free()
+        self.host.clear()
+        self.device.clear()
+
+
 # ---- CUDA graphs -----------------------------------------------------------------------------
 
 class Graph:

@@ -6,6 +6,10 @@ network is strongly typed: the only mode on TensorRT 11 and TensorRT-RTX.  Tenso
 builder flags and INT8 calibrator are a compatibility path, refused elsewhere with a
 message naming the path to use instead.
 
+This module is the backend and its builder settings; beside it, each imported when first needed:
+:mod:`~trtforge.backends.tensorrt_network` (ONNX to network: plugins, parsing, IO formats,
+profiles), :mod:`~trtforge.backends.tensorrt_runtime` (load checks, the runner, inspection) and
+:mod:`~trtforge.backends.tensorrt_calibrator` (TensorRT 10's INT8 calibrator).
 The code is written once against the name ``trt``: for mypy that is the ``tensorrt`` stubs;
 at run time it is whichever package the backend instance activated (:func:`_using`).
 Only TensorRT-RTX's builder runs in CI (it needs no GPU); the full-TensorRT-only parts
@@ -17,26 +21,23 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import onnx
 
-from trtforge._files import existing_file, write_bytes_atomic
+from trtforge._files import write_bytes_atomic
 from trtforge.backends.base import BuiltEngine
-from trtforge.config import BuildConfig, CalibrationConfig, TensorRTOptions, TensorSpec
+from trtforge.config import BuildConfig, TensorRTOptions, TensorSpec
 from trtforge.errors import MissingDependencyError, TrtforgeError
-from trtforge.graph.ranges import ShapeRange, validate_profiles
-from trtforge.precision.ioformat import for_tensors
 from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
+    from trtforge.backends.tensorrt_runtime import TensorRTRunner
     from trtforge.engine import Manifest
 else:
 
@@ -114,75 +115,6 @@ def _dims(dims: trt.Dims) -> tuple[int, ...]:
     return tuple(dims[i] for i in range(len(dims)))
 
 
-def _specs(network: trt.INetworkDefinition, inputs: bool) -> list[TensorSpec]:
-    count = network.num_inputs if inputs else network.num_outputs
-    tensors = [network.get_input(i) if inputs else network.get_output(i) for i in range(count)]
-    return [TensorSpec(t.name, _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
-                       tuple(d if d >= 0 else (t.get_dimension_name(a) or -1) for a, d in enumerate(_dims(t.shape))))
-            for t in tensors]
-
-
-def _parse_error(parser: trt.OnnxParser, model: onnx.ModelProto, label: str) -> TrtforgeError:
-    errors = []
-    for i in range(parser.num_errors):
-        e = parser.get_error(i)
-        where = f"node {e.node_name()!r} ({e.node_operator()})" if e.node_name() else f"node #{e.node()}"
-        errors.append(f"{where}: {' '.join(e.desc().split())}")
-    ops = sorted({n.op_type for n in model.graph.node if not parser.supports_operator(n.op_type)})
-    hint = (f"; unsupported op(s): {', '.join(ops)}: load a plugin that implements them with --plugins LIB.so"
-            if ops else "")
-    return TrtforgeError(f"{label} cannot parse the model ({len(errors)} error(s)): {'; '.join(errors)}{hint}")
-
-
-def _add_profiles(builder: trt.Builder, config: trt.IBuilderConfig, inputs: list[TensorSpec],
-                  profiles: tuple[ShapeRange, ...]) -> tuple[tuple[ShapeRange, ...], list[trt.IOptimizationProfile]]:
-    dynamic = [t for t in inputs if t.is_dynamic]
-    if dynamic and not profiles:
-        raise TrtforgeError(
-            "TensorRT needs a shape range for each dynamic input: "
-            + ", ".join(f"{t.name} ({t.shape_text()})" for t in dynamic)
-            + "; pass --min-shapes/--opt-shapes/--max-shapes, e.g. --opt-shapes "
-            + ",".join(f"{t.name}:" + "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in t.shape)
-                       for t in dynamic)
-            + ", or fix the shapes first with trtforge reshape"
-        )
-    added = []
-    ranges = validate_profiles(profiles, inputs)
-    for shape_range in ranges:
-        profile = builder.create_optimization_profile()
-        for e in shape_range.entries:
-            profile.set_shape(e.name, trt.Dims(list(e.min)), trt.Dims(list(e.opt)), trt.Dims(list(e.max)))
-        config.add_optimization_profile(profile)
-        added.append(profile)
-    return ranges, added
-
-
-def _set_io_formats(network: trt.INetworkDefinition, config: BuildConfig, label: str) -> dict[str, str]:
-    chosen: dict[str, str] = {}
-    for inputs, formats, what in ((True, config.input_formats, "input"), (False, config.output_formats, "output")):
-        count = network.num_inputs if inputs else network.num_outputs
-        tensors = {t.name: t for t in (network.get_input(i) if inputs else network.get_output(i)
-                                       for i in range(count))}
-        for name, fmt in for_tensors(formats, list(tensors), what).items():
-            tensor = tensors[name]
-            if _DTYPES.get(tensor.dtype.name) != fmt.dtype:
-                want = next(k for k, v in _DTYPES.items() if v == fmt.dtype)
-                try:
-                    tensor.dtype = getattr(trt.DataType, want)
-                except (AttributeError, TypeError):  # TensorRT-RTX: IO types come from the graph
-                    raise TrtforgeError(
-                        f"{label} takes {what} types from the model: {what} {name!r} is "
-                        f"{_DTYPES.get(tensor.dtype.name)}, but the IO format asks {fmt}; cast the model's "
-                        f"IO first (e.g. an FP16 graph with FP16 IO) or ask for {_DTYPES.get(tensor.dtype.name)}"
-                    ) from None
-            mask = 0
-            for f in fmt.formats:
-                mask |= 1 << int(getattr(trt.TensorFormat, "LINEAR" if f == "chw" else f.upper()))
-            tensor.allowed_formats = mask
-            chosen[name] = str(fmt)
-    return chosen
-
-
 class TensorRTBackend:
     """``tensorrt`` or ``tensorrt-rtx``: the same builder API from two Python packages."""
 
@@ -255,36 +187,24 @@ class TensorRTBackend:
             return self._build(model, config)
 
     def _build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        from trtforge.backends import tensorrt_network as net
+
         options = config.tensorrt or TensorRTOptions()
         self._check(options)
         label = f"{self.label} {self.version()}"
         errors: list[str] = []
         logger = _logger(errors)
         builder = trt.Builder(logger)
-        registry = builder.get_plugin_registry()
-        for lib in options.plugins:
-            existing_file(lib, "--plugins library")
-            try:
-                handle = registry.load_library(str(lib))
-            except Exception as exc:
-                errors.append(str(exc).splitlines()[0])
-                handle = None
-            if handle is None:
-                raise TrtforgeError(f"--plugins: cannot load {lib}: {'; '.join(errors[-2:]) or 'not a plugin library'}")
-        if hasattr(trt, "init_libnvinfer_plugins"):
-            trt.init_libnvinfer_plugins(logger, "")
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if options.strongly_typed else 0
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(model.SerializeToString()):
-            raise _parse_error(parser, model, label)
+        net.load_plugins(builder, logger, options.plugins, errors)
+        # the parser owns the network's weights: it stays referenced until the plan is built
+        network, parser = net.parse(builder, logger, model, options.strongly_typed, label)
         bc = builder.create_builder_config()
-        io_formats = _set_io_formats(network, config, self.label)
-        inputs, outputs = _specs(network, True), _specs(network, False)
+        io_formats = net.set_io_formats(network, config, self.label)
+        inputs, outputs = net.io_specs(network, True), net.io_specs(network, False)
         for kind, specs in (("Input ", inputs), ("Output", outputs)):
             for t in specs:
                 print(f"[I] {kind} {t.name!r}: {t.dtype} {t.shape_text()}", file=sys.stderr)
-        ranges, profiles = _add_profiles(builder, bc, inputs, config.profiles)
+        ranges, profiles = net.add_profiles(builder, bc, inputs, config.profiles)
         facts = self._configure(bc, options, model, config, inputs, profiles)
         timing_cache = None
         if options.timing_cache is not None:
@@ -330,17 +250,13 @@ class TensorRTBackend:
         for flag in options.flags:  # TensorRT 10's weakly typed path (checked in _check)
             bc.set_flag(getattr(trt.BuilderFlag, _FLAGS[flag]))
         calibrator = None
-        if "int8" in options.flags and not any(n.op_type == "QuantizeLinear" for n in model.graph.node):
-            if config.calibration is None:
-                raise TrtforgeError("--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache "
-                                    "for TensorRT's calibrator")
-            calibrator = _calibrator(config.calibration, inputs, profiles, model)
-            bc.int8_calibrator = calibrator
-            if profiles:
-                bc.set_calibration_profile(profiles[0])
+        if "int8" in options.flags:
+            from trtforge.backends.tensorrt_calibrator import attach_calibrator
+
+            calibrator = attach_calibrator(bc, config.calibration, inputs, profiles, model)
         return {"memory_pools": pools, "opt_level": options.opt_level, "hardware_compat": options.hardware_compat,
                 "version_compat": options.version_compat, "profiling_verbosity": options.profiling_verbosity,
-                "flags": list(options.flags), "calibrator": type(calibrator).__name__ if calibrator else None}
+                "flags": list(options.flags), "calibrator": calibrator}
 
     def _enum(self, kind: Any, member: str, option: str) -> Any:
         """``kind.member``, or a user error when this package and version lack it."""
@@ -363,187 +279,25 @@ class TensorRTBackend:
 
     def why_not_here(self, manifest: Manifest) -> str | None:
         """One line saying why the plan cannot run here, or None."""
-        facts = manifest.build.get("tensorrt")
-        targets = facts.get("runs_on", {}) if isinstance(facts, dict) else {}
-        if manifest.backend_version != self.version() and not targets.get("version_compatible"):
-            return (f"the engine was built with {self.label} {manifest.backend_version}, but {self.version()} "
-                    "is installed; rebuild it here (or build with --version-compat on TensorRT)")
-        gpu = _cuda_device()
-        if gpu is None:
-            return f"no CUDA GPU here: {self.label} engines run on NVIDIA GPUs (cuda-python finds none)"
-        cc = str(gpu["compute_capability"])
-        if self.rtx and cc.split(".")[0] in ("9", "10"):
-            return f"this GPU ({gpu['name']}, sm {cc}) is a datacenter Hopper/Blackwell part, which TensorRT-RTX " \
-                   "engines do not support; use --backend tensorrt"
-        allowed = [str(c) for c in targets.get("compute_capabilities", [])]
-        later = targets.get("and_later") and _cc(cc) >= min(map(_cc, allowed), default=(0, 0))
-        if allowed and cc not in allowed and not later:
-            return (f"the engine was built for compute capability {', '.join(allowed)}, but this GPU "
-                    f"({gpu['name']}) is {cc}; rebuild it here, or build with --hardware-compat ampere+")
-        return None
+        from trtforge.backends.tensorrt_runtime import why_not_here
+
+        return why_not_here(self, manifest)
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> TensorRTRunner:
-        reason = self.why_not_here(manifest)
+        from trtforge.backends.tensorrt_runtime import TensorRTRunner, deserialize, why_not_here
+
+        reason = why_not_here(self, manifest)
         if reason:
             raise TrtforgeError(f"cannot run this engine here: {reason}")
         with _using(self.module()):
-            runtime = trt.Runtime(_logger([]))
-            validity = _validity(runtime, data)
-            if validity and validity[0] == "INVALID":
-                raise TrtforgeError(f"cannot run this engine here: {self.label} {self.version()} says it is invalid "
-                                    f"on this system ({', '.join(validity[1]) or 'no reason given'}); rebuild it here")
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                raise TrtforgeError(f"{self.label} {self.version()} could not deserialise the engine; rebuild it here")
-            return TensorRTRunner(self.module(), engine, bool(options.get("cuda_graph")))
+            return TensorRTRunner(self.module(), deserialize(self, data), bool(options.get("cuda_graph")))
 
     def describe(self, data: bytes) -> dict[str, object]:
         """IO tensors, profiles and layers, where the runtime can deserialise the plan on this machine."""
+        from trtforge.backends.tensorrt_runtime import describe
+
         with _using(self.module()):
-            runtime = trt.Runtime(_logger([]))
-            details: dict[str, object] = {}
-            validity = _validity(runtime, data)
-            if validity:
-                details["validity"] = {"result": validity[0], "diagnostics": validity[1]}
-            if _cuda_device() is None:
-                details["note"] = (f"{self.label} cannot deserialise plans without a GPU; IO and build settings "
-                                   "come from the manifest")
-                return details
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                details["note"] = f"{self.label} {self.version()} could not deserialise this plan on this GPU"
-                return details
-            io = []
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                io.append({"name": name, "mode": engine.get_tensor_mode(name).name,
-                           "dtype": engine.get_tensor_dtype(name).name, "shape": list(_dims(engine.get_tensor_shape(name))),
-                           "format": engine.get_tensor_format_desc(name),
-                           "profiles": [[list(_dims(d)) for d in engine.get_tensor_profile_shape(name, p)]
-                                        for p in range(engine.num_optimization_profiles)]
-                           if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else []})
-            details["io"] = io
-            layers = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
-            details["layers"] = json.loads(layers)  # names only unless built with --profiling-verbosity detailed
-            return details
-
-
-def _validity(runtime: trt.Runtime, data: bytes) -> tuple[str, list[str]] | None:
-    """The runtime's header check (TensorRT-RTX, newer TensorRT): ``(VALID|INVALID|..., [reasons])``."""
-    if not hasattr(runtime, "get_engine_validity"):
-        return None
-    validity, diagnostics = runtime.get_engine_validity(data)
-    bits = getattr(trt, "EngineInvalidityDiagnostics")
-    return validity.name, [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
-
-
-def _cc(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    return int(major), int(minor or 0)
-
-
-class _CalibrationFeed:
-    """What TensorRT 10's INT8 calibrators ask for, answered from trtforge's calibration source and cache.
-
-    Mixed into both calibrator kinds (entropy, min-max) in :func:`_calibrator`; every network input is
-    fed, in batches of exactly the network's batch (explicit-batch networks take the data's shape).
-    The cache is TensorRT's text format with trtforge's sidecar (``CACHE.json``), as the precision
-    stage writes it, so either path can reuse the other's cache.
-    """
-
-    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int,
-                 model_sha256: str) -> None:
-        from trtforge.precision.data import CalibrationSource, Preprocess
-
-        preprocess = calibration.preprocess
-        assert preprocess is None or isinstance(preprocess, Preprocess)
-        self.calibration, self.batch, self.model_sha256, self.samples = calibration, batch, model_sha256, 0
-        self.preprocess = preprocess.to_json() if preprocess else None
-        self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
-        source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
-                                    calibration.batch_size, calibration.seed) if calibration.data else None)
-        self.batches = _rebatch(source.batches(), batch) if source else iter(())
-        self.staging: _Staging | None = None  # CUDA only once TensorRT asks for data
-
-    def get_batch_size(self) -> int:
-        return self.batch
-
-    def get_batch(self, names: list[str]) -> list[int]:
-        self.staging = self.staging or _Staging()
-        batch = next(self.batches, None)
-        if batch is None:
-            self.staging.free()
-            return []  # no more data
-        pointers = [self.staging.upload(n, batch[n], self.dtypes[n]) for n in names]
-        self.staging.stream.synchronize()
-        self.samples += self.batch
-        return pointers
-
-    def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
-        from trtforge.precision.cache import read_cache
-
-        path = self.calibration.cache
-        return read_cache(path).to_text().encode("ascii") if path is not None and path.is_file() else None
-
-    def write_calibration_cache(self, cache: Any) -> None:
-        from trtforge.precision.cache import CacheFacts, CalibrationCache, write_cache_with_facts
-
-        path = self.calibration.cache
-        if path is not None:
-            facts = CacheFacts(self.model_sha256, str(self.calibration.method), self.preprocess, self.samples,
-                               str(self.calibration.data) if self.calibration.data else None)
-            write_cache_with_facts(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)), facts)
-
-
-def _check_cache(calibration: CalibrationConfig, model_sha256: str) -> None:
-    """Refuse a --calib-cache made for another model or preprocessing (before TensorRT reads it)."""
-    from trtforge.precision.cache import mismatches, read_facts
-    from trtforge.precision.data import Preprocess
-
-    path = calibration.cache
-    facts = read_facts(path) if path is not None and path.is_file() else None
-    preprocess = calibration.preprocess
-    why = mismatches(facts, model_sha256, preprocess.to_json() if isinstance(preprocess, Preprocess) else None) \
-        if facts else []
-    if why and not calibration.cache_force:
-        raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
-                            "recalibrate, or pass --calib-cache-force to use it anyway")
-
-
-def _rebatch(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Regroup ``{name: array}`` batches into batches of exactly ``size`` samples (a short tail is dropped)."""
-    pending: dict[str, list[np.ndarray]] = {}
-    for batch in batches:
-        for name, array in batch.items():
-            pending.setdefault(name, []).append(array)
-        joined = {name: np.concatenate(arrays) for name, arrays in pending.items()}
-        count = min(len(a) for a in joined.values())
-        for start in range(0, count - size + 1, size):
-            yield {name: a[start:start + size] for name, a in joined.items()}
-        pending = {name: [a[count - count % size:]] for name, a in joined.items()}
-
-
-def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
-                profiles: list[trt.IOptimizationProfile], model: onnx.ModelProto) -> trt.IInt8Calibrator:
-    """TensorRT 10's INT8 calibrator (entropy or min-max) fed by trtforge's data and cache."""
-    from trtforge._files import sha256_bytes
-
-    model_sha256 = sha256_bytes(model.SerializeToString(deterministic=True))
-    _check_cache(calibration, model_sha256)
-    first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
-    batch = first if isinstance(first, int) and first > 0 else profiles[0].get_shape(inputs[0].name)[1][0]
-
-    class EntropyCalibrator(_CalibrationFeed, trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
-
-    class MinMaxCalibrator(_CalibrationFeed, trt.IInt8MinMaxCalibrator):
-        def __init__(self) -> None:
-            trt.IInt8MinMaxCalibrator.__init__(self)
-            _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
-
-    return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
+            return describe(self, data)
 
 
 def _cuda_device() -> dict[str, object] | None:
@@ -554,97 +308,6 @@ def _cuda_device() -> dict[str, object] | None:
         return cuda.device_facts(0) if cuda.device_count() else None
     except MissingDependencyError:
         return None
-
-
-class _Staging:
-    """Pinned host arrays and device buffers per tensor name, reallocated when a shape grows or changes."""
-
-    def __init__(self) -> None:
-        from trtforge.backends import cuda
-
-        self.cuda = cuda
-        self.stream = cuda.Stream()
-        self.host: dict[str, cuda.PinnedArray] = {}
-        self.device: dict[str, cuda.DeviceBuffer] = {}
-
-    def buffers(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
-        host = self.host.get(name)
-        if host is None or host.shape != shape or host.dtype != dtype:
-            host = self.host[name] = self.cuda.PinnedArray(shape, dtype)
-        device = self.device.get(name)
-        if device is None or device.nbytes < host.nbytes:
-            device = self.device[name] = self.cuda.DeviceBuffer(host.nbytes)
-        return host, device
-
-    def upload(self, name: str, array: np.ndarray, dtype: np.dtype) -> int:
-        """Copy ``array`` to the device on this stream (without waiting); returns its device address."""
-        host, device = self.buffers(name, tuple(array.shape), dtype)
-        host.array[...] = array
-        self.cuda.memcpy_htod_async(device, host, self.stream)
-        return int(device.ptr)
-
-    def free(self) -> None:
-        for host in self.host.values():
-            host.free()
-        for device in self.device.values():
-            device.free()
-        self.host.clear()
-        self.device.clear()
-
-
-class TensorRTRunner:
-    """A deserialised plan: one execution context on its own stream, host arrays in and out."""
-
-    def __init__(self, module: ModuleType, engine: trt.ICudaEngine, cuda_graph: bool = False) -> None:
-        self.module, self.engine, self.cuda_graph = module, engine, cuda_graph
-        with _using(module):
-            self.context = engine.create_execution_context()
-            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            is_input = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-            specs = {n: TensorSpec(n, _DTYPES.get(engine.get_tensor_dtype(n).name, "float32"),
-                                   _dims(engine.get_tensor_shape(n))) for n in names}
-        self.inputs = [specs[n] for n in names if is_input[n]]
-        self.outputs = [specs[n] for n in names if not is_input[n]]
-        self.staging = _Staging()
-        self._graph: tuple[tuple[tuple[int, ...], ...], Any] | None = None
-
-    def fork(self) -> TensorRTRunner:
-        """Another context and stream on the same engine, for running several streams at once."""
-        return TensorRTRunner(self.module, self.engine, self.cuda_graph)
-
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [t.name for t in self.inputs if t.name not in feeds]
-        if missing:
-            raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
-                                f"{', '.join(t.name for t in self.inputs)}")
-        shapes = tuple(tuple(np.shape(feeds[t.name])) for t in self.inputs)
-        for spec, shape in zip(self.inputs, shapes):
-            self.context.set_input_shape(spec.name, shape)
-            ptr = self.staging.upload(spec.name, np.asarray(feeds[spec.name]), np.dtype(spec.dtype))
-            self.context.set_tensor_address(spec.name, ptr)
-        hosts = {}
-        for spec in self.outputs:
-            shape = _dims(self.context.get_tensor_shape(spec.name))
-            hosts[spec.name], device = self.staging.buffers(spec.name, shape, np.dtype(spec.dtype))
-            self.context.set_tensor_address(spec.name, int(device.ptr))
-        self._execute(shapes)
-        cuda, stream = self.staging.cuda, self.staging.stream
-        for name, host in hosts.items():
-            cuda.memcpy_dtoh_async(host, self.staging.device[name], stream)
-        stream.synchronize()
-        return {name: host.array.copy() for name, host in hosts.items()}
-
-    def _execute(self, shapes: tuple[tuple[int, ...], ...]) -> None:
-        stream = self.staging.stream
-        if not self.cuda_graph:
-            if not self.context.execute_async_v3(stream.handle):
-                raise RuntimeError("execute_async_v3 failed")
-            return
-        if self._graph is None or self._graph[0] != shapes:  # capture again when shapes change
-            self.context.execute_async_v3(stream.handle)  # settles shape-dependent allocations first
-            graph = self.staging.cuda.Graph.capture(stream, lambda: self.context.execute_async_v3(stream.handle))
-            self._graph = (shapes, graph)
-        self._graph[1].launch(stream)
 
 
 def full() -> TensorRTBackend:

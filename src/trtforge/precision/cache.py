@@ -198,6 +198,31 @@ def mismatches(facts: CacheFacts, model_sha256: str, preprocess: dict[str, objec
     return why
 
 
+def checked_facts(path: str | os.PathLike[str], model_sha256: str, preprocess: dict[str, object] | None,
+                  force: bool = False) -> CacheFacts | None:
+    """The facts beside an existing cache ``path``, refused when made for another model or preprocessing.
+
+    Both INT8 paths call this before reading a ``--calib-cache``: the precision stage (Q/DQ) and
+    TensorRT 10's calibrator.  A mismatch is a user error unless ``force`` (``--calib-cache-force``),
+    which uses the cache with a warning; no sidecar (a cache TensorRT wrote) cannot be checked, so
+    it is used with a warning.
+    """
+    import sys
+
+    known = read_facts(path)
+    if known is None:
+        print(f"warning: {path} has no {sidecar_path(path).name} beside it (a cache TensorRT wrote?), so "
+              "trtforge cannot check it was made for this model and preprocessing; using it", file=sys.stderr)
+        return None
+    why = mismatches(known, model_sha256, preprocess)
+    if why and not force:
+        raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
+                            "recalibrate, or pass --calib-cache-force to use it anyway")
+    if why:
+        print(f"warning: using {path} although {'; '.join(why)} (--calib-cache-force)", file=sys.stderr)
+    return known
+
+
 def cache_ranges(cache: CalibrationCache, facts: CacheFacts | None) -> dict[str, tuple[float, float]]:
     """Ranges from a cache: the sidecar's exact ones where they agree with the cache's scales."""
     ranges = cache.ranges()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import onnx
 
 from trtforge.config import CalibMethod
 from trtforge.graph.model import graph_inputs
+from trtforge.precision.data import rebatch  # lives with the data sources; used below and by TensorRT 10's calibrator
 
 # Histogram sizes: ONNX Runtime's entropy default (128 bins) is coarse; TensorRT's entropy
 # calibrator uses 2048 bins and quantizes to 128 levels.  We follow TensorRT.  Percentile keeps
@@ -41,24 +42,6 @@ class _OneBatch:
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch, self._batch = self._batch, None
         return batch
-
-
-def rebatch(batches: Iterable[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Regroup batches into exactly ``size`` samples (for models with a static batch).
-
-    A final partial group is dropped: a model of static batch cannot run it.
-    """
-    pending: dict[str, list[np.ndarray]] = {}
-    count = 0
-    for batch in batches:
-        for name, array in batch.items():
-            pending.setdefault(name, []).append(array)
-        count += len(next(iter(batch.values())))
-        while count >= size:
-            joined = {k: np.concatenate(v) for k, v in pending.items()}
-            yield {k: v[:size] for k, v in joined.items()}
-            pending = {k: [v[size:]] for k, v in joined.items()}
-            count -= size
 
 
 def calibrate(

@@ -381,3 +381,21 @@ def calibration_source(data: Path | None, loader: str | None, input_names: list[
     if preprocess is not None and len(input_names) == 1:
         preprocess = preprocess.for_input(shapes.get(input_names[0], ()))
     return CalibrationSource(data, input_names, preprocess, num, batch_size, seed)
+
+
+def rebatch(batches: Iterable[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Regroup batches into exactly ``size`` samples (for models with a static batch).
+
+    A final partial group is dropped: a model of static batch cannot run it.
+    """
+    pending: dict[str, list[np.ndarray]] = {}
+    count = 0
+    for batch in batches:
+        for name, array in batch.items():
+            pending.setdefault(name, []).append(array)
+        count += len(next(iter(batch.values())))
+        while count >= size:
+            joined = {k: np.concatenate(v) for k, v in pending.items()}
+            yield {k: v[:size] for k, v in joined.items()}
+            pending = {k: [v[size:]] for k, v in joined.items()}
+            count -= size
