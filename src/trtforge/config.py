@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from trtforge.errors import TrtforgeError
 
@@ -18,11 +18,14 @@ if TYPE_CHECKING:
     from trtforge.precision.ioformat import IOFormat
 
 
+_C = TypeVar("_C", bound="_Choice")
+
+
 class _Choice(str, enum.Enum):
     """A string enum whose ``parse`` gives a user error listing the valid choices."""
 
     @classmethod
-    def parse(cls, text: str | _Choice) -> _Choice:
+    def parse(cls: type[_C], text: str | _C) -> _C:
         if isinstance(text, cls):
             return text
         key = str(text).strip().lower()

@@ -348,7 +348,7 @@ def _engines(model: Path, model_text: str, options: DeployOptions, calibration: 
     order = [Precision.FP32] + [p for p in options.precisions if p is not Precision.FP32]
     reference: list[list[np.ndarray]] | None = None
     ref_acc: dict[str, float | None] = {}
-    settings = options.bench or BenchSettings()
+    settings = options.bench if isinstance(options.bench, BenchSettings) else BenchSettings()
     for precision in order:
         name = f"model-{precision}.engine"
         config = BuildConfig(precision=precision, backend=options.backend, device=options.device,

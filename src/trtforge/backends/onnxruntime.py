@@ -119,7 +119,7 @@ class OnnxRuntimeBackend:
             chosen = dict(recorded) if isinstance(recorded, dict) else cuda_provider_options()
             graph = options.get("cuda_graph")
             return OrtCudaRunner(data, chosen, None if graph is None else bool(graph))
-        return OnnxRuntimeRunner(self._session(data, device, int(threads) if threads else None))
+        return OnnxRuntimeRunner(self._session(data, device, int(str(threads)) if threads else None))
 
 
 def default_threads() -> int:

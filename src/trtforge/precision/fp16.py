@@ -76,6 +76,7 @@ def cast(model: onnx.ModelProto, precision: Precision,
                 report.kept[node.name] = f"FP32 outputs reach {peak:.4g}, past half the FP16 range"
     half = onnx.TensorProto.FLOAT16 if precision is Precision.FP16 else onnx.TensorProto.BFLOAT16
     for _ in range(_ROUNDS if reference is not None else 0):
+        assert reference is not None
         low = _Placement(set(blocked_ops), set(report.kept))
         drifted = _drifted(model, _simulated(model, half, low), reference, check_feeds,
                            TOLERANCE[precision], report)
@@ -120,7 +121,7 @@ def _half_tensor(tensor: onnx.TensorProto, half: int, name: str) -> onnx.TensorP
 
 
 _FLOAT = onnx.TensorProto.FLOAT
-_WORD = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.BFLOAT16: "bf16"}
+_WORD: dict[int, str] = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.BFLOAT16: "bf16"}
 
 
 class _Placement:
