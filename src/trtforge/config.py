@@ -107,6 +107,11 @@ class CalibrationConfig:
     cache_force: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "method", CalibMethod.parse(self.method))  # "minmax" is accepted too
+        for name in ("data", "cache"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
         if self.data is None and self.loader is None and self.cache is None:
             raise TrtforgeError(
                 "INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy, "
@@ -140,6 +145,7 @@ class BuildConfig:
     """TensorRT / TensorRT-RTX builder settings; other backends refuse or ignore them, saying so."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.parse(self.precision))  # "fp16" is accepted too
         if self.precision is Precision.INT8 and self.calibration is None:
             raise TrtforgeError(
                 "INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy"

@@ -146,3 +146,13 @@ def test_bf16_on_onnxruntime_cpu_says_which_backend_to_use(digits_bs1: Path, tmp
         assert onnx.load(str(tmp_path / "b.engine")).graph.initializer[0].data_type == TensorProto.BFLOAT16
     else:
         assert proc.returncode == 2 and "--backend tensorrt-rtx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_build_config_takes_precision_words() -> None:
+    from trtforge.config import CalibMethod, CalibrationConfig
+
+    assert BuildConfig(precision="fp16").precision is Precision.FP16  # type: ignore[arg-type]
+    calibration = CalibrationConfig(data="calib", method="minmax")  # type: ignore[arg-type]
+    assert calibration.method is CalibMethod.MINMAX and calibration.data == Path("calib")
+    with pytest.raises(TrtforgeError, match="unknown precision 'fp12'"):
+        BuildConfig(precision="fp12")  # type: ignore[arg-type]
