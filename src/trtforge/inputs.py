@@ -107,6 +107,15 @@ def _numpy_dtype(spec: TensorSpec) -> np.dtype:
                             "pass inputs in a dtype the engine takes") from None
 
 
+def engine_arrays(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) -> Feeds:
+    """An array for every input of the engine, in the input's dtype: what device runners stage."""
+    missing = [s.name for s in specs if s.name not in feeds]
+    if missing:
+        raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
+                            f"{', '.join(s.name for s in specs)}")
+    return {s.name: np.asarray(feeds[s.name], dtype=np.dtype(s.dtype)) for s in specs}
+
+
 def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where: str,
             notes: list[str] | None = None, samples: bool = False) -> Feeds:
     """Check names and ranks against the engine's inputs, cast within a kind (reported in ``notes``).

@@ -107,7 +107,21 @@ def device_facts(index: int = 0) -> dict[str, object]:
 
 # ---- streams and events ----------------------------------------------------------------------
 
-class Stream:
+class _Owned:
+    """A CUDA resource that ``close`` releases, as garbage collection does too (errors ignored
+    there: at interpreter exit the context may already be gone)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Stream(_Owned):
     """A non-blocking CUDA stream; ``handle`` is the raw ``cudaStream_t`` as an int."""
 
     def __init__(self) -> None:
@@ -130,14 +144,8 @@ class Stream:
             check(runtime().cudaStreamDestroy(self._stream), "cudaStreamDestroy")
             self._stream = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
-
-class Event:
+class Event(_Owned):
     """A CUDA event for timing; ``blocking=True`` makes ``synchronize`` sleep instead of spin."""
 
     def __init__(self, blocking: bool = False) -> None:
@@ -170,16 +178,10 @@ class Event:
             check(runtime().cudaEventDestroy(self._event), "cudaEventDestroy")
             self._event = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
 
 # ---- memory ----------------------------------------------------------------------------------
 
-class DeviceBuffer:
+class DeviceBuffer(_Owned):
     """``nbytes`` of device memory (cudaMalloc); ``ptr`` is its address."""
 
     def __init__(self, nbytes: int) -> None:
@@ -191,14 +193,10 @@ class DeviceBuffer:
             check(runtime().cudaFree(self.ptr), "cudaFree")
             self.ptr = 0
 
-    def __del__(self) -> None:
-        try:
-            self.free()
-        except Exception:
-            pass
+    close = free
 
 
-class PinnedArray:
+class PinnedArray(_Owned):
     """A page-locked host array (cudaHostAlloc); ``array`` is a numpy view of it."""
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype | str) -> None:
@@ -218,11 +216,7 @@ class PinnedArray:
             check(runtime().cudaFreeHost(self.ptr), "cudaFreeHost")
             self.ptr = 0
 
-    def __del__(self) -> None:
-        try:
-            self.free()
-        except Exception:
-            pass
+    close = free
 
 
 def memcpy_htod_async(dst: DeviceBuffer, src: PinnedArray, stream: Stream) -> None:
@@ -277,7 +271,7 @@ class TensorBuffers:
 
 # ---- CUDA graphs -----------------------------------------------------------------------------
 
-class Graph:
+class Graph(_Owned):
     """Capture the work a callable enqueues on ``stream`` once, then replay it with ``launch``.
 
     >>> graph = Graph.capture(stream, runner.enqueue)
@@ -311,9 +305,3 @@ class Graph:
         if self._graph is not None:
             check(rt.cudaGraphDestroy(self._graph), "cudaGraphDestroy")
             self._graph = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass

@@ -338,11 +338,9 @@ class OrtCudaRunner:
         self._shapes = shapes
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        missing = [s.name for s in self.inputs if s.name not in feeds]
-        if missing:
-            raise TrtforgeError(f"missing input(s) {', '.join(missing)}; the engine takes "
-                                f"{', '.join(s.name for s in self.inputs)}")
-        arrays = {s.name: np.asarray(feeds[s.name], dtype=np.dtype(s.dtype)) for s in self.inputs}
+        from trtforge.inputs import engine_arrays
+
+        arrays = engine_arrays(feeds, self.inputs)
         self._allocate(arrays)
         self.stream.synchronize()  # the previous query's copy may still read the staging arrays
         for name, array in arrays.items():

@@ -68,11 +68,9 @@ class TensorRTRunner:
         self.cuda_graph = True
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        missing = [t.name for t in self.inputs if t.name not in feeds]
-        if missing:
-            raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
-                                f"{', '.join(t.name for t in self.inputs)}")
-        arrays = {t.name: np.asarray(feeds[t.name], dtype=np.dtype(t.dtype)) for t in self.inputs}
+        from trtforge.inputs import engine_arrays
+
+        arrays = engine_arrays(feeds, self.inputs)
         self.stream.synchronize()  # the previous query's copy may still read the staging arrays
         shapes = tuple(arrays[t.name].shape for t in self.inputs)
         if shapes != self._shapes:
