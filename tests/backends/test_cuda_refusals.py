@@ -38,3 +38,16 @@ def test_build_device_cuda_without_the_cuda_provider_is_one_line(tmp_path: Path)
     assert "CUDAExecutionProvider" in proc.stderr and "onnxruntime-gpu" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not engine.exists()
+
+
+@pytest.mark.skipif(_has_cuda_provider(), reason="this onnxruntime has the CUDA provider")
+def test_candidate_timing_process_reports_its_failure_as_one_line(tmp_path: Path) -> None:
+    """build --device cuda times each candidate in a child process; when one cannot run, the
+    build gets the child's reason back (here: no CUDA provider), not a hang or a traceback."""
+    from trtforge.backends.onnxruntime import _time_in_child, cuda_provider_options
+
+    source = tmp_path / "m.onnx"
+    onnx.save(conv_net(2), source)
+    result = _time_in_child(source, cuda_provider_options(), graph=True)
+    assert set(result) == {"error"}
+    assert "CUDAExecutionProvider" in str(result["error"]) and "\n" not in str(result["error"])
