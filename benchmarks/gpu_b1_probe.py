@@ -9,6 +9,10 @@ A diagnostic, not a goal check (gpu_resnet50.py checks the goals). It prints:
   4. extra provider-option candidates;
   5. naive ``session.run`` on the FP32 export, in rounds.
 
+Everything here runs in one process after the build, so every session is in the slowed state that
+gpu_session_order.py and gpu_session_free.py found (a second CUDA-provider session in a process
+slows them all by ~12%); compare its numbers with each other, not with the engine's.
+
     python benchmarks/gpu_b1_probe.py --out DIR
 """
 

@@ -85,8 +85,9 @@ def summary(times: list[float]) -> dict[str, float]:
 class Results:
     """Rows of (batch, method) -> timing, written to OUT/results.json after each row."""
 
-    def __init__(self, out: Path, facts: dict[str, object]) -> None:
+    def __init__(self, out: Path, facts: dict[str, object], verbose: bool = True) -> None:
         self.out = out
+        self.verbose = verbose
         self.facts = facts
         self.rows: dict[str, dict[str, object]] = {}
         self.engines: dict[str, dict[str, object]] = {}
@@ -95,7 +96,8 @@ class Results:
         key = f"b{batch} {method}"
         self.rows[key] = {"batch": batch, "method": method, "clock": clock, "note": note, **(timing or {})}
         med = f"{timing['median']:.4f} ms" if timing else "n/a"
-        log(f"  {key}: median {med} ({clock}) {note}")
+        if self.verbose:
+            log(f"  {key}: median {med} ({clock}) {note}")
         self.save()
 
     def median(self, batch: int, method: str) -> float | None:
@@ -338,7 +340,7 @@ def child(kind: str, batch: int, model: Path, runs: int, duration: float) -> dic
         import torchvision
 
         torch.manual_seed(0)
-        results = Results(Path(tempfile.mkdtemp()), {})
+        results = Results(Path(tempfile.mkdtemp()), {}, verbose=False)
         torch_variants(torchvision.models.resnet50(weights=None).eval(), batch, results, runs,
                        compile_=(kind == "torch+compile"))
         rows += [(str(r["method"]), {k: float(r[k]) for k in ("median", "min", "p90", "n")}, str(r["clock"]),  # type: ignore[arg-type]
