@@ -324,6 +324,16 @@ class DeviceRunner(Protocol):
     def outputs_host(self) -> dict[str, np.ndarray]: ...
 
 
+def infer_on_device(runner: DeviceRunner, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One query through a device runner's phases, waited for: its ``infer``."""
+    runner.set_inputs(feeds)
+    runner.h2d()
+    runner.enqueue()
+    runner.d2h()
+    runner.stream.synchronize()
+    return runner.outputs_host()
+
+
 def is_device_runner(runner: object) -> bool:
     return all(hasattr(runner, a) for a in ("h2d", "enqueue", "d2h", "stream", "set_inputs"))
 

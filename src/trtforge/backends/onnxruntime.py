@@ -413,9 +413,6 @@ class OrtCudaRunner:
         return {name: host.array.copy() for name, host in self._host_out.items()}
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.set_inputs(feeds)
-        self.h2d()
-        self.enqueue()
-        self.d2h()
-        self.stream.synchronize()
-        return self.outputs_host()
+        from trtforge.benchmark import infer_on_device
+
+        return infer_on_device(self, feeds)

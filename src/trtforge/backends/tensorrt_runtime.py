@@ -111,12 +111,9 @@ class TensorRTRunner:
         return {spec.name: self.buffers.host[spec.name].array.copy() for spec in self.outputs}
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.set_inputs(feeds)
-        self.h2d()
-        self.enqueue()
-        self.d2h()
-        self.stream.synchronize()
-        return self.outputs_host()
+        from trtforge.benchmark import infer_on_device
+
+        return infer_on_device(self, feeds)
 
 
 def why_not_here(backend: TensorRTBackend, manifest: Manifest) -> str | None:
