@@ -347,7 +347,7 @@ class _Clock:
         self.settings = settings
         self.progress = progress
         self.origin = 0.0
-        self.deadline = 0.0
+        self.deadline: float | None = None
         self.count = itertools.count()
         self.done = 0
         self.warmup_queries = 0
@@ -360,12 +360,16 @@ class _Clock:
 
     def start(self) -> None:
         self.origin = time.perf_counter()
-        self.deadline = self.origin + self.settings.duration_s
+        self.deadline = None
         self._next_tick = self.origin
 
-    def finished(self, now: float) -> bool:
-        """Count one query; true once both the iterations and the duration are reached."""
+    def finished(self, now: float, started: float) -> bool:
+        """Count one query (``started``..``now``); true once both the iterations and the duration
+        are reached. The duration runs from a timed query's start, as the walltime does, so a run
+        never reports less walltime than ``--duration``."""
         self.done = next(self.count) + 1
+        if self.deadline is None:
+            self.deadline = started + self.settings.duration_s
         if self.progress is not None and now >= self._next_tick:
             self._next_tick = now + 0.1
             s = self.settings
@@ -399,7 +403,7 @@ def _cpu_stream(runner: Runner, feeds: Mapping[str, np.ndarray], index: int, clo
         infer(feeds)
         end = now()
         append((start, end))
-        if finished(end):
+        if finished(end, start):
             break
     out.extend(Query(index, (s - origin) * 1000.0, (e - origin) * 1000.0) for s, e in raw)
 
@@ -484,7 +488,7 @@ def _device_stream(runner: DeviceRunner, feeds: Mapping[str, np.ndarray], index:
         c, ce = at(c_start), at(c_end)
         h, d = (at(h2d_start), at(d2h_end)) if transfers else (c, ce)
         out.append(Query(index, ms(t0), ms(end), (ms(e0), ms(e1)), (h, c, ce, d)))
-        finished = clock.finished(end)
+        finished = clock.finished(end, t0)
     while pending:  # the queries still in flight are not counted
         retire()
 
