@@ -578,7 +578,7 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
     (``shapes``: trtexec's ``name:1x3x224x224`` for dynamic dimensions; ``batch``: the leading one).
     ``progress`` is called with the fraction done (0..1), at most ten times a second.
     """
-    from trtforge.inputs import conform, load_npz
+    from trtforge.inputs import conform, load_npz_partial
 
     settings = settings or BenchSettings()
     ctx: dict[str, object] = {}
@@ -597,12 +597,28 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
         ctx["input_source"] = f"random (seed {settings.seed})"
     elif isinstance(feeds, (str, os.PathLike)):
         ctx["input_source"] = os.fspath(feeds)
-        feeds = load_npz(feeds, specs, all_notes)
+        feeds = load_npz_partial(feeds, specs, shapes, batch, settings.seed, all_notes)
     else:
         feeds = conform(feeds, specs, "the inputs", all_notes)
+    _first_query(runners[0], feeds, str(ctx["input_source"]) if "input_source" in ctx else "the inputs")
     trace, warm = _run(runners, feeds, settings, progress)
     ctx["inputs"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.items()}
     return BenchResult.from_trace(trace, _batch_of(feeds), settings, ctx, warm, all_notes)
+
+
+def _first_query(runner: object, feeds: Mapping[str, np.ndarray], source: str) -> None:
+    """One query before timing: an engine that fails on these inputs is a user error with the fix."""
+    try:
+        runner.infer(feeds)  # type: ignore[attr-defined]
+    except TrtforgeError:
+        raise
+    except Exception as exc:
+        at = ", ".join(f"{k}:{'x'.join(map(str, v.shape)) or 'scalar'}" for k, v in feeds.items())
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrtforgeError(
+            f"the engine fails on {source} at {at} ({first[:300]}); give values it takes with "
+            "--inputs FILE.npz (inputs the file lacks stay seeded random), e.g. a scalar that selects "
+            "a branch, or other sizes with --shapes") from None
 
 
 def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, batch: int | None = None) -> dict[str, np.ndarray]:

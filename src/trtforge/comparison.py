@@ -101,6 +101,17 @@ class OutputMetrics:
     not_close: int = 0
     """Elements with ``|a - b| > atol + rtol * |b|`` (0 when no atol/rtol was given)."""
     failures: tuple[str, ...] = ()
+    zero: str = ""
+    """Which side is all zero ("engine", "reference", "both"), where the cosine cannot say much."""
+
+    def cosine_text(self) -> str:
+        text = f"{_fmt(self.min_cosine, '.6f')} / {_fmt(self.mean_cosine, '.6f')}"
+        return f"{text} ({self.zero} all zero)" if self.zero else text
+
+
+def _zero_side(a: np.ndarray, b: np.ndarray) -> str:
+    za, zb = not a.any(), not b.any()
+    return "both" if za and zb else "engine" if za else "reference" if zb else ""
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -148,7 +159,8 @@ def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thres
         name, ref_name, tuple(a64.shape), float(diff.max()) if diff.size else 0.0,
         float(diff.mean()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
         float(rel.mean()) if rel.size else 0.0, float(cos.min()) if cos is not None else None,
-        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures))
+        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures),
+        _zero_side(a64, b64))
 
 
 @dataclass
@@ -248,15 +260,19 @@ def render(result: CompareResult) -> str:
              f"inputs:    {result.source} ({result.samples} samples)"]
     if result.labels_source:
         lines.append(f"labels:    {result.labels_source}")
-    lines += ["", "| output | shape | max abs | mean abs | max rel | mean rel | cosine (min / mean) | top-1 agree "
-              "| top-1 acc (engine / ref) | pass |", "|---|---|---|---|---|---|---|---|---|---|"]
+    # Top-1 columns only where some output holds class scores (not for boxes, masks, landmarks).
+    classes = any(o.top1_agreement is not None for o in result.outputs)
+    head = ["output", "shape", "max abs", "mean abs", "max rel", "mean rel", "cosine (min / mean)"]
+    head += ["top-1 agree", "top-1 acc (engine / ref)"] if classes else []
+    lines += ["", "| " + " | ".join(head + ["pass"]) + " |", "|" + "---|" * (len(head) + 1)]
     for o in result.outputs:
         name = o.name if o.name == o.reference_name else f"{o.name} ~ {o.reference_name}"
         acc = "n/a" if o.top1_accuracy is None else f"{o.top1_accuracy:.2%} / {o.reference_top1_accuracy:.2%}"
         verdict = "–" if not result.thresholds.any else ("no" if o.failures else "yes")
-        lines.append(f"| {name} | {'x'.join(map(str, o.shape))} | {_fmt(o.max_abs_error)} | {_fmt(o.mean_abs_error)} | "
-                     f"{_fmt(o.max_rel_error)} | {_fmt(o.mean_rel_error)} | {_fmt(o.min_cosine, '.6f')} / "
-                     f"{_fmt(o.mean_cosine, '.6f')} | {_fmt(o.top1_agreement, '.2%')} | {acc} | {verdict} |")
+        cells = [name, "x".join(map(str, o.shape)), _fmt(o.max_abs_error), _fmt(o.mean_abs_error),
+                 _fmt(o.max_rel_error), _fmt(o.mean_rel_error), o.cosine_text()]
+        cells += [_fmt(o.top1_agreement, ".2%"), acc] if classes else []
+        lines.append("| " + " | ".join(cells + [verdict]) + " |")
     for o in result.outputs:
         lines += [f"FAIL {o.name}: {f}" for f in o.failures]
     lines += [f"note: {n}" for n in result.notes]

@@ -33,8 +33,20 @@ class Samples:
     labels: np.ndarray | None = None
     labels_source: str | None = None
 
+    axes: dict[str, int | None] = field(default_factory=dict)
+    """Each input's batch axis (absent: 0; None: not batched, the same for every sample)."""
+
     def __len__(self) -> int:
-        return int(next(iter(self.feeds.values())).shape[0])
+        return sample_count(self.feeds, self.axes)
+
+
+def sample_count(feeds: Mapping[str, np.ndarray], axes: Mapping[str, int | None]) -> int:
+    """How many samples ``feeds`` hold, counted along the first batched input's batch axis."""
+    for name, value in feeds.items():
+        axis = axes.get(name, 0)
+        if axis is not None:
+            return int(value.shape[axis])
+    return 1
 
 
 class SourceRunner:
@@ -151,6 +163,7 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
                  random: int | None = None, labels: str | None = None, limit: int | None = None,
                  seed: int = 0, notes: list[str] | None = None) -> Samples:
     """Samples for ``specs`` from a ``.npz``/``.npy``, an image folder, or ``random`` seeded samples."""
+    from trtforge.graph.batch import batch_axes
     from trtforge.inputs import concrete_shapes, image_feeds, load_npz, random_feeds
 
     if source is None:
@@ -158,12 +171,14 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
             raise TrtforgeError("no inputs: give --inputs FILE.npz, --inputs IMAGE_DIR with --preprocess, "
                                 "or --random N")
         shapes = concrete_shapes(specs)
+        axes = batch_axes(specs)
         for spec in specs:
-            if isinstance(spec.shape[0], int) and spec.shape[0] > 1:
-                raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {spec.shape[0]}; "
+            axis = axes[spec.name]
+            if axis is not None and isinstance(spec.shape[axis], int) and spec.shape[axis] > 1:
+                raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {spec.shape[axis]}; "
                                     "pass --inputs FILE.npz instead")
-        feeds = random_feeds(specs, {k: (random, *v[1:]) for k, v in shapes.items()}, seed)
-        return Samples(feeds, f"random (seed {seed})")
+        resized = {k: _with_batch(v, axes[k], random) for k, v in shapes.items()}
+        return Samples(random_feeds(specs, resized, seed), f"random (seed {seed})", axes=axes)
     path = Path(source)
     if path.is_dir():
         feeds, files = image_feeds(path, specs, preprocess, limit)
@@ -171,9 +186,10 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
         return Samples(feeds, f"{path} (images, --preprocess {getattr(preprocess, 'spec', '')})",
                        files, found, where)
     feeds = load_npz(path, specs, notes, samples=True)
+    axes = batch_axes(specs)
     if limit is not None:
-        feeds = {k: v[:limit] for k, v in feeds.items()}
-    samples = Samples(feeds, str(path))
+        feeds = {k: _take(v, axes[k], slice(0, limit)) for k, v in feeds.items()}
+    samples = Samples(feeds, str(path), axes=axes)
     if labels:
         if labels.lower().endswith(".csv"):
             raise TrtforgeError("--labels FILE.csv names image files; with --inputs FILE.npz give the labels "
@@ -183,28 +199,63 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
     return samples
 
 
-def _chunk_size(specs: Sequence[TensorSpec]) -> int | None:
-    """The engine's fixed batch, or None when the batch is dynamic."""
-    first = specs[0].shape[0] if specs and specs[0].shape else None
-    return int(first) if isinstance(first, int) and first > 0 else None
+def _with_batch(shape: tuple[int, ...], axis: int | None, n: int) -> tuple[int, ...]:
+    return shape if axis is None else shape[:axis] + (n,) + shape[axis + 1:]
+
+
+def _take(array: np.ndarray, axis: int | None, index: slice | np.ndarray) -> np.ndarray:
+    """Samples ``index`` of ``array`` along its batch axis; an input without one is the same for all."""
+    if axis is None:
+        return array
+    where: list[slice | np.ndarray] = [slice(None)] * array.ndim
+    where[axis] = index
+    return array[tuple(where)]
+
+
+def _chunk_size(specs: Sequence[TensorSpec], axes: Mapping[str, int | None]) -> int | None:
+    """The engine's fixed batch, or None when the batch is dynamic (or no input has one)."""
+    for spec in specs:
+        axis = axes.get(spec.name)
+        if axis is not None:
+            dim = spec.shape[axis]
+            return int(dim) if isinstance(dim, int) and dim > 0 else None
+    return None
+
+
+def _output_axis(value: np.ndarray, size: int) -> int | None:
+    """An output's batch axis: 0 when it has the chunk's size, else the first axis that does
+    (a state ``[layers, batch, ...]``), else none (the output does not follow the batch)."""
+    if value.ndim and value.shape[0] == size:
+        return 0
+    return next((a for a, d in enumerate(value.shape) if d == size), None)
 
 
 def run_samples(runner: object, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every sample through ``runner``, in chunks it accepts; outputs by name, first axis = samples."""
+    """Every sample through ``runner``, in chunks it accepts, each input cut along its own batch
+    axis; outputs by name, joined along theirs (first axis for images, axis 1 for a state)."""
+    from trtforge.graph.batch import batch_axes
+
     specs: list[TensorSpec] = runner.inputs  # type: ignore[attr-defined]
+    axes = batch_axes(specs)
     dtypes = {s.name: np.dtype(s.dtype) for s in specs}
-    n = int(next(iter(feeds.values())).shape[0])
-    size = _chunk_size(specs) or min(n, MAX_CHUNK)
+    n = sample_count(feeds, axes)
+    fixed = _chunk_size(specs, axes)
+    size = fixed or min(n, MAX_CHUNK)
     results: dict[str, list[np.ndarray]] = {}
+    out_axes: dict[str, int | None] = {}
     for start in range(0, n, size):
-        chunk = {k: v[start:start + size].astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
-        real = next(iter(chunk.values())).shape[0]
-        if real < size and _chunk_size(specs):
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - real, axis=0)]) for k, v in chunk.items()}
+        index = np.minimum(np.arange(start, start + size), n - 1)  # pad a fixed batch with the last sample
+        real = min(size, n - start)
+        if not fixed:
+            index = index[:real]
+        chunk = {k: _take(v, axes.get(k, 0), index).astype(dtypes.get(k, v.dtype), copy=False)
+                 for k, v in feeds.items()}
         out = runner.infer(chunk)  # type: ignore[attr-defined]
         for name, value in out.items():
-            results.setdefault(name, []).append(np.asarray(value)[:real])
-    return {k: np.concatenate(v) for k, v in results.items()}
+            value = np.asarray(value)
+            axis = out_axes.setdefault(name, _output_axis(value, len(index)))
+            results.setdefault(name, []).append(_take(value, axis, slice(0, real)))
+    return {k: v[0] if out_axes[k] is None else np.concatenate(v, axis=out_axes[k]) for k, v in results.items()}
 
 
 def is_classifier(output: np.ndarray) -> bool:

@@ -120,9 +120,11 @@ def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where:
             notes: list[str] | None = None, samples: bool = False) -> Feeds:
     """Check names and ranks against the engine's inputs, cast within a kind (reported in ``notes``).
 
-    ``samples``: the first axis counts samples (run/compare feed them in chunks), so it may
+    ``samples``: each input's batch axis (:func:`trtforge.graph.batch.batch_axes`: axis 0, a
+    state's axis 1, none for a scalar) counts samples (run/compare feed them in chunks), so it may
     differ from a fixed batch.
     """
+    from trtforge.graph.batch import batch_axes
     from trtforge.graph.model import resolve_input_name
 
     names = [s.name for s in specs]
@@ -138,13 +140,14 @@ def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where:
         raise TrtforgeError(f"{where} has no array for input(s) {', '.join(missing)}; "
                             f"it holds: {', '.join(feeds) or 'nothing'}")
     out: Feeds = {}
+    axes = batch_axes(specs)
     for spec in specs:
         array = np.asarray(resolved[spec.name])
         if array.ndim != len(spec.shape):
             raise TrtforgeError(f"{where}: {spec.name!r} has shape {'x'.join(map(str, array.shape))}, but the "
                                 f"engine's input has {len(spec.shape)} dimensions ({spec.shape_text()})")
         for axis, d in enumerate(spec.shape):
-            if isinstance(d, int) and d > 0 and array.shape[axis] != d and not (samples and axis == 0):
+            if isinstance(d, int) and d > 0 and array.shape[axis] != d and not (samples and axis == axes[spec.name]):
                 raise TrtforgeError(f"{where}: {spec.name!r} has shape {'x'.join(map(str, array.shape))}, but "
                                     f"the engine's input is {spec.shape_text()} (dimension {axis} differs)")
         dtype = _numpy_dtype(spec)
@@ -155,7 +158,7 @@ def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where:
             if notes is not None:
                 notes.append(f"input {spec.name!r} cast from {array.dtype} to {dtype}, the engine's input type")
             array = array.astype(dtype)
-        out[spec.name] = np.ascontiguousarray(array)
+        out[spec.name] = np.ascontiguousarray(array) if array.ndim else array  # keeps a scalar 0-d
     return out
 
 
@@ -181,6 +184,32 @@ def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: l
     else:
         arrays = {k: loaded[k] for k in loaded.files}  # type: ignore[attr-defined,index]
     return conform(arrays, specs, str(p), notes, samples)
+
+
+def load_npz_partial(path: str | os.PathLike[str], specs: Sequence[TensorSpec], shapes: str | None = None,
+                     batch: int | None = None, seed: int = 0, notes: list[str] | None = None) -> Feeds:
+    """``bench --inputs FILE.npz``: the inputs the file holds; the others seeded random (said in ``notes``).
+
+    Giving only some inputs is how fixed values reach a model: a sample rate that picks a
+    branch, a zero state.
+    """
+    from trtforge._files import existing_file
+
+    p = existing_file(path, "--inputs file")
+    loaded = _read_numpy(p)
+    if isinstance(loaded, np.ndarray):
+        return load_npz(p, specs, notes)
+    names = set(loaded.files)  # type: ignore[attr-defined]
+    given = [s for s in specs if s.name in names or f"{s.name}:0" in names]
+    rest = [s for s in specs if s not in given]
+    if not given:
+        return load_npz(p, specs, notes)
+    feeds = conform({k: loaded[k] for k in names}, given, str(p), notes)  # type: ignore[index]
+    if rest:
+        feeds.update(random_feeds(rest, concrete_shapes(rest, shapes, batch), seed))
+        if notes is not None:
+            notes.append(f"{', '.join(s.name for s in rest)}: not in {p}, seeded random (seed {seed})")
+    return {s.name: feeds[s.name] for s in specs}
 
 
 def load_trtexec_inputs(text: str, specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]],

@@ -1,0 +1,66 @@
+"""run / compare / bench on a model whose inputs are not a batch of images (issue 15, class 3).
+
+Like silero-vad: x [N, 4], a state [2, N, 3] batched on axis 1, and a scalar ``sr`` that picks
+an If branch.  Nothing may split the state along axis 0 or the scalar at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.conftest import run_cli
+from tests.graph.wild_models import stateful
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wild")
+    onnx.save(stateful(), folder / "vad.onnx")
+    done = run_cli("reshape", str(folder / "vad.onnx"), "-o", str(folder / "vad-b1.onnx"), "--batch", "1")
+    assert done.returncode == 0, done.stderr
+    done = run_cli("build", str(folder / "vad-b1.onnx"), "-o", str(folder / "vad.engine"), "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    return folder / "vad.engine"
+
+
+def _samples(folder: Path, sr: int = 16000) -> Path:
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    state = np.arange(18, dtype=np.float32).reshape(2, 3, 3)   # three samples along axis 1
+    np.savez(folder / "samples.npz", x=x, state=state, sr=np.array(sr, np.int64))
+    return folder / "samples.npz"
+
+
+def test_run_cuts_the_state_on_its_batch_axis_and_keeps_the_scalar(engine: Path) -> None:
+    out = engine.parent / "out.npz"
+    done = run_cli("run", str(engine), "--inputs", str(_samples(engine.parent)), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    got = np.load(out)
+    np.testing.assert_allclose(got["y"][:, 0], 2 * np.arange(12).reshape(3, 4).sum(1))  # the sr == 16000 branch
+    np.testing.assert_allclose(got["stateN"], np.arange(18).reshape(2, 3, 3) + 1)
+
+
+def test_compare_feeds_both_sides_the_same_samples(engine: Path) -> None:
+    done = run_cli("compare", str(engine), str(engine.parent / "vad.onnx"), "--inputs", str(_samples(engine.parent)))
+    assert done.returncode == 0, done.stderr
+    assert "top-1" not in done.stdout  # regression outputs, no classes
+
+
+def test_bench_takes_fixed_values_for_some_inputs_and_random_for_the_rest(engine: Path) -> None:
+    np.savez(engine.parent / "sr.npz", sr=np.array(16000, np.int64))
+    done = run_cli("bench", str(engine), "--inputs", str(engine.parent / "sr.npz"), "--duration", "0.05",
+                   "--warmup", "5", "--iterations", "3", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "x, state: not in" in done.stdout + done.stderr
+
+
+def test_a_cosine_next_to_an_all_zero_output_says_so() -> None:
+    from trtforge.comparison import Thresholds, output_metrics
+
+    zero, ones = np.zeros((2, 3)), np.ones((2, 3))
+    assert output_metrics("o", "o", zero, ones, Thresholds()).cosine_text().endswith("(engine all zero)")
+    assert output_metrics("o", "o", zero, zero, Thresholds()).cosine_text() == "n/a / n/a (both all zero)"
+    assert output_metrics("o", "o", ones, ones, Thresholds()).cosine_text() == "1.000000 / 1.000000"
