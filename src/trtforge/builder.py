@@ -147,11 +147,16 @@ def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str,
         if batch is not None:
             return dict(batch), f"{len(next(iter(batch.values())))} sample(s) of {calibration.data}"
     from trtforge.benchmark import random_inputs
+    from trtforge.graph.verify import compared_constants
 
     try:
-        return random_inputs(graph_inputs(model), seed=0, batch=1), "seeded random inputs in [-1, 1)"
+        feeds = random_inputs(graph_inputs(model), seed=0, batch=1)
     except TrtforgeError as exc:
-        return None, f"not checked: {exc}"
+        return None, f"not checked ({exc})"
+    fixed = compared_constants(model)  # a scalar that picks an If branch gets the value tested for
+    feeds.update({k: v.astype(feeds[k].dtype) for k, v in fixed.items() if k in feeds})
+    where = f"; {', '.join(f'{k}={v.item()}' for k, v in fixed.items())}" if fixed else ""
+    return feeds, f"seeded random inputs in [-1, 1){where}"
 
 
 def cast_half(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:

@@ -48,22 +48,26 @@ def concrete_shapes(specs: Sequence[TensorSpec], shapes: str | None = None,
         given = parsed.validate([s for s in specs if s.name in named]).opt
     if batch is not None and batch < 1:
         raise TrtforgeError(f"--batch must be at least 1, got {batch}")
+    from trtforge.graph.batch import batch_axes
+
+    axes = batch_axes(specs)
     out: dict[str, tuple[int, ...]] = {}
     for spec in specs:
         if spec.name in given:
             out[spec.name] = given[spec.name]
             continue
         dims: list[int] = []
+        at = axes[spec.name]  # a state's batch may sit on axis 1; a scalar has none
         for axis, d in enumerate(spec.shape):
             static = isinstance(d, int) and d > 0
-            if axis == 0 and batch is not None:
+            if axis == at and batch is not None:
                 if static and d != batch:
                     raise TrtforgeError(f"--batch {batch}: input {spec.name!r} has a fixed batch of {d} "
                                         f"({spec.shape_text()}); rebuild with trtforge reshape --batch {batch}")
                 dims.append(batch)
             elif static:
                 dims.append(int(d))
-            elif axis == 0:
+            elif axis == at:
                 dims.append(1)
             else:
                 example = "x".join(str(x) if isinstance(x, int) and x > 0 else "N" for x in spec.shape)

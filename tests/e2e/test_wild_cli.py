@@ -6,6 +6,7 @@ an If branch.  Nothing may split the state along axis 0 or the scalar at all.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,14 @@ def test_a_cosine_next_to_an_all_zero_output_says_so() -> None:
     assert output_metrics("o", "o", zero, ones, Thresholds()).cosine_text().endswith("(engine all zero)")
     assert output_metrics("o", "o", zero, zero, Thresholds()).cosine_text() == "n/a / n/a (both all zero)"
     assert output_metrics("o", "o", ones, ones, Thresholds()).cosine_text() == "1.000000 / 1.000000"
+
+
+def test_fp16_says_the_if_subgraphs_stay_fp32_and_checks_on_the_tested_branch(engine: Path) -> None:
+    out = engine.parent / "vad-fp16.engine"
+    done = run_cli("build", str(engine.parent / "vad-b1.onnx"), "-o", str(out), "--precision", "fp16")
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stdout.splitlines() if l.startswith("cast to"))
+    assert "checked on seeded random inputs in [-1, 1); sr=16000; 1 node(s) kept in FP32: If_1" in line
+    kept = json.loads(Path(f"{out}.json").read_text())["build"]["cast"]["kept"]
+    assert "stay FP32 (subgraphs are not cast)" in kept["If_1"] and len(kept) == 1
+    assert "If with subgraphs" in done.stderr
