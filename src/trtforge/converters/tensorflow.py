@@ -414,6 +414,7 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
         interpreter = tf.lite.Interpreter(model_path=str(source))
     except Exception as exc:
         raise TrtforgeError(f"{source} is not a readable TFLite model: {str(exc).strip().splitlines()[-1]}") from None
+    _refuse_resource_variables(source, interpreter)
     ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
     names = _signature_names(interpreter)
     name = lambda d: names.get(d["name"], d["name"])  # noqa: E731
@@ -424,6 +425,7 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
     # op (two outputs of one StatefulPartitionedCall): outputs get a boundary Transpose instead.
     _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset,
              inputs_as_nchw=[tensor[n] for n in nchw_in] or None, output_path=str(output))
+    _refuse_unconverted(source, output)
     _rename_file(output, names, nchw_out)
     note = ""
     if options.batch is not None:
@@ -445,6 +447,48 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
         return {name(d): interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
 
     return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out), note)
+
+
+_STATE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
+
+
+def _refuse_resource_variables(source: Path, interpreter: Any) -> None:
+    """A streaming TFLite model keeps its state in resource variables, which tf2onnx cannot convert."""
+    try:
+        ops = {o["op_name"] for o in interpreter._get_ops_details()}
+    except Exception:  # a private API: without it, tf2onnx's own failure is reported
+        return
+    state = sorted(ops & _STATE_OPS)
+    if state:
+        raise TrtforgeError(
+            f"{source} keeps state between calls in resource variables ({', '.join(state)}: a streaming "
+            "model), which tf2onnx cannot convert and ONNX has no op for; nothing was written; export the "
+            "model without them (a non-streaming version, or one taking the state as an input and "
+            "returning it as an output)")
+
+
+def unconverted_ops(model: Any) -> dict[str, str]:
+    """Ops tf2onnx passed through unconverted (``TFL_<name>``, not an ONNX op): ``{op: first node}``."""
+    import onnx
+
+    found: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type.startswith("TFL_") and not onnx.defs.has(node.op_type, node.domain):
+            found.setdefault(node.op_type[len("TFL_"):], node.name)
+    return found
+
+
+def _refuse_unconverted(source: Path, output: Path) -> None:
+    import onnx
+
+    found = unconverted_ops(onnx.load(str(output), load_external_data=False))
+    if found:
+        ops = ", ".join(f"{op} (node {node!r})" for op, node in found.items())
+        raise TrtforgeError(
+            f"{source} uses TFLite custom op(s) {ops} that tf2onnx cannot convert and ONNX has no op "
+            "for; nothing was written; export the model without them (e.g. a standard transposed "
+            "convolution plus bias instead of MediaPipe's Convolution2DTransposeBias), or convert the "
+            "op yourself (a tf2onnx custom-op handler, then a TensorRT plugin for the engine)")
 
 
 def _rename_file(path: Path, names: dict[str, str], nchw_outputs: list[str]) -> None:
