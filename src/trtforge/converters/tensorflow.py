@@ -446,7 +446,34 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
         interpreter.invoke()
         return {name(d): interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
 
-    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out), note)
+    quantized = _quantized_weights(interpreter)
+    spread = (lambda feeds: _kernel_spread(source, feeds, run, name)) if quantized else None
+    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out), note, quantized, spread)
+
+
+def _quantized_weights(interpreter: Any) -> str:
+    """'int8 weights' (or another type) when the model's constant tensors are quantized, else ''."""
+    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()
+             if t["dtype"] in (np.int8, np.uint8, np.int16, np.float16) and len(t["shape"]) > 1}
+    return " and ".join(f"{k} weights" for k in sorted(kinds))
+
+
+def _kernel_spread(source: Path, feeds: dict[str, np.ndarray], run: Callable[..., dict[str, np.ndarray]],
+                   name: Callable[[Any], str]) -> dict[str, float]:
+    """Per output: max |default kernels - reference kernels| of the TFLite interpreter itself."""
+    tf = _tf()
+    reference = tf.lite.Interpreter(model_path=str(source),
+                                    experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    for d in reference.get_input_details():
+        reference.resize_tensor_input(d["index"], list(feeds[name(d)].shape))
+    reference.allocate_tensors()
+    for d in reference.get_input_details():
+        reference.set_tensor(d["index"], feeds[name(d)].astype(d["dtype"]))
+    reference.invoke()
+    default = run(feeds)
+    return {name(d): float(np.abs(reference.get_tensor(d["index"]).astype(np.float64)
+                                  - default[name(d)].astype(np.float64)).max())
+            for d in reference.get_output_details()}
 
 
 _STATE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
