@@ -141,11 +141,13 @@ def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str,
         assert preprocess is None or isinstance(preprocess, Preprocess)
         first = graph_inputs(model)[0].shape[:1]
         size = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 8  # a static batch rules
+        from trtforge.graph.batch import batch_axes
+
         source = CalibrationSource(calibration.data, [t.name for t in graph_inputs(model)], preprocess,
-                                   size, size, calibration.seed)
+                                   size, size, calibration.seed, axes=batch_axes(graph_inputs(model)))
         batch = next(iter(source.batches()), None)
         if batch is not None:
-            return dict(batch), f"{len(next(iter(batch.values())))} sample(s) of {calibration.data}"
+            return dict(batch), f"{min(size, len(source))} sample(s) of {calibration.data}"
     from trtforge.benchmark import random_inputs
     from trtforge.graph.verify import compared_constants
 

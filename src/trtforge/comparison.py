@@ -42,9 +42,45 @@ def run_all(runner: object, samples: Sequence[Mapping[str, np.ndarray]]) -> list
             for feeds in samples]
 
 
+AGREE_COSINE = 0.999
+"""A sample of a non-class output (boxes, masks, landmarks, embeddings) agrees with the reference
+when its cosine reaches this; both all zero agrees too."""
+
+METRICS = ("auto", "top1", "cosine")
+"""How deploy's agreement is measured: ``auto`` picks per output (top-1 for class scores, cosine
+for the rest), ``top1`` is argmax of the first output, ``cosine`` is cosine for every output."""
+
+
+def output_kind(output: np.ndarray) -> str:
+    """'classification' for class scores (samples x classes), else 'regression'."""
+    from trtforge.inference import is_classifier
+
+    return "classification" if is_classifier(output) else "regression"
+
+
+def _sample_agreement(outs: list[np.ndarray], refs: list[np.ndarray], kind: str) -> float:
+    if kind == "classification":
+        a = np.concatenate([o.reshape(o.shape[0], -1) for o in outs])
+        b = np.concatenate([r.reshape(r.shape[0], -1) for r in refs])
+        return float(np.mean(a.argmax(1) == b.argmax(1)))
+    agree = []
+    for o, r in zip(outs, refs):
+        a, b = o.ravel(), r.ravel()
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        agree.append(na == nb == 0 or (na > 0 and nb > 0 and float(a @ b / (na * nb)) >= AGREE_COSINE))
+    return float(np.mean(agree))
+
+
 def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
-             labels: list[int] | None) -> dict[str, float | None]:
-    """Errors against the reference over all outputs; top-1 on the first output if it holds scores."""
+             labels: list[int] | None, names: Sequence[str] = (), metric: str = "auto") -> dict[str, float | None]:
+    """Errors against the reference over all outputs, and agreement by ``metric`` (see :data:`METRICS`).
+
+    ``agreement`` is the worst output's; ``agreement[NAME]`` each output's (top-1 for class scores,
+    share of samples with cosine >= :data:`AGREE_COSINE` for the rest).  ``top1_agreement`` and,
+    with labels, ``top1_accuracy`` are for the first output when it holds class scores.
+    """
+    if metric not in METRICS:
+        raise TrtforgeError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
     diffs = [np.abs(o - r) for out, ref in zip(outputs, reference) for o, r in zip(out, ref)]
     first = np.concatenate([out[0].reshape(out[0].shape[0], -1) for out in outputs])
     first_ref = np.concatenate([ref[0].reshape(ref[0].shape[0], -1) for ref in reference])
@@ -55,11 +91,19 @@ def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
         "mean_abs_error": float(np.mean([d.mean() for d in diffs])) if diffs else 0.0,
         "cosine": cosine, "top1_agreement": None, "top1_accuracy": None,
     }
-    if first.shape[1] > 1:
+    if first.shape[1] > 1 and (metric == "top1" or output_kind(outputs[0][0]) == "classification"):
         predicted = first.argmax(axis=1)
         result["top1_agreement"] = float(np.mean(predicted == first_ref.argmax(axis=1)))
         if labels is not None:
             result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels)))
+    count = len(outputs[0]) if outputs else 0
+    per = {}
+    for i in range(count if metric != "top1" else 0):
+        kind = "regression" if metric == "cosine" else output_kind(outputs[0][i])
+        name = names[i] if i < len(names) else f"output{i}"
+        per[f"agreement[{name}]"] = _sample_agreement([o[i] for o in outputs], [r[i] for r in reference], kind)
+    result["agreement"] = result["top1_agreement"] if metric == "top1" else min(per.values(), default=None)
+    result.update(per)
     return result
 
 

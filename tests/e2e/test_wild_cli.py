@@ -76,3 +76,38 @@ def test_fp16_says_the_if_subgraphs_stay_fp32_and_checks_on_the_tested_branch(en
     kept = json.loads(Path(f"{out}.json").read_text())["build"]["cast"]["kept"]
     assert "stay FP32 (subgraphs are not cast)" in kept["If_1"] and len(kept) == 1
     assert "If with subgraphs" in done.stderr
+
+
+def test_agreement_is_chosen_by_output_kind() -> None:
+    from trtforge.comparison import accuracy
+
+    rng = np.random.default_rng(0)
+    boxes = [[rng.uniform(0, 1, (1, 16, 4))] for _ in range(6)]           # a detector's regression output
+    near = [[b[0] + 1e-4] for b in boxes]                                  # numerically close, argmax flips
+    auto = accuracy(near, boxes, None, ["boxes"])
+    assert auto["agreement"] == 1.0 and auto["agreement[boxes]"] == 1.0 and auto["top1_agreement"] is None
+    logits = [[rng.normal(0, 1, (1, 5))] for _ in range(6)]
+    flipped = [[-l[0]] for l in logits]
+    assert accuracy(flipped, logits, None, ["logits"])["agreement"] == 0.0   # class scores: top-1
+    forced = accuracy(near, boxes, None, metric="top1")                     # the old measure, when asked for
+    assert forced["agreement"] == forced["top1_agreement"] is not None and "agreement[boxes]" not in forced
+
+
+def test_deploy_judges_a_regression_model_by_cosine(tmp_path: Path, engine: Path) -> None:
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 4)).astype(np.float32)
+    np.savez(tmp_path / "val.npz", x=x, state=np.zeros((2, 4, 3), np.float32), sr=np.array(16000, np.int64))
+    done = run_cli("deploy", str(engine.parent / "vad-b1.onnx"), "-o", str(tmp_path / "out"),
+                   "--precision", "fp32,fp16", "--val-data", str(tmp_path / "val.npz"), "--max-accuracy-drop", "1",
+                   "--duration", "0.05", "--warmup", "5", "--iterations", "3")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    fp16 = report["engines"][1]["accuracy"]
+    assert fp16["agreement[y]"] == 1.0 and fp16["agreement[stateN]"] == 1.0 and report["engines"][1]["passed"]
+
+
+def test_int8_calibrates_from_an_npz_with_a_state_and_a_scalar(engine: Path) -> None:
+    out = engine.parent / "vad-int8.engine"
+    done = run_cli("build", str(engine.parent / "vad-b1.onnx"), "-o", str(out), "--precision", "int8",
+                   "--calib-data", str(_samples(engine.parent)))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(Path(f"{out}.json").read_text())["calibration"]["samples"] == 3
