@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -50,3 +51,20 @@ def test_an_unconverted_tflite_custom_op_is_named() -> None:
                          [h.make_tensor_value_info("z", T.FLOAT, [1])])
     assert unconverted_ops(h.make_model(graph)) == {"Convolution2DTransposeBias": "segment"}
     assert unconverted_ops(onnx.ModelProto()) == {}
+
+
+def test_inspect_describes_a_quantized_tflite_source(int8_weights: Path) -> None:
+    done = run_cli("inspect", str(int8_weights))
+    assert done.returncode == 0, done.stderr
+    assert "tflite model" in done.stdout and "input  " in done.stdout and "float32 1x16x16x3" in done.stdout
+    assert "quantized: int8 weights" in done.stdout and "CONV_2D x2" in done.stdout
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("form", ["h5", "savedmodel"])
+def test_inspect_describes_keras_and_savedmodel_sources(models: dict[str, Path], form: str) -> None:
+    done = run_cli("inspect", str(models[form]), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["form"] == form and len(summary["inputs"]) == 2 and len(summary["outputs"]) == 2
+    assert summary["parameters"] > 0 and summary["ops"]
