@@ -600,25 +600,24 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
         feeds = load_npz_partial(feeds, specs, shapes, batch, settings.seed, all_notes)
     else:
         feeds = conform(feeds, specs, "the inputs", all_notes)
-    _first_query(runners[0], feeds, str(ctx["input_source"]) if "input_source" in ctx else "the inputs")
-    trace, warm = _run(runners, feeds, settings, progress)
+    try:
+        trace, warm = _run(runners, feeds, settings, progress)
+    except Exception as exc:
+        if type(exc).__module__.startswith("onnxruntime"):  # the engine refused these inputs
+            raise _refused(exc, feeds, str(ctx.get("input_source", "the inputs"))) from None
+        raise
     ctx["inputs"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.items()}
     return BenchResult.from_trace(trace, _batch_of(feeds), settings, ctx, warm, all_notes)
 
 
-def _first_query(runner: object, feeds: Mapping[str, np.ndarray], source: str) -> None:
-    """One query before timing: an engine that fails on these inputs is a user error with the fix."""
-    try:
-        runner.infer(feeds)  # type: ignore[attr-defined]
-    except TrtforgeError:
-        raise
-    except Exception as exc:
-        at = ", ".join(f"{k}:{'x'.join(map(str, v.shape)) or 'scalar'}" for k, v in feeds.items())
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrtforgeError(
-            f"the engine fails on {source} at {at} ({first[:300]}); give values it takes with "
-            "--inputs FILE.npz (inputs the file lacks stay seeded random), e.g. a scalar that selects "
-            "a branch, or other sizes with --shapes") from None
+def _refused(exc: Exception, feeds: Mapping[str, np.ndarray], source: str) -> TrtforgeError:
+    """An engine failing on the bench inputs is a user error with the fix, not a traceback."""
+    at = ", ".join(f"{k}:{'x'.join(map(str, v.shape)) or 'scalar'}" for k, v in feeds.items())
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return TrtforgeError(
+        f"the engine fails on {source} at {at} ({first[:300]}); give values it takes with "
+        "--inputs FILE.npz (inputs the file lacks stay seeded random), e.g. a scalar that selects "
+        "a branch, or other sizes with --shapes")
 
 
 def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, batch: int | None = None) -> dict[str, np.ndarray]:

@@ -111,3 +111,16 @@ def test_int8_calibrates_from_an_npz_with_a_state_and_a_scalar(engine: Path) -> 
                    "--calib-data", str(_samples(engine.parent)))
     assert done.returncode == 0, done.stderr
     assert json.loads(Path(f"{out}.json").read_text())["calibration"]["samples"] == 3
+
+
+def test_bench_on_inputs_the_engine_refuses_is_one_line_with_the_fix(tmp_path: Path) -> None:
+    from tests.graph.wild_models import valid_convs
+
+    onnx.save(valid_convs(fixed_size=100), tmp_path / "m.onnx")
+    done = run_cli("build", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.engine"), "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    done = run_cli("bench", str(tmp_path / "m.engine"), "--shapes", "raw:1x3x64x64", "--duration", "0.05",
+                   "--no-progress")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("trtforge: error: the engine fails on random (seed 0) at raw:1x3x64x64")
+    assert "--inputs FILE.npz" in done.stderr

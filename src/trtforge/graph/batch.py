@@ -8,6 +8,7 @@ instead of assuming axis 0, and leave inputs without a batch axis whole.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from trtforge.config import TensorSpec
@@ -15,6 +16,11 @@ from trtforge.config import TensorSpec
 
 def _dynamic(dim: int | str) -> bool:
     return not isinstance(dim, int) or dim < 1
+
+
+def _unnamed(dim: int | str) -> bool:
+    """A dim the exporter left without a name (trtforge reads it as ``dimN``; ORT writes ``unk__N``)."""
+    return not isinstance(dim, str) or re.fullmatch(r"dim\d+|unk__\d+|", dim) is not None
 
 
 def _model_batch(specs: Sequence[TensorSpec]) -> int | str | None:
@@ -35,10 +41,10 @@ def batch_axis(spec: TensorSpec, model_batch: int | str | None) -> int | None:
         return 0
     if _dynamic(model_batch):
         # A fixed leading dim (a state's layer count): the batch is the dim named like the
-        # others' batch, else the first dynamic one; none when every dim is fixed.
+        # others' batch; when the exporter left dims unnamed, the first unnamed one; else none.
         same = [a for a, d in enumerate(spec.shape) if d == model_batch]
-        dynamic = [a for a, d in enumerate(spec.shape) if _dynamic(d)]
-        return (same or dynamic or [None])[0]
+        unnamed = [a for a, d in enumerate(spec.shape) if _dynamic(d) and _unnamed(d)]
+        return (same or (unnamed if _unnamed(model_batch) else []) or [None])[0]
     same = [a for a, d in enumerate(spec.shape) if d == model_batch]
     return same[0] if same else None
 
