@@ -48,7 +48,7 @@ def main() -> None:
 
     import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
-    from trtforge.precision.data import Preprocess
+    from trtforge.data.preprocess import Preprocess
 
     with tempfile.TemporaryDirectory(prefix="trtforge-bench-") as tmp:
         work = Path(args.workdir or tmp)

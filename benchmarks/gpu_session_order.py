@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 CHILD = """
 import json, sys
 sys.path.insert(0, {src!r}); sys.path.insert(0, {bench!r})
-from trtforge.builder import load
+from trtforge.build import load
 from trtforge.backends.onnxruntime import _time_compute
 from gpu_b1_probe import kernel_profile
 first = load({engine!r}, device="cuda", cuda_graph=True)
@@ -53,7 +53,7 @@ def main() -> int:
 
     from gpu_resnet50 import export, fp16_engine, log
     from trtforge.backends.onnxruntime import _time_compute
-    from trtforge.builder import load_with_manifest
+    from trtforge.build import load_with_manifest
 
     onnxruntime.set_default_logger_severity(3)
     work = Path(tempfile.mkdtemp())

@@ -39,7 +39,7 @@ def main() -> None:
     from calib_resnet50 import write_images
     from trtforge.engine import cpu_facts
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
-    from trtforge.precision.data import Preprocess
+    from trtforge.data.preprocess import Preprocess
 
     from _keras import keras_onnx
 

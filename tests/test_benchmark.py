@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trtforge.benchmark import (BenchResult, BenchSettings, Query, Stats, bench, median, percentile)
+from trtforge.bench import BenchResult, BenchSettings, bench
+from trtforge.bench.result import Query
+from trtforge.bench.stats import Stats, median, percentile
 from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
-from trtforge.inputs import concrete_shapes, load_npz, load_trtexec_inputs, random_feeds
-from trtforge.report import performance_summary, write_json, write_times
+from trtforge.data.arrays import concrete_shapes, load_npz, load_trtexec_inputs, random_feeds
+from trtforge.bench.report import performance_summary, write_json, write_times
 
 
 # --------------------------------------------------------------------------- statistics

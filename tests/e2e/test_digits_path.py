@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import trtforge
-from trtforge.precision.data import Preprocess
+from trtforge.data.preprocess import Preprocess
 from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
 
 

@@ -164,13 +164,13 @@ def test_library_names_survive_submodule_imports() -> None:
 
     import trtforge
 
-    for module in ("comparison", "deployment", "inference", "builder", "benchmark", "converters"):
-        importlib.import_module(f"trtforge.{module}")
-    from trtforge.benchmark import bench
-    from trtforge.builder import build, load
-    from trtforge.comparison import compare
-    from trtforge.deployment import deploy
-    from trtforge.inference import run
+    for module in ("compare", "deploy", "run", "build", "bench", "bench.loop", "converters"):
+        assert importlib.import_module(f"trtforge.{module}").__name__ == f"trtforge.{module}"
+    from trtforge.bench import bench
+    from trtforge.build import build, load
+    from trtforge.compare import compare
+    from trtforge.deploy import deploy
+    from trtforge.run import run
 
     assert (trtforge.compare, trtforge.deploy, trtforge.run, trtforge.build, trtforge.load, trtforge.bench) == \
         (compare, deploy, run, build, load, bench)

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from tests.gpu.gpu_models import conv_net, cpu_reference
-from trtforge.builder import build, load
+from trtforge.build import build, load
 from trtforge.config import BuildConfig
 from trtforge.errors import TrtforgeError
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from trtforge.errors import TrtforgeError
-from trtforge.precision.data import CalibrationSource, LoaderSource, Preprocess, image_files
+from trtforge.precision.sources import CalibrationSource, LoaderSource, Preprocess, image_files
 
 
 def _image(path: Path, size: tuple[int, int], value: int = 200, fmt: str | None = None) -> Path:

@@ -50,7 +50,7 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from trtforge.graph.inspect import describe_engine
+    from trtforge.engine import describe as describe_engine
 
     details = describe_engine(args.path)
     if args.json:

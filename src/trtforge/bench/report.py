@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from trtforge.benchmark import BenchResult, Stats
+from trtforge.bench.result import BenchResult
+from trtforge.bench.stats import Stats
 
 
 def stats_line(label: str, stats: Stats) -> str:
@@ -64,7 +65,7 @@ def averaged_runs(result: BenchResult) -> list[str]:
 
 def write_json(result: BenchResult, path: str | os.PathLike[str], extra: dict[str, object] | None = None) -> None:
     from trtforge._files import write_text_atomic
-    from trtforge.benchmark import machine_facts
+    from trtforge.bench.machine import machine_facts
 
     payload = {**result.to_json(), "machine": machine_facts(), **(extra or {})}
     write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")

@@ -18,14 +18,14 @@ import onnx
 
 from trtforge.config import CalibrationConfig, TensorSpec
 from trtforge.errors import TrtforgeError
-from trtforge.precision.data import rebatch
+from trtforge.precision.sources import rebatch
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
     from trtforge.backends import cuda
 else:
-    from trtforge.backends.tensorrt import trt
+    from trtforge.backends.tensorrt._trt import trt
 
 
 class _CalibrationFeed:
@@ -39,7 +39,8 @@ class _CalibrationFeed:
 
     def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int,
                  model_sha256: str) -> None:
-        from trtforge.precision.data import CalibrationSource, Preprocess
+        from trtforge.data.preprocess import Preprocess
+        from trtforge.precision.sources import CalibrationSource
 
         preprocess = calibration.preprocess
         assert preprocess is None or isinstance(preprocess, Preprocess)
@@ -88,7 +89,7 @@ class _CalibrationFeed:
 def check_cache(calibration: CalibrationConfig, model_sha256: str) -> None:
     """Refuse a --calib-cache made for another model or preprocessing (before TensorRT reads it)."""
     from trtforge.precision.cache import checked_facts
-    from trtforge.precision.data import Preprocess
+    from trtforge.data.preprocess import Preprocess
 
     path, preprocess = calibration.cache, calibration.preprocess
     if path is not None and path.is_file():

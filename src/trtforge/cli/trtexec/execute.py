@@ -14,7 +14,8 @@ from typing import TextIO
 
 import numpy as np
 
-from trtforge.cli.trtexec import ExecRequest
+from trtforge.cli.parse import mem_pools, percentiles
+from trtforge.cli.trtexec.flags import ExecRequest
 from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
 from trtforge.graph.ranges import ShapeRange
 from trtforge.errors import TrtforgeError
@@ -44,32 +45,8 @@ def _precision(req: ExecRequest) -> Precision:
 _TENSORRT_FAMILY = ("tensorrt", "tensorrt-rtx")
 
 
-def _mib(text: str, flag: str) -> int:
-    """trtexec's pool sizes: a number in MiB, or with a suffix K/M/G (KiB/MiB/GiB)."""
-    units = {"k": 1 / 1024, "m": 1, "g": 1024}
-    text = text.strip().lower()
-    scale = units.get(text[-1:], None)
-    number = text[:-1] if scale is not None else text
-    try:
-        value = float(number) * (scale or 1)
-    except ValueError:
-        raise TrtforgeError(f"{flag}: {text!r} is not a size (MiB, or with K/M/G)") from None
-    if value <= 0:
-        raise TrtforgeError(f"{flag}: the size must be positive, got {text!r}")
-    return int(value * (1 << 20))
-
-
 def _mem_pools(req: ExecRequest) -> tuple[tuple[str, int], ...]:
-    pools: dict[str, int] = {}
-    if req.workspace_mib is not None:
-        pools["workspace"] = int(req.workspace_mib * (1 << 20))
-    for item in filter(None, (req.mem_pools or "").split(",")):
-        name, sep, size = item.partition(":")
-        if not sep or name not in ("workspace", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM", "tacticSharedMem"):
-            raise TrtforgeError(f"--memPoolSize: bad item {item!r}; expected POOL:SIZE with POOL one of "
-                                "workspace, tacticSharedMem, dlaSRAM, dlaLocalDRAM, dlaGlobalDRAM")
-        pools[name] = _mib(size, "--memPoolSize")
-    return tuple(pools.items())
+    return mem_pools(req.mem_pools, "--memPoolSize", req.workspace_mib)
 
 
 def _profiles(req: ExecRequest) -> tuple[ShapeRange, ...]:
@@ -95,7 +72,7 @@ def build_config(req: ExecRequest) -> BuildConfig:
                 "--int8 needs calibration: add --calib-data=DIR (images, with --preprocess=...) or FILE.npz, "
                 "or --calib=CACHE; trtforge does not build INT8 engines from made-up ranges"
             )
-        from trtforge.precision.data import Preprocess
+        from trtforge.data.preprocess import Preprocess
 
         calibration = CalibrationConfig(
             data=Path(req.calib_data) if req.calib_data else None,
@@ -141,8 +118,7 @@ _GPU_FLAGS = (("cuda_graph", "--useCudaGraph"), ("no_data_transfers", "--noDataT
 
 def bench_settings(req: ExecRequest, on_gpu: bool):  # -> BenchSettings
     """trtexec's inference flags as BenchSettings; GPU-only ones on a CPU engine become notes."""
-    from trtforge.benchmark import BenchSettings
-    from trtforge.cli.bench import parse_percentiles
+    from trtforge.bench import BenchSettings
 
     gpu = {attr: getattr(req, attr) for attr, _ in _GPU_FLAGS}
     if not on_gpu:
@@ -151,7 +127,7 @@ def bench_settings(req: ExecRequest, on_gpu: bool):  # -> BenchSettings
                 req.notes.append(f"{flag}: the engine runs on the CPU, which has no CUDA graph, host-device "
                                  "copies or event waits; timed without it")
                 gpu[attr] = False
-    return BenchSettings(req.warmup_ms, req.iterations, req.duration_s, parse_percentiles(req.percentiles),
+    return BenchSettings(req.warmup_ms, req.iterations, req.duration_s, percentiles(req.percentiles),
                          streams=req.streams, cuda_graph=gpu["cuda_graph"],
                          data_transfers=not gpu["no_data_transfers"], spin_wait=gpu["spin_wait"],
                          avg_runs=req.avg_runs)
@@ -169,11 +145,11 @@ def export_output(outputs: Mapping[str, np.ndarray], path: str) -> None:
 
 
 def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
-    from trtforge.benchmark import bench
-    from trtforge.builder import load
+    from trtforge.bench import bench
+    from trtforge.build import load
     from trtforge.engine import read_manifest
-    from trtforge.inputs import concrete_shapes, load_trtexec_inputs, random_feeds
-    from trtforge.report import performance_summary, write_times
+    from trtforge.data.arrays import concrete_shapes, load_trtexec_inputs, random_feeds
+    from trtforge.bench.report import performance_summary, write_times
 
     manifest = read_manifest(engine)
     on_gpu = str(manifest.device.get("kind", "cpu")) != "cpu"
@@ -205,7 +181,7 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
 def _export_layer_info(req: ExecRequest, engine: str) -> None:
     """``--exportLayerInfo``: the engine inspector's JSON, where the backend has one."""
     from trtforge._files import write_text_atomic
-    from trtforge.graph.inspect import describe_engine
+    from trtforge.engine import describe as describe_engine
 
     details = describe_engine(engine)
     backend = details.get("backend")
@@ -220,7 +196,7 @@ def _export_layer_info(req: ExecRequest, engine: str) -> None:
 
 
 def execute(req: ExecRequest, out: TextIO) -> int:
-    from trtforge.builder import build
+    from trtforge.build import build
 
     print("&&&& RUNNING trtforge exec", file=out)
     engine = req.load_engine

@@ -8,7 +8,6 @@ the end, so an interrupted deploy leaves the old folder or none.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shlex
@@ -19,12 +18,19 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trtforge.comparison import accuracy, run_all
+from trtforge.compare import accuracy, run_all
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
+from trtforge.data.labels import read_labels_csv
 from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    from trtforge.bench import BenchSettings
+    from trtforge.converters import ConvertOptions
+    from trtforge.data.preprocess import Preprocess
 
 HOLDOUT_EVERY = 5
 """Without --val-data, every 5th calibration image (sorted by path) is held out for validation."""
@@ -36,21 +42,20 @@ class DeployOptions:
     backend: str = "onnxruntime"
     device: str = "cpu"
     source_format: str | None = None
-    convert: object | None = None
-    """A trtforge.converters.ConvertOptions, for sources that are not ONNX already."""
+    convert: ConvertOptions | None = None
+    """For sources that are not ONNX already."""
     batch: str | None = None
     """``N`` or ``dynamic``: passed to reshape; None keeps the model's shapes."""
     calibration: CalibrationConfig | None = None
-    preprocess: object | None = None
-    """A trtforge.precision.data.Preprocess for image validation data (default: the calibration's)."""
+    preprocess: Preprocess | None = None
+    """For image validation data (default: the calibration's)."""
     val_data: Path | None = None
     val_num: int = 500
     max_accuracy_drop: float | None = None
     """Largest allowed drop, in percentage points, of top-1 accuracy (with labels) or of
     top-1 agreement with the FP32 engine (without)."""
     select: str | None = None
-    bench: object | None = None
-    """A trtforge.benchmark.BenchSettings."""
+    bench: BenchSettings | None = None
     force: bool = False
     command: str = ""
     """The command line that asked for this deploy, recorded in the report."""
@@ -115,16 +120,7 @@ class Validation:
 
 def _labels_csv(folder: Path) -> dict[str, int] | None:
     path = folder / "labels.csv"
-    if not path.exists():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"file", "label"} <= set(rows[0]):
-        raise TrtforgeError(f"{path} needs the columns 'file' and 'label'")
-    try:
-        return {row["file"]: int(row["label"]) for row in rows}
-    except ValueError as exc:
-        raise TrtforgeError(f"{path}: labels must be integers ({exc})") from None
+    return read_labels_csv(path) if path.exists() else None
 
 
 def _held_out(files: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -134,16 +130,16 @@ def _held_out(files: list[Path]) -> tuple[list[Path], list[Path]]:
     return [f for f in files if f not in held], val
 
 
-def load_validation(path: Path, input_names: list[str], preprocess: object | None, num: int,
+def load_validation(path: Path, input_names: list[str], preprocess: Preprocess | None, num: int,
                     files: list[Path] | None = None) -> Validation:
     """Samples from an image folder (labels from ``labels.csv`` if present) or a ``.npz``/``.npy``."""
-    from trtforge.precision.data import Preprocess, image_files
+    from trtforge.data.images import image_files
 
     if path.is_dir() or files is not None:
         if len(input_names) != 1:
             raise TrtforgeError(f"an image folder feeds one input, but the model has {len(input_names)}; "
                                 "pass --val-data FILE.npz keyed by input name")
-        if not isinstance(preprocess, Preprocess):
+        if preprocess is None:
             raise TrtforgeError("validation images need --preprocess to say how images become inputs")
         files = (files if files is not None else image_files(path))[:num]
         if not files:
@@ -166,7 +162,7 @@ def load_validation(path: Path, input_names: list[str], preprocess: object | Non
         return Validation(samples, labels if table is not None else None, str(path))
     if path.suffix.lower() not in (".npz", ".npy"):
         raise TrtforgeError(f"cannot read validation data from {path}: expected an image folder, .npz or .npy")
-    from trtforge.precision.data import CalibrationSource
+    from trtforge.precision.sources import CalibrationSource
 
     source = CalibrationSource(path, input_names, None, num, 1)
     return Validation(list(source.batches()), None, str(path))
@@ -181,7 +177,7 @@ class _Split:
 
 def _split_calibration(data: Path) -> _Split:
     """Hold out every 5th image of a calibration folder: the rest is linked into a scratch folder."""
-    from trtforge.precision.data import image_files
+    from trtforge.data.images import image_files
 
     files = image_files(data)
     calib, val = _held_out(files)
@@ -286,9 +282,12 @@ def _staged_inputs(source: Path, options: DeployOptions, stage: Path, final: Pat
 def _validation(model: Path, options: DeployOptions) -> tuple[Validation, CalibrationConfig | None, _Split | None]:
     from trtforge.graph.model import graph_inputs, load
 
-    names = [t.name for t in graph_inputs(load(model))]
+    inputs = graph_inputs(load(model))
+    names = [t.name for t in inputs]
     calibration = options.calibration
     preprocess = options.preprocess or (calibration.preprocess if calibration else None)
+    if preprocess is not None and len(inputs) == 1:
+        preprocess = preprocess.resolve(inputs[0])  # once, against the model deployed
     if options.val_data is not None:
         return load_validation(options.val_data, names, preprocess, options.val_num), calibration, None
     data = calibration.data if calibration else None
@@ -343,7 +342,7 @@ def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
 def _engines(model: Path, model_text: str, options: DeployOptions, calibration: CalibrationConfig | None,
              validation: Validation, stage: Path, final: Path, commands: list[str]) -> Iterator[EngineReport]:
     import trtforge
-    from trtforge.benchmark import BenchSettings
+    from trtforge.bench import BenchSettings
 
     order = [Precision.FP32] + [p for p in options.precisions if p is not Precision.FP32]
     reference: list[list[np.ndarray]] | None = None

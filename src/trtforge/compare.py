@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    from trtforge.backends.base import Runner
+    from trtforge.converters import ConvertOptions
+    from trtforge.data.preprocess import Preprocess
 
 TINY = 1e-12
 
@@ -32,10 +38,10 @@ def _as_float(outputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.float64) for v in outputs.values()]
 
 
-def run_all(runner: object, samples: Sequence[Mapping[str, np.ndarray]]) -> list[list[np.ndarray]]:
+def run_all(runner: Runner, samples: Sequence[Mapping[str, np.ndarray]]) -> list[list[np.ndarray]]:
     """Run every sample; feeds are checked against the engine's inputs and cast to their dtypes
     (an fp16 IO engine takes fp16)."""
-    from trtforge.inputs import conform
+    from trtforge.data.arrays import conform
 
     specs = runner.inputs  # type: ignore[attr-defined]
     return [_as_float(runner.infer(conform(feeds, specs, "validation sample")))  # type: ignore[attr-defined]
@@ -116,7 +122,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thresholds: Thresholds,
                    labels: np.ndarray | None = None) -> OutputMetrics:
-    from trtforge.inference import is_classifier
+    from trtforge.run import is_classifier
 
     a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a64.shape != b64.shape:
@@ -185,7 +191,7 @@ def _pair_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], note
 
 def _fit_reference(feeds: Mapping[str, np.ndarray], specs: Sequence[object], notes: list[str]) -> dict[str, np.ndarray]:
     """The engine's inputs checked against the reference's; a layout mismatch gets its fix named."""
-    from trtforge.inputs import conform
+    from trtforge.data.arrays import conform
 
     for spec in specs:
         array = feeds.get(spec.name)  # type: ignore[attr-defined]
@@ -201,9 +207,9 @@ def _fit_reference(feeds: Mapping[str, np.ndarray], specs: Sequence[object], not
 
 
 def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
-            inputs: str | os.PathLike[str] | None = None, preprocess: object = None, *,
+            inputs: str | os.PathLike[str] | None = None, preprocess: Preprocess | None = None, *,
             random: int | None = None, labels: str | None = None, thresholds: Thresholds | None = None,
-            limit: int | None = None, seed: int = 0, source_options: object = None,
+            limit: int | None = None, seed: int = 0, source_options: ConvertOptions | None = None,
             source_format: str | None = None) -> CompareResult:
     """Run ``engine`` and ``reference`` on the same inputs.
 
@@ -211,7 +217,7 @@ def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
     model (SavedModel, Keras...) run by its framework; ``source_options`` (a ConvertOptions,
     e.g. ``inputs_as_nchw``) say how the engine's ONNX was converted from it.
     """
-    from trtforge.inference import load_samples, open_runner, run_samples
+    from trtforge.run import load_samples, open_runner, run_samples
 
     thresholds = thresholds or Thresholds()
     runner, described = open_runner(engine)

@@ -6,7 +6,7 @@
 * :func:`load_npz`: ``--inputs FILE.npz`` (or ``.npy`` for a one-input model).
 * :func:`load_trtexec_inputs`: ``--loadInputs=name:file.bin,name2:file.npy`` (trtexec's raw
   ``.bin`` holds the values in the input's dtype, C order, at its shape).
-* :func:`image_feeds`: an image folder through a :class:`~trtforge.precision.data.Preprocess`.
+* :func:`image_feeds`: an image folder through a :class:`~trtforge.data.preprocess.Preprocess`.
 
 Arrays given in another dtype than the engine's are cast when the kinds agree (float to
 float, int to int) and the cast is reported; anything else is refused.
@@ -17,11 +17,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    from trtforge.data.preprocess import Preprocess
 
 Feeds = dict[str, np.ndarray]
 
@@ -97,6 +101,11 @@ def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ..
             values = rng.integers(int(low), int(high), shape).astype(dtype)
         feeds[spec.name] = values
     return feeds
+
+
+def random_inputs(specs: Sequence[TensorSpec], seed: int = 0, batch: int | None = None) -> Feeds:
+    """Seeded random inputs at the specs' shapes (dynamic batch: ``batch`` or 1)."""
+    return random_feeds(specs, concrete_shapes(specs, None, batch), seed)
 
 
 def _numpy_dtype(spec: TensorSpec) -> np.dtype:
@@ -221,17 +230,18 @@ def load_trtexec_inputs(text: str, specs: Sequence[TensorSpec], shapes: Mapping[
     return conform(loaded, specs, "--loadInputs", notes)
 
 
-def image_feeds(folder: str | os.PathLike[str], specs: Sequence[TensorSpec], preprocess: object,
+def image_feeds(folder: str | os.PathLike[str], specs: Sequence[TensorSpec], preprocess: Preprocess | None,
                 limit: int | None = None) -> tuple[Feeds, list[Path]]:
     """An image folder as one batch for a one-input engine, and the files in batch order."""
-    from trtforge.precision.data import Preprocess, image_files
+    from trtforge.data.images import image_files
 
     if len(specs) != 1:
         raise TrtforgeError(f"an image folder feeds one input, but the engine has {len(specs)} "
                             f"({', '.join(s.name for s in specs)}); pass --inputs FILE.npz")
-    if not isinstance(preprocess, Preprocess):
+    if preprocess is None:
         raise TrtforgeError("an image folder needs --preprocess to say how images become inputs "
                             "(the same spec as for calibration)")
+    preprocess = preprocess.resolve(specs[0])
     files = image_files(Path(folder))[:limit]
     arrays, used = [], []
     for file in files:

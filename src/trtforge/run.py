@@ -10,31 +10,23 @@ up to :data:`MAX_CHUNK` at a time.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trtforge.config import TensorSpec
+from trtforge.data import Samples, load_samples
+from trtforge.data.preprocess import Preprocess
 from trtforge.errors import TrtforgeError
 
+if TYPE_CHECKING:
+    from trtforge.backends.base import Runner
+    from trtforge.converters import ConvertOptions
+
 MAX_CHUNK = 64
-
-
-@dataclass
-class Samples:
-    """Inputs by name (first axis: samples), where they came from, and labels when known."""
-
-    feeds: dict[str, np.ndarray]
-    source: str
-    files: list[Path] = field(default_factory=list)
-    labels: np.ndarray | None = None
-    labels_source: str | None = None
-
-    def __len__(self) -> int:
-        return int(next(iter(self.feeds.values())).shape[0])
 
 
 class SourceRunner:
@@ -45,7 +37,7 @@ class SourceRunner:
     converted model's (inputs asked for as NCHW are transposed to the source's NHWC and back).
     """
 
-    def __init__(self, path: Path, options: object = None, source_format: str | None = None) -> None:
+    def __init__(self, path: Path, options: ConvertOptions | None = None, source_format: str | None = None) -> None:
         import tempfile
 
         from trtforge.converters import ConvertOptions, converters, detect_format, quiet_native_logs
@@ -75,8 +67,8 @@ class SourceRunner:
                          else np.asarray(raw[o.name])) for o in self.outputs}
 
 
-def open_runner(path: str | os.PathLike[str], source_options: object = None,
-                source_format: str | None = None) -> tuple[object, str]:
+def open_runner(path: str | os.PathLike[str], source_options: ConvertOptions | None = None,
+                source_format: str | None = None) -> tuple[Runner, str]:
     """A trtforge engine (verified against its manifest), an ONNX model run in FP32 by ONNX Runtime,
     or a source model run by its framework (:class:`SourceRunner`, with ``source_options``:
     a ConvertOptions saying e.g. which inputs the ONNX takes as NCHW)."""
@@ -100,87 +92,10 @@ def open_runner(path: str | os.PathLike[str], source_options: object = None,
             raise TrtforgeError(f"model to compare against not found: {p}")
         runner = SourceRunner(p, source_options, source_format)
         return runner, f"{p} ({runner.framework}, the source model)"
-    from trtforge.builder import load_with_manifest
+    from trtforge.build import load_with_manifest
 
     engine, manifest = load_with_manifest(p)
     return engine, f"{p} ({manifest.backend} {manifest.precision} engine)"
-
-
-def _labels_csv(path: Path, folder: Path, files: list[Path]) -> np.ndarray:
-    """``file,label`` rows (file relative to the image folder), in the order of ``files``."""
-    import csv
-
-    from trtforge._files import existing_file
-
-    with open(existing_file(path, "--labels file"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"file", "label"} <= set(rows[0]):
-        raise TrtforgeError(f"{path} needs the columns 'file' and 'label'")
-    try:
-        table = {row["file"]: int(row["label"]) for row in rows}
-    except ValueError as exc:
-        raise TrtforgeError(f"{path}: labels must be integers ({exc})") from None
-    keys = [f.relative_to(folder).as_posix() for f in files]
-    missing = [k for k in keys if k not in table]
-    if missing:
-        raise TrtforgeError(f"{path} has no label for {missing[0]} ({len(missing)} files unlabelled)")
-    return np.array([table[k] for k in keys])
-
-
-def _labels_from(folder: Path, files: list[Path], labels: str | None) -> tuple[np.ndarray | None, str | None]:
-    if labels:
-        path = Path(labels)
-        if path.suffix.lower() == ".csv":
-            return _labels_csv(path, folder, files), str(path)
-        from trtforge._files import existing_file
-
-        existing_file(path, "--labels file")
-        values = np.load(path) if path.suffix.lower() == ".npy" else np.loadtxt(path, dtype=np.int64, ndmin=1)
-        if len(values) != len(files):
-            raise TrtforgeError(f"{path} holds {len(values)} labels for {len(files)} samples")
-        return np.asarray(values, dtype=np.int64), str(path)
-    if (folder / "labels.csv").exists():
-        return _labels_from(folder, files, str(folder / "labels.csv"))
-    found = [re.search(r"_(\d+)$", f.stem) for f in files]
-    if files and all(found):
-        return np.array([int(m.group(1)) for m in found if m]), "file names (<name>_<label>.<ext>)"
-    return None, None
-
-
-def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSpec], preprocess: object = None,
-                 random: int | None = None, labels: str | None = None, limit: int | None = None,
-                 seed: int = 0, notes: list[str] | None = None) -> Samples:
-    """Samples for ``specs`` from a ``.npz``/``.npy``, an image folder, or ``random`` seeded samples."""
-    from trtforge.inputs import concrete_shapes, image_feeds, load_npz, random_feeds
-
-    if source is None:
-        if not random:
-            raise TrtforgeError("no inputs: give --inputs FILE.npz, --inputs IMAGE_DIR with --preprocess, "
-                                "or --random N")
-        shapes = concrete_shapes(specs)
-        for spec in specs:
-            if isinstance(spec.shape[0], int) and spec.shape[0] > 1:
-                raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {spec.shape[0]}; "
-                                    "pass --inputs FILE.npz instead")
-        feeds = random_feeds(specs, {k: (random, *v[1:]) for k, v in shapes.items()}, seed)
-        return Samples(feeds, f"random (seed {seed})")
-    path = Path(source)
-    if path.is_dir():
-        feeds, files = image_feeds(path, specs, preprocess, limit)
-        found, where = _labels_from(path, files, labels)
-        return Samples(feeds, f"{path} (images, --preprocess {getattr(preprocess, 'spec', '')})",
-                       files, found, where)
-    feeds = load_npz(path, specs, notes, samples=True)
-    if limit is not None:
-        feeds = {k: v[:limit] for k, v in feeds.items()}
-    samples = Samples(feeds, str(path))
-    if labels:
-        if labels.lower().endswith(".csv"):
-            raise TrtforgeError("--labels FILE.csv names image files; with --inputs FILE.npz give the labels "
-                                "as .txt (one integer per line) or .npy, in sample order")
-        values, where = _labels_from(path.parent, [Path(str(i)) for i in range(len(samples))], labels)
-        samples.labels, samples.labels_source = values, where
-    return samples
 
 
 def _chunk_size(specs: Sequence[TensorSpec]) -> int | None:
@@ -189,7 +104,7 @@ def _chunk_size(specs: Sequence[TensorSpec]) -> int | None:
     return int(first) if isinstance(first, int) and first > 0 else None
 
 
-def run_samples(runner: object, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run_samples(runner: Runner, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every sample through ``runner``, in chunks it accepts; outputs by name, first axis = samples."""
     specs: list[TensorSpec] = runner.inputs  # type: ignore[attr-defined]
     dtypes = {s.name: np.dtype(s.dtype) for s in specs}
@@ -232,7 +147,7 @@ class RunResult:
 
 
 def run(engine: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = None,
-        preprocess: object = None, output: str | os.PathLike[str] | None = None, *, random: int | None = None,
+        preprocess: Preprocess | None = None, output: str | os.PathLike[str] | None = None, *, random: int | None = None,
         limit: int | None = None, seed: int = 0) -> RunResult:
     """Run ``engine`` on every sample of ``inputs``; write the outputs to ``output`` (``.npz``) if given."""
     runner, described = open_runner(engine)

@@ -7,9 +7,9 @@ builder flags and INT8 calibrator are a compatibility path, refused elsewhere wi
 message naming the path to use instead.
 
 This module is the backend and its builder settings; beside it, each imported when first needed:
-:mod:`~trtforge.backends.tensorrt_network` (ONNX to network: plugins, parsing, IO formats,
-profiles), :mod:`~trtforge.backends.tensorrt_runtime` (load checks, the runner, inspection) and
-:mod:`~trtforge.backends.tensorrt_calibrator` (TensorRT 10's INT8 calibrator).
+:mod:`~trtforge.backends.tensorrt.network` (ONNX to network: plugins, parsing, IO formats,
+profiles), :mod:`~trtforge.backends.tensorrt.runtime` (load checks, the runner, inspection) and
+:mod:`~trtforge.backends.tensorrt.calibrator` (TensorRT 10's INT8 calibrator).
 The code is written once against the name ``trt``: for mypy that is the ``tensorrt`` stubs;
 at run time it is whichever package the backend instance activated (:func:`_using`).
 Only TensorRT-RTX's builder runs in CI (it needs no GPU); the full-TensorRT-only parts
@@ -18,11 +18,8 @@ Only TensorRT-RTX's builder runs in CI (it needs no GPU); the full-TensorRT-only
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import importlib
 import sys
-from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -30,30 +27,19 @@ import onnx
 
 from trtforge._files import write_bytes_atomic
 from trtforge.backends.base import BuiltEngine
+from trtforge.backends.tensorrt._trt import PACKAGES, _cuda_device, _logger, _progress_monitor, _using
 from trtforge.config import BuildConfig, TensorRTOptions, TensorSpec
-from trtforge.errors import MissingDependencyError, TrtforgeError
+from trtforge.errors import TrtforgeError
 from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from trtforge.backends.tensorrt_runtime import TensorRTRunner
+    from trtforge.backends.tensorrt.runtime import TensorRTRunner
     from trtforge.engine import Manifest
 else:
+    from trtforge.backends.tensorrt._trt import trt
 
-    class _Active:
-        """``trt.X`` -> ``X`` of the package the calling backend activated."""
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(_ACTIVE.get(), name)
-
-    trt = _Active()
-
-_ACTIVE: contextvars.ContextVar[ModuleType] = contextvars.ContextVar("trtforge_tensorrt")
-
-PACKAGES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
-_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-           "INT64": "int64", "UINT8": "uint8", "BOOL": "bool", "FP8": "float8e4m3fn"}
 _POOLS = {"workspace": "WORKSPACE", "tacticSharedMem": "TACTIC_SHARED_MEMORY", "dlaSRAM": "DLA_MANAGED_SRAM",
           "dlaLocalDRAM": "DLA_LOCAL_DRAM", "dlaGlobalDRAM": "DLA_GLOBAL_DRAM"}
 _HARDWARE_COMPAT = {"none": "NONE", "ampere+": "AMPERE_PLUS", "ampere_plus": "AMPERE_PLUS",
@@ -62,57 +48,6 @@ _VERBOSITY = {"none": "NONE", "layer_names_only": "LAYER_NAMES_ONLY", "detailed"
 _FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
 RTX_DEFAULT_TARGETS = ["8.0", "8.6", "8.9", "12.0"]
 """Compute capabilities a TensorRT-RTX engine runs on when none is set (the docs: Ampere and later, no Turing)."""
-
-
-@contextlib.contextmanager
-def _using(module: ModuleType) -> Iterator[None]:
-    token = _ACTIVE.set(module)
-    try:
-        yield
-    finally:
-        _ACTIVE.reset(token)
-
-
-def _logger(errors: list[str]) -> trt.ILogger:
-    """A logger that keeps errors (for the one-line message) and prints warnings to stderr."""
-
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                errors.append(msg.strip())
-            elif severity == trt.ILogger.Severity.WARNING:
-                print(f"[W] {msg.strip()}", file=sys.stderr)
-
-    return Logger()
-
-
-def _progress_monitor() -> trt.IProgressMonitor | None:
-    """Top-level build phases on stderr, where the package has ``IProgressMonitor`` (TensorRT >= 10)."""
-    if not hasattr(trt, "IProgressMonitor"):
-        return None
-
-    class Progress(trt.IProgressMonitor):
-        def __init__(self) -> None:
-            trt.IProgressMonitor.__init__(self)
-
-        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
-            if parent_phase is None:
-                print(f"[I] build phase: {phase_name} ({num_steps} steps)", file=sys.stderr)
-
-        def step_complete(self, phase_name: str, step: int) -> bool:
-            return True  # False would cancel the build
-
-        def phase_finish(self, phase_name: str) -> None:
-            pass
-
-    return Progress()
-
-
-def _dims(dims: trt.Dims) -> tuple[int, ...]:
-    return tuple(dims[i] for i in range(len(dims)))
 
 
 class TensorRTBackend:
@@ -187,7 +122,7 @@ class TensorRTBackend:
             return self._build(model, config)
 
     def _build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
-        from trtforge.backends import tensorrt_network as net
+        from trtforge.backends.tensorrt import network as net
 
         options = config.tensorrt or TensorRTOptions()
         self._check(options)
@@ -251,7 +186,7 @@ class TensorRTBackend:
             bc.set_flag(getattr(trt.BuilderFlag, _FLAGS[flag]))
         calibrator = None
         if "int8" in options.flags:
-            from trtforge.backends.tensorrt_calibrator import attach_calibrator
+            from trtforge.backends.tensorrt.calibrator import attach_calibrator
 
             calibrator = attach_calibrator(bc, config.calibration, inputs, profiles, model)
         return {"memory_pools": pools, "opt_level": options.opt_level, "hardware_compat": options.hardware_compat,
@@ -279,12 +214,12 @@ class TensorRTBackend:
 
     def why_not_here(self, manifest: Manifest) -> str | None:
         """One line saying why the plan cannot run here, or None."""
-        from trtforge.backends.tensorrt_runtime import why_not_here
+        from trtforge.backends.tensorrt.runtime import why_not_here
 
         return why_not_here(self, manifest)
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> TensorRTRunner:
-        from trtforge.backends.tensorrt_runtime import TensorRTRunner, deserialize, why_not_here
+        from trtforge.backends.tensorrt.runtime import TensorRTRunner, deserialize, why_not_here
 
         reason = why_not_here(self, manifest)
         if reason:
@@ -294,20 +229,10 @@ class TensorRTBackend:
 
     def describe(self, data: bytes) -> dict[str, object]:
         """IO tensors, profiles and layers, where the runtime can deserialise the plan on this machine."""
-        from trtforge.backends.tensorrt_runtime import describe
+        from trtforge.backends.tensorrt.runtime import describe
 
         with _using(self.module()):
             return describe(self, data)
-
-
-def _cuda_device() -> dict[str, object] | None:
-    """CUDA device 0's facts (name, compute capability...), or None without cuda-python or a GPU."""
-    from trtforge.backends import cuda
-
-    try:
-        return cuda.device_facts(0) if cuda.device_count() else None
-    except MissingDependencyError:
-        return None
 
 
 def full() -> TensorRTBackend:
@@ -316,17 +241,3 @@ def full() -> TensorRTBackend:
 
 def rtx() -> TensorRTBackend:
     return TensorRTBackend("tensorrt-rtx")
-
-
-def gpu_available() -> bool:
-    return _cuda_device() is not None
-
-
-def usable(name: str = "tensorrt") -> bool:
-    """True when the package imports for real (not a stub folder) and a GPU is present: ``--backend auto``."""
-    try:
-        TensorRTBackend(name).module()
-    except TrtforgeError:
-        return False
-    return gpu_available()
-

@@ -1,22 +1,64 @@
-"""``build`` and ``load``: the precision stage, then a backend, then the artifact."""
+"""The precision stage: the whole of it, once, in the ONNX graph, for every backend.
+
+:func:`apply` takes the model as the user gave it and a :class:`BuildConfig`, and returns the
+model every backend consumes (FP16/BF16 as a checked cast of the graph; INT8 as Q/DQ nodes placed
+in the backend's flavour from calibrated or cached ranges; boundary IO formats) and the facts the
+manifest records. :func:`resolve` fits the user's ``--preprocess`` to the model input once, so
+calibration, the FP16 check and TensorRT 10's calibrator read the same pixels and write the same
+cache sidecar.
+"""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from trtforge import engine as artifact
 from trtforge._files import sha256_bytes
-from trtforge.backends.base import Backend, Runner, get_backend
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
 from trtforge.errors import TrtforgeError
-from trtforge.graph import model as onnx_model
 from trtforge.graph.model import graph_inputs
+
+if TYPE_CHECKING:
+    from trtforge.precision.quantize import QuantFlavour
+
+
+def resolve(config: BuildConfig, model: onnx.ModelProto) -> BuildConfig:
+    """``config`` with its calibration preprocessing fitted to the model's one input."""
+    calibration = config.calibration
+    if calibration is None or calibration.preprocess is None:
+        return config
+    inputs = graph_inputs(model)
+    if len(inputs) != 1:
+        return config
+    fitted = calibration.preprocess.resolve(inputs[0])
+    return dataclasses.replace(config, calibration=dataclasses.replace(calibration, preprocess=fitted))
+
+
+def apply(model: onnx.ModelProto, config: BuildConfig,
+          flavour: QuantFlavour | None) -> tuple[onnx.ModelProto, dict[str, dict[str, object] | None]]:
+    """The model with its precision and IO formats, and facts by manifest section.
+
+    ``config`` is expected resolved (:func:`resolve`); ``flavour`` is the backend's Q/DQ placement,
+    needed for INT8 only. Facts: ``calibration`` (INT8), ``cast`` (FP16/BF16), ``io_formats``.
+    """
+    facts: dict[str, dict[str, object] | None] = {"calibration": None, "cast": None, "io_formats": None}
+    if config.precision is Precision.INT8:
+        assert config.calibration is not None and flavour is not None
+        model, facts["calibration"] = quantize_int8(model, config.calibration, flavour, config)
+    elif config.precision in (Precision.FP16, Precision.BF16):
+        model, facts["cast"] = cast_half(model, config)
+    if config.input_formats or config.output_formats:
+        from trtforge.precision import ioformat
+
+        model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
+        facts["io_formats"] = {"inputs": [str(f) for f in config.input_formats],
+                               "outputs": [str(f) for f in config.output_formats], "retyped": changed}
+    return model, facts
 
 
 def _progress(total: int | None, desc: str) -> Any:
@@ -27,7 +69,7 @@ def _progress(total: int | None, desc: str) -> Any:
 
 
 def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
-                  backend: Backend, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
+                  flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
     from trtforge.precision.quantize import check_exclusions, prepare, quantize
 
@@ -36,7 +78,6 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
     model = prepare(model)
     ranges, facts = _int8_ranges(model, calibration, model_sha)
-    flavour = backend.quant_flavour(config)
     names, types = {n.name for n in model.graph.node}, {n.op_type for n in model.graph.node}
     fused = [n for n in config.exclude_nodes if n not in names]  # folded into a neighbour by prepare()
     if fused:
@@ -55,7 +96,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
                  model_sha: str) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
     from trtforge.precision import cache as calib_cache
-    from trtforge.precision.data import Preprocess
+    from trtforge.data.preprocess import Preprocess
 
     preprocess = calibration.preprocess
     assert preprocess is None or isinstance(preprocess, Preprocess)
@@ -93,7 +134,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
 def _calibrate(model: onnx.ModelProto,
                calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.precision.calibrate import calibrate
-    from trtforge.precision.data import calibration_source
+    from trtforge.precision.sources import calibration_source
 
     specs = graph_inputs(model)
     source = calibration_source(
@@ -135,7 +176,8 @@ def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str,
     """One batch to check a cast on: calibration data when given, else seeded random inputs."""
     calibration = config.calibration
     if calibration is not None and calibration.data is not None:
-        from trtforge.precision.data import CalibrationSource, Preprocess
+        from trtforge.data.preprocess import Preprocess
+        from trtforge.precision.sources import CalibrationSource
 
         preprocess = calibration.preprocess
         assert preprocess is None or isinstance(preprocess, Preprocess)
@@ -146,7 +188,7 @@ def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str,
         batch = next(iter(source.batches()), None)
         if batch is not None:
             return dict(batch), f"{len(next(iter(batch.values())))} sample(s) of {calibration.data}"
-    from trtforge.benchmark import random_inputs
+    from trtforge.data.arrays import random_inputs
 
     try:
         return random_inputs(graph_inputs(model), seed=0, batch=1), "seeded random inputs in [-1, 1)"
@@ -170,52 +212,3 @@ def cast_half(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelPr
     facts = report.to_json()
     facts["seconds"] = round(time.perf_counter() - started, 2)
     return casted, facts
-
-
-def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
-          config: BuildConfig | None = None) -> artifact.Manifest:
-    """Build an engine from ``onnx_path`` into ``output`` (+ ``output.json``); returns its manifest."""
-    config = config or BuildConfig()
-    backend = get_backend(config.backend)
-    model = onnx_model.load(onnx_path)
-    calibration_facts = cast_facts = None
-    if config.precision is Precision.INT8:
-        assert config.calibration is not None
-        model, calibration_facts = quantize_int8(model, config.calibration, backend, config)
-    elif config.precision in (Precision.FP16, Precision.BF16):
-        model, cast_facts = cast_half(model, config)
-    io_facts = None
-    if config.input_formats or config.output_formats:
-        from trtforge.precision import ioformat
-
-        model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
-        io_facts = {"inputs": [str(f) for f in config.input_formats],
-                    "outputs": [str(f) for f in config.output_formats], "retyped": changed}
-    started = time.perf_counter()
-    built = backend.build(model, config)
-    if cast_facts:
-        built.facts["cast"] = cast_facts
-    if io_facts:
-        built.facts["io_formats"] = io_facts
-    manifest = artifact.Manifest(
-        backend=backend.name, backend_version=backend.version(), precision=str(config.precision),
-        device=backend.device_facts(config.device), inputs=built.inputs, outputs=built.outputs,
-        build={"device": config.device, "seconds": round(time.perf_counter() - started, 3), **built.facts},
-        calibration=calibration_facts, source_sha256=artifact.source_digest(onnx_path),
-        engine_sha256=sha256_bytes(built.data),
-    )
-    artifact.save(output, built.data, manifest)
-    return manifest
-
-
-def load(engine_path: str | os.PathLike[str], **options: object) -> Runner:
-    """Load an engine built by trtforge into a runner, after verifying it against its manifest."""
-    data, manifest = artifact.read_verified(engine_path)
-    return get_backend(manifest.backend).load(data, manifest, **options)
-
-
-def load_with_manifest(engine_path: str | os.PathLike[str], **options: object) -> tuple[Runner, artifact.Manifest]:
-    data, manifest = artifact.read_verified(engine_path)
-    return get_backend(manifest.backend).load(data, manifest, **options), manifest
-
-

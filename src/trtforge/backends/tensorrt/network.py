@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import onnx
 
 from trtforge._files import existing_file
-from trtforge.backends.tensorrt import _DTYPES, _dims
+from trtforge.backends.tensorrt._trt import _DTYPES, _dims
 from trtforge.config import BuildConfig, TensorSpec
 from trtforge.errors import TrtforgeError
 from trtforge.graph.ranges import ShapeRange, validate_profiles
@@ -22,7 +22,7 @@ from trtforge.precision.ioformat import for_tensors
 if TYPE_CHECKING:
     import tensorrt as trt
 else:
-    from trtforge.backends.tensorrt import trt
+    from trtforge.backends.tensorrt._trt import trt
 
 
 def load_plugins(builder: trt.Builder, logger: trt.ILogger, plugins: tuple[Path, ...], errors: list[str]) -> None:

@@ -4,7 +4,7 @@
 ``tensorrt_rtx``: one execution context on its own stream, pinned host arrays and device buffers
 from :mod:`trtforge.backends.cuda` (no pycuda), ``execute_async_v3`` with the input shapes and
 tensor addresses set when the shapes change, optional CUDA-graph replay.  It implements the bench
-harness's :class:`~trtforge.benchmark.DeviceRunner`, so ``trtforge bench`` times H2D, compute and
+harness's :class:`~trtforge.backends.base.DeviceRunner`, so ``trtforge bench`` times H2D, compute and
 D2H with CUDA events as it does for ONNX Runtime's CUDA runner.  Nothing here runs without a GPU;
 it is type-checked against the ``tensorrt`` stubs (tests/backends/test_tensorrt_types.py) and run
 by tests/gpu/test_tensorrt_runner.py where a TensorRT that supports the GPU is installed.
@@ -20,23 +20,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trtforge.backends import cuda
-from trtforge.backends.tensorrt import _DTYPES, TensorRTBackend, _cuda_device, _dims, _logger, _using
+from trtforge.backends.tensorrt._trt import _DTYPES, _cuda_device, _dims, _logger, _using
 from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from trtforge.benchmark import DeviceRunner
+    from trtforge.backends.base import DeviceRunner
+    from trtforge.backends.tensorrt import TensorRTBackend
     from trtforge.engine import Manifest
 else:
-    from trtforge.backends.tensorrt import trt
+    from trtforge.backends.tensorrt._trt import trt
 
 
 class TensorRTRunner:
     """A deserialised plan: one execution context on its own stream, bound to pinned host and device buffers.
 
-    Implements :class:`trtforge.benchmark.DeviceRunner`, as ``OrtCudaRunner`` does: ``set_inputs``
+    Implements :class:`trtforge.backends.base.DeviceRunner`, as ``OrtCudaRunner`` does: ``set_inputs``
     sets the input shapes and fills pinned host arrays, ``h2d`` / ``enqueue`` / ``d2h`` put their
     work on ``stream`` and return, ``outputs_host`` reads the outputs once the stream is synchronised.
     With ``cuda_graph`` (or ``use_cuda_graph()``, as ``bench --cuda-graph`` calls it) ``enqueue``
@@ -68,7 +69,7 @@ class TensorRTRunner:
         self.cuda_graph = True
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        from trtforge.inputs import engine_arrays
+        from trtforge.data.arrays import engine_arrays
 
         arrays = engine_arrays(feeds, self.inputs)
         self.stream.synchronize()  # the previous query's copy may still read the staging arrays
@@ -111,7 +112,7 @@ class TensorRTRunner:
         return {spec.name: self.buffers.host[spec.name].array.copy() for spec in self.outputs}
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from trtforge.benchmark import infer_on_device
+        from trtforge.backends.base import infer_on_device
 
         return infer_on_device(self, feeds)
 

@@ -1,4 +1,4 @@
-"""``trtforge exec``: trtexec's flags, mapped onto trtforge's build and bench.
+"""trtexec's flags: the table of what each one does, and the parse of a command line into an :class:`ExecRequest`.
 
 trtexec spells options ``--flag`` or ``--flag=value``.  Every flag trtforge knows is in
 :data:`FLAGS` with what it does; anything else is refused by name, never ignored.
@@ -6,8 +6,6 @@ trtexec spells options ``--flag`` or ``--flag=value``.  Every flag trtforge know
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -191,19 +189,3 @@ def parse(argv: Sequence[str]) -> ExecRequest:
     if req.onnx and req.load_engine:
         raise TrtforgeError("give either --onnx or --loadEngine, not both")
     return req
-
-
-def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    lines = [f"  --{n}{'=VALUE' if f.takes_value else ''}: {f.help}" for n, f in FLAGS.items()]
-    p = sub.add_parser(name, help="trtexec-compatible front: build and benchmark with trtexec's flags",
-                       description="Accepts trtexec's flags (--flag=value) and maps them onto "
-                       "trtforge build + bench.\n\nflags:\n" + "\n".join(lines),
-                       formatter_class=argparse.RawDescriptionHelpFormatter, add_help=True)
-    p.add_argument("flags", nargs=argparse.REMAINDER, help="trtexec flags")
-    p.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from trtforge.execute import execute
-
-    return execute(parse(args.flags), out=sys.stdout)
