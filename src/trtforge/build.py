@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
 
 from trtforge import engine as artifact
 from trtforge._files import sha256_bytes
-from trtforge.backends.base import Runner, auto_backend, get_backend
+from trtforge._host import usable_cores
+from trtforge.backends.base import Forkable, Runner, auto_backend, get_backend
 from trtforge.config import BuildConfig, Precision
 from trtforge.errors import TrtforgeError
 
@@ -68,17 +68,24 @@ def load_with_manifest(engine_path: str | os.PathLike[str], **options: object) -
     return get_backend(manifest.backend).load(data, manifest, **options), manifest
 
 
-def load_runners(engine_path: str | os.PathLike[str], streams: int = 1,
-                 **options: object) -> tuple[Sequence[Runner], artifact.Manifest]:
+def cpu_threads(threads: int | None, streams: int) -> int:
+    """Intra-op threads per CPU runner: as asked, or the usable cores shared out among the streams."""
+    return threads or max(1, usable_cores() // streams)
+
+
+def load_runners(engine_path: str | os.PathLike[str], streams: int = 1, threads: int | None = None,
+                 **options: object) -> tuple[list[Runner], artifact.Manifest]:
     """``streams`` runners of one engine, from one read of the file and one check of its manifest.
 
-    GPU runners ``fork`` another execution context on its own stream; CPU runners load another session.
+    CPU engines: ``threads`` intra-op threads per runner; without it, the usable cores are shared
+    out among the streams. GPU runners that can ``fork`` make another context on a stream of its own.
     """
     data, manifest = artifact.read_verified(engine_path)
     backend = get_backend(manifest.backend)
+    if manifest.device.get("kind", "cpu") == "cpu":
+        options["threads"] = cpu_threads(threads, streams)
     first = backend.load(data, manifest, **options)
     runners: list[Runner] = [first]
     for _ in range(streams - 1):
-        fork = getattr(first, "fork", None)
-        runners.append(fork() if callable(fork) else backend.load(data, manifest, **options))
+        runners.append(first.fork() if isinstance(first, Forkable) else backend.load(data, manifest, **options))
     return runners, manifest

@@ -43,6 +43,19 @@ def manifest_path(engine: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(engine)}.json")
 
 
+
+def kind_of(path: str | os.PathLike[str]) -> str:
+    """``engine`` (a manifest sits beside it), ``onnx`` (an ``.onnx`` file without one) or ``source``.
+
+    The one rule every command uses to tell what it was given; a source is a framework model
+    (SavedModel folder, Keras, TFLite, PyTorch...).
+    """
+    p = Path(path)
+    if manifest_path(p).exists() and not p.is_dir():
+        return "engine"
+    return "onnx" if p.suffix.lower() == ".onnx" else "source"
+
+
 @dataclass(frozen=True)
 class Manifest:
     backend: str

@@ -72,10 +72,11 @@ def open_runner(path: str | os.PathLike[str], source_options: ConvertOptions | N
     """A trtforge engine (verified against its manifest), an ONNX model run in FP32 by ONNX Runtime,
     or a source model run by its framework (:class:`SourceRunner`, with ``source_options``:
     a ConvertOptions saying e.g. which inputs the ONNX takes as NCHW)."""
-    from trtforge.engine import manifest_path
+    from trtforge.engine import kind_of
 
     p = Path(path)
-    if p.suffix.lower() == ".onnx" and not manifest_path(p).exists():
+    kind = "source" if source_format else kind_of(p)
+    if kind == "onnx":
         from trtforge._files import existing_file
         from trtforge.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner
 
@@ -87,7 +88,7 @@ def open_runner(path: str | os.PathLike[str], source_options: ConvertOptions | N
         except Exception as exc:
             raise TrtforgeError(f"onnxruntime cannot load {p}: {str(exc).splitlines()[0]}") from None
         return OnnxRuntimeRunner(session), f"{p} (ONNX, onnxruntime fp32 on the CPU)"
-    if p.is_dir() or source_format or not manifest_path(p).exists():
+    if kind == "source":
         if not p.exists():
             raise TrtforgeError(f"model to compare against not found: {p}")
         runner = SourceRunner(p, source_options, source_format)

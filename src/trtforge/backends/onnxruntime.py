@@ -23,6 +23,7 @@ from typing import cast
 import numpy as np
 import onnx
 
+from trtforge._host import usable_cores
 from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
@@ -129,7 +130,7 @@ class OnnxRuntimeBackend:
 
 
 def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 # ---- CUDA execution provider ------------------------------------------------------------------

@@ -235,20 +235,16 @@ def _batch_of(feeds: Mapping[str, np.ndarray]) -> int:
 def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], settings: BenchSettings,
              load_options: Mapping[str, object], context: dict[str, object]) -> list[Runner]:
     if isinstance(target, (str, os.PathLike)):
-        from trtforge.build import load_with_manifest
-        from trtforge.engine import read_manifest
+        from trtforge.build import cpu_threads, load_runners
 
         options = dict(load_options)
-        if "threads" not in options and read_manifest(target).device.get("kind", "cpu") == "cpu":
-            from trtforge.backends.onnxruntime import default_threads
-
-            # N sessions share the cores: without --threads each gets its share, not all of them.
-            options["threads"] = settings.threads or max(1, default_threads() // settings.streams)
-        loaded = [load_with_manifest(target, **options) for _ in range(settings.streams)]
-        manifest = loaded[0][1]
+        threads = options.pop("threads", None) or settings.threads
+        threads = int(str(threads)) if threads else None
+        loaded, manifest = load_runners(target, settings.streams, threads, **options)
+        device = manifest.device.get("kind", "cpu")
         context.update(engine=os.fspath(target), backend=manifest.backend, precision=manifest.precision,
-                       device=manifest.device.get("kind", "cpu"), threads=options.get("threads"))
-        return [runner for runner, _ in loaded]
+                       device=device, threads=cpu_threads(threads, settings.streams) if device == "cpu" else threads)
+        return loaded
     runners: list[Runner] = list(target) if isinstance(target, Sequence) else [target]  # type: ignore[arg-type]
     if len(runners) != settings.streams:
         raise TrtforgeError(f"--streams {settings.streams} needs {settings.streams} runners (one per stream), "

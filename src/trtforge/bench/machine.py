@@ -8,6 +8,8 @@ import platform
 
 import numpy as np
 
+from trtforge._host import usable_cores
+
 
 def machine_facts() -> dict[str, object]:
     """What a reader needs to judge the numbers: the machine, its load, the software."""
@@ -21,8 +23,7 @@ def machine_facts() -> dict[str, object]:
     }
     if hasattr(os, "getloadavg"):
         facts["loadavg"] = list(os.getloadavg())
-    if hasattr(os, "sched_getaffinity"):
-        facts["usable_cores"] = len(os.sched_getaffinity(0))
+    facts["usable_cores"] = usable_cores()
     try:
         import onnxruntime
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 
 
+from trtforge._host import usable_cores
 from trtforge.bench.stats import BOUND_FRACTION, DEFAULT_PERCENTILES, UNSTABLE_CV_PERCENT, Stats, percentile
 from trtforge.errors import TrtforgeError
 
@@ -158,7 +158,7 @@ class BenchResult:
             out.append(f"{name} is unstable, with coefficient of variance = {timed.cv * 100.0:.3g}% "
                        f"(over {UNSTABLE_CV_PERCENT:g}%): {hint}.")
         threads = self.context.get("threads")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        cores = usable_cores()
         if self.compute is None and isinstance(threads, int) and cores and self.settings.streams * threads > cores:
             out.append(f"{self.settings.streams} stream(s) x {threads} thread(s) exceed the {cores} usable cores: "
                        "sessions compete for cores, so latency includes waiting for one.")

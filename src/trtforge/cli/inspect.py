@@ -16,11 +16,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.engine import manifest_path
+    from trtforge.engine import kind_of
 
-    if args.path.endswith(".onnx") or not manifest_path(args.path).exists():
-        return _model(args)
-    return _engine(args)
+    return _engine(args) if kind_of(args.path) == "engine" else _model(args)
 
 
 def _model(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from trtforge.cli.trtexec.flags import ExecRequest
 from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
 from trtforge.graph.ranges import ShapeRange
 from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    from trtforge.bench import BenchSettings
 
 
 def _precision(req: ExecRequest) -> Precision:
@@ -116,7 +119,7 @@ _GPU_FLAGS = (("cuda_graph", "--useCudaGraph"), ("no_data_transfers", "--noDataT
               ("spin_wait", "--useSpinWait"))
 
 
-def bench_settings(req: ExecRequest, on_gpu: bool):  # -> BenchSettings
+def bench_settings(req: ExecRequest, on_gpu: bool) -> BenchSettings:
     """trtexec's inference flags as BenchSettings; GPU-only ones on a CPU engine become notes."""
     from trtforge.bench import BenchSettings
 
@@ -146,18 +149,16 @@ def export_output(outputs: Mapping[str, np.ndarray], path: str) -> None:
 
 def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     from trtforge.bench import bench
-    from trtforge.build import load
-    from trtforge.engine import read_manifest
-    from trtforge.data.arrays import concrete_shapes, load_trtexec_inputs, random_feeds
     from trtforge.bench.report import performance_summary, write_times
+    from trtforge.build import load_runners
+    from trtforge.data.arrays import concrete_shapes, load_trtexec_inputs, random_feeds
 
-    manifest = read_manifest(engine)
-    on_gpu = str(manifest.device.get("kind", "cpu")) != "cpu"
-    settings = bench_settings(req, on_gpu)
+    runners, manifest = load_runners(engine, max(1, req.streams))  # one read of the manifest, one hash
+    runner = runners[0]
+    settings = bench_settings(req, on_gpu=str(manifest.device.get("kind", "cpu")) != "cpu")
     if req.dump_profile:
         req.notes.append(f"--dumpProfile: per-layer profiles need a TensorRT engine; {manifest.backend} "
                          "gives none, so none is printed")
-    runner = load(engine)
     shapes = concrete_shapes(runner.inputs, req.shapes)
     feed_notes: list[str] = []
     if req.load_inputs:
@@ -170,8 +171,9 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     if req.export_output:
         export_output(runner.infer(feeds), req.export_output)
         print(f"[I] Outputs written to {req.export_output}", file=out)
-    del runner
-    result = bench(engine, feeds, settings, context={"engine": engine})
+    context = {"engine": engine, "backend": manifest.backend, "precision": manifest.precision,
+               "device": manifest.device.get("kind", "cpu")}
+    result = bench(runners, feeds, settings, context=context)
     print(performance_summary(result, verbose=req.verbose), file=out)
     if req.export_times:
         write_times(result, req.export_times)
