@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import onnx
 
     from trtforge.backends.cuda import Stream
-
     from trtforge.engine import Manifest
     from trtforge.precision.quantize import QuantFlavour
 

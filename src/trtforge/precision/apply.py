@@ -95,8 +95,8 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
 def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
                  model_sha: str) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
-    from trtforge.precision import cache as calib_cache
     from trtforge.data.preprocess import Preprocess
+    from trtforge.precision import cache as calib_cache
 
     preprocess = calibration.preprocess
     assert preprocess is None or isinstance(preprocess, Preprocess)
