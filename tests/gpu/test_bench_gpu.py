@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_cli
+
 from trtforge.bench import BenchSettings, bench
 
 QUICK = BenchSettings(warmup_ms=50, iterations=50, duration_s=0.2)
