@@ -134,7 +134,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
 def _calibrate(model: onnx.ModelProto,
                calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.precision.calibrate import calibrate
-    from trtforge.precision.sources import calibration_source
+    from trtforge.precision.sources import CalibrationSource, calibration_source
 
     specs = graph_inputs(model)
     source = calibration_source(
@@ -153,7 +153,7 @@ def _calibrate(model: onnx.ModelProto,
                            progress=advance)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
-    preprocess = getattr(source, "preprocess", None)
+    preprocess = source.preprocess if isinstance(source, CalibrationSource) else None
     facts: dict[str, object] = {
         "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
         "method": str(calibration.method), "batch_size": calibration.batch_size,
