@@ -23,7 +23,6 @@ import collections
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +61,7 @@ def kernel_profile(runner, queries: int) -> dict[str, object]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from trtforge.benchmark import random_inputs
+    from trtforge.data.arrays import random_inputs
 
     runner.set_inputs(random_inputs(runner.inputs, seed=0))
     runner.h2d()
@@ -114,7 +113,7 @@ def main() -> int:
     export(model, 1, fp32)
     engine, cast = fp16_engine(fp32, work, 1)
     data = engine.read_bytes()
-    from trtforge.builder import load_with_manifest
+    from trtforge.build import load_with_manifest
 
     _, manifest = load_with_manifest(engine)
     report["build"] = {"provider_options": manifest.build.get("provider_options"),

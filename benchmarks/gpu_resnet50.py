@@ -7,7 +7,7 @@ Issue 7's goals, all measured in this one script run:
 
 Model: torchvision resnet50(weights=None) (seeded random weights), exported with torch.onnx,
 cast to FP16 with IO kept FP32 (the precision stage's cast), built with
-``trtforge.build(..., BuildConfig(device="cuda"))`` and timed by ``trtforge.benchmark.bench``
+``trtforge.build(..., BuildConfig(device="cuda"))`` and timed by ``trtforge.bench``
 (CUDA events around enqueue: "GPU Compute Time"). The alternatives are timed with CUDA events
 around the call that does the work (GPU time), except naive ``session.run``, whose cost to the
 user is its host wall time (it copies numpy in and out on every call).
@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-from typing import Any, Callable
-
 import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +140,7 @@ def fp16_engine(fp32_onnx: Path, work: Path, batch: int) -> tuple[Path, str]:
     """
     import onnx
 
-    from trtforge.builder import build
+    from trtforge.build import build
     from trtforge.config import BuildConfig, Precision
 
     engine = work / f"resnet50-b{batch}-fp16.engine"
@@ -161,15 +160,15 @@ def fp16_engine(fp32_onnx: Path, work: Path, batch: int) -> tuple[Path, str]:
 
 def bench_engine(engine: Path, x: np.ndarray, duration: float) -> tuple[dict[str, float], dict[str, object], Any]:
     """GPU compute through trtforge's harness (--cuda-graph when the build allows one)."""
-    from trtforge.benchmark import BenchSettings, bench
-    from trtforge.builder import load_with_manifest
+    from trtforge.bench import BenchSettings, bench
+    from trtforge.build import load_with_manifest
 
     runner, manifest = load_with_manifest(engine)
     graph = bool(manifest.build.get("cuda_graph"))
     settings = BenchSettings(warmup_ms=500, iterations=200, duration_s=duration, cuda_graph=graph)
     result = bench(runner, {"input": x}, settings)
     try:
-        from trtforge.report import performance_summary
+        from trtforge.bench.report import performance_summary
 
         print(performance_summary(result), flush=True)
     except Exception as exc:  # the summary is for the log only

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def case(name: str, engine: str) -> dict[str, object]:
     from trtforge.backends.onnxruntime import _time_compute
-    from trtforge.builder import load
+    from trtforge.build import load
 
     def t(r):
         return round(_time_compute(r, 300), 4)

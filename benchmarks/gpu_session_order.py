@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 CHILD = """
 import json, sys
 sys.path.insert(0, {src!r}); sys.path.insert(0, {bench!r})
-from trtforge.builder import load
+from trtforge.build import load
 from trtforge.backends.onnxruntime import _time_compute
 from gpu_b1_probe import kernel_profile
 first = load({engine!r}, device="cuda", cuda_graph=True)
@@ -50,10 +50,10 @@ def main() -> int:
     import onnxruntime
     import torch
     import torchvision
-
     from gpu_resnet50 import export, fp16_engine, log
+
     from trtforge.backends.onnxruntime import _time_compute
-    from trtforge.builder import load_with_manifest
+    from trtforge.build import load_with_manifest
 
     onnxruntime.set_default_logger_severity(3)
     work = Path(tempfile.mkdtemp())
@@ -70,7 +70,7 @@ def main() -> int:
     for i in range(2):
         code = CHILD.format(src=str(ROOT / "src"), bench=str(ROOT / "benchmarks"), engine=str(engine))
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
         report[f"fresh_process_{i}"] = json.loads(lines[0][7:]) if lines else done.stderr[-1500:]
         log(f"B{i}: {report[f'fresh_process_{i}']}")
     for i in range(2):

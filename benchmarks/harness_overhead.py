@@ -77,7 +77,8 @@ def bare(session, names: list[str], feeds: dict, seconds: float) -> list[float]:
 
 def measure(engine: Path, rounds: int, seconds: float, threads: int) -> dict[str, float]:
     import trtforge
-    from trtforge.benchmark import BenchSettings, random_inputs
+    from trtforge.bench import BenchSettings
+    from trtforge.data.arrays import random_inputs
 
     runner = trtforge.load(engine, threads=threads)
     feeds = random_inputs(runner.inputs)

@@ -20,7 +20,7 @@ from pathlib import Path
 import onnx
 
 from trtforge.backends.base import get_backend
-from trtforge.builder import quantize_int8
+from trtforge.build import quantize_int8
 from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
 
 
@@ -29,7 +29,7 @@ def variants(model: onnx.ModelProto, args: argparse.Namespace) -> dict[str, onnx
 
     out = {"fp32": model, "fp16 (cast graph)": float16.convert_float_to_float16(model, keep_io_types=True)}
     if args.calib_data:
-        from trtforge.precision.data import Preprocess
+        from trtforge.data.preprocess import Preprocess
 
         calibration = CalibrationConfig(data=Path(args.calib_data), num=args.calib_num,
                                         preprocess=Preprocess.parse(args.preprocess) if args.preprocess else None)

@@ -28,7 +28,7 @@ from trtforge.errors import TrtforgeError
 
 
 def config(args: argparse.Namespace) -> BuildConfig:
-    from trtforge.precision.data import Preprocess
+    from trtforge.data.preprocess import Preprocess
 
     precision = Precision.parse(args.precision)
     calibration = None

@@ -256,7 +256,7 @@ def stack(samples: list[Feeds], plan: Plan) -> Feeds:
 
 
 def task(engines: dict[str, Path], samples: list[Feeds], names: list[str], plan: Plan) -> dict[str, str]:
-    from trtforge.builder import load
+    from trtforge.build import load
 
     outputs: dict[str, Feeds] = {}
     for precision, engine in engines.items():

@@ -21,43 +21,60 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# The verbs are bound eagerly: a module of the same name (trtforge/build.py, trtforge/bench/) would
+# otherwise replace the function as the package's attribute once anything imported it. Their modules
+# import only numpy and trtforge's own light modules at the top; frameworks load when a stage runs.
+from trtforge.bench import BenchSettings, bench  # noqa: E402
+from trtforge.build import build, load  # noqa: E402
+from trtforge.compare import Thresholds, compare  # noqa: E402
+from trtforge.deploy import DeployOptions, deploy  # noqa: E402
+from trtforge.run import run  # noqa: E402
+
 _LAZY = {
     "convert": "trtforge.converters:convert",
     "ConvertOptions": "trtforge.converters:ConvertOptions",
     "reshape": "trtforge.graph.shapes:reshape",
     "Batch": "trtforge.graph.shapes:Batch",
     "ShapeRange": "trtforge.graph.ranges:ShapeRange",
-    "build": "trtforge.builder:build",
-    "load": "trtforge.builder:load",
-    "bench": "trtforge.benchmark:bench",
-    "BenchSettings": "trtforge.benchmark:BenchSettings",
-    "run": "trtforge.inference:run",
-    "compare": "trtforge.comparison:compare",
-    "Thresholds": "trtforge.comparison:Thresholds",
-    "deploy": "trtforge.deployment:deploy",
-    "DeployOptions": "trtforge.deployment:DeployOptions",
     "BuildConfig": "trtforge.config:BuildConfig",
     "CalibrationConfig": "trtforge.config:CalibrationConfig",
     "CalibMethod": "trtforge.config:CalibMethod",
     "Precision": "trtforge.config:Precision",
-    "Preprocess": "trtforge.precision.data:Preprocess",
+    "Preprocess": "trtforge.data.preprocess:Preprocess",
     "TrtforgeError": "trtforge.errors:TrtforgeError",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [
+    "__version__",
+    "Batch",
+    "bench",
+    "BenchSettings",
+    "build",
+    "BuildConfig",
+    "CalibMethod",
+    "CalibrationConfig",
+    "compare",
+    "convert",
+    "ConvertOptions",
+    "deploy",
+    "DeployOptions",
+    "load",
+    "Precision",
+    "Preprocess",
+    "reshape",
+    "run",
+    "ShapeRange",
+    "Thresholds",
+    "TrtforgeError",
+]
 
 if TYPE_CHECKING:
-    from trtforge.benchmark import BenchSettings, bench
-    from trtforge.builder import build, load
-    from trtforge.comparison import Thresholds, compare
-    from trtforge.inference import run
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.converters import ConvertOptions, convert
-    from trtforge.deployment import DeployOptions, deploy
+    from trtforge.data.preprocess import Preprocess
     from trtforge.errors import TrtforgeError
     from trtforge.graph.ranges import ShapeRange
     from trtforge.graph.shapes import Batch, reshape
-    from trtforge.precision.data import Preprocess
 
 
 def __getattr__(name: str) -> Any:

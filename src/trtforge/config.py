@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 from trtforge.errors import TrtforgeError
 
 if TYPE_CHECKING:
+    from trtforge.data.preprocess import Preprocess
     from trtforge.graph.ranges import ShapeRange
     from trtforge.precision.ioformat import IOFormat
 
@@ -94,7 +95,7 @@ class CalibrationConfig:
 
     data: Path | None = None
     """An image folder, .npz or .npy; None when a loader or an existing cache supplies the ranges."""
-    preprocess: object | None = None  # a precision.data.Preprocess; typed loosely to keep imports light
+    preprocess: Preprocess | None = None
     num: int = 500
     batch_size: int = 8
     method: CalibMethod = CalibMethod.ENTROPY

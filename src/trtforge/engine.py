@@ -43,6 +43,19 @@ def manifest_path(engine: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(engine)}.json")
 
 
+
+def kind_of(path: str | os.PathLike[str]) -> str:
+    """``engine`` (a manifest sits beside it), ``onnx`` (an ``.onnx`` file without one) or ``source``.
+
+    The one rule every command uses to tell what it was given; a source is a framework model
+    (SavedModel folder, Keras, TFLite, PyTorch...).
+    """
+    p = Path(path)
+    if manifest_path(p).exists() and not p.is_dir():
+        return "engine"
+    return "onnx" if p.suffix.lower() == ".onnx" else "source"
+
+
 @dataclass(frozen=True)
 class Manifest:
     backend: str
@@ -141,3 +154,18 @@ def read_verified(engine_path: str | os.PathLike[str]) -> tuple[bytes, Manifest]
 
 def source_digest(path: str | os.PathLike[str]) -> str:
     return sha256_file(path)
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, object]:
+    """An engine's manifest, plus what its backend can tell when it has ``describe(data) -> dict``."""
+    from trtforge.backends.base import Describable, get_backend
+
+    data, manifest = read_verified(path)
+    details: dict[str, object] = {"manifest": manifest.to_json()}
+    backend = get_backend(manifest.backend)
+    if isinstance(backend, Describable):
+        try:
+            details["backend"] = backend.describe(data)
+        except TrtforgeError as exc:  # e.g. the backend's package is not installed here
+            details["backend"] = {"note": str(exc)}
+    return details

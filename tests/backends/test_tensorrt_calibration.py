@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trtforge.backends.tensorrt_calibrator import _CalibrationFeed, check_cache
+from trtforge.backends.tensorrt.calibrator import _CalibrationFeed, check_cache
 from trtforge.config import CalibMethod, CalibrationConfig, TensorSpec
 from trtforge.errors import TrtforgeError
 from trtforge.precision.cache import read_cache, read_facts
-from trtforge.precision.data import rebatch
+from trtforge.precision.sources import rebatch
 
 TRT_TEXT = "TRT-100300-MinMaxCalibration\na: 3c010a14\nb: 3d8b4c2a\n"
 INPUTS = [TensorSpec("a", "float32", (4, 3)), TensorSpec("b", "float32", (4, 2))]

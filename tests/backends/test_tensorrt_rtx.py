@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-
 from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
-from trtforge.builder import build
+
+from trtforge.build import build
 from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision, TensorRTOptions
 from trtforge.errors import TrtforgeError
 from trtforge.graph.ranges import ShapeRange
@@ -67,7 +66,7 @@ def test_precision_fp16_through_the_cli_builds_the_checked_cast_graph(digits_bs1
 
 
 def test_tensorrt_flavour_qdq_int8_builds(digits_bs1: Path, tmp_path: Path) -> None:
-    from trtforge.precision.data import Preprocess
+    from trtforge.data.preprocess import Preprocess
 
     calibration = CalibrationConfig(data=DIGITS / "calib", preprocess=Preprocess.parse(DIGITS_PREPROCESS),
                                     num=32, method=CalibMethod.MINMAX)
@@ -201,7 +200,7 @@ def test_full_tensorrt_absent_is_one_line_and_auto_falls_back(digits_bs1: Path, 
 
 
 def test_load_says_why_the_plan_cannot_run_here(digits_bs1: Path, tmp_path: Path) -> None:
-    from trtforge.builder import load
+    from trtforge.build import load
 
     out = tmp_path / "l.plan"
     _build(digits_bs1, out)

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = [ROOT / "src" / "trtforge" / "backends" / f"{name}.py"
-           for name in ("tensorrt", "tensorrt_network", "tensorrt_runtime", "tensorrt_calibrator")]
+MODULES = sorted((ROOT / "src" / "trtforge" / "backends" / "tensorrt").glob("*.py"))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-
 from tests.gpu.gpu_models import conv_net
 
 
@@ -40,7 +39,7 @@ def cuda_engine(conv_onnx: Path) -> Path:
     """The conv net built for the CUDA provider (options timed and recorded)."""
     if not HAS_GPU:
         pytest.skip("needs an NVIDIA GPU")
-    from trtforge.builder import build
+    from trtforge.build import build
     from trtforge.config import BuildConfig
 
     engine = conv_onnx.with_name("convnet-cuda.engine")

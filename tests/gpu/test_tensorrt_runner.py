@@ -11,16 +11,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from tests.gpu.gpu_models import conv_net, cpu_reference
-from trtforge.builder import build, load
+
+from trtforge.build import build, load
 from trtforge.config import BuildConfig
 from trtforge.errors import TrtforgeError
 from trtforge.graph.ranges import ShapeRange
 
 
 def _backend() -> str:
-    from trtforge.backends.tensorrt import TensorRTBackend, _cuda_device
+    from trtforge.backends.tensorrt import TensorRTBackend
+    from trtforge.backends.tensorrt._trt import _cuda_device
 
     for name in ("tensorrt", "tensorrt-rtx"):
         try:
@@ -68,7 +69,8 @@ def test_forked_runners_share_the_engine_on_their_own_streams(tmp_path: Path) ->
 @pytest.mark.gpu
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_bench_times_copies_and_compute_with_events_as_for_onnxruntime(tmp_path: Path, cuda_graph: bool) -> None:
-    from trtforge.benchmark import BenchSettings, bench, is_device_runner
+    from trtforge.backends.base import is_device_runner
+    from trtforge.bench import BenchSettings, bench
 
     backend = _backend()
     model = tmp_path / "conv.onnx"

@@ -9,7 +9,8 @@ import onnx_models as M
 
 from trtforge.backends.base import _REGISTRY, register_backend
 from trtforge.backends.onnxruntime import OnnxRuntimeBackend
-from trtforge.graph.inspect import describe_engine, summarize
+from trtforge.engine import describe as describe_engine
+from trtforge.graph.inspect import summarize
 
 
 def test_summary_names_dynamic_dims_and_the_nodes_that_use_them() -> None:

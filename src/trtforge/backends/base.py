@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,12 +20,13 @@ from trtforge.errors import TrtforgeError
 if TYPE_CHECKING:
     import onnx
 
+    from trtforge.backends.cuda import Stream
     from trtforge.engine import Manifest
     from trtforge.precision.quantize import QuantFlavour
 
 
 class Runner(Protocol):
-    """A loaded engine."""
+    """A loaded engine: its IO and one call. Optional capabilities are the protocols below."""
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
@@ -33,6 +34,64 @@ class Runner(Protocol):
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once on host arrays; returns host arrays by output name."""
         ...
+
+
+@runtime_checkable
+class DeviceRunner(Protocol):
+    """A GPU runner whose phases the harness times separately with CUDA events.
+
+    ``trtforge.backends.cuda`` provides ``Event`` (``record(stream)``, ``synchronize()``,
+    ``query() -> bool``, ``a.elapsed_ms(b)`` = ms from ``a`` to ``b``) and ``Stream``.
+    When ``supports_cuda_graph`` is true, ``use_cuda_graph()`` captures ``enqueue`` once;
+    later ``enqueue`` calls launch the graph.
+    """
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    stream: Stream
+    supports_cuda_graph: bool
+
+    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None: ...  # host arrays -> pinned staging
+
+    def h2d(self) -> None: ...  # async pinned -> device on self.stream
+
+    def enqueue(self) -> None: ...  # launch compute on self.stream
+
+    def d2h(self) -> None: ...  # async device -> pinned on self.stream
+
+    def outputs_host(self) -> dict[str, np.ndarray]: ...
+
+    def use_cuda_graph(self) -> None: ...  # capture enqueue once; later enqueues launch the graph
+
+
+def infer_on_device(runner: DeviceRunner, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One query through a device runner's phases, waited for: its ``infer``."""
+    runner.set_inputs(feeds)
+    runner.h2d()
+    runner.enqueue()
+    runner.d2h()
+    runner.stream.synchronize()
+    return runner.outputs_host()
+
+
+def is_device_runner(runner: object) -> bool:
+    """Whether ``runner`` has the staged phases the harness times with CUDA events."""
+    return isinstance(runner, DeviceRunner)
+
+
+@runtime_checkable
+class Describable(Protocol):
+    """A backend that can say what an engine holds beyond its manifest (IO formats, layers, profiles)."""
+
+    def describe(self, data: bytes) -> dict[str, object]: ...
+
+
+@runtime_checkable
+class Forkable(Protocol):
+    """A runner that can make another execution context of the same engine (its own stream)."""
+
+    def fork(self) -> Runner: ...
+
 
 
 @dataclass(frozen=True)
@@ -74,7 +133,7 @@ def backend_names() -> list[str]:
 
 def auto_backend() -> str:
     """``--backend auto``: TensorRT when it imports for real and a GPU is present, else ONNX Runtime."""
-    from trtforge.backends.tensorrt import usable
+    from trtforge.backends.tensorrt._trt import usable
 
     return "tensorrt" if usable("tensorrt") else "onnxruntime"
 

@@ -23,10 +23,11 @@ from typing import cast
 import numpy as np
 import onnx
 
+from trtforge._host import usable_cores
+from trtforge.backends.base import BuiltEngine
 from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
-from trtforge.backends.base import BuiltEngine
 from trtforge.precision.quantize import QuantFlavour, cpu_flavour
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -131,7 +132,7 @@ class OnnxRuntimeBackend:
 
 
 def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 # ---- CUDA execution provider ------------------------------------------------------------------
@@ -180,7 +181,7 @@ def _time_compute(runner: OrtCudaRunner, runs: int = _TUNE_RUNS) -> float:
     """Median GPU time of ``enqueue`` in ms (CUDA events), two queries in flight as bench keeps them,
     after warm-up runs (cuDNN's algorithm search, graph capture)."""
     from trtforge.backends import cuda
-    from trtforge.benchmark import random_inputs
+    from trtforge.data.arrays import random_inputs
 
     runner.set_inputs(random_inputs(runner.inputs, seed=0))  # a dynamic batch runs at 1
     runner.h2d()
@@ -294,7 +295,7 @@ def _resolve(spec: TensorSpec, symbols: dict[str, int], batch: int) -> tuple[int
 class OrtCudaRunner:
     """An engine on the CUDA execution provider, bound to device buffers on its own stream.
 
-    Implements :class:`trtforge.benchmark.DeviceRunner`: ``set_inputs`` fills pinned host
+    Implements :class:`trtforge.backends.base.DeviceRunner`: ``set_inputs`` fills pinned host
     arrays, ``h2d`` / ``enqueue`` / ``d2h`` enqueue their work on ``stream`` and return, and
     ``outputs_host`` reads the pinned outputs once the stream is synchronised.
 
@@ -388,7 +389,7 @@ class OrtCudaRunner:
         self._shapes = shapes
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        from trtforge.inputs import engine_arrays
+        from trtforge.data.arrays import engine_arrays
 
         arrays = engine_arrays(feeds, self.inputs)
         self._allocate(arrays)
@@ -415,6 +416,6 @@ class OrtCudaRunner:
         return {name: host.array.copy() for name, host in self._host_out.items()}
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from trtforge.benchmark import infer_on_device
+        from trtforge.backends.base import infer_on_device
 
         return infer_on_device(self, feeds)

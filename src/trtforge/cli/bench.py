@@ -38,18 +38,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def parse_percentiles(text: str) -> tuple[float, ...]:
-    from trtforge.errors import TrtforgeError
-
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise TrtforgeError(f"bad --percentile {text!r}: expected numbers like 90,95,99") from None
-    if not values:
-        raise TrtforgeError("empty --percentile: give numbers like 90,95,99")
-    return values
-
-
 def progress_bar():  # -> (callback, close)
     """A tqdm bar on stderr driven by the fraction done; hidden when stderr is not a terminal."""
     import sys
@@ -66,10 +54,11 @@ def progress_bar():  # -> (callback, close)
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.benchmark import BenchSettings, bench
-    from trtforge.report import performance_summary, plot, write_json, write_times
+    from trtforge.bench import BenchSettings, bench
+    from trtforge.bench.report import performance_summary, plot, write_json, write_times
+    from trtforge.cli.parse import percentiles
 
-    settings = BenchSettings(args.warmup, args.iterations, args.duration, parse_percentiles(args.percentile),
+    settings = BenchSettings(args.warmup, args.iterations, args.duration, percentiles(args.percentile),
                              args.seed, streams=args.streams, threads=args.threads, cuda_graph=args.cuda_graph,
                              data_transfers=not args.no_data_transfers, spin_wait=args.spin_wait)
     update, close = progress_bar() if not args.no_progress else (None, lambda: None)

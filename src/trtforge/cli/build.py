@@ -67,18 +67,14 @@ _TRT_OPTIONS = ("workspace", "mem_pool", "timing_cache", "opt_level", "hardware_
 
 def tensorrt_options(args: argparse.Namespace):  # -> TensorRTOptions | None
     """The TensorRT builder settings given, or None when there are none."""
+    from trtforge.cli.parse import mem_pools, mib, names
     from trtforge.config import TensorRTOptions
-    from trtforge.execute import _mib
 
     if not any(getattr(args, name) for name in _TRT_OPTIONS) and args.opt_level is None:
         return None
-    pools: dict[str, int] = {}
-    for item in filter(None, (args.mem_pool or "").split(",")):
-        name, _, size = item.partition(":")
-        pools[name.strip()] = _mib(size, "--mem-pool")
-    flags = tuple(f.strip().lower() for f in (args.builder_flags or "").split(",") if f.strip())
+    flags = tuple(f.lower() for f in names(args.builder_flags))
     return TensorRTOptions(
-        workspace_mib=int(args.workspace) if args.workspace else None, mem_pools=tuple(pools.items()),
+        workspace_mib=mib(str(args.workspace), "--workspace") >> 20 if args.workspace else None, mem_pools=mem_pools(args.mem_pool, "--mem-pool"),
         timing_cache=Path(args.timing_cache) if args.timing_cache else None, opt_level=args.opt_level,
         hardware_compat=args.hardware_compat, version_compat=args.version_compat,
         profiling_verbosity=args.profiling_verbosity, plugins=tuple(Path(p) for p in args.plugins),
@@ -87,9 +83,9 @@ def tensorrt_options(args: argparse.Namespace):  # -> TensorRTOptions | None
 
 
 def config_from_args(args: argparse.Namespace):  # -> BuildConfig
+    from trtforge.cli.parse import names
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
-    from trtforge.errors import TrtforgeError
-    from trtforge.precision.data import Preprocess
+    from trtforge.data.preprocess import Preprocess
     from trtforge.precision.ioformat import parse_formats
 
     precision = Precision.parse(args.precision)
@@ -103,31 +99,21 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
             seed=args.calib_seed, loader=args.calib_loader,
             cache=Path(args.calib_cache) if args.calib_cache else None, cache_force=args.calib_cache_force,
         )
+    from trtforge.build import settle
     from trtforge.graph.ranges import parse_profiles
 
-    backend = args.backend
-    if backend == "auto":
-        from trtforge.backends.base import auto_backend
-
-        backend = auto_backend()
-    tensorrt = tensorrt_options(args)
-    if tensorrt is not None and backend not in ("tensorrt", "tensorrt-rtx"):
-        raise TrtforgeError(f"TensorRT builder options were given, but the backend is {backend}"
-                            + (" (--backend auto found no TensorRT with a GPU)" if args.backend == "auto" else "")
-                            + ", which has none; use --backend tensorrt or tensorrt-rtx, or drop them")
-    return BuildConfig(precision=precision, backend=backend, device=args.device, calibration=calibration,
-                       profiles=parse_profiles(args.min_shapes, args.opt_shapes, args.max_shapes),
-                       input_formats=parse_formats(args.input_formats),
-                       output_formats=parse_formats(args.output_formats), tensorrt=tensorrt,
-                       exclude_nodes=_names(args.exclude_nodes), exclude_op_types=_names(args.exclude_op_types))
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    config = BuildConfig(
+        precision=precision, backend=args.backend, device=args.device, calibration=calibration,
+        profiles=parse_profiles(args.min_shapes, args.opt_shapes, args.max_shapes),
+        input_formats=parse_formats(args.input_formats), output_formats=parse_formats(args.output_formats),
+        tensorrt=tensorrt_options(args), exclude_nodes=names(args.exclude_nodes),
+        exclude_op_types=names(args.exclude_op_types),
+    )
+    return settle(config)
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.builder import build
+    from trtforge.build import build
 
     config = config_from_args(args)
     manifest = build(args.model, args.output, config)

@@ -45,11 +45,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def options_from_args(args: argparse.Namespace):  # -> DeployOptions
-    from trtforge.benchmark import BenchSettings
-    from trtforge.config import CalibMethod, CalibrationConfig, Precision
+    from trtforge.bench import BenchSettings
     from trtforge.cli.convert import options_from_args as convert_options
-    from trtforge.deployment import DeployOptions
-    from trtforge.precision.data import Preprocess
+    from trtforge.config import CalibMethod, CalibrationConfig, Precision
+    from trtforge.data.preprocess import Preprocess
+    from trtforge.deploy import DeployOptions
 
     precisions = tuple(Precision.parse(p) for p in args.precision.split(",") if p.strip())
     preprocess = Preprocess.parse(args.preprocess) if args.preprocess else None
@@ -70,7 +70,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.deployment import deploy, report_table
+    from trtforge.deploy import deploy, report_table
 
     report = deploy(args.source, args.output, options_from_args(args))
     print(report_table(report))

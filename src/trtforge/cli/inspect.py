@@ -16,12 +16,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.engine import manifest_path
+    from trtforge.engine import kind_of
 
-    if args.path.endswith(".onnx"):
-        return _model(args)
-    if manifest_path(args.path).exists():
-        return _engine(args)
+    kind = kind_of(args.path)
+    if kind != "source":
+        return _engine(args) if kind == "engine" else _model(args)
     form = _source_form(args.path)
     return _source(args, form) if form else _model(args)
 
@@ -83,7 +82,7 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from trtforge.graph.inspect import describe_engine
+    from trtforge.engine import describe as describe_engine
 
     details = describe_engine(args.path)
     if args.json:

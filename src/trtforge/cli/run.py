@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trtforge.data.preprocess import Preprocess
 
 
 def add_inputs(p: argparse.ArgumentParser) -> None:
@@ -15,8 +19,8 @@ def add_inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, metavar="N", help="use the first N samples only")
 
 
-def preprocess_of(args: argparse.Namespace):  # -> Preprocess | None
-    from trtforge.precision.data import Preprocess
+def preprocess_of(args: argparse.Namespace) -> Preprocess | None:
+    from trtforge.data.preprocess import Preprocess
 
     return Preprocess.parse(args.preprocess) if args.preprocess else None
 
@@ -36,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtforge.errors import TrtforgeError
-    from trtforge.inference import run as run_engine
+    from trtforge.run import run as run_engine
 
     if args.inputs and args.random:
         raise TrtforgeError("give --inputs or --random, not both")

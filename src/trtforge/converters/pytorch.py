@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trtforge.converters import (
+from trtforge.converters.base import (
     Converter,
     ConvertOptions,
     Reference,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -120,24 +119,3 @@ def summarize(model: onnx.ModelProto) -> ModelSummary:
         dim_users=dim_users(model, list(dims)),
         custom_ops={op: n for op, n in counts.items() if "." in op},
     )
-
-
-def describe_engine(path: str | os.PathLike[str]) -> dict[str, object]:
-    """An engine's manifest, plus what its backend can tell when it has ``describe(data) -> dict``."""
-    from trtforge.backends.base import get_backend
-    from trtforge.engine import read_verified
-
-    data, manifest = read_verified(path)
-    details: dict[str, object] = {"manifest": manifest.to_json()}
-    backend = get_backend(manifest.backend)
-    describe = getattr(backend, "describe", None)
-    if callable(describe):
-        from trtforge.errors import TrtforgeError
-
-        try:
-            details["backend"] = describe(data)
-        except TrtforgeError as exc:  # e.g. the backend's package is not installed here
-            details["backend"] = {"note": str(exc)}
-    return details
-
-

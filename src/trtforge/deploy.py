@@ -1,0 +1,507 @@
+"""``deploy``: one call from a trained model to measured, validated engines and a report.
+
+The stages are the public ones (convert, reshape, build, load, bench); deploy adds the
+choice of validation data, the comparison of each engine against the FP32 engine, and the
+report.  Everything is written into a hidden folder beside ``OUTDIR`` and renamed onto it at
+the end, so an interrupted deploy leaves the old folder or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trtforge.compare import accuracy, run_all
+from trtforge.config import BuildConfig, CalibrationConfig, Precision
+from trtforge.data.labels import read_labels_csv
+from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    from trtforge.bench import BenchSettings
+    from trtforge.converters import ConvertOptions
+    from trtforge.data.preprocess import Preprocess
+
+HOLDOUT_EVERY = 5
+"""Without --val-data, every 5th calibration image (sorted by path) is held out for validation."""
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16)
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    source_format: str | None = None
+    convert: ConvertOptions | None = None
+    """For sources that are not ONNX already."""
+    batch: str | None = None
+    """``N`` or ``dynamic``: passed to reshape; None keeps the model's shapes."""
+    calibration: CalibrationConfig | None = None
+    preprocess: Preprocess | None = None
+    """For image validation data (default: the calibration's)."""
+    val_data: Path | None = None
+    val_num: int = 500
+    max_accuracy_drop: float | None = None
+    """Largest allowed drop, in percentage points, of top-1 accuracy (with labels) or of
+    agreement with the FP32 engine (without; see ``metric``)."""
+    select: str | None = None
+    metric: str = "auto"
+    """Agreement with FP32 without labels: auto (per output: top-1 for class scores, cosine >= 0.999
+    per sample for boxes, masks, landmarks), top1 (argmax of the first output) or cosine."""
+    bench: BenchSettings | None = None
+    force: bool = False
+    command: str = ""
+    """The command line that asked for this deploy, recorded in the report."""
+
+    def __post_init__(self) -> None:
+        if not self.precisions:
+            raise TrtforgeError("--precision is empty; give e.g. fp32,fp16,int8")
+        if len(set(self.precisions)) != len(self.precisions):
+            raise TrtforgeError("--precision lists a precision twice")
+        if Precision.INT8 in self.precisions and self.calibration is None:
+            raise TrtforgeError("--precision int8 needs --calib-data DIR|FILE.npz (and --preprocess for images)")
+        if self.select not in (None, "fastest"):
+            raise TrtforgeError(f"--select {self.select!r}: the only choice is 'fastest'")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise TrtforgeError("--max-accuracy-drop is in percentage points and must not be negative")
+        if self.val_num < 1:
+            raise TrtforgeError("--val-num must be at least 1")
+
+
+@dataclass
+class EngineReport:
+    precision: str
+    engine: str
+    size_bytes: int
+    build_s: float
+    median_ms: float
+    p99_ms: float
+    qps: float
+    samples_per_s: float
+    accuracy: dict[str, float | None] = field(default_factory=dict)
+    drop_points: float | None = None
+    passed: bool | None = None
+    why: str = ""
+
+
+@dataclass
+class DeployReport:
+    outdir: Path
+    onnx: str
+    engines: list[EngineReport]
+    selected: str | None
+    validation: dict[str, object]
+    commands: list[str]
+    settings: dict[str, object]
+
+    def to_json(self) -> dict[str, object]:
+        return {"outdir": str(self.outdir), "onnx": self.onnx, "selected": self.selected,
+                "validation": self.validation, "settings": self.settings, "commands": self.commands,
+                "engines": [vars(e) for e in self.engines]}
+
+
+# --------------------------------------------------------------------------- validation data
+
+@dataclass
+class Validation:
+    """Validation samples (one feed per sample, batch 1) and, when known, their labels."""
+
+    samples: list[dict[str, np.ndarray]]
+    labels: list[int] | None
+    source: str
+
+
+def _labels_csv(folder: Path) -> dict[str, int] | None:
+    path = folder / "labels.csv"
+    return read_labels_csv(path) if path.exists() else None
+
+
+def _held_out(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(calibration files, validation files): every HOLDOUT_EVERY-th file is held out."""
+    val = files[HOLDOUT_EVERY - 1::HOLDOUT_EVERY]
+    held = set(val)
+    return [f for f in files if f not in held], val
+
+
+def load_validation(path: Path, input_names: list[str], preprocess: Preprocess | None, num: int,
+                    files: list[Path] | None = None, axes: Mapping[str, int | None] | None = None) -> Validation:
+    """Samples from an image folder (labels from ``labels.csv`` if present) or a ``.npz``/``.npy``."""
+    from trtforge.data.images import image_files
+
+    if path.is_dir() or files is not None:
+        if len(input_names) != 1:
+            raise TrtforgeError(f"an image folder feeds one input, but the model has {len(input_names)}; "
+                                "pass --val-data FILE.npz keyed by input name")
+        if preprocess is None:
+            raise TrtforgeError("validation images need --preprocess to say how images become inputs")
+        files = (files if files is not None else image_files(path))[:num]
+        if not files:
+            raise TrtforgeError(f"no images found in {path} for validation")
+        table = _labels_csv(path)
+        samples, labels = [], []
+        for file in files:
+            try:
+                x = preprocess.load(file)
+            except TrtforgeError:
+                continue
+            samples.append({input_names[0]: x[None]})
+            if table is not None:
+                key = file.relative_to(path).as_posix()
+                if key not in table:
+                    raise TrtforgeError(f"{path / 'labels.csv'} has no label for {key}")
+                labels.append(table[key])
+        if not samples:
+            raise TrtforgeError(f"none of the {len(files)} validation images in {path} could be read")
+        return Validation(samples, labels if table is not None else None, str(path))
+    if path.suffix.lower() not in (".npz", ".npy"):
+        raise TrtforgeError(f"cannot read validation data from {path}: expected an image folder, .npz or .npy")
+    from trtforge.precision.sources import CalibrationSource
+
+    source = CalibrationSource(path, input_names, None, num, 1, axes=axes or {})
+    return Validation(list(source.batches()), None, str(path))
+
+
+@dataclass
+class _Split:
+    calib: Path | None
+    val_files: list[Path] | None
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+
+
+def _split_calibration(data: Path) -> _Split:
+    """Hold out every 5th image of a calibration folder: the rest is linked into a scratch folder."""
+    from trtforge.data.images import image_files
+
+    files = image_files(data)
+    calib, val = _held_out(files)
+    if not val:
+        raise TrtforgeError(f"{data} holds {len(files)} image(s): too few to hold some out for validation; "
+                            "pass --val-data")
+    scratch = tempfile.TemporaryDirectory(prefix="trtforge-calib-")
+    for i, file in enumerate(calib):
+        os.symlink(file.resolve(), Path(scratch.name) / f"{i:06d}{file.suffix.lower()}")
+    return _Split(Path(scratch.name), val, scratch)
+
+
+# --------------------------------------------------------------------------- accuracy
+
+def _drop(acc: Mapping[str, float | None], ref: Mapping[str, float | None]) -> float | None:
+    top1, ref_top1 = acc.get("top1_accuracy"), ref.get("top1_accuracy")
+    if top1 is not None and ref_top1 is not None:
+        return round((ref_top1 - top1) * 100.0, 4)
+    agreement = acc.get("agreement", acc.get("top1_agreement"))
+    return None if agreement is None else round((1.0 - agreement) * 100.0, 4)
+
+
+# --------------------------------------------------------------------------- the run
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _quote(*words: object) -> str:
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def _build_command(onnx: str, engine: str, precision: Precision, options: DeployOptions,
+                   calibration: CalibrationConfig | None) -> str:
+    words: list[object] = ["trtforge", "build", onnx, "-o", engine, "--precision", precision]
+    if options.backend != "onnxruntime" or options.device != "cpu":
+        words += ["--backend", options.backend, "--device", options.device]
+    if calibration is not None and precision is Precision.INT8:
+        if calibration.data is not None:
+            words += ["--calib-data", calibration.data]
+        spec = calibration.preprocess.spec if calibration.preprocess else None
+        if spec:
+            words += ["--preprocess", spec]
+        words += ["--calib-method", calibration.method, "--calib-num", calibration.num]
+    return _quote(*words)
+
+
+@dataclass
+class _Staged:
+    """A temporary folder beside the target that becomes the target when complete."""
+
+    target: Path
+    force: bool
+    path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.target.exists() and not self.target.is_dir():
+            raise TrtforgeError(f"{self.target} exists and is not a folder; choose another -o")
+        if self.target.is_dir() and any(self.target.iterdir()) and not self.force:
+            raise TrtforgeError(f"{self.target} exists and is not empty; remove it or pass --force to replace it")
+        parent = self.target.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=parent))
+
+    def commit(self) -> None:
+        if self.target.exists():
+            shutil.rmtree(self.target)
+        os.replace(self.path, self.target)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _staged_inputs(source: Path, options: DeployOptions, stage: Path, final: Path,
+                   commands: list[str]) -> tuple[Path, str]:
+    """Convert (unless ONNX) and reshape; returns (model in stage, its final path as text)."""
+    import trtforge
+
+    name = "model.onnx"
+    if source.suffix.lower() == ".onnx" and options.source_format in (None, "onnx"):
+        shutil.copyfile(source, stage / name)
+        _say(f"[deploy] using {source} as is (ONNX)")
+    else:
+        from trtforge.converters import ConvertOptions
+
+        _say(f"[deploy] converting {source}")
+        convert = options.convert if isinstance(options.convert, ConvertOptions) else ConvertOptions()
+        trtforge.convert(source, stage / name, convert, options.source_format)
+        words: list[object] = ["trtforge", "convert", source, "-o", final / name]
+        if options.source_format:
+            words += ["--from", options.source_format]
+        commands.append(_quote(*words, *convert.cli_args()))
+    if options.batch is None:
+        return stage / name, str(final / name)
+    shaped = f"model-bs{options.batch}.onnx"
+    _say(f"[deploy] reshaping to batch {options.batch}")
+    trtforge.reshape(stage / name, stage / shaped, batch=options.batch)
+    commands.append(_quote("trtforge", "reshape", final / name, "-o", final / shaped, "--batch", options.batch))
+    return stage / shaped, str(final / shaped)
+
+
+def _validation(model: Path, options: DeployOptions) -> tuple[Validation, CalibrationConfig | None, _Split | None]:
+    from trtforge.graph.model import graph_inputs, load
+
+    from trtforge.graph.batch import batch_axes
+
+    inputs = graph_inputs(load(model))
+    names, axes = [t.name for t in inputs], batch_axes(inputs)
+    calibration = options.calibration
+    preprocess = options.preprocess or (calibration.preprocess if calibration else None)
+    if preprocess is not None and len(inputs) == 1:
+        preprocess = preprocess.resolve(inputs[0])  # once, against the model deployed
+    if options.val_data is not None:
+        return load_validation(options.val_data, names, preprocess, options.val_num, axes=axes), calibration, None
+    data = calibration.data if calibration else None
+    if data is None:
+        raise TrtforgeError("no validation data: pass --val-data DIR|FILE.npz, or --calib-data DIR "
+                            "(every 5th image is then held out for validation)")
+    if not data.is_dir():
+        raise TrtforgeError(f"--calib-data {data} is not an image folder, so no part of it can be held out; "
+                            "pass --val-data FILE.npz")
+    split = _split_calibration(data)
+    assert calibration is not None and split.calib is not None
+    validation = load_validation(data, names, preprocess, options.val_num, split.val_files, axes=axes)
+    validation.source = f"{data} (every {HOLDOUT_EVERY}th image, held out of calibration)"
+    return validation, replace(calibration, data=split.calib), split
+
+
+def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
+           options: DeployOptions | None = None) -> DeployReport:
+    """Convert, shape, build every precision, validate against FP32, bench, and write ``outdir``."""
+    options = options or DeployOptions()
+    src = Path(source)
+    if src.suffix.lower() == ".onnx" and not src.exists():
+        raise TrtforgeError(f"model to deploy not found: {src}")
+    if src.suffix.lower() != ".onnx":
+        from trtforge.converters import check_source
+
+        check_source(src)
+    final = Path(outdir)
+    staged = _Staged(final, options.force)
+    split = None
+    try:
+        commands: list[str] = []
+        model, model_text = _staged_inputs(src, options, staged.path, final, commands)
+        validation, calibration, split = _validation(model, options)
+        engines = list(_engines(model, model_text, options, calibration, validation, staged.path, final, commands))
+        selected = _select(engines, options, staged.path)
+        report = DeployReport(final, model_text, engines, selected, {
+            "source": validation.source, "samples": len(validation.samples),
+            "labels": validation.labels is not None, "reference": "fp32 engine"},
+            commands, _settings(options))
+        _write_report(report, staged.path)
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    finally:
+        if split is not None and split.scratch is not None:
+            split.scratch.cleanup()
+    return report
+
+
+def _engines(model: Path, model_text: str, options: DeployOptions, calibration: CalibrationConfig | None,
+             validation: Validation, stage: Path, final: Path, commands: list[str]) -> Iterator[EngineReport]:
+    import trtforge
+    from trtforge.bench import BenchSettings
+
+    order = [Precision.FP32] + [p for p in options.precisions if p is not Precision.FP32]
+    reference: list[list[np.ndarray]] | None = None
+    ref_acc: dict[str, float | None] = {}
+    settings = options.bench if isinstance(options.bench, BenchSettings) else BenchSettings()
+    for precision in order:
+        name = f"model-{precision}.engine"
+        config = BuildConfig(precision=precision, backend=options.backend, device=options.device,
+                             calibration=calibration if precision is Precision.INT8 else None)
+        _say(f"[deploy] building {precision} ({options.backend}, {options.device})")
+        started = time.perf_counter()
+        trtforge.build(model, stage / name, config)
+        build_s = time.perf_counter() - started
+        commands.append(_build_command(model_text, str(final / name), precision, options, options.calibration))
+        runner = trtforge.load(stage / name)
+        outputs = run_all(runner, validation.samples)
+        if reference is None:
+            reference = outputs
+        acc = accuracy(outputs, reference, validation.labels, [o.name for o in runner.outputs], options.metric)
+        if precision is Precision.FP32:
+            ref_acc = acc
+        _say(f"[deploy] benchmarking {precision}")
+        result = trtforge.bench(runner, settings=settings)
+        commands.append(_quote("trtforge", "bench", final / name, "--duration", settings.duration_s))
+        if precision not in options.precisions:
+            continue  # the FP32 reference was built only to compare against
+        p99 = result.latency.percentiles.get(99.0, result.latency.max)
+        report = EngineReport(str(precision), name, (stage / name).stat().st_size, round(build_s, 3),
+                              result.latency.median, p99, result.qps, result.samples_per_s, acc,
+                              0.0 if precision is Precision.FP32 else _drop(acc, ref_acc))
+        report.passed, report.why = _judge(report, options.max_accuracy_drop)
+        yield report
+
+
+def _judge(report: EngineReport, limit: float | None) -> tuple[bool | None, str]:
+    if limit is None:
+        return None, "no --max-accuracy-drop given"
+    if report.drop_points is None:
+        return False, "no agreement measure for these outputs (see --metric)"
+    if report.drop_points <= limit:
+        return True, f"drop {report.drop_points:.2f} ≤ {limit:g} points"
+    return False, f"drop {report.drop_points:.2f} > {limit:g} points"
+
+
+def _select(engines: list[EngineReport], options: DeployOptions, stage: Path) -> str | None:
+    if options.select != "fastest":
+        return None
+    candidates = [e for e in engines if e.passed is not False]
+    if not candidates:
+        raise TrtforgeError("no engine passed --max-accuracy-drop, so none was selected; the per-engine "
+                            "numbers are in the report (raise the limit or add a precision)")
+    best = min(candidates, key=lambda e: e.median_ms)
+    shutil.copyfile(stage / best.engine, stage / "model.engine")
+    shutil.copyfile(stage / f"{best.engine}.json", stage / "model.engine.json")
+    return best.engine
+
+
+def _settings(options: DeployOptions) -> dict[str, object]:
+    bench = options.bench
+    return {
+        "backend": options.backend, "device": options.device, "batch": options.batch,
+        "precisions": [str(p) for p in options.precisions], "max_accuracy_drop": options.max_accuracy_drop,
+        "bench": {k: getattr(bench, k) for k in ("warmup_ms", "iterations", "duration_s")} if bench else None,
+        "command": options.command,
+    }
+
+
+# --------------------------------------------------------------------------- the report
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "n/a" if value is None else format(value, pattern)
+
+
+def _agreement_text(acc: Mapping[str, float | None]) -> str:
+    """The worst output's agreement, then each output's when there are several."""
+    per = {k[len("agreement["):-1]: v for k, v in acc.items() if k.startswith("agreement[")}
+    text = _fmt(acc.get("agreement", acc.get("top1_agreement")), ".2%")
+    if len(per) > 1:
+        text += " (" + ", ".join(f"{k} {_fmt(v, '.0%')}" for k, v in per.items()) + ")"
+    return text
+
+
+def report_table(report: DeployReport) -> str:
+    rows = ["| precision | top-1 | agreement with fp32 | max abs error | drop (points) | pass | "
+            "median (ms) | p99 (ms) | throughput (qps) | size (KiB) | build (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in report.engines:
+        mark = {True: "yes", False: "no", None: "–"}[e.passed]
+        if report.selected == e.engine:
+            mark += " (selected)"
+        rows.append(
+            f"| {e.precision} | {_fmt(e.accuracy.get('top1_accuracy'), '.2%')} | "
+            f"{_agreement_text(e.accuracy)} | {_fmt(e.accuracy.get('max_abs_error'), '.3g')} | "
+            f"{_fmt(e.drop_points, '.2f')} | {mark} | {e.median_ms:.4f} | {e.p99_ms:.4f} | {e.qps:,.0f} | "
+            f"{e.size_bytes / 1024:,.1f} | {e.build_s:.2f} |")
+    return "\n".join(rows)
+
+
+def _markdown(report: DeployReport) -> str:
+    v = report.validation
+    lines = [f"# trtforge deploy: {report.onnx}", "",
+             f"Validation: {v['samples']} samples from {v['source']}; reference: the fp32 engine; "
+             f"top-1 {'against labels' if v['labels'] else 'not measured (no labels.csv)'}.", "",
+             report_table(report), ""]
+    if report.selected:
+        lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
+    lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
+    if "held out" in str(v["source"]):
+        lines += [f"deploy calibrated on the images of the calibration folder that were not held out "
+                  f"(all but every {HOLDOUT_EVERY}th); `trtforge build` above calibrates on the whole folder.", ""]
+    if report.settings.get("command"):
+        lines += ["This report was written by:", "", "```", str(report.settings["command"]), "```", ""]
+    return "\n".join(lines)
+
+
+def _plots(report: DeployReport, stage: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        _say("[deploy] warning: matplotlib is not installed, so no plots were drawn (pip install matplotlib)")
+        return []
+    names = [e.precision for e in report.engines]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.bar(names, [e.median_ms for e in report.engines], color="#4c72b0", label="median")
+    ax.scatter(names, [e.p99_ms for e in report.engines], color="#c44e52", zorder=3, label="p99")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Latency by precision")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(stage / "latency.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    key = "top1_accuracy" if report.validation["labels"] else "agreement"
+    for e in report.engines:
+        y = e.accuracy.get(key)
+        if y is not None:
+            ax.scatter(e.median_ms, y * 100.0)
+            ax.annotate(e.precision, (e.median_ms, y * 100.0), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("median latency (ms)")
+    ax.set_ylabel("top-1 accuracy (%)" if key == "top1_accuracy" else "agreement with fp32 (%)")
+    ax.set_title("Accuracy vs latency")
+    fig.tight_layout()
+    fig.savefig(stage / "accuracy_vs_latency.png", dpi=100)
+    plt.close(fig)
+    return ["latency.png", "accuracy_vs_latency.png"]
+
+
+def _write_report(report: DeployReport, stage: Path) -> None:
+    plots = _plots(report, stage)
+    text = _markdown(report)
+    if plots:
+        text += "\n" + "\n".join(f"![{p}]({p})" for p in plots) + "\n"
+    (stage / "report.md").write_text(text)
+    (stage / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")

@@ -1,0 +1,221 @@
+"""The precision stage: the whole of it, once, in the ONNX graph, for every backend.
+
+:func:`apply` takes the model as the user gave it and a :class:`BuildConfig`, and returns the
+model every backend consumes (FP16/BF16 as a checked cast of the graph; INT8 as Q/DQ nodes placed
+in the backend's flavour from calibrated or cached ranges; boundary IO formats) and the facts the
+manifest records. :func:`resolve` fits the user's ``--preprocess`` to the model input once, so
+calibration, the FP16 check and TensorRT 10's calibrator read the same pixels and write the same
+cache sidecar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+from trtforge._files import sha256_bytes
+from trtforge.config import BuildConfig, CalibrationConfig, Precision
+from trtforge.errors import TrtforgeError
+from trtforge.graph.model import graph_inputs
+
+if TYPE_CHECKING:
+    from trtforge.precision.quantize import QuantFlavour
+
+
+def resolve(config: BuildConfig, model: onnx.ModelProto) -> BuildConfig:
+    """``config`` with its calibration preprocessing fitted to the model's one input."""
+    calibration = config.calibration
+    if calibration is None or calibration.preprocess is None:
+        return config
+    inputs = graph_inputs(model)
+    if len(inputs) != 1:
+        return config
+    fitted = calibration.preprocess.resolve(inputs[0])
+    return dataclasses.replace(config, calibration=dataclasses.replace(calibration, preprocess=fitted))
+
+
+def apply(model: onnx.ModelProto, config: BuildConfig,
+          flavour: QuantFlavour | None) -> tuple[onnx.ModelProto, dict[str, dict[str, object] | None]]:
+    """The model with its precision and IO formats, and facts by manifest section.
+
+    ``config`` is expected resolved (:func:`resolve`); ``flavour`` is the backend's Q/DQ placement,
+    needed for INT8 only. Facts: ``calibration`` (INT8), ``cast`` (FP16/BF16), ``io_formats``.
+    """
+    facts: dict[str, dict[str, object] | None] = {"calibration": None, "cast": None, "io_formats": None}
+    if config.precision is Precision.INT8:
+        assert config.calibration is not None and flavour is not None
+        model, facts["calibration"] = quantize_int8(model, config.calibration, flavour, config)
+    elif config.precision in (Precision.FP16, Precision.BF16):
+        model, facts["cast"] = cast_half(model, config)
+    if config.input_formats or config.output_formats:
+        from trtforge.precision import ioformat
+
+        model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
+        facts["io_formats"] = {"inputs": [str(f) for f in config.input_formats],
+                               "outputs": [str(f) for f in config.output_formats], "retyped": changed}
+    return model, facts
+
+
+def _progress(total: int | None, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True,
+                disable=None, leave=False)
+
+
+def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
+                  flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
+    """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
+    from trtforge.precision.quantize import check_exclusions, prepare, quantize
+
+    started = time.perf_counter()
+    check_exclusions(model, config.exclude_nodes, config.exclude_op_types)  # names as the user sees them
+    model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
+    model = prepare(model)
+    ranges, facts = _int8_ranges(model, calibration, model_sha)
+    names, types = {n.name for n in model.graph.node}, {n.op_type for n in model.graph.node}
+    fused = [n for n in config.exclude_nodes if n not in names]  # folded into a neighbour by prepare()
+    if fused:
+        print(f"note: excluded node(s) {', '.join(fused)} were fused into their neighbours before "
+              "quantization; exclude the Conv they joined to keep them float", file=sys.stderr)
+    quantized = quantize(model, ranges, flavour, tuple(n for n in config.exclude_nodes if n in names),
+                         tuple(t for t in config.exclude_op_types if t in types))
+    facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
+                  "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"})
+    if config.exclude_nodes or config.exclude_op_types:
+        facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types)}
+    return quantized, facts
+
+
+def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
+                 model_sha: str) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+    """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
+    from trtforge.data.preprocess import Preprocess
+    from trtforge.precision import cache as calib_cache
+
+    preprocess = calibration.preprocess
+    assert preprocess is None or isinstance(preprocess, Preprocess)
+    inputs = graph_inputs(model)
+    if preprocess is not None and len(inputs) == 1:
+        preprocess = preprocess.for_input(inputs[0].shape)  # the size a bare resize mode resolves to
+    wanted_preprocess = preprocess.to_json() if preprocess else None
+    path = calibration.cache
+    if path is not None and path.exists():
+        cache = calib_cache.read_cache(path)
+        known = calib_cache.checked_facts(path, model_sha, wanted_preprocess, calibration.cache_force)
+        ranges = calib_cache.cache_ranges(cache, known)
+        _check_cache_covers(model, ranges, path)
+        return ranges, {
+            "cache": str(path), "cache_header": cache.header, "tensors": len(cache.scales),
+            "method": known.method if known else cache.calibrator, "samples": known.samples if known else None,
+            "data": known.data if known else None, "preprocess": known.preprocess if known else None,
+            "cache_checked": known is not None,
+        }
+    if calibration.data is None and calibration.loader is None:
+        raise TrtforgeError(f"calibration cache {path} does not exist and no data was given to make it: "
+                            "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]")
+    ranges, facts = _calibrate(model, calibration)
+    if path is not None:
+        calib_cache.write_cache_with_facts(
+            path, calib_cache.CalibrationCache.from_ranges(str(calibration.method), ranges),
+            calib_cache.CacheFacts(model_sha, str(calibration.method), wanted_preprocess,
+                                   int(str(facts["samples"])), str(facts["data"]), ranges),
+        )
+        facts["cache"] = str(path)
+        facts["cache_written"] = True
+    return ranges, facts
+
+
+def _calibrate(model: onnx.ModelProto,
+               calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+    from trtforge.precision.calibrate import calibrate
+    from trtforge.precision.sources import CalibrationSource, calibration_source
+
+    specs = graph_inputs(model)
+    source = calibration_source(
+        calibration.data, calibration.loader, [t.name for t in specs], {t.name: t.shape for t in specs},
+        calibration.preprocess, calibration.num, calibration.batch_size, calibration.seed,  # type: ignore[arg-type]
+    )
+    used = 0
+
+    def advance(n: int) -> None:
+        nonlocal used
+        used += n
+        bar.update(n)
+
+    with _progress(source.total, f"calibrating ({calibration.method})") as bar:
+        ranges = calibrate(model, source.batches(), calibration.method, calibration.percentile,
+                           progress=advance)
+    if source.skipped.files:
+        print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
+    preprocess = source.preprocess if isinstance(source, CalibrationSource) else None
+    facts: dict[str, object] = {
+        "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
+        "method": str(calibration.method), "batch_size": calibration.batch_size,
+        "preprocess": preprocess.to_json() if preprocess else None,
+    }
+    if calibration.method.value == "percentile":
+        facts["percentile"] = calibration.percentile
+    return ranges, facts
+
+
+def _check_cache_covers(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], path: Path) -> None:
+    names = {t for node in model.graph.node for t in node.output} | {i.name for i in model.graph.input}
+    if not names & set(ranges):
+        sample = ", ".join(sorted(ranges)[:3])
+        raise TrtforgeError(f"calibration cache {path} names none of this model's tensors (it has e.g. {sample}); "
+                            "it was made for another model")
+
+
+def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str, Any] | None, str]:
+    """One batch to check a cast on: calibration data when given, else seeded random inputs."""
+    calibration = config.calibration
+    if calibration is not None and calibration.data is not None:
+        from trtforge.data.preprocess import Preprocess
+        from trtforge.precision.sources import CalibrationSource
+
+        preprocess = calibration.preprocess
+        assert preprocess is None or isinstance(preprocess, Preprocess)
+        first = graph_inputs(model)[0].shape[:1]
+        size = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 8  # a static batch rules
+        from trtforge.graph.batch import batch_axes
+
+        source = CalibrationSource(calibration.data, [t.name for t in graph_inputs(model)], preprocess,
+                                   size, size, calibration.seed, axes=batch_axes(graph_inputs(model)))
+        batch = next(iter(source.batches()), None)
+        if batch is not None:
+            return dict(batch), f"{min(size, len(source))} sample(s) of {calibration.data}"
+    from trtforge.data.arrays import random_inputs
+    from trtforge.graph.verify import compared_constants
+
+    try:
+        feeds = random_inputs(graph_inputs(model), seed=0, batch=1)
+    except TrtforgeError as exc:
+        return None, f"not checked ({exc})"
+    fixed = compared_constants(model)  # a scalar that picks an If branch gets the value tested for
+    feeds.update({k: v.astype(feeds[k].dtype) for k, v in fixed.items() if k in feeds})
+    where = f"; {', '.join(f'{k}={v.item()}' for k, v in fixed.items())}" if fixed else ""
+    return feeds, f"seeded random inputs in [-1, 1){where}"
+
+
+def cast_half(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
+    """Cast to FP16/BF16, checked against FP32; nodes that overflow or drift stay FP32 (reported)."""
+    from trtforge.precision.fp16 import cast
+
+    feeds, checked_on = _check_feeds(model, config)
+    started = time.perf_counter()
+    casted, report = cast(model, config.precision, feeds, checked_on,
+                          config.exclude_nodes, config.exclude_op_types)
+    automatic = {k: v for k, v in report.kept.items() if v != "excluded by the user"}
+    if automatic:
+        print(f"kept {len(automatic)} node(s) in FP32 after checking the {config.precision} cast: "
+              + "; ".join(f"{k} ({v})" for k, v in list(automatic.items())[:5])
+              + (" ..." if len(automatic) > 5 else ""), file=sys.stderr)
+    facts = report.to_json()
+    facts["seconds"] = round(time.perf_counter() - started, 2)
+    return casted, facts
