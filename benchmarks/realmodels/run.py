@@ -2,7 +2,7 @@
 
 For each model (benchmarks/realmodels/fetch.py fetches them): convert (sources that are not
 ONNX), `reshape --batch 1` as a new user types it, reshape with `--shapes` where other dims are
-dynamic, build FP32/FP16/INT8 on ONNX Runtime CPU (INT8 calibrated on 8 synthetic samples),
+dynamic, build FP32/FP16/INT8 on ONNX Runtime CPU (INT8: minmax ranges from 8 synthetic samples, to keep the corpus run short),
 a short bench, run, compare (FP16 engine against the ONNX model) and deploy.  Every stage is the
 CLI in a subprocess; a cell is `ok`, `x2`/`x1` (exit code; the line is listed under the table),
 `TB` (a traceback: a bug) or `-` (skipped: an earlier stage failed).  The task columns compare
@@ -224,11 +224,11 @@ def trtforge(*args: str, timeout: float = 900) -> Cell:
     except subprocess.TimeoutExpired:
         return Cell("T/O", time.perf_counter() - start, f"timed out after {timeout:.0f} s")
     seconds = time.perf_counter() - start
-    lines = [l for l in done.stderr.splitlines() if l.strip()]
+    lines = [text for text in done.stderr.splitlines() if text.strip()]
     if done.returncode == 0:
-        warn = [l for l in lines if "warning" in l.lower()]
+        warn = [text for text in lines if "warning" in text.lower()]
         return Cell("ok", seconds, warn[-1] if warn else "")
-    status = "TB" if any(l.startswith("Traceback") for l in lines) else f"x{done.returncode}"
+    status = "TB" if any(text.startswith("Traceback") for text in lines) else f"x{done.returncode}"
     return Cell(status, seconds, (lines or done.stdout.strip().splitlines() or [""])[-1][:160])
 
 
@@ -311,7 +311,7 @@ def run_model(model: Model, work: Path) -> tuple[dict[str, Cell], dict[str, str]
         return cells, {}
     engines = {p: folder / f"{p}.engine" for p in ("fp32", "fp16", "int8")}
     for precision, engine in engines.items():
-        extra = ["--calib-data", str(folder / "calib.npz")] if precision == "int8" else []
+        extra = ["--calib-data", str(folder / "calib.npz"), "--calib-method", "minmax"] if precision == "int8" else []
         cells[precision] = trtforge("build", str(fixed), "-o", str(engine), "--precision", precision, *extra)
     if engines["fp32"].exists():
         cells["bench"] = trtforge("bench", str(engines["fp32"]), "--warmup", "50", "--iterations", "10",
@@ -322,6 +322,7 @@ def run_model(model: Model, work: Path) -> tuple[dict[str, Cell], dict[str, str]
         cells["compare"] = trtforge("compare", str(engines["fp16"]), str(fixed), "--inputs", str(folder / "val.npz"))
     cells["deploy"] = trtforge("deploy", str(fixed), "-o", str(folder / "deploy"), "--force",
                                "--precision", "fp32,fp16,int8", "--calib-data", str(folder / "calib.npz"),
+                               "--calib-method", "minmax",
                                "--val-data", str(folder / "val.npz"), "--warmup", "50", "--iterations", "10",
                                "--duration", "0.3")
     return cells, task(engines, val, onnx_inputs(fixed), plan)

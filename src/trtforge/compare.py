@@ -69,11 +69,11 @@ def _sample_agreement(outs: list[np.ndarray], refs: list[np.ndarray], kind: str)
         a = np.concatenate([o.reshape(o.shape[0], -1) for o in outs])
         b = np.concatenate([r.reshape(r.shape[0], -1) for r in refs])
         return float(np.mean(a.argmax(1) == b.argmax(1)))
-    agree = []
+    agree: list[bool] = []
     for o, r in zip(outs, refs):
         a, b = o.ravel(), r.ravel()
         na, nb = np.linalg.norm(a), np.linalg.norm(b)
-        agree.append(na == nb == 0 or (na > 0 and nb > 0 and float(a @ b / (na * nb)) >= AGREE_COSINE))
+        agree.append(bool(na == nb == 0 or (na > 0 and nb > 0 and float(a @ b / (na * nb)) >= AGREE_COSINE)))
     return float(np.mean(agree))
 
 

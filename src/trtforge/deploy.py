@@ -283,9 +283,8 @@ def _staged_inputs(source: Path, options: DeployOptions, stage: Path, final: Pat
 
 
 def _validation(model: Path, options: DeployOptions) -> tuple[Validation, CalibrationConfig | None, _Split | None]:
-    from trtforge.graph.model import graph_inputs, load
-
     from trtforge.graph.batch import batch_axes
+    from trtforge.graph.model import graph_inputs, load
 
     inputs = graph_inputs(load(model))
     names, axes = [t.name for t in inputs], batch_axes(inputs)

@@ -19,10 +19,10 @@ import numpy as np
 
 from trtforge.config import TensorSpec
 from trtforge.data import Samples, load_samples
-from trtforge.data.samples import sample_count, take
-from trtforge.graph.batch import batch_axes
 from trtforge.data.preprocess import Preprocess
+from trtforge.data.samples import sample_count, take
 from trtforge.errors import TrtforgeError
+from trtforge.graph.batch import batch_axes
 
 if TYPE_CHECKING:
     from trtforge.backends.base import Runner

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from tests.conftest import run_cli, run_cli_subprocess
 from tests.graph.wild_models import stateful
 
@@ -71,7 +70,7 @@ def test_fp16_says_the_if_subgraphs_stay_fp32_and_checks_on_the_tested_branch(en
     out = engine.parent / "vad-fp16.engine"
     done = run_cli("build", str(engine.parent / "vad-b1.onnx"), "-o", str(out), "--precision", "fp16")
     assert done.returncode == 0, done.stderr
-    line = next(l for l in done.stdout.splitlines() if l.startswith("cast to"))
+    line = next(text for text in done.stdout.splitlines() if text.startswith("cast to"))
     assert "checked on seeded random inputs in [-1, 1); sr=16000; 1 node(s) kept in FP32: If_1" in line
     kept = json.loads(Path(f"{out}.json").read_text())["build"]["cast"]["kept"]
     assert "stay FP32 (subgraphs are not cast)" in kept["If_1"] and len(kept) == 1
@@ -87,7 +86,7 @@ def test_agreement_is_chosen_by_output_kind() -> None:
     auto = accuracy(near, boxes, None, ["boxes"])
     assert auto["agreement"] == 1.0 and auto["agreement[boxes]"] == 1.0 and auto["top1_agreement"] is None
     logits = [[rng.normal(0, 1, (1, 5))] for _ in range(6)]
-    flipped = [[-l[0]] for l in logits]
+    flipped = [[-scores[0]] for scores in logits]
     assert accuracy(flipped, logits, None, ["logits"])["agreement"] == 0.0   # class scores: top-1
     forced = accuracy(near, boxes, None, metric="top1")                     # the old measure, when asked for
     assert forced["agreement"] == forced["top1_agreement"] is not None and "agreement[boxes]" not in forced

@@ -69,8 +69,9 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
         axes = batch_axes(specs)
         for spec in specs:
             axis = axes[spec.name]
-            if axis is not None and isinstance(spec.shape[axis], int) and spec.shape[axis] > 1:
-                raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {spec.shape[axis]}; "
+            fixed = spec.shape[axis] if axis is not None else None
+            if isinstance(fixed, int) and fixed > 1:
+                raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {fixed}; "
                                     "pass --inputs FILE.npz instead")
         resized = {k: with_batch(v, axes[k], random) for k, v in shapes.items()}
         return Samples(random_feeds(specs, resized, seed), f"random (seed {seed})", axes=axes)

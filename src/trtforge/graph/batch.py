@@ -44,7 +44,8 @@ def batch_axis(spec: TensorSpec, model_batch: int | str | None) -> int | None:
         # others' batch; when the exporter left dims unnamed, the first unnamed one; else none.
         same = [a for a, d in enumerate(spec.shape) if d == model_batch]
         unnamed = [a for a, d in enumerate(spec.shape) if _dynamic(d) and _unnamed(d)]
-        return (same or (unnamed if _unnamed(model_batch) else []) or [None])[0]
+        found = same or (unnamed if _unnamed(model_batch) else [])
+        return found[0] if found else None
     same = [a for a, d in enumerate(spec.shape) if d == model_batch]
     return same[0] if same else None
 

@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 
 from trtforge.config import CalibMethod
-from trtforge.graph.model import graph_inputs
 from trtforge.graph.batch import batch_axes
+from trtforge.graph.model import graph_inputs
 from trtforge.precision.sources import (
     rebatch,  # lives with the data sources; used below and by TensorRT 10's calibrator
 )
