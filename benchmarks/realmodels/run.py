@@ -184,6 +184,7 @@ class Plan:
     axes: dict[str, int | None] = field(default_factory=dict)   # batch axis per input (default 0)
     convert: tuple[str, ...] = ()             # extra convert options
     bench: tuple[str, ...] = ()               # extra bench options (sizes of dims left dynamic)
+    fixed: dict[str, np.ndarray] = field(default_factory=dict)  # bench --inputs: values random ones must not take
 
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -196,7 +197,8 @@ PLANS: dict[str, Plan] = {
     "ppocr_cls": Plan(lambda n, r: {"x": nchw(pictures(n, 48, 192, r, text=True)[:, :, :, :], 0.5, 0.5)}, _top1,
                       shapes="x:1x3x48x192"),
     # Fixing input to 1x512 makes ONNX Runtime's inference of the 8 kHz If branch fail: batch 1 only.
-    "silero_vad": Plan(vad_feeds, _vad, axes={"state": 1, "sr": None}, bench=("--shapes", "input:1x512")),
+    "silero_vad": Plan(vad_feeds, _vad, axes={"state": 1, "sr": None}, bench=("--shapes", "input:1x512"),
+                       fixed={"sr": np.array(16000, np.int64)}),
     "face_detect": Plan(lambda n, r: {"input": nhwc(pictures(n, 128, 128, r), -1, 1)}, _face),
     "hand_landmark": Plan(lambda n, r: {"input_1": nhwc(pictures(n, 224, 224, r), 0, 1)}, _landmarks(224)),
     "iris_landmark": Plan(lambda n, r: {"input_1": nhwc(pictures(n, 64, 64, r), 0, 1)}, _landmarks(64)),
@@ -314,8 +316,12 @@ def run_model(model: Model, work: Path) -> tuple[dict[str, Cell], dict[str, str]
         extra = ["--calib-data", str(folder / "calib.npz"), "--calib-method", "minmax"] if precision == "int8" else []
         cells[precision] = trtforge("build", str(fixed), "-o", str(engine), "--precision", precision, *extra)
     if engines["fp32"].exists():
+        given: tuple[str, ...] = ()
+        if plan.fixed:
+            np.savez(folder / "fixed.npz", **plan.fixed)
+            given = ("--inputs", str(folder / "fixed.npz"))
         cells["bench"] = trtforge("bench", str(engines["fp32"]), "--warmup", "50", "--iterations", "10",
-                                  "--duration", "0.3", "--no-progress", *plan.bench)
+                                  "--duration", "0.3", "--no-progress", *plan.bench, *given)
         cells["run"] = trtforge("run", str(engines["fp32"]), "--inputs", str(folder / "val.npz"),
                                 "-o", str(folder / "out.npz"))
     if engines["fp16"].exists():

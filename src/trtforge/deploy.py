@@ -369,7 +369,9 @@ def _engines(model: Path, model_text: str, options: DeployOptions, calibration: 
         if precision is Precision.FP32:
             ref_acc = acc
         _say(f"[deploy] benchmarking {precision}")
-        result = trtforge.bench(runner, settings=settings)
+        # Timed on the first validation sample: real values (a sample rate that picks the model's
+        # branch) at real sizes (dims other than the batch left dynamic), not random ones.
+        result = trtforge.bench(runner, validation.samples[0], settings=settings)
         commands.append(_quote("trtforge", "bench", final / name, "--duration", settings.duration_s))
         if precision not in options.precisions:
             continue  # the FP32 reference was built only to compare against
