@@ -17,11 +17,14 @@ def int8_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small conv net with int8 weights (dynamic-range quantization: hybrid kernels)."""
     tf = pytest.importorskip("tensorflow")
     tf.keras.utils.set_random_seed(0)
-    inp = tf.keras.Input((16, 16, 3), batch_size=1)
-    x = tf.keras.layers.Conv2D(32, 3, activation="relu")(inp)
-    x = tf.keras.layers.Conv2D(32, 3, activation="relu")(x)
-    out = tf.keras.layers.Dense(10)(tf.keras.layers.Flatten()(x))
-    converter = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, out))
+    # Every layer named: Keras's automatic names ("dense_1") count per process, and other tests
+    # in this process expect their own.
+    inp = tf.keras.Input((16, 16, 3), batch_size=1, name="q_image")
+    x = tf.keras.layers.Conv2D(32, 3, activation="relu", name="q_conv1")(inp)
+    x = tf.keras.layers.Conv2D(32, 3, activation="relu", name="q_conv2")(x)
+    x = tf.keras.layers.Flatten(name="q_flat")(x)
+    out = tf.keras.layers.Dense(10, name="q_logits")(x)
+    converter = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, out, name="q"))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     path = tmp_path_factory.mktemp("q") / "q.tflite"
     path.write_bytes(converter.convert())

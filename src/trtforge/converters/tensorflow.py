@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ def _tf() -> Any:
     require("tf2onnx", "tf", "Converting a TensorFlow model")
     tf = require("tensorflow", "tf", "Converting a TensorFlow model")
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    # TensorFlow's notice that tf.lite.Interpreter moves to LiteRT: not the user's concern here.
+    warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
     tf.get_logger().setLevel(logging.ERROR)
     return tf
 
