@@ -209,6 +209,19 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def check_folder_output(flag: str, folder: str | os.PathLike[str],
+                        inputs: Iterable[str | os.PathLike[str] | None]) -> None:
+    """Refuse an output folder that is, or holds, one of the inputs (replacing it would destroy them)."""
+    target = os.path.realpath(folder)
+    for given in inputs:
+        if given is None:
+            continue
+        real = os.path.realpath(given)
+        if real == target or real.startswith(target.rstrip(os.sep) + os.sep):
+            raise TrtforgeError(f"{flag} {folder} holds the input {given}; writing it would destroy that input: "
+                                "choose another output folder")
+
+
 def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike[str] | None]],
                   inputs: Iterable[str | os.PathLike[str] | None]) -> None:
     """Refuse an output that is one of the inputs, or an input engine's manifest, or another output.

@@ -316,6 +316,9 @@ def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
 
         check_source(src)
     final = Path(outdir)
+    calib = options.calibration
+    check_folder_output("-o", final, [src, options.val_data, calib.data if calib else None,
+                                      calib.cache if calib else None])
     staged = _Staged(final, options.force)
     split = None
     try:

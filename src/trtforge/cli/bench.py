@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from trtforge.cli.parse import percentiles
     from trtforge.bench.report import performance_summary, plot, write_json, write_times
 
+    from trtforge._files import check_outputs
+
+    check_outputs([("--json", args.json_path), ("--export-times", args.export_times), ("--plot", args.plot)],
+                  [args.engine, args.inputs])
     settings = BenchSettings(args.warmup, args.iterations, args.duration, percentiles(args.percentile),
                              args.seed, streams=args.streams, threads=args.threads, cuda_graph=args.cuda_graph,
                              data_transfers=not args.no_data_transfers, spin_wait=args.spin_wait)

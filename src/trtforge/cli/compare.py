@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from trtforge.compare import Thresholds, compare, render
     from trtforge.errors import TrtforgeError
 
+    from trtforge._files import check_outputs
+
+    check_outputs([("--json", args.json_path)], [args.engine, args.reference, args.inputs, args.labels])
     if args.inputs and args.random:
         raise TrtforgeError("give --inputs or --random, not both")
     from trtforge.converters import ConvertOptions

@@ -94,8 +94,9 @@ def convert(
     whose outputs differ from the source's beyond ``atol``/``rtol`` raises
     :class:`~trtforge.errors.VerificationError` and nothing is written.
     """
-    from trtforge._files import atomic_path
+    from trtforge._files import atomic_path, check_outputs
 
+    check_outputs([("-o", output)], [source])
     options = replace(options or ConvertOptions(), **overrides) if overrides else (options or ConvertOptions())
     src = Path(source)
     check_source(src)

@@ -196,7 +196,10 @@ def change_shapes(
     model: onnx.ModelProto, new: Mapping[str, tuple[Dim, ...]], verify: bool = True,
 ) -> Reshaped:
     """A copy of ``model`` with input shapes ``new`` (see :func:`target_shapes`), checked by running it."""
+    from trtforge._files import check_outputs
     from trtforge.graph import verify as check
+
+    check_outputs([("-o", output)], [source])
 
     result = _change(model, new)
     if not verify:
