@@ -229,14 +229,12 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike[str] | None]],
     ``outputs`` pairs a flag with its path.  Paths are compared after resolving symlinks, and as
     files (device and inode), so a hard link to an input is caught too.
     """
-    from trtforge.engine import manifest_path
-
     seen: dict[object, str] = {}
     for given in inputs:
         if given is None:
             continue
         path = Path(given)
-        for p, what in ((path, f"the input {path}"), (manifest_path(path), f"the manifest of {path}")):
+        for p, what in ((path, f"the input {path}"), (Path(f"{path}.json"), f"the manifest of {path}")):
             seen.setdefault(os.path.realpath(p), what)
             if (ident := _identity(p)) is not None:
                 seen.setdefault(ident, what)
