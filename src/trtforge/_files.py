@@ -271,3 +271,40 @@ def existing_file(path: str | os.PathLike[str], what: str) -> Path:
     if not os.access(p, os.R_OK):
         raise TrtforgeError(f"{what} is not readable: {p} (check its permissions)")
     return p
+
+
+SCRATCH_PREFIX = "trtforge-run-"
+
+
+def sweep_scratch(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the scratch folders of trtforge processes that are gone (killed before cleaning up)."""
+    import shutil
+
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX):]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+@contextlib.contextmanager
+def process_scratch() -> Iterator[Path]:
+    """One scratch folder for this process (``TMPDIR/trtforge-run-PID``) that every temporary goes under.
+
+    It becomes ``tempfile``'s folder while the block runs and is removed after; folders that
+    killed runs left are swept when the next one starts.
+    """
+    import shutil
+
+    base = Path(tempfile.gettempdir())
+    sweep_scratch(base)
+    folder = base / f"{SCRATCH_PREFIX}{os.getpid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    previous, tempfile.tempdir = tempfile.tempdir, str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)

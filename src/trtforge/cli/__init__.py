@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from trtforge import __version__
+from trtforge._files import process_scratch
 from trtforge.errors import TrtforgeError
 
 # Subcommand name -> module under trtforge.cli with add_parser(subparsers) and run(args) -> int.
@@ -52,26 +55,51 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.showwarning = _warning_line
-    parser = make_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    interrupted: list[int] = []
+    restore = _catch_sigint(interrupted)
     try:
-        if argv[:1] == ["exec"] and not {"-h", "--help"} & set(argv[1:]):
-            # trtexec's flags are not argparse's: hand them over untouched.
-            from trtforge.cli import trtexec
-
-            args = argparse.Namespace(command="exec", flags=argv[1:], run=trtexec.run)
-        else:
-            args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        return int(args.run(args) or 0)
+        with process_scratch():
+            return _dispatch(list(sys.argv[1:] if argv is None else argv))
     except TrtforgeError as exc:
         print(f"trtforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        # Ctrl-C can land anywhere, e.g. inside a lazy import, which then raises ImportError.
+        if not (interrupted or isinstance(exc, KeyboardInterrupt)):
+            raise
         print("trtforge: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
+
+
+def _dispatch(argv: list[str]) -> int:
+    parser = make_parser()
+    if argv[:1] == ["exec"] and not {"-h", "--help"} & set(argv[1:]):
+        # trtexec's flags are not argparse's: hand them over untouched.
+        from trtforge.cli import trtexec
+
+        args = argparse.Namespace(command="exec", flags=argv[1:], run=trtexec.run)
+    else:
+        args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.run(args) or 0)
+
+
+def _catch_sigint(seen: list[int]) -> Callable[[], None]:
+    """Note every SIGINT (then raise KeyboardInterrupt as Python does); returns the undo."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+            signal.SIG_IGN, None):
+        return lambda: None  # not ours to catch (another thread), or ignored on purpose (nohup, a job)
+
+    def on_sigint(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    return lambda: signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":
