@@ -55,6 +55,9 @@ def _load_builtin() -> None:
         from trtforge.converters import pytorch  # noqa: F401
 
 
+KERAS_FORMATS = ("keras", "h5")  # the formats --custom-objects applies to
+
+
 def detect_format(source: Path) -> str:
     for converter in converters().values():
         if converter.detect(source):
@@ -104,6 +107,9 @@ def convert(
     name = source_format or detect_format(src)
     if name not in table:
         raise TrtforgeError(f"unknown source format {name!r}; expected one of: {', '.join(table)}")
+    if options.custom_objects is not None and name not in KERAS_FORMATS:
+        raise TrtforgeError(f"--custom-objects is for Keras models (.keras, .h5), but {src} is a {name} source, "
+                            "which would not use it; drop the flag")
     if options.opset > table[name].max_opset:
         raise TrtforgeError(f"--opset {options.opset}: the {name} converter emits opsets up to "
                             f"{table[name].max_opset}; use 13..{table[name].max_opset} (default {DEFAULT_OPSET})")
