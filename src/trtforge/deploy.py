@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trtforge._files import check_folder_output
 from trtforge.compare import accuracy, run_all
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
 from trtforge.data.labels import read_labels_csv

@@ -99,7 +99,9 @@ def convert(
     """
     from trtforge._files import atomic_path, check_outputs
 
-    check_outputs([("-o", output)], [source])
+    module = str(source).rpartition(":")[0] if is_module_factory(str(source)) else None
+    given = options.custom_objects if options else overrides.get("custom_objects")
+    check_outputs([("-o", output)], [module or source, given])
     options = replace(options or ConvertOptions(), **overrides) if overrides else (options or ConvertOptions())
     src = Path(source)
     check_source(src)
