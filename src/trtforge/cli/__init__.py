@@ -99,7 +99,10 @@ def _catch_sigint(seen: list[int]) -> Callable[[], None]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    return lambda: signal.signal(signal.SIGINT, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+    return restore
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def _never_unpickle(torch: Any) -> Iterator[None]:
             raise
 
     torch.load = safe_load
-    _package.pickle = type("_NoPickle", (), {"loads": staticmethod(_refuse_pickle)})
+    _package.pickle = type("_NoPickle", (), {"loads": staticmethod(_refuse_pickle)})  # type: ignore[assignment]
     torch._C._pickle_load_obj = _refuse_pickle
     try:
         yield
