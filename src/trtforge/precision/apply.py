@@ -95,8 +95,8 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
 def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
                  model_sha: str) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
-    from trtforge.precision import cache as calib_cache
     from trtforge.data.preprocess import Preprocess
+    from trtforge.precision import cache as calib_cache
 
     preprocess = calibration.preprocess
     assert preprocess is None or isinstance(preprocess, Preprocess)
@@ -135,7 +135,7 @@ def _calibrate(model: onnx.ModelProto,
                calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.data.check import checked_batches
     from trtforge.precision.calibrate import calibrate
-    from trtforge.precision.sources import calibration_source
+    from trtforge.precision.sources import CalibrationSource, calibration_source
 
     specs = graph_inputs(model)
     source = calibration_source(
@@ -155,7 +155,7 @@ def _calibrate(model: onnx.ModelProto,
                            progress=advance)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
-    preprocess = getattr(source, "preprocess", None)
+    preprocess = source.preprocess if isinstance(source, CalibrationSource) else None
     facts: dict[str, object] = {
         "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
         "method": str(calibration.method), "batch_size": calibration.batch_size,
