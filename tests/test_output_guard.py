@@ -60,9 +60,8 @@ def test_outputs_respect_the_umask(tmp_path: Path) -> None:
 
 def test_a_folder_in_the_way_is_one_user_error(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    with pytest.raises(TrtforgeError, match="is a folder"):
-        with atomic_path(tmp_path / "out"):
-            pass
+    with pytest.raises(TrtforgeError, match="is a folder"), atomic_path(tmp_path / "out"):
+        pass
 
 
 def test_a_full_disk_is_one_line_and_nothing_partial(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from trtforge.errors import TrtforgeError
+
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
                  errno.EISDIR, errno.ENOTDIR, errno.EIO}
-
-from trtforge.errors import TrtforgeError
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
