@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from trtforge import __version__
 from trtforge._files import process_scratch
@@ -55,22 +55,25 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.showwarning = _warning_line
-    interrupted: list[int] = []
-    restore = _catch_sigint(interrupted)
+    sigint = _SigInt()
     try:
         with process_scratch():
             return _dispatch(list(sys.argv[1:] if argv is None else argv))
     except TrtforgeError as exc:
+        sigint.armed = False
         print(f"trtforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BaseException as exc:
+        sigint.armed = False
         # Ctrl-C can land anywhere, e.g. inside a lazy import, which then raises ImportError.
-        if not (interrupted or isinstance(exc, KeyboardInterrupt)):
+        if not (sigint.seen or isinstance(exc, KeyboardInterrupt)):
             raise
         print("trtforge: interrupted", file=sys.stderr)
         return 130
     finally:
-        restore()
+        # As the program (no argv), its work done: a Ctrl-C while the interpreter shuts down
+        # would only kill it by the signal, silently; ignore it. In process: put things back.
+        sigint.close(ignore_from_now=argv is None)
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -88,21 +91,26 @@ def _dispatch(argv: list[str]) -> int:
     return int(args.run(args) or 0)
 
 
-def _catch_sigint(seen: list[int]) -> Callable[[], None]:
-    """Note every SIGINT (then raise KeyboardInterrupt as Python does); returns the undo."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
-            signal.SIG_IGN, None):
-        return lambda: None  # not ours to catch (another thread), or ignored on purpose (nohup, a job)
+class _SigInt:
+    """Notes every SIGINT; the first raises KeyboardInterrupt (as Python's own handler does), later
+    ones (while the error is reported and temporaries removed) do not interrupt the cleanup."""
 
-    def on_sigint(signum: int, frame: object) -> None:
-        seen.append(signum)
-        raise KeyboardInterrupt
+    def __init__(self) -> None:
+        self.seen, self.armed, self.previous = 0, True, None
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) not in (
+                signal.SIG_IGN, None):  # else not ours to catch (another thread), or ignored on purpose (nohup)
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.seen += 1
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
 
-    def restore() -> None:
-        signal.signal(signal.SIGINT, previous)
-    return restore
+    def close(self, ignore_from_now: bool) -> None:
+        self.armed = False
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_from_now else self.previous)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def _never_unpickle(torch: Any) -> Iterator[None]:
 
 def _load_program(torch: Any, source: Path) -> Any:
     try:
-        with _never_unpickle(torch):
+        with _never_unpickle(torch), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: noise here
             return torch.export.load(str(source))
     except _NeedsPickle:
         raise TrtforgeError(
