@@ -119,3 +119,30 @@ def test_a_changed_engine_is_still_refused(tmp_path: Path) -> None:
     out.write_bytes(b"other")
     with pytest.raises(TrtforgeError, match="does not match its manifest"):
         engine.read_verified(out)
+
+
+def test_ort_profiles_are_checked_and_recorded(tmp_path: Path) -> None:
+    from onnx_models import dynamic
+
+    from trtforge.graph.ranges import ShapeRange
+
+    model = tmp_path / "d.onnx"
+    onnx.save(dynamic(), str(model))
+    profile = ShapeRange.parse("x:1x4", "x:2x4", "x:8x4")
+    manifest = trtforge.build(model, tmp_path / "d.engine", BuildConfig(backend="onnxruntime", profiles=(profile,)))
+    assert manifest.build["profiles"] == [profile.to_json()]
+    with pytest.raises(TrtforgeError, match="nope"):
+        trtforge.build(model, tmp_path / "e.engine",
+                       BuildConfig(backend="onnxruntime", profiles=(ShapeRange.parse("nope:1x4", "nope:1x4", "nope:1x4"),)))
+    assert not (tmp_path / "e.engine").exists()
+
+
+def test_cache_and_sidecar_are_one_unit(tmp_path: Path) -> None:
+    from trtforge.precision.cache import CacheFacts, CalibrationCache, read_facts, sidecar_path, write_cache_with_facts
+
+    cache = tmp_path / "c.cache"
+    facts = CacheFacts("a" * 64, "entropy", None, 4)
+    write_cache_with_facts(cache, CalibrationCache.from_ranges("entropy", {"x": (-1.0, 1.0)}), facts)
+    assert read_facts(cache) == CacheFacts("a" * 64, "entropy", None, 4, None, {})
+    assert sidecar_path(cache).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.cache", "c.cache.json"]

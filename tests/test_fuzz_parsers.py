@@ -27,7 +27,7 @@ from trtforge.graph.shapes import Batch
 from trtforge.precision.cache import CacheFacts, CalibrationCache
 from trtforge.precision.ioformat import parse_formats
 
-settings.register_profile("fast", max_examples=120, deadline=None,
+settings.register_profile("fast", max_examples=80, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", max_examples=2400, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -220,3 +220,42 @@ def test_the_catalogue_covers_every_command() -> None:
     from trtforge.cli import SUBCOMMANDS
 
     assert set(SUBCOMMANDS) <= {c[1].split()[0] for c in CASES}
+
+
+# Every numeric flag of every command, with values no flag accepts: one line naming the flag.
+NUMERIC_FLAGS = {
+    "build {d}/m.onnx -o {d}/o.engine": ["--calib-num", "--calib-batch-size", "--calib-percentile", "--calib-seed",
+                                         "--workspace", "--opt-level"],
+    "bench {d}/m.engine": ["--batch", "--seed", "--warmup", "--iterations", "--duration", "--streams", "--threads"],
+    "run {d}/m.engine --random 2": ["--limit", "--top-k", "--show"],
+    "run {d}/m.engine": ["--random"],
+    "compare {d}/m.engine {d}/m.onnx --random 2": ["--seed", "--atol", "--rtol", "--min-cosine"],
+    "compare {d}/m.engine {d}/m.onnx": ["--random"],
+    "convert {d}/net.py:make -o {d}/o.onnx": ["--opset", "--atol", "--rtol"],
+    "deploy {d}/m.onnx -o {d}/dep": ["--calib-num", "--val-num", "--max-accuracy-drop", "--warmup", "--iterations",
+                                     "--duration"],
+    "exec --onnx={d}/m.onnx": ["--workspace", "--builderOptimizationLevel", "--iterations", "--duration", "--warmUp",
+                               "--avgRuns", "--streams"],
+}
+HOSTILE_NUMBERS = ["nan", "inf", "-inf", "1e400", "²", "５", "9" * 5000, "1_000", "0x10", "", "1e", "−1"]
+SWEEP = [(f"{command} {flag}", value) for command, flags in NUMERIC_FLAGS.items() for flag in flags
+         for value in HOSTILE_NUMBERS]
+
+
+@pytest.fixture(scope="module")
+def prepared_hash(prepared: Path) -> dict[str, str]:
+    return _hash_tree(prepared)
+
+
+@pytest.mark.parametrize("command, value", SWEEP, ids=[f"{c.split()[0]} {c.split()[-1]}={v[:6]!r}" for c, v in SWEEP])
+def test_hostile_number(prepared: Path, prepared_hash: dict[str, str], capsys: pytest.CaptureFixture[str],
+                        command: str, value: str) -> None:
+    words = command.format(d=prepared).split()
+    flag = words.pop()
+    argv = [*words, f"{flag}={value}"] if words[0] == "exec" else [*words, flag, value]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and flag in lines[0], err
+    assert _hash_tree(prepared) == prepared_hash
