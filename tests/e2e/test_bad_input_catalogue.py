@@ -60,6 +60,8 @@ CASES: list[tuple[str, str, int, str]] = [
     ("compare --json the model", "compare {d}/m.engine {d}/m.onnx --random 2 --json {d}/m.onnx", 2, "would destroy"),
     ("reshape onto its model", "reshape {d}/m.onnx -o {d}/m.onnx --batch 1", 2, "would destroy"),
     ("convert onto its module", "convert {d}/net.py:make -o {d}/net.py", 2, "would destroy"),
+    ("calib-cache onto the model", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz "
+                                   "--calib-cache {d}/m.onnx", 2, "would destroy"),
     ("exec saveEngine the model", "exec --onnx={d}/m.onnx --saveEngine={d}/m.onnx", 2, "would destroy"),
     ("exec exportTimes the engine", "exec --loadEngine={d}/m.engine --exportTimes={d}/m.engine", 2, "would destroy"),
     ("deploy --force over its source", "deploy {d}/m.onnx -o {d} --force", 2, "holds the input"),
@@ -214,6 +216,24 @@ def test_bad_input(prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("trtforge: error: ") and words in lines[0], err
     assert _hash_tree(folder) == before, f"{case}: the folder changed"
+
+
+SUBPROCESS = ["build onto its model", "run -o the engine", "manifest binary", "nan input", "exec memPoolSize inf"]
+
+
+@pytest.mark.parametrize("case", SUBPROCESS)
+def test_bad_input_in_a_fresh_process(prepared: Path, tmp_path: Path, case: str) -> None:
+    """A few rows again as a user runs them: ``python -m trtforge`` in its own process."""
+    from tests.conftest import run_cli_subprocess
+
+    _, command, code, words = next(c for c in CASES if c[0] == case)
+    folder = tmp_path / "d"
+    shutil.copytree(prepared, folder, symlinks=True)
+    before = _hash_tree(folder)
+    proc = run_cli_subprocess(*command.format(d=folder).split())
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == code and len(lines) == 1 and words in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and _hash_tree(folder) == before
 
 
 def test_the_catalogue_covers_every_command() -> None:
