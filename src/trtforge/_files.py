@@ -303,8 +303,14 @@ def process_scratch() -> Iterator[Path]:
     folder = base / f"{SCRATCH_PREFIX}{os.getpid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     previous, tempfile.tempdir = tempfile.tempdir, str(folder)
+    previous_env = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(folder)  # native libraries' temporaries too
     try:
         yield folder
     finally:
         tempfile.tempdir = previous
+        if previous_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous_env
         shutil.rmtree(folder, ignore_errors=True)

@@ -59,14 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with process_scratch():
             return _dispatch(list(sys.argv[1:] if argv is None else argv))
-    except TrtforgeError as exc:
-        sigint.armed = False
-        print(f"trtforge: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except BaseException as exc:
         sigint.armed = False
-        # Ctrl-C can land anywhere, e.g. inside a lazy import, which then raises ImportError.
+        # Ctrl-C can land anywhere: inside a lazy import (an ImportError follows) or native code
+        # (ONNX Runtime then fails "initialization", which reads as a user error): after a SIGINT,
+        # whatever escapes is the interruption.
         if not (sigint.seen or isinstance(exc, KeyboardInterrupt)):
+            if isinstance(exc, TrtforgeError):
+                print(f"trtforge: error: {exc}", file=sys.stderr)
+                return exc.exit_code
             raise
         print("trtforge: interrupted", file=sys.stderr)
         return 130
