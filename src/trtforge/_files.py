@@ -114,7 +114,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], exclusive: bool) -> Iterator[None]:
     """An advisory lock (``flock``) on ``folder``: writers of a pair exclusive, readers shared."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise TrtforgeError(f"cannot open folder {folder}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
