@@ -27,6 +27,8 @@ SUBCOMMANDS = {
     "deploy": "deploy",
     "run": "run",
     "compare": "compare",
+    "export": "export",
+    "serve": "serve",
 }
 
 

@@ -1,0 +1,178 @@
+"""A Triton model configuration (``config.pbtxt``) from an engine's manifest, and its check.
+
+The text is written here and then parsed with Triton's own ``ModelConfig`` protobuf (shipped in
+tritonclient) and compared field by field with the manifest, so a repository trtforge writes is
+one Triton reads as meant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trtforge.config import TensorSpec, _Choice
+from trtforge.engine import Manifest
+from trtforge.errors import TrtforgeError, require
+
+DATA_TYPES = {
+    "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32",
+    "uint64": "TYPE_UINT64", "int8": "TYPE_INT8", "int16": "TYPE_INT16", "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64", "float16": "TYPE_FP16", "float32": "TYPE_FP32", "float64": "TYPE_FP64",
+    "bfloat16": "TYPE_BF16",
+}
+DEFAULT_MAX_BATCH = 8
+
+
+class ServingBackend(_Choice):
+    """Which Triton backend runs the model: the engine's own (``onnxruntime``: ONNX Runtime for an
+    onnxruntime engine, TensorRT for a tensorrt plan) or ``python`` (trtforge's runner)."""
+
+    ONNXRUNTIME = "onnxruntime"
+    PYTHON = "python"
+
+    @classmethod
+    def _what(cls) -> str:
+        return "Triton backend"
+
+
+class InstanceKind(_Choice):
+    CPU = "cpu"
+    GPU = "gpu"
+
+    @classmethod
+    def _what(cls) -> str:
+        return "instance kind"
+
+
+# Engine backend -> (Triton platform, file name in the version folder).
+PLATFORMS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
+PYTHON_FILES = ("model.py", "model.engine")
+
+
+@dataclass(frozen=True)
+class TritonModel:
+    """What a Triton model serves: its IO as Triton sees it and how requests are scheduled."""
+
+    name: str
+    backend: ServingBackend
+    platform: str | None
+    """``onnxruntime_onnx`` / ``tensorrt_plan``; None for the Python backend."""
+    filename: str
+    max_batch: int
+    """Triton's max_batch_size: 0 = requests go to the model whole, without batching."""
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    engine_batch: int | None
+    """The engine's fixed batch, or None when it takes any batch."""
+    instances: int = 1
+    kind: InstanceKind = InstanceKind.CPU
+    max_queue_delay_us: int = 100
+
+    def dims(self, spec: TensorSpec) -> list[int]:
+        """Triton dims: the batch axis left out when batching, a dynamic dimension as -1."""
+        shape = spec.shape[1:] if self.max_batch else spec.shape
+        return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
+
+
+def engine_batch(specs: list[TensorSpec]) -> int | None:
+    """The leading dimension shared by all inputs: an int when fixed, None when dynamic."""
+    firsts = {s.shape[0] if s.shape else "scalar" for s in specs}
+    if "scalar" in firsts or len(firsts) != 1:
+        raise TrtforgeError(
+            "the engine's inputs do not share a leading batch dimension "
+            f"({', '.join(f'{s.name}:{s.shape_text()}' for s in specs)}); serve it with --max-batch 0")
+    first = firsts.pop()
+    return first if isinstance(first, int) and first >= 0 else None
+
+
+def _data_type(spec: TensorSpec) -> str:
+    try:
+        return DATA_TYPES[spec.dtype]
+    except KeyError:
+        raise TrtforgeError(f"tensor {spec.name!r} has dtype {spec.dtype}, which Triton has no type for; "
+                            f"expected one of: {', '.join(DATA_TYPES)}") from None
+
+
+def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = ServingBackend.ONNXRUNTIME,
+               max_batch: int | None = None, instances: int = 1, kind: InstanceKind | str = InstanceKind.CPU,
+               max_queue_delay_us: int = 100) -> TritonModel:
+    """How Triton serves the engine: platform, batching (from the engine's batch axis) and IO.
+
+    The engine's own backend batches only when the engine takes any batch; the Python backend
+    batches a fixed-batch engine too (trtforge's runner runs a batch in chunks the engine takes).
+    """
+    backend, kind = ServingBackend.parse(backend), InstanceKind.parse(kind)
+    if instances < 1 or (max_batch is not None and max_batch < 0) or max_queue_delay_us < 0:
+        raise TrtforgeError(f"--instances must be >= 1 (got {instances}), --max-batch >= 0 (got {max_batch}) "
+                            f"and --max-queue-delay-us >= 0 (got {max_queue_delay_us})")
+    if not name or not all(c.isalnum() or c in "._-" for c in name):
+        raise TrtforgeError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
+    for spec in (*manifest.inputs, *manifest.outputs):
+        _data_type(spec)
+    fixed = engine_batch(manifest.inputs) if max_batch != 0 else None
+    if backend is ServingBackend.PYTHON:
+        platform, filename = None, "model.py"
+        batch = DEFAULT_MAX_BATCH if max_batch is None else max_batch
+    else:
+        if manifest.backend not in PLATFORMS:
+            raise TrtforgeError(f"Triton has no backend for {manifest.backend} engines (it serves "
+                                f"{', '.join(PLATFORMS)}); export with --backend python, which runs it with trtforge")
+        platform, filename = PLATFORMS[manifest.backend]
+        if fixed is not None and max_batch:
+            raise TrtforgeError(f"the engine takes a fixed batch of {fixed}, so Triton's {platform} cannot batch "
+                                f"requests into it; leave out --max-batch (or use 0), rebuild from an ONNX with a "
+                                "dynamic batch, or export with --backend python, which runs batches in chunks")
+        batch = 0 if fixed is not None else (DEFAULT_MAX_BATCH if max_batch is None else max_batch)
+    return TritonModel(name, backend, platform, filename, batch, tuple(manifest.inputs), tuple(manifest.outputs),
+                       fixed, instances, kind, max_queue_delay_us)
+
+
+def _tensor_block(model: TritonModel, spec: TensorSpec) -> str:
+    dims = ", ".join(str(d) for d in model.dims(spec))
+    return f'  {{\n    name: "{spec.name}"\n    data_type: {_data_type(spec)}\n    dims: [ {dims} ]\n  }}'
+
+
+def config_text(model: TritonModel) -> str:
+    """The ``config.pbtxt`` text for ``model``."""
+    head = f'name: "{model.name}"\n'
+    head += f'platform: "{model.platform}"\n' if model.platform else 'backend: "python"\n'
+    lines = [head + f"max_batch_size: {model.max_batch}",
+             "input [\n" + ",\n".join(_tensor_block(model, s) for s in model.inputs) + "\n]",
+             "output [\n" + ",\n".join(_tensor_block(model, s) for s in model.outputs) + "\n]"]
+    if model.max_batch:
+        lines.append(f"dynamic_batching {{\n  max_queue_delay_microseconds: {model.max_queue_delay_us}\n}}")
+    kind = "KIND_GPU" if model.kind is InstanceKind.GPU else "KIND_CPU"
+    lines.append(f"instance_group [\n  {{\n    kind: {kind}\n    count: {model.instances}\n  }}\n]")
+    return "\n".join(lines) + "\n"
+
+
+def parse_config(text: str):  # -> tritonclient.grpc.model_config_pb2.ModelConfig
+    """``text`` parsed with Triton's ModelConfig protobuf; a parse error is a bug in the writer."""
+    pb = require("tritonclient.grpc.model_config_pb2", "serve", "checking a Triton model configuration")
+    text_format = require("google.protobuf.text_format", "serve", "checking a Triton model configuration")
+    return text_format.Parse(text, pb.ModelConfig())
+
+
+def check_config(text: str, model: TritonModel, manifest: Manifest) -> None:
+    """Parse ``text`` with Triton's protobuf and compare it with ``model`` and the engine's
+    ``manifest`` (names, types, dims, batching); a mismatch is a bug in the writer."""
+    pb = require("tritonclient.grpc.model_config_pb2", "serve", "checking a Triton model configuration")
+    parsed = parse_config(text)
+    wrong: list[str] = []
+
+    def expect(what: str, got: object, want: object) -> None:
+        if got != want:
+            wrong.append(f"{what}: {got!r} != {want!r}")
+
+    expect("name", parsed.name, model.name)
+    expect("platform", parsed.platform, model.platform or "")
+    expect("backend", parsed.backend, "" if model.platform else "python")
+    expect("max_batch_size", parsed.max_batch_size, model.max_batch)
+    for got_list, specs, what in ((parsed.input, manifest.inputs, "input"), (parsed.output, manifest.outputs, "output")):
+        expect(f"{what} names", [t.name for t in got_list], [s.name for s in specs])
+        for got, spec in zip(got_list, specs):
+            expect(f"{spec.name} data_type", pb.DataType.Name(got.data_type), _data_type(spec))
+            expect(f"{spec.name} dims", list(got.dims), model.dims(spec))
+    expect("dynamic_batching", parsed.HasField("dynamic_batching"), model.max_batch > 0)
+    expect("instance count", [g.count for g in parsed.instance_group], [model.instances])
+    if wrong:
+        raise RuntimeError(f"trtforge wrote a Triton config that does not say what it meant: {'; '.join(wrong)}")
