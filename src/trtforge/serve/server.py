@@ -71,7 +71,7 @@ class TritonServer:
         if not engines:
             raise TrtforgeError("give at least one engine to serve")
         self.options = options
-        self.engines = {}
+        self.engines: dict[str, Path] = {}
         for source in engines:
             engine, name = resolve_engine(source)
             if name in self.engines:

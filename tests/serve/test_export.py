@@ -1,0 +1,86 @@
+"""``export triton``: the written config parses with Triton's own protobuf and says what the manifest says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.conftest import run_cli
+
+from trtforge.engine import read_manifest
+from trtforge.serve.triton_config import parse_config
+
+
+@pytest.fixture(scope="module")
+def engines(digits_onnx: Path, digits_bs1: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("export")
+    built = {}
+    for name, onnx in (("dynamic", digits_onnx), ("bs1", digits_bs1)):
+        built[name] = folder / f"{name}.engine"
+        proc = run_cli("build", str(onnx), "-o", str(built[name]))
+        assert proc.returncode == 0, proc.stderr
+    return built
+
+
+def test_dynamic_batch_engine_exports_as_onnxruntime_with_batching(engines: dict[str, Path], tmp_path: Path) -> None:
+    proc = run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path / "repo"), "--name", "digits",
+                   "--max-batch", "16", "--instances", "2", "--max-queue-delay-us", "500")
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "repo" / "digits"
+    config = parse_config((folder / "config.pbtxt").read_text())
+    manifest = read_manifest(engines["dynamic"])
+    assert (config.name, config.platform, config.max_batch_size) == ("digits", "onnxruntime_onnx", 16)
+    assert [(t.name, list(t.dims)) for t in config.input] == [(s.name, list(s.shape[1:])) for s in manifest.inputs]
+    assert [(t.name, list(t.dims)) for t in config.output] == [(s.name, list(s.shape[1:])) for s in manifest.outputs]
+    assert config.input[0].data_type == 11  # TYPE_FP32 in Triton's DataType enum
+    assert config.dynamic_batching.max_queue_delay_microseconds == 500
+    assert [(g.kind, g.count) for g in config.instance_group] == [(2, 2)]  # KIND_CPU, two instances
+    assert (folder / "1" / "model.onnx").read_bytes() == engines["dynamic"].read_bytes()
+    assert [p.name for p in tmp_path.joinpath("repo").iterdir()] == ["digits"]  # no staging folder left
+
+
+def test_fixed_batch_engine_keeps_its_batch_axis_in_dims(engines: dict[str, Path], tmp_path: Path) -> None:
+    proc = run_cli("export", "triton", str(engines["bs1"]), "-o", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    config = parse_config((tmp_path / "bs1" / "config.pbtxt").read_text())
+    assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
+    assert list(config.input[0].dims) == [1, 1, 32, 32]
+
+
+def test_python_backend_batches_a_fixed_batch_engine(engines: dict[str, Path], tmp_path: Path) -> None:
+    proc = run_cli("export", "triton", str(engines["bs1"]), "-o", str(tmp_path), "--backend", "python")
+    assert proc.returncode == 0, proc.stderr
+    config = parse_config((tmp_path / "bs1" / "config.pbtxt").read_text())
+    assert (config.backend, config.platform, config.max_batch_size) == ("python", "", 8)
+    assert sorted(p.name for p in (tmp_path / "bs1" / "1").iterdir()) == ["model.engine", "model.engine.json",
+                                                                          "model.py"]
+    compile((tmp_path / "bs1" / "1" / "model.py").read_text(), "model.py", "exec")
+
+
+def test_export_replaces_an_existing_model_whole(engines: dict[str, Path], tmp_path: Path) -> None:
+    for batch in ("4", "2"):
+        assert run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path), "--max-batch", batch
+                       ).returncode == 0
+    assert parse_config((tmp_path / "dynamic" / "config.pbtxt").read_text()).max_batch_size == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["dynamic"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--max-batch", "4"], "fixed batch of 1"),
+    (["--kind", "tpu"], "instance kind"),
+    (["--backend", "vllm"], "Triton backend"),
+    (["--name", "a/b"], "bad model name"),
+    (["--instances", "0"], "--instances"),
+])
+def test_bad_options_are_one_line_and_write_nothing(engines: dict[str, Path], tmp_path: Path, extra: list[str],
+                                                    words: str) -> None:
+    proc = run_cli("export", "triton", str(engines["bs1"]), "-o", str(tmp_path / "repo"), *extra)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
+    assert not (tmp_path / "repo").exists() or list((tmp_path / "repo").iterdir()) == []
+
+
+def test_a_missing_engine_or_an_empty_folder_is_a_user_error(tmp_path: Path) -> None:
+    for source, words in ((tmp_path / "nope.engine", "engine not found"), (tmp_path, "without model.engine")):
+        proc = run_cli("export", "triton", str(source), "-o", str(tmp_path / "repo"))
+        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
