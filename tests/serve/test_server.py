@@ -126,14 +126,20 @@ def _http_infer(url: str, model: str, x: np.ndarray) -> np.ndarray:
     client = httpclient.InferenceServerClient(url)
     item = httpclient.InferInput("image", list(x.shape), "FP32" if x.dtype == np.float32 else "FP64")
     item.set_data_from_numpy(x)
-    return client.infer(model, [item]).as_numpy("output_0")
+    try:
+        return client.infer(model, [item]).as_numpy("output_0")
+    finally:
+        client.close()
 
 
 def _grpc_infer(url: str, model: str, x: np.ndarray) -> np.ndarray:
     client = grpcclient.InferenceServerClient(url)
     item = grpcclient.InferInput("image", list(x.shape), "FP32")
     item.set_data_from_numpy(x)
-    return client.infer(model, [item]).as_numpy("output_0")
+    try:
+        return client.infer(model, [item]).as_numpy("output_0")
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -171,6 +177,21 @@ def test_the_dynamic_batcher_merges_concurrent_requests(served: Served) -> None:
     assert [o.shape for o in outputs] == [(1, 10)] * 8
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert inferences == 8 and executions < 8, (inferences, executions)
+
+
+def test_bench_server_measures_each_concurrency_over_both_protocols(served: Served, tmp_path: Path) -> None:
+    import json
+
+    for protocol, url in (("http", served.http), ("grpc", served.grpc)):
+        out = tmp_path / f"{protocol}.json"
+        proc = run_cli("bench", "--server", url, "--model", "digits_fp32", "--protocol", protocol,
+                       "--concurrency", "1,2", "--warmup", "100", "--duration", "0.5", "--json", str(out))
+        assert proc.returncode == 0, proc.stderr
+        levels = json.loads(out.read_text())["levels"]
+        assert [lv["concurrency"] for lv in levels] == [1, 2]
+        assert all(lv["requests"] > 0 and lv["latency_ms"]["median"] > 0 for lv in levels)
+    proc = run_cli("bench", "--server", served.http, "--model", "no_such_model", "--duration", "0.1")
+    assert proc.returncode == 2 and "no_such_model" in proc.stderr
 
 
 def test_sigterm_stops_the_server_and_every_process_it_started(served: Served) -> None:
