@@ -84,3 +84,21 @@ def test_a_missing_engine_or_an_empty_folder_is_a_user_error(tmp_path: Path) -> 
     for source, words in ((tmp_path / "nope.engine", "engine not found"), (tmp_path, "without model.engine")):
         proc = run_cli("export", "triton", str(source), "-o", str(tmp_path / "repo"))
         assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, hidden", [(["export", "triton"], "tritonclient"), (["serve"], "pytriton")])
+def test_without_the_serve_extra_one_line_names_the_pip_command(engines: dict[str, Path], tmp_path: Path,
+                                                                command: list[str], hidden: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    args = [*command, str(engines["dynamic"]), *(["-o", str(tmp_path / "repo")] if command[0] == "export" else [])]
+    code = (f"import sys; sys.modules[{hidden!r}] = None\n"  # the import system's way to make a package absent
+            f"from trtforge.cli import main; sys.exit(main({args!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "pip install 'trtforge[serve]'" in proc.stderr and not (tmp_path / "repo").exists()

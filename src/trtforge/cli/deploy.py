@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        "validated against FP32 and benchmarked, with report.md / report.json / plots in OUTDIR.")
     p.add_argument("source", help="model: SavedModel folder, .keras/.h5, .pb, .tflite, torch, or .onnx")
     p.add_argument("-o", "--output", required=True, help="folder to write (refused if not empty, unless --force)")
+    p.add_argument("--triton", metavar="REPO", help="at the end, export the selected engine into this Triton model "
+                   "repository (as trtforge export triton OUTDIR -o REPO; model name = OUTDIR's name)")
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
     p.add_argument("--batch", help="N or dynamic: fix the batch (reshape, verified); default: keep the model's")
     p.add_argument("--precision", default="fp32,fp16", help="comma-separated: fp32,fp16,bf16,int8 (default fp32,fp16)")
@@ -67,10 +69,20 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
 
 def run(args: argparse.Namespace) -> int:
     from trtforge.deploy import deploy, report_table
+    from trtforge.errors import TrtforgeError, require
 
+    if args.triton:  # before the long part: a missing extra should not cost a deploy
+        require("tritonclient.grpc.model_config_pb2", "serve", "deploy --triton")
     report = deploy(args.source, args.output, options_from_args(args))
     print(report_table(report))
     if report.selected:
         print(f"\nselected {report.selected} (fastest passing) → {report.outdir / 'model.engine'}")
     print(f"report: {report.outdir / 'report.md'}")
+    if args.triton:
+        from trtforge.serve.export import export_triton
+
+        if not report.selected:
+            raise TrtforgeError(f"no engine was selected, so nothing was exported to {args.triton}")
+        folder = export_triton(report.outdir, args.triton)
+        print(f"triton: {folder} (serve it: tritonserver --model-repository {args.triton})")
     return 0
