@@ -66,7 +66,7 @@ def model_inputs(url: str, model: str, protocol: str, batch: int, seed: int = 0)
     feeds = {}
     for item in meta["inputs"]:
         dims = [int(d) for d in item["shape"]]
-        if batching:
+        if dims and (batching or dims[0] < 0):  # without batching, a dynamic first axis is still the batch
             dims[0] = batch
         if any(d < 0 for d in dims):
             raise TrtforgeError(f"input {item['name']} of {model} has a dynamic dimension ({dims}); "
