@@ -8,12 +8,12 @@ SIGINT stop the server, its Python stubs and the workspace.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import signal
 import sys
 import sysconfig
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -62,6 +62,19 @@ def _infer_fn(model: EngineModel) -> Callable[[list[Any]], list[dict[str, np.nda
         except TrtforgeError as exc:  # a bad request: an error to its client, the server keeps serving
             raise require("pytriton.exceptions", "serve", "serving").PyTritonBadParameterError(str(exc)) from None
     return infer
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, as SIGINT does, so that a stop runs the same cleanup."""
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class TritonServer:
@@ -132,14 +145,10 @@ class TritonServer:
 
     def wait(self) -> None:
         """Serve until SIGTERM or SIGINT (or until Triton dies), then stop."""
-        def interrupt(signum: int, frame: FrameType | None) -> None:
-            raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGTERM, interrupt)
         try:
-            self._triton.serve()  # returns after stopping, on KeyboardInterrupt or a dead server
+            with sigterm_interrupts():
+                self._triton.serve()  # returns after stopping, on KeyboardInterrupt or a dead server
         finally:
-            signal.signal(signal.SIGTERM, previous)
             self.stop()
 
     def __enter__(self) -> TritonServer:
@@ -150,8 +159,10 @@ class TritonServer:
 
 
 def serve(engines: Sequence[str | os.PathLike[str]], options: ServeOptions = ServeOptions()) -> None:
-    """Serve ``engines`` until SIGTERM/SIGINT."""
-    server = TritonServer(engines, options).start()
-    logging.getLogger("trtforge.serve").info("serving %s: HTTP %s, gRPC %s, metrics :%d", ", ".join(server.engines),
-                                             server.http_url, server.grpc_url, options.metrics_port)
-    server.wait()
+    """Serve ``engines`` until SIGTERM/SIGINT; a signal while starting stops what was started."""
+    server = TritonServer(engines, options)
+    with sigterm_interrupts():
+        server.start()
+        LOG.info("serving %s: HTTP %s, gRPC %s, metrics :%d", ", ".join(server.engines), server.http_url,
+                 server.grpc_url, options.metrics_port)
+        server.wait()
