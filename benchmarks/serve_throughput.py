@@ -4,7 +4,10 @@ in-process ``trtforge bench`` of the same engine (batch 1, one stream).
 Each server is ``trtforge serve`` in its own process (as a user runs it), the clients are
 ``trtforge bench --server``'s threads in this one; one request = one sample.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/serve_throughput.py [--duration 3] [--concurrency 1,2,4,8]
+    PYTHONPATH=src .venv/bin/python benchmarks/serve_throughput.py [--model digits|MobileNetV2] [--duration 3]
+        [--concurrency 1,2,4,8]
+
+MobileNetV2 is keras.applications' (weights=None: the timing does not depend on the weights).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def served(engine: Path, extra: list[str], work: Path) -> tuple[subprocess.Popen
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="digits", help="digits, or a keras.applications name (MobileNetV2)")
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--max-batch", type=int, default=16)
@@ -68,24 +72,34 @@ def main() -> None:
     from trtforge.serve.client import bench_server
 
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    onnx, engine = work / "digits.onnx", work / "digits.engine"
-    assert cli(["convert", str(ROOT / "examples" / "digits" / "saved_model"), "-o", str(onnx),
-                "--inputs-as-nchw", "image"]) == 0
+    if args.model == "digits":
+        onnx = work / "digits.onnx"
+        assert cli(["convert", str(ROOT / "examples" / "digits" / "saved_model"), "-o", str(onnx),
+                    "--inputs-as-nchw", "image"]) == 0
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _keras import keras_onnx
+
+        onnx = keras_onnx(args.model, work)
+    engine = work / f"{args.model}.engine"
     assert cli(["build", str(onnx), "-o", str(engine)]) == 0
     local = bench(engine, settings=BenchSettings(duration_s=args.duration), batch=1)
-    print(f"in-process trtforge bench, batch 1: {local.qps:.1f} qps (median {local.latency.median:.3f} ms)")
+    print(f"{args.model}: in-process trtforge bench, batch 1: {local.qps:.1f} qps (median {local.latency.median:.3f} ms)")
 
     rows = []
     for label, extra in (("dynamic batching", ["--max-batch", str(args.max_batch), "--max-queue-delay-us",
                                                str(args.delay_us)]), ("no batching", ["--max-batch", "0"])):
         process, url = served(engine, extra, work)
         try:
-            for r in bench_server(url, "digits", levels, "http", 1, 0.5, args.duration):
+            for r in bench_server(url, args.model, levels, "http", 1, 0.5, args.duration):
                 rows.append((label, r.concurrency, r.qps, r.latency.median, r.latency.percentiles[99.0]))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-    print(f"\n| server | concurrency | qps | vs in-process | median ms | p99 ms |\n|---|---|---|---|---|---|")
+    after = bench(engine, settings=BenchSettings(duration_s=args.duration), batch=1)
+    print(f"{args.model}: in-process again after the servers: {after.qps:.1f} qps (median "
+          f"{after.latency.median:.3f} ms); the ratios below use the first")
+    print("\n| server | concurrency | qps | vs in-process | median ms | p99 ms |\n|---|---|---|---|---|---|")
     for label, c, qps, med, p99 in rows:
         print(f"| {label} | {c} | {qps:.1f} | {100 * qps / local.qps:.0f}% | {med:.2f} | {p99:.2f} |")
 
