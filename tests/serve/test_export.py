@@ -102,3 +102,23 @@ def test_without_the_serve_extra_one_line_names_the_pip_command(engines: dict[st
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "pip install 'trtforge[serve]'" in proc.stderr and not (tmp_path / "repo").exists()
+
+
+def test_cuda_engine_config_runs_on_gpu_with_the_chosen_cuda_options(engines: dict[str, Path]) -> None:
+    """An ONNX Runtime CUDA engine (its manifest as a CUDA build records it; none can be built here)."""
+    import dataclasses
+
+    from trtforge.serve.triton_config import check_config, config_text, plan_model
+
+    options = {"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1", "enable_cuda_graph": "1"}
+    cpu = read_manifest(engines["dynamic"])
+    manifest = dataclasses.replace(cpu, device={"kind": "cuda"}, build={**cpu.build, "provider_options": options})
+    model = plan_model(manifest, "digits")
+    text = config_text(model)
+    check_config(text, model, manifest)
+    config = parse_config(text)
+    assert config.instance_group[0].kind == 1  # KIND_GPU, from the manifest
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert accelerator.name == "cuda"
+    assert dict(accelerator.parameters) == {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
+    assert not parse_config(config_text(plan_model(manifest, "digits", kind="cpu"))).HasField("optimization")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.conftest import run_cli
 from tests.serve.test_server import _free_ports, _http_infer, _ready
 

@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--max-queue-delay-us", type=int, default=100, metavar="U",
                    help="dynamic batcher's max queue delay in microseconds (default 100)")
     p.add_argument("--instances", type=int, default=1, metavar="K", help="model instances (default 1)")
-    p.add_argument("--kind", default="cpu", help="instance kind: cpu or gpu (default cpu)")
+    p.add_argument("--kind", help="instance kind: cpu or gpu (default: where the engine runs; gpu for CUDA "
+                                  "and TensorRT engines)")
     p.add_argument("--backend", default="onnxruntime",
                    help="onnxruntime: the engine's own Triton backend (onnxruntime_onnx or tensorrt_plan); "
                         "python: Triton's Python backend running trtforge's runner (default onnxruntime)")

@@ -48,7 +48,7 @@ def _write_version(folder: Path, engine: Path, data: bytes, manifest: Manifest, 
 
 def export_triton(source: str | os.PathLike[str], repo: str | os.PathLike[str], name: str | None = None,
                   backend: ServingBackend | str = ServingBackend.ONNXRUNTIME, max_batch: int | None = None,
-                  instances: int = 1, kind: InstanceKind | str = InstanceKind.CPU,
+                  instances: int = 1, kind: InstanceKind | str | None = None,
                   max_queue_delay_us: int = 100) -> Path:
     """Write ``REPO/NAME`` for Triton from a trtforge engine (or a deploy folder); returns that folder.
 

@@ -45,7 +45,10 @@ class InstanceKind(_Choice):
 
 # Engine backend -> (Triton platform, file name in the version folder).
 PLATFORMS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
-PYTHON_FILES = ("model.py", "model.engine")
+CUDA_OPTIONS_LEFT_OUT = ("device_id", "enable_cuda_graph")
+"""ONNX Runtime CUDA options trtforge chose that the config does not carry: Triton places each
+instance on its GPU, and ORT's CUDA graphs need fixed shapes and bound buffers, which Triton's
+ONNX Runtime backend does not keep for batched requests."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class TritonModel:
     instances: int = 1
     kind: InstanceKind = InstanceKind.CPU
     max_queue_delay_us: int = 100
+    cuda_options: tuple[tuple[str, str], ...] = ()
+    """ONNX Runtime CUDA provider options chosen at build, as the ``cuda`` gpu_execution_accelerator."""
 
     def dims(self, spec: TensorSpec) -> list[int]:
         """Triton dims: the batch axis left out when batching, a dynamic dimension as -1."""
@@ -92,15 +97,29 @@ def _data_type(spec: TensorSpec) -> str:
                             f"expected one of: {', '.join(DATA_TYPES)}") from None
 
 
+def _default_kind(manifest: Manifest) -> InstanceKind:
+    on_gpu = manifest.backend != "onnxruntime" or manifest.device.get("kind") == "cuda"
+    return InstanceKind.GPU if on_gpu else InstanceKind.CPU
+
+
+def _cuda_options(manifest: Manifest, backend: ServingBackend, kind: InstanceKind) -> tuple[tuple[str, str], ...]:
+    recorded = manifest.build.get("provider_options")
+    if backend is not ServingBackend.ONNXRUNTIME or kind is not InstanceKind.GPU or not isinstance(recorded, dict):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in recorded.items() if k not in CUDA_OPTIONS_LEFT_OUT))
+
+
 def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = ServingBackend.ONNXRUNTIME,
-               max_batch: int | None = None, instances: int = 1, kind: InstanceKind | str = InstanceKind.CPU,
+               max_batch: int | None = None, instances: int = 1, kind: InstanceKind | str | None = None,
                max_queue_delay_us: int = 100) -> TritonModel:
     """How Triton serves the engine: platform, batching (from the engine's batch axis) and IO.
 
     The engine's own backend batches only when the engine takes any batch; the Python backend
     batches a fixed-batch engine too (trtforge's runner runs a batch in chunks the engine takes).
+    ``kind`` defaults to where the engine was built for (GPU for CUDA and TensorRT engines).
     """
-    backend, kind = ServingBackend.parse(backend), InstanceKind.parse(kind)
+    backend = ServingBackend.parse(backend)
+    kind = _default_kind(manifest) if kind is None else InstanceKind.parse(kind)
     if instances < 1 or (max_batch is not None and max_batch < 0) or max_queue_delay_us < 0:
         raise TrtforgeError(f"--instances must be >= 1 (got {instances}), --max-batch >= 0 (got {max_batch}) "
                             f"and --max-queue-delay-us >= 0 (got {max_queue_delay_us})")
@@ -122,8 +141,10 @@ def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = Se
                                 f"requests into it; leave out --max-batch (or use 0), rebuild from an ONNX with a "
                                 "dynamic batch, or export with --backend python, which runs batches in chunks")
         batch = 0 if fixed is not None else (DEFAULT_MAX_BATCH if max_batch is None else max_batch)
+        if manifest.backend == "tensorrt" and kind is InstanceKind.CPU:
+            raise TrtforgeError("a TensorRT plan runs on a GPU only; use --kind gpu (the default for it)")
     return TritonModel(name, backend, platform, filename, batch, tuple(manifest.inputs), tuple(manifest.outputs),
-                       fixed, instances, kind, max_queue_delay_us)
+                       fixed, instances, kind, max_queue_delay_us, _cuda_options(manifest, backend, kind))
 
 
 def _tensor_block(model: TritonModel, spec: TensorSpec) -> str:
@@ -142,6 +163,11 @@ def config_text(model: TritonModel) -> str:
         lines.append(f"dynamic_batching {{\n  max_queue_delay_microseconds: {model.max_queue_delay_us}\n}}")
     kind = "KIND_GPU" if model.kind is InstanceKind.GPU else "KIND_CPU"
     lines.append(f"instance_group [\n  {{\n    kind: {kind}\n    count: {model.instances}\n  }}\n]")
+    if model.cuda_options:
+        params = "".join(f'\n      parameters {{ key: "{k}" value: "{v}" }}' for k, v in model.cuda_options)
+        lines.append("# ONNX Runtime CUDA options trtforge chose at build (device_id and CUDA graphs left to Triton)\n"
+                     "optimization { execution_accelerators {\n  gpu_execution_accelerator: [ {\n"
+                     f'      name: "cuda"{params}\n  }} ]\n}}}}')
     return "\n".join(lines) + "\n"
 
 
@@ -174,5 +200,8 @@ def check_config(text: str, model: TritonModel, manifest: Manifest) -> None:
             expect(f"{spec.name} dims", list(got.dims), model.dims(spec))
     expect("dynamic_batching", parsed.HasField("dynamic_batching"), model.max_batch > 0)
     expect("instance count", [g.count for g in parsed.instance_group], [model.instances])
+    accelerators = parsed.optimization.execution_accelerators.gpu_execution_accelerator
+    expect("cuda options", [(a.name, sorted(a.parameters.items())) for a in accelerators],
+           [("cuda", sorted(model.cuda_options))] if model.cuda_options else [])
     if wrong:
         raise RuntimeError(f"trtforge wrote a Triton config that does not say what it meant: {'; '.join(wrong)}")
