@@ -122,3 +122,28 @@ def test_cuda_engine_config_runs_on_gpu_with_the_chosen_cuda_options(engines: di
     assert accelerator.name == "cuda"
     assert dict(accelerator.parameters) == {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
     assert not parse_config(config_text(plan_model(manifest, "digits", kind="cpu"))).HasField("optimization")
+
+
+def test_preferred_batch_sizes_given_or_from_a_measured_sweep(engines: dict[str, Path], tmp_path: Path) -> None:
+    proc = run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path / "a"), "--preferred-batch", "4,2")
+    assert proc.returncode == 0, proc.stderr
+    assert list(parse_config((tmp_path / "a" / "dynamic" / "config.pbtxt").read_text())
+                .dynamic_batching.preferred_batch_size) == [2, 4]
+    proc = run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path / "b"), "--max-batch", "4",
+                   "--preferred-batch", "auto")
+    assert proc.returncode == 0, proc.stderr
+    chosen = list(parse_config((tmp_path / "b" / "dynamic" / "config.pbtxt").read_text())
+                  .dynamic_batching.preferred_batch_size)
+    assert chosen and set(chosen) <= {1, 2, 4}
+    proc = run_cli("export", "triton", str(engines["bs1"]), "-o", str(tmp_path / "c"), "--backend", "python",
+                   "--preferred-batch", "auto")
+    assert proc.returncode == 2 and "fixed batch" in proc.stderr
+
+
+def test_the_sweep_prefers_the_smallest_batch_near_the_best_and_the_best() -> None:
+    from trtforge.serve.sweep import SweepPoint, preferred_batches, sweep_sizes
+
+    assert sweep_sizes(12) == [1, 2, 4, 8, 12]
+    points = [SweepPoint(1, 100.0, 1.0), SweepPoint(2, 180.0, 1.1), SweepPoint(4, 300.0, 1.3),
+              SweepPoint(8, 320.0, 2.5), SweepPoint(16, 310.0, 5.0)]
+    assert preferred_batches(points) == [4, 8]  # 300 >= 0.9 * 320; 8 is the best

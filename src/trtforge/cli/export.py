@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                         "python backend; 0 = no batching)")
     p.add_argument("--max-queue-delay-us", type=int, default=100, metavar="U",
                    help="dynamic batcher's max queue delay in microseconds (default 100)")
+    p.add_argument("--preferred-batch", metavar="auto|N,...",
+                   help="dynamic batching's preferred batch sizes, or auto: from a batch sweep of the engine "
+                        "(the smallest batch within 90%% of the best samples/s, and the best)")
     p.add_argument("--instances", type=int, default=1, metavar="K", help="model instances (default 1)")
     p.add_argument("--kind", help="instance kind: cpu or gpu (default: where the engine runs; gpu for CUDA "
                                   "and TensorRT engines)")
@@ -29,10 +32,24 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from trtforge.cli.parse import names
+    from trtforge.errors import TrtforgeError
     from trtforge.serve.export import export_triton
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    preferred: list[int] | str = []
+    if args.preferred_batch == "auto":
+        preferred = "auto"
+    elif args.preferred_batch:
+        try:
+            preferred = [int(b) for b in names(args.preferred_batch)]
+        except ValueError:
+            raise TrtforgeError(f"bad --preferred-batch {args.preferred_batch!r}: expected auto or sizes like 4,8"
+                                ) from None
     folder = export_triton(args.engine, args.output, args.name, args.backend, args.max_batch, args.instances,
-                           args.kind, args.max_queue_delay_us)
+                           args.kind, args.max_queue_delay_us, preferred)
     print(f"wrote {folder} (config.pbtxt checked with Triton's model-config protobuf)")
     print((folder / "config.pbtxt").read_text(), end="")
     return 0

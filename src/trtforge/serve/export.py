@@ -8,15 +8,27 @@ onto it once the config has been parsed with Triton's protobuf and checked again
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from trtforge.engine import Manifest, manifest_path, read_verified
 from trtforge.errors import TrtforgeError
 from trtforge.serve.python_model import MODEL_PY
-from trtforge.serve.triton_config import InstanceKind, ServingBackend, check_config, config_text, plan_model
+from trtforge.serve.triton_config import (
+    InstanceKind,
+    ServingBackend,
+    TritonModel,
+    check_config,
+    config_text,
+    plan_model,
+    with_preferred_batch,
+)
+
+LOG = logging.getLogger("trtforge.serve")
 
 __all__ = ["export_triton", "resolve_engine"]
 
@@ -35,6 +47,20 @@ def resolve_engine(source: str | os.PathLike[str]) -> tuple[Path, str]:
     return p, p.name.split(".")[0]
 
 
+def _preferred(engine: Path, model: TritonModel, asked: Sequence[int] | str) -> tuple[int, ...]:
+    if asked != "auto":
+        return tuple(int(b) for b in asked)
+    if model.engine_batch is not None or not model.max_batch:
+        raise TrtforgeError("--preferred-batch auto sweeps the engine's batch, but this engine takes a fixed batch "
+                            f"({model.engine_batch}) or is exported without batching; give the sizes instead")
+    from trtforge.serve.sweep import batch_sweep, preferred_batches, sweep_table
+
+    points = batch_sweep(engine, model.max_batch)
+    chosen = preferred_batches(points)
+    LOG.info("batch sweep of %s (in process, samples/s):\n%s", engine, sweep_table(points, chosen))
+    return tuple(chosen)
+
+
 def _write_version(folder: Path, engine: Path, data: bytes, manifest: Manifest, backend: ServingBackend,
                    filename: str) -> None:
     folder.mkdir()
@@ -49,14 +75,17 @@ def _write_version(folder: Path, engine: Path, data: bytes, manifest: Manifest, 
 def export_triton(source: str | os.PathLike[str], repo: str | os.PathLike[str], name: str | None = None,
                   backend: ServingBackend | str = ServingBackend.ONNXRUNTIME, max_batch: int | None = None,
                   instances: int = 1, kind: InstanceKind | str | None = None,
-                  max_queue_delay_us: int = 100) -> Path:
+                  max_queue_delay_us: int = 100, preferred_batch: Sequence[int] | str = ()) -> Path:
     """Write ``REPO/NAME`` for Triton from a trtforge engine (or a deploy folder); returns that folder.
 
-    An existing ``REPO/NAME`` is replaced only once the new one is complete.
+    ``preferred_batch``: dynamic_batching's preferred sizes, or ``"auto"`` to take them from a batch
+    sweep of the engine (:mod:`trtforge.serve.sweep`; the table is logged).  An existing
+    ``REPO/NAME`` is replaced only once the new one is complete.
     """
     engine, default_name = resolve_engine(source)
     data, manifest = read_verified(engine)
     model = plan_model(manifest, name or default_name, backend, max_batch, instances, kind, max_queue_delay_us)
+    model = with_preferred_batch(model, _preferred(engine, model, preferred_batch))
     text = config_text(model)
     check_config(text, model, manifest)
     repo = Path(repo)

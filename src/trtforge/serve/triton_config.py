@@ -69,6 +69,8 @@ class TritonModel:
     instances: int = 1
     kind: InstanceKind = InstanceKind.CPU
     max_queue_delay_us: int = 100
+    preferred_batch: tuple[int, ...] = ()
+    """dynamic_batching's preferred_batch_size (empty: Triton batches as large as it can)."""
     cuda_options: tuple[tuple[str, str], ...] = ()
     """ONNX Runtime CUDA provider options chosen at build, as the ``cuda`` gpu_execution_accelerator."""
 
@@ -144,7 +146,19 @@ def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = Se
         if manifest.backend == "tensorrt" and kind is InstanceKind.CPU:
             raise TrtforgeError("a TensorRT plan runs on a GPU only; use --kind gpu (the default for it)")
     return TritonModel(name, backend, platform, filename, batch, tuple(manifest.inputs), tuple(manifest.outputs),
-                       fixed, instances, kind, max_queue_delay_us, _cuda_options(manifest, backend, kind))
+                       fixed, instances, kind, max_queue_delay_us, cuda_options=_cuda_options(manifest, backend, kind))
+
+
+def with_preferred_batch(model: TritonModel, sizes: tuple[int, ...]) -> TritonModel:
+    """``model`` with dynamic_batching's preferred sizes, each from 1 to its max_batch_size."""
+    import dataclasses
+
+    if sizes and not model.max_batch:
+        raise TrtforgeError(f"--preferred-batch needs batching, but model {model.name} has max_batch_size 0")
+    bad = [b for b in sizes if not 1 <= b <= model.max_batch]
+    if bad:
+        raise TrtforgeError(f"preferred batch sizes {bad} are outside 1..{model.max_batch} (the max batch)")
+    return dataclasses.replace(model, preferred_batch=tuple(sorted(set(sizes))))
 
 
 def _tensor_block(model: TritonModel, spec: TensorSpec) -> str:
@@ -160,7 +174,9 @@ def config_text(model: TritonModel) -> str:
              "input [\n" + ",\n".join(_tensor_block(model, s) for s in model.inputs) + "\n]",
              "output [\n" + ",\n".join(_tensor_block(model, s) for s in model.outputs) + "\n]"]
     if model.max_batch:
-        lines.append(f"dynamic_batching {{\n  max_queue_delay_microseconds: {model.max_queue_delay_us}\n}}")
+        preferred = (f"\n  preferred_batch_size: [ {', '.join(map(str, model.preferred_batch))} ]"
+                     if model.preferred_batch else "")
+        lines.append(f"dynamic_batching {{{preferred}\n  max_queue_delay_microseconds: {model.max_queue_delay_us}\n}}")
     kind = "KIND_GPU" if model.kind is InstanceKind.GPU else "KIND_CPU"
     lines.append(f"instance_group [\n  {{\n    kind: {kind}\n    count: {model.instances}\n  }}\n]")
     if model.cuda_options:
@@ -199,6 +215,7 @@ def check_config(text: str, model: TritonModel, manifest: Manifest) -> None:
             expect(f"{spec.name} data_type", pb.DataType.Name(got.data_type), _data_type(spec))
             expect(f"{spec.name} dims", list(got.dims), model.dims(spec))
     expect("dynamic_batching", parsed.HasField("dynamic_batching"), model.max_batch > 0)
+    expect("preferred_batch_size", tuple(parsed.dynamic_batching.preferred_batch_size), model.preferred_batch)
     expect("instance count", [g.count for g in parsed.instance_group], [model.instances])
     accelerators = parsed.optimization.execution_accelerators.gpu_execution_accelerator
     expect("cuda options", [(a.name, sorted(a.parameters.items())) for a in accelerators],
