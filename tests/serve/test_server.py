@@ -203,4 +203,7 @@ def test_sigterm_stops_the_server_and_every_process_it_started(served: Served) -
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [p for p in children if _alive(p)] == []
-    assert "stopped" in served.log.read_text()
+    log = served.log.read_text()
+    assert "stopped" in log
+    workspace = Path(log.split("workspace: ", 1)[1].split()[0])
+    assert workspace.name.startswith("trtforge-serve-") and not workspace.exists()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +94,7 @@ class TritonServer:
                                     "rename one file")
             self.engines[name] = engine
         self._triton: Any = None
+        self._scratch: Path | None = None
 
     @property
     def http_url(self) -> str:
@@ -116,8 +119,12 @@ class TritonServer:
         config = triton_mod.TritonConfig(http_port=o.http_port, grpc_port=o.grpc_port, metrics_port=o.metrics_port,
                                          exit_timeout_secs=5)
         security = triton_mod.TritonSecurityConfig(access_token=o.access_token or os.environ.get(TOKEN_ENV))
-        self._triton = triton_mod.Triton(config=config, security_config=security)
+        # PyTriton's workspace (model store, tritonserver copy, sockets) in a folder of ours, removed on stop.
+        self._scratch = Path(tempfile.mkdtemp(prefix="trtforge-serve-"))
+        LOG.info("workspace: %s", self._scratch)
         try:
+            self._triton = triton_mod.Triton(config=config, security_config=security,
+                                             workspace=self._scratch / "workspace")
             self._triton.run()
             for name, models in loaded.items():
                 self._bind(config_mod, name, models)
@@ -142,6 +149,9 @@ class TritonServer:
         if self._triton is not None:
             self._triton.stop()
             self._triton = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def wait(self) -> None:
         """Serve until SIGTERM or SIGINT (or until Triton dies), then stop."""
