@@ -23,14 +23,19 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def serve_logging() -> None:
+    """trtforge's serving log at INFO; PyTriton's own at WARNING."""
     import logging
-
-    from trtforge.serve.server import ServeOptions, serve
 
     logging.basicConfig(level=logging.INFO, format="trtforge serve: %(message)s")
     for name in ("pytriton", "tritonclient"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtforge.serve.server import ServeOptions, serve
+
+    serve_logging()
     serve(args.engines, ServeOptions(args.http_port, args.grpc_port, args.metrics_port, args.max_batch,
                                      args.max_queue_delay_us, args.instances))
     print("trtforge serve: stopped")
