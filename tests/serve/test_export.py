@@ -147,3 +147,10 @@ def test_the_sweep_prefers_the_smallest_batch_near_the_best_and_the_best() -> No
     points = [SweepPoint(1, 100.0, 1.0), SweepPoint(2, 180.0, 1.1), SweepPoint(4, 300.0, 1.3),
               SweepPoint(8, 320.0, 2.5), SweepPoint(16, 310.0, 5.0)]
     assert preferred_batches(points) == [4, 8]  # 300 >= 0.9 * 320; 8 is the best
+
+
+def test_exporting_a_repository_model_onto_itself_is_refused(engines: dict[str, Path], tmp_path: Path) -> None:
+    assert run_cli("export", "triton", str(engines["bs1"]), "-o", str(tmp_path), "--backend", "python").returncode == 0
+    inside = tmp_path / "bs1" / "1" / "model.engine"
+    proc = run_cli("export", "triton", str(inside), "-o", str(tmp_path), "--name", "bs1", "--backend", "python")
+    assert proc.returncode == 2 and "would destroy" in proc.stderr and inside.is_file()

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from trtforge._files import check_folder_output
 from trtforge.engine import Manifest, manifest_path, read_verified
 from trtforge.errors import TrtforgeError
 from trtforge.serve.python_model import MODEL_PY
@@ -89,6 +90,7 @@ def export_triton(source: str | os.PathLike[str], repo: str | os.PathLike[str], 
     text = config_text(model)
     check_config(text, model, manifest)
     repo = Path(repo)
+    check_folder_output("-o", repo / model.name, [engine, manifest_path(engine)])
     try:
         repo.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
