@@ -72,10 +72,12 @@ def run_server(args: argparse.Namespace) -> int:
 
     if args.engine or not args.model:
         raise TrtforgeError("bench --server takes --model NAME and no engine (the server runs the engine)")
-    try:
-        levels = [int(c) for c in args.concurrency.split(",")]
-    except ValueError:
-        raise TrtforgeError(f"bad --concurrency {args.concurrency!r}: expected numbers like 1,2,4,8") from None
+    from trtforge.cli.parse import names
+    from trtforge.numbers import integer
+
+    levels = [integer(c, "--concurrency", 1, 4096) for c in names(args.concurrency)]
+    if not levels:
+        raise TrtforgeError(f"bad --concurrency {args.concurrency!r}: expected numbers like 1,2,4,8")
     results = bench_server(args.server, args.model, levels, args.protocol, args.batch or 1, args.warmup / 1000.0,
                            args.duration, percentiles(args.percentile), args.seed)
     print(f"server: {args.server} ({args.protocol}), model {args.model}, batch {args.batch or 1} per request")

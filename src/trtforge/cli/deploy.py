@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("-o", "--output", required=True, help="folder to write (refused if not empty, unless --force)")
     p.add_argument("--serve", action="store_true", help="at the end, serve the selected engine on Triton until "
                    "SIGTERM (as trtforge serve OUTDIR; HTTP on --serve-port, gRPC +1, metrics +2)")
-    p.add_argument("--serve-port", type=int, default=8000, metavar="PORT", help="HTTP port for --serve (default 8000)")
+    p.add_argument("--serve-port", type=int_arg("--serve-port", 1, 65533), default=8000, metavar="PORT", help="HTTP port for --serve (default 8000)")
     p.add_argument("--triton", metavar="REPO", help="at the end, export the selected engine into this Triton model "
                    "repository (as trtforge export triton OUTDIR -o REPO; model name = OUTDIR's name)")
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+
+from trtforge.numbers import int_arg
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -12,22 +16,33 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                                    "its model is bound; Triton's statistics and model-repository endpoints need the "
                                    "token in $TRTFORGE_SERVE_TOKEN (random when unset).")
     p.add_argument("engines", nargs="+", metavar="ENGINE", help="engines (or deploy folders); model name = file stem")
-    p.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000)")
-    p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001)")
-    p.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port (default 8002)")
-    p.add_argument("--max-batch", type=int, metavar="N",
+    p.add_argument("--http-port", type=int_arg("--http-port", 1, 65535), default=8000, help="HTTP port (default 8000)")
+    p.add_argument("--grpc-port", type=int_arg("--grpc-port", 1, 65535), default=8001, help="gRPC port (default 8001)")
+    p.add_argument("--metrics-port", type=int_arg("--metrics-port", 1, 65535), default=8002, help="Prometheus metrics port (default 8002)")
+    p.add_argument("--max-batch", type=int_arg("--max-batch", 0, 1 << 16), metavar="N",
                    help="Triton max_batch_size: samples merged per run by the dynamic batcher (default 8; 0 = off)")
-    p.add_argument("--max-queue-delay-us", type=int, default=100, metavar="U",
+    p.add_argument("--max-queue-delay-us", type=int_arg("--max-queue-delay-us", 0, 10**9), default=100, metavar="U",
                    help="how long the batcher waits for more requests, in microseconds (default 100)")
-    p.add_argument("--instances", type=int, default=1, metavar="K", help="model instances per engine (default 1)")
+    p.add_argument("--instances", type=int_arg("--instances", 1, 1024), default=1, metavar="K", help="model instances per engine (default 1)")
     p.set_defaults(run=run)
 
 
-def serve_logging() -> None:
-    """trtforge's serving log at INFO; PyTriton's own at WARNING."""
-    import logging
+class _Stderr(logging.Handler):
+    """Writes to the sys.stderr of the moment (a stream captured at setup may be gone by the next command)."""
 
-    logging.basicConfig(level=logging.INFO, format="trtforge serve: %(message)s")
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def serve_logging(prefix: str = "trtforge serve: ") -> None:
+    """trtforge's serving log at INFO on stderr; PyTriton's own at WARNING."""
+    log = logging.getLogger("trtforge.serve")
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter(f"{prefix}%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     for name in ("pytriton", "tritonclient"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
