@@ -53,6 +53,7 @@ CASES: list[tuple[str, str, int, str]] = [
     ("export preferred-batch 0", "export triton {d}/m.engine -o {d}/repo --preferred-batch 0", 2, "--preferred-batch"),
     ("export kind tpu", "export triton {d}/m.engine -o {d}/repo --kind tpu", 2, "instance kind"),
     ("serve port 70000", "serve {d}/m.engine --http-port 70000", 2, "--http-port"),
+    ("serve one port twice", "serve {d}/m.engine --http-port 18414 --grpc-port 18414", 2, "must differ"),
     ("serve a missing engine", "serve {d}/nope.engine", 2, "engine not found"),
     ("bench --server concurrency 0", "bench --server localhost:9 --model m --concurrency 1,0", 2, "--concurrency"),
     # 2. an output that is an input

@@ -194,6 +194,18 @@ def test_bench_server_measures_each_concurrency_over_both_protocols(served: Serv
     assert proc.returncode == 2 and "no_such_model" in proc.stderr
 
 
+def test_a_port_in_use_is_one_line_before_anything_starts(engines: dict[str, Path]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        http, metrics = _free_ports(2)
+        proc = run_cli("serve", str(engines["fp32"]), "--http-port", str(http), "--grpc-port", str(port),
+                       "--metrics-port", str(metrics))
+    assert proc.returncode == 2 and f"port {port} (--grpc-port)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_sigterm_stops_the_server_and_every_process_it_started(served: Served) -> None:
     children = _descendants(served.process.pid)
     assert children, "tritonserver runs as a child of trtforge serve"

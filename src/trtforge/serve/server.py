@@ -57,6 +57,24 @@ def _match_libpython() -> None:
         os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libdir), current]))
 
 
+def _check_ports(options: ServeOptions) -> None:
+    """A port in use (or given twice) is a user error before anything starts, not a server that never comes up."""
+    import socket
+
+    ports = {"--http-port": options.http_port, "--grpc-port": options.grpc_port,
+             "--metrics-port": options.metrics_port}
+    if len(set(ports.values())) < len(ports):
+        raise TrtforgeError(f"the HTTP, gRPC and metrics ports must differ (got {', '.join(map(str, ports.values()))})")
+    for flag, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError as exc:
+                raise TrtforgeError(f"port {port} ({flag}) cannot be used: {exc.strerror}; choose another "
+                                    f"with {flag}") from None
+
+
 def _infer_fn(model: EngineModel) -> Callable[[list[Any]], list[dict[str, np.ndarray]]]:
     def infer(requests: list[Any]) -> list[dict[str, np.ndarray]]:
         try:
@@ -113,6 +131,7 @@ class TritonServer:
         triton_mod = require("pytriton.triton", "serve", "trtforge serve")
         config_mod = require("pytriton.model_config", "serve", "trtforge serve")
         o = self.options
+        _check_ports(o)
         loaded = {name: load_model(path, name, o.max_batch, o.max_queue_delay_us, o.instances)
                   for name, path in self.engines.items()}
         _match_libpython()
