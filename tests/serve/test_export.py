@@ -154,3 +154,49 @@ def test_exporting_a_repository_model_onto_itself_is_refused(engines: dict[str, 
     inside = tmp_path / "bs1" / "1" / "model.engine"
     proc = run_cli("export", "triton", str(inside), "-o", str(tmp_path), "--name", "bs1", "--backend", "python")
     assert proc.returncode == 2 and "would destroy" in proc.stderr and inside.is_file()
+
+
+def _tensorrt_manifest(engine: Path, top: int):  # type: ignore[no-untyped-def]
+    """The digits manifest as a TensorRT build with one profile up to batch ``top`` records it."""
+    import dataclasses
+
+    cpu = read_manifest(engine)
+    profile = {"image": {"min": [1, 1, 32, 32], "opt": [top, 1, 32, 32], "max": [top, 1, 32, 32]}}
+    return dataclasses.replace(cpu, backend="tensorrt", build={"tensorrt": {"profiles": [profile]}})
+
+
+def test_a_tensorrt_profile_caps_the_batch_triton_sends(engines: dict[str, Path]) -> None:
+    from trtforge.errors import TrtforgeError
+    from trtforge.serve.triton_config import plan_model
+
+    manifest = _tensorrt_manifest(engines["dynamic"], 4)
+    model = plan_model(manifest, "digits")
+    assert (model.platform, model.max_batch, model.profile_batch) == ("tensorrt_plan", 4, 4)
+    with pytest.raises(TrtforgeError, match="profile takes"):
+        plan_model(manifest, "digits", max_batch=16)
+    assert plan_model(manifest, "digits", "python", max_batch=16).profile_batch == 4
+
+
+def test_the_python_model_runs_batches_in_pieces_the_profile_takes(engines: dict[str, Path]) -> None:
+    import numpy as np
+
+    from trtforge.build import load
+    from trtforge.serve.batching import EngineModel
+    from trtforge.serve.triton_config import plan_model
+
+    runner = load(engines["dynamic"])
+    seen: list[int] = []
+
+    class Recording:  # the real runner, with the batch of each call noted
+        inputs, outputs = runner.inputs, runner.outputs
+
+        def infer(self, feeds):  # type: ignore[no-untyped-def]
+            seen.append(int(feeds["image"].shape[0]))
+            return runner.infer(feeds)
+
+    model = EngineModel(Recording(), plan_model(_tensorrt_manifest(engines["dynamic"], 4), "d", "python", 16))
+    x = np.random.default_rng(0).random((9, 1, 32, 32), dtype=np.float32)
+    out = model.infer([{"image": x[i:i + 3]} for i in range(0, 9, 3)])
+    assert seen == [4, 4, 1]
+    np.testing.assert_allclose(np.concatenate([o["output_0"] for o in out]), runner.infer({"image": x})["output_0"],
+                               rtol=1e-5, atol=1e-6)

@@ -34,6 +34,9 @@ class EngineModel:
         m = self.model
         if not m.max_batch:
             return f"{m.name}: no batching; each request runs whole"
+        if m.profile_batch is not None:
+            return (f"{m.name}: Triton batches up to {m.max_batch} samples; the engine's profile takes up to "
+                    f"{m.profile_batch}, so larger batches run in chunks of {m.profile_batch}")
         if m.engine_batch is not None:
             return (f"{m.name}: Triton batches up to {m.max_batch} requests' samples; the engine takes a fixed "
                     f"batch of {m.engine_batch}, so a batch runs in chunks of {m.engine_batch}, the last padded")
@@ -68,9 +71,15 @@ class EngineModel:
         rows = [int(next(iter(r.values())).shape[0]) for r in requests]
         feeds = {s.name: np.concatenate([r[s.name] for r in requests]) for s in self.model.inputs}
         LOG.debug("%s: %d requests, %d samples in one run", self.model.name, len(requests), sum(rows))
-        outputs = run_samples(self.runner, feeds)
+        outputs = self._run(feeds, sum(rows))
         edges = np.cumsum([0, *rows])
         return [{k: v[a:b] for k, v in outputs.items()} for a, b in zip(edges[:-1], edges[1:])]
+
+    def _run(self, feeds: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """``run_samples`` (fixed batch: chunks, last padded), in pieces no larger than the engine's profile."""
+        step = self.model.profile_batch or n
+        parts = [run_samples(self.runner, {k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def warm_up(self) -> None:
         """Run the engine once on zeros (batch 1, dynamic dimensions 1): served means it ran."""

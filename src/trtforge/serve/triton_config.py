@@ -66,6 +66,8 @@ class TritonModel:
     outputs: tuple[TensorSpec, ...]
     engine_batch: int | None
     """The engine's fixed batch, or None when it takes any batch."""
+    profile_batch: int | None = None
+    """A dynamic-batch TensorRT engine's largest batch (its first profile's max), else None."""
     instances: int = 1
     kind: InstanceKind = InstanceKind.CPU
     max_queue_delay_us: int = 100
@@ -89,6 +91,16 @@ def engine_batch(specs: list[TensorSpec]) -> int | None:
             f"({', '.join(f'{s.name}:{s.shape_text()}' for s in specs)}); serve it with --max-batch 0")
     first = firsts.pop()
     return first if isinstance(first, int) and first >= 0 else None
+
+
+def profile_max_batch(manifest: Manifest) -> int | None:
+    """The largest batch a TensorRT engine's first optimisation profile takes (None without profiles)."""
+    facts = manifest.build.get("tensorrt")
+    profiles = facts.get("profiles") if isinstance(facts, dict) else None
+    if not isinstance(profiles, list) or not profiles or not isinstance(profiles[0], dict):
+        return None
+    tops = [r["max"][0] for r in profiles[0].values() if isinstance(r, dict) and r.get("max")]
+    return int(min(tops)) if tops else None
 
 
 def _data_type(spec: TensorSpec) -> str:
@@ -130,6 +142,7 @@ def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = Se
     for spec in (*manifest.inputs, *manifest.outputs):
         _data_type(spec)
     fixed = engine_batch(manifest.inputs) if max_batch != 0 else None
+    top = profile_max_batch(manifest) if fixed is None else None
     if backend is ServingBackend.PYTHON:
         platform, filename = None, "model.py"
         batch = DEFAULT_MAX_BATCH if max_batch is None else max_batch
@@ -142,11 +155,17 @@ def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = Se
             raise TrtforgeError(f"the engine takes a fixed batch of {fixed}, so Triton's {platform} cannot batch "
                                 f"requests into it; leave out --max-batch (or use 0), rebuild from an ONNX with a "
                                 "dynamic batch, or export with --backend python, which runs batches in chunks")
-        batch = 0 if fixed is not None else (DEFAULT_MAX_BATCH if max_batch is None else max_batch)
+        if top is not None and max_batch is not None and max_batch > top:
+            raise TrtforgeError(f"--max-batch {max_batch} is more than the engine's profile takes ({top}); use at "
+                                f"most {top}, rebuild with a larger --max-shapes, or export with --backend python, "
+                                "which runs batches in chunks")
+        default = DEFAULT_MAX_BATCH if top is None else min(DEFAULT_MAX_BATCH, top)
+        batch = 0 if fixed is not None else (default if max_batch is None else max_batch)
         if manifest.backend == "tensorrt" and kind is InstanceKind.CPU:
             raise TrtforgeError("a TensorRT plan runs on a GPU only; use --kind gpu (the default for it)")
     return TritonModel(name, backend, platform, filename, batch, tuple(manifest.inputs), tuple(manifest.outputs),
-                       fixed, instances, kind, max_queue_delay_us, cuda_options=_cuda_options(manifest, backend, kind))
+                       fixed, top, instances, kind, max_queue_delay_us,
+                       cuda_options=_cuda_options(manifest, backend, kind))
 
 
 def with_preferred_batch(model: TritonModel, sizes: tuple[int, ...]) -> TritonModel:
