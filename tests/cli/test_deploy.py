@@ -17,10 +17,20 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_cli("deploy", str(DIGITS / "saved_model"), "-o", str(out), "--inputs-as-nchw", "image",
                    "--batch", "1", "--precision", "fp32,int8", "--calib-data", str(DIGITS / "calib"),
                    "--preprocess", DIGITS_PREPROCESS, "--val-data", str(DIGITS / "test"),
-                   "--max-accuracy-drop", "1.5", "--select", "fastest", *FAST_BENCH)
+                   "--max-accuracy-drop", "1.5", "--select", "fastest", "--triton", str(out.parent / "repo"),
+                   *FAST_BENCH)
     assert proc.returncode == 0, proc.stderr
     assert "| precision |" in proc.stdout
     return out
+
+
+def test_deploy_triton_exports_the_selected_engine(deployed: Path) -> None:
+    from trtforge.serve.triton_config import parse_config
+
+    model = deployed.parent / "repo" / "out"
+    config = parse_config((model / "config.pbtxt").read_text())
+    assert (config.name, config.platform, config.max_batch_size) == ("out", "onnxruntime_onnx", 0)
+    assert (model / "1" / "model.onnx").read_bytes() == (deployed / "model.engine").read_bytes()
 
 
 def test_deploy_writes_engines_onnx_reports_and_plots(deployed: Path) -> None:

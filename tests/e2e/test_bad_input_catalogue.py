@@ -49,6 +49,13 @@ CASES: list[tuple[str, str, int, str]] = [
     ("exec memPoolSize inf", "exec --onnx={d}/m.onnx --memPoolSize=workspace:inf", 2, "memPoolSize"),
     ("exec duration nan", "exec --onnx={d}/m.onnx --duration=nan", 2, "--duration"),
     ("exec iterations 0", "exec --onnx={d}/m.onnx --iterations=0", 2, "--iterations"),
+    ("export max-batch -1", "export triton {d}/m.engine -o {d}/repo --max-batch -1", 2, "--max-batch"),
+    ("export preferred-batch 0", "export triton {d}/m.engine -o {d}/repo --preferred-batch 0", 2, "--preferred-batch"),
+    ("export kind tpu", "export triton {d}/m.engine -o {d}/repo --kind tpu", 2, "instance kind"),
+    ("serve port 70000", "serve {d}/m.engine --http-port 70000", 2, "--http-port"),
+    ("serve one port twice", "serve {d}/m.engine --http-port 18414 --grpc-port 18414", 2, "must differ"),
+    ("serve a missing engine", "serve {d}/nope.engine", 2, "engine not found"),
+    ("bench --server concurrency 0", "bench --server localhost:9 --model m --concurrency 1,0", 2, "--concurrency"),
     # 2. an output that is an input
     ("build onto its model", "build {d}/m.onnx -o {d}/m.onnx", 2, "would destroy"),
     ("build onto a hard link of its model", "build {d}/hard.onnx -o {d}/m.onnx", 2, "would destroy"),
@@ -254,6 +261,9 @@ NUMERIC_FLAGS = {
     "convert {d}/net.py:make -o {d}/o.onnx": ["--opset", "--atol", "--rtol"],
     "deploy {d}/m.onnx -o {d}/dep": ["--calib-num", "--val-num", "--max-accuracy-drop", "--warmup", "--iterations",
                                      "--duration"],
+    "export triton {d}/m.engine -o {d}/repo": ["--max-batch", "--max-queue-delay-us", "--instances"],
+    "serve {d}/m.engine": ["--http-port", "--grpc-port", "--metrics-port", "--max-batch", "--max-queue-delay-us",
+                           "--instances"],
     "exec --onnx={d}/m.onnx": ["--workspace", "--builderOptimizationLevel", "--iterations", "--duration", "--warmUp",
                                "--avgRuns", "--streams"],
 }

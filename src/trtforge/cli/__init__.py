@@ -30,6 +30,8 @@ SUBCOMMANDS = {
     "deploy": "deploy",
     "run": "run",
     "compare": "compare",
+    "export": "export",
+    "serve": "serve",
 }
 
 
