@@ -12,7 +12,7 @@ OUTLIER_UNIT = "model/conv_b/Conv2D"
 """The Conv that reads the tensor one channel of which was scaled by 1000 (per-tensor INT8 crushes the rest)."""
 
 
-def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0) -> Path:
+def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0, batch: int | str = "N") -> Path:
     """x -> conv_a+relu -> conv_b+relu -> conv_c+relu -> pool -> dense: conv_a's channel 0 is scaled
     by ``scale`` and conv_b's input channel 0 by 1/``scale`` (same function, one huge channel)."""
     rng = np.random.default_rng(seed)
@@ -39,8 +39,8 @@ def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0) -> P
         helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
         helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
     ]
-    graph = helper.make_graph(nodes, "outlier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    graph = helper.make_graph(nodes, "outlier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -48,8 +48,8 @@ def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0) -> P
     return path
 
 
-def inputs(path: Path, n: int, seed: int, batch: int | None = None) -> Path:
-    """``n`` samples of x (shape ``batch`` fixed when given) in an .npz."""
+def inputs(path: Path, n: int, seed: int) -> Path:
+    """``n`` seeded normal samples of x in an .npz."""
     rng = np.random.default_rng(seed)
     np.savez(path, x=rng.normal(0, 1, (n, 4, 8, 8)).astype(np.float32))
     return path

@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "deploy": "deploy",
     "run": "run",
     "compare": "compare",
+    "sensitivity": "sensitivity",
 }
 
 

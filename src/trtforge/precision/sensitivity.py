@@ -167,7 +167,7 @@ def metric_from(spec: str | Metric) -> tuple[str, Metric]:
 
 # --------------------------------------------------------------------------- units
 
-def _layer(name: str) -> str | None:
+def layer_of(name: str) -> str | None:
     """``model/conv2d_1/BiasAdd`` -> ``conv2d_1``; ``/layer1/layer1.0/conv1/Conv`` -> ``conv1``."""
     parts = [p for p in name.split("/") if p]
     while parts and _OP_WORD.match(parts[-1]):
@@ -221,7 +221,7 @@ def units(model: onnx.ModelProto, flavour: QuantFlavour) -> list[Unit]:
             current = after[0]
             members.append(current.name)
         taken.update(members)
-        found.append(Unit(node.name, node.op_type, tuple(members), _layer(node.name), len(found)))
+        found.append(Unit(node.name, node.op_type, tuple(members), layer_of(node.name), len(found)))
     return found
 
 
@@ -414,15 +414,17 @@ class Try:
 
 
 def search(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult,
-           budget: float) -> tuple[list[Try], float]:
+           budget: float, max_float: int | None = None) -> tuple[list[Try], float]:
     """Keep the most sensitive units float, one at a time, until the error is within ``budget``.
 
     A unit whose float version does not lower the error goes back to INT8. Units that add no error
-    alone are not tried. Returns the tries and the final error.
+    alone are not tried, and at most ``max_float`` units (default: half of them, so the result is still
+    mostly INT8) are kept float. Returns the tries and the final error.
     """
     error, kept, tries = ranking.all_int8, [], []
+    limit = max(1, len(prepared.units) // 2) if max_float is None else max_float
     for candidate in ranking.ranked:
-        if error <= budget or candidate.error <= 0:
+        if error <= budget or candidate.error <= 0 or len(kept) >= limit:
             break
         trial = evaluator.error(prepared.quantized([*kept, candidate.unit]))
         gain = error - trial
@@ -461,8 +463,9 @@ def apply_budget(model: onnx.ModelProto, config: BuildConfig,
         print(ranking.table(), file=sys.stderr)
         raise VerificationError(
             f"INT8 misses --max-accuracy-drop {config.max_accuracy_drop:g} ({metric_name}): all-INT8 error "
-            f"{ranking.all_int8:.4g}, {error:.4g} with {len(kept)} of {len(tries)} tried unit(s) kept float; "
-            "the ranking is above (raise the budget, or build FP16/FP32)")
+            f"{ranking.all_int8:.4g}, {error:.4g} with {len(kept)} of {len(tries)} tried unit(s) kept float "
+            f"(at most half of the {len(prepared.units)} units are); the ranking is above (raise the budget, "
+            "or build FP16/FP32)")
     calibration = {**prepared.calibration, "flavour": flavour.to_json(),
                    "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"}
     return mixed_model, {"calibration": calibration, "mixed": facts}
@@ -501,3 +504,29 @@ def render_mixed(facts: Mapping[str, Any]) -> str:
     for k in ("fp32", "int8", "mixed"):
         lines.append(f"  {k:<6} {err[k]:>10.4g} {lat[k]:>11.3f} {size[k] / 1024:>9.1f}")
     return "\n".join(lines)
+
+
+def plot(result: SensitivityResult, path: str | Path) -> None:
+    """Error per unit in graph order (bars), the all-INT8 error as a line; written atomically."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise TrtforgeError("--plot needs matplotlib, which is not installed: pip install matplotlib") from None
+    from trtforge._files import atomic_path
+
+    errors = sorted(result.errors, key=lambda e: e.unit.index)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.18 * len(errors)), 3.4))
+    ax.bar(range(len(errors)), [e.error for e in errors], color="#4c72b0")
+    ax.axhline(result.all_int8, color="#c44e52", linestyle="--", label=f"all INT8 ({result.all_int8:.3g})")
+    ax.set_xticks(range(len(errors)))
+    ax.set_xticklabels([e.unit.layer or e.unit.name for e in errors], rotation=90, fontsize=6)
+    ax.set_ylabel(f"{result.metric} error, unit alone INT8")
+    ax.set_title("INT8 sensitivity per unit (graph order)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
