@@ -421,7 +421,7 @@ def search(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult,
     alone are not tried, and at most ``max_float`` units (default: half of them, so the result is still
     mostly INT8) are kept float. Returns the tries and the final error.
     """
-    error, kept, tries = ranking.all_int8, [], []
+    error, kept, tries = ranking.all_int8, list[Unit](), list[Try]()
     limit = max(1, len(prepared.units) // 2) if max_float is None else max_float
     for candidate in ranking.ranked:
         if error <= budget or candidate.error <= 0 or len(kept) >= limit:
