@@ -53,3 +53,40 @@ def inputs(path: Path, n: int, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     np.savez(path, x=rng.normal(0, 1, (n, 4, 8, 8)).astype(np.float32))
     return path
+
+
+OUTLIER_INPUT_UNIT = "mlp/dense_1/MatMul"
+"""The first dense layer: it reads the input whose feature 0 spans +-1000 (the rest +-1)."""
+
+
+def outlier_input_model(path: Path, seed: int = 0) -> Path:
+    """x (16 features, feature 0 in thousands) -> dense_1+relu -> dense_2+relu -> dense_3 logits;
+    dense_1 scales feature 0 back down, so every feature matters to the answer."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0, 0.5, (32, 16)).astype(np.float32)
+    w1[:, 0] /= 1000.0
+    weights = [(w1, "w1"), (np.zeros(32, np.float32), "b1"), (rng.normal(0, 0.3, (32, 32)).astype(np.float32), "w2"),
+               (np.zeros(32, np.float32), "b2"), (rng.normal(0, 0.3, (10, 32)).astype(np.float32), "w3"),
+               (np.zeros(10, np.float32), "b3")]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], OUTLIER_INPUT_UNIT, transB=1),
+        helper.make_node("Relu", ["h1"], ["r1"], "mlp/dense_1/Relu"),
+        helper.make_node("Gemm", ["r1", "w2", "b2"], ["h2"], "mlp/dense_2/MatMul", transB=1),
+        helper.make_node("Relu", ["h2"], ["r2"], "mlp/dense_2/Relu"),
+        helper.make_node("Gemm", ["r2", "w3", "b3"], ["logits"], "mlp/dense_3/MatMul", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "outlier_input", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+                              [numpy_helper.from_array(a, n) for a, n in weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def outlier_inputs(path: Path, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, 16)).astype(np.float32)
+    x[:, 0] *= 1000.0
+    np.savez(path, x=x)
+    return path

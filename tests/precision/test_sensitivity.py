@@ -130,3 +130,16 @@ def test_sensitivity_cli_custom_metric_and_bad_metric(outlier: tuple[Path, Path,
     assert OUTLIER_UNIT in next(line for line in proc.stdout.splitlines() if line.strip().startswith("1 "))
     bad = run_cli("sensitivity", str(model), "--calib-data", str(calib), "--val-data", str(val), "--metric", "nope")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "top1" in bad.stderr
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "tensorrt"])
+def test_ranking_names_the_layer_fed_by_an_outlier_input(tmp_path: Path, backend: str) -> None:
+    from tests.precision.outlier_models import OUTLIER_INPUT_UNIT, outlier_input_model, outlier_inputs
+
+    model = outlier_input_model(tmp_path / "mlp.onnx")
+    calibration = _calibration(outlier_inputs(tmp_path / "calib.npz", 64, 1))
+    result = sensitivity(model, calibration, outlier_inputs(tmp_path / "val.npz", 64, 2), backend=backend,
+                         metric="top1")
+    assert result.all_int8 > 20  # plain INT8 changes over a fifth of the answers
+    assert result.ranked[0].unit.name == OUTLIER_INPUT_UNIT and result.ranked[0].unit.layer == "dense_1"
+    assert result.ranked[1].error < result.ranked[0].error / 4

@@ -468,7 +468,14 @@ def apply_budget(model: onnx.ModelProto, config: BuildConfig,
             "or build FP16/FP32)")
     calibration = {**prepared.calibration, "flavour": flavour.to_json(),
                    "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"}
-    return mixed_model, {"calibration": calibration, "mixed": facts}
+    result: dict[str, Any] = {"calibration": calibration, "mixed": facts, "cast": None, "io_formats": None}
+    if config.input_formats or config.output_formats:
+        from trtforge.precision import ioformat
+
+        mixed_model, changed = ioformat.apply(mixed_model, config.input_formats, config.output_formats)
+        result["io_formats"] = {"inputs": [str(f) for f in config.input_formats],
+                                "outputs": [str(f) for f in config.output_formats], "retyped": changed}
+    return mixed_model, result
 
 
 def _mixed_facts(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult, tries: list[Try],
