@@ -77,10 +77,12 @@ def test_budgeted_build_keeps_the_culprit_float_and_meets_the_budget(outlier: tu
     assert proc.returncode == 0, proc.stderr
     mixed = json.loads(Path(f"{engine}.json").read_text())["build"]["mixed"]
     assert [u["name"] for u in mixed["kept_float"]] == [OUTLIER_UNIT]
+    # conv_a's only reader is now float: ONNX Runtime could not fuse it, so it goes float with conv_b
+    assert mixed["kept_float"][0]["with"] == ["model/conv_a/Conv2D"]
     assert mixed["error"]["int8"] > 0.5 and mixed["error"]["mixed"] <= 0.01
-    assert mixed["kept_float"][0]["gain"] > 0.5 and mixed["int8_fraction"] > 0.6
+    assert mixed["kept_float"][0]["gain"] > 0.5 and mixed["int8_fraction"] > 0.5
     assert set(mixed["latency_ms"]) == set(mixed["onnx_bytes"]) == {"fp32", "int8", "mixed"}
-    assert "mixed precision: 1 unit(s) kept FP32" in proc.stdout
+    assert "mixed precision: 2 unit(s) kept FP32" in proc.stdout
     # the engine itself (not only the search's copy) is within the budget
     from trtforge.build import load
 

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Q/DQ flavour: {cal['flavour']['reason']}")  # type: ignore[index]
     mixed = manifest.build.get("mixed")
     if isinstance(mixed, dict):
-        print(f"mixed precision: {len(mixed['kept_float'])} unit(s) kept FP32, error {mixed['error']['mixed']:.4g} "
+        print(f"mixed precision: {sum(1 + len(u['with']) for u in mixed['kept_float'])} unit(s) kept FP32, error {mixed['error']['mixed']:.4g} "
               f"(all INT8 {mixed['error']['int8']:.4g}, budget {mixed['budget']:g}, {mixed['metric']})")
     cast = manifest.build.get("cast")
     if isinstance(cast, dict):

@@ -299,6 +299,32 @@ class Prepared:
     units: list[Unit]
     seconds: float
 
+    def closure(self, float_units: Sequence[Unit]) -> list[Unit]:
+        """``float_units`` and, on ONNX Runtime CPU, each Conv/Gemm/MatMul unit whose output only float
+        units read: with no Q after it, ONNX Runtime cannot fuse it into an integer kernel, and it would run
+        in float anyway after dequantizing its weights on every call (slower than FP32, no accuracy gained).
+        TensorRT fuses the weight Q/DQ at build time, so its flavour needs none."""
+        chosen = list(float_units)
+        if self.flavour.placement == "tensorrt":
+            return chosen
+        readers: dict[str, set[str]] = {}
+        for node in self.model.graph.node:
+            for tensor in node.input:
+                readers.setdefault(tensor, set()).add(node.name)
+        nodes = {n.name: n for n in self.model.graph.node}
+        grew = True
+        while grew:
+            grew = False
+            floating = {n for u in chosen for n in u.nodes}
+            for unit in self.units:
+                if unit in chosen or unit.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+                    continue
+                after = readers.get(nodes[unit.nodes[-1]].output[0], set())
+                if after and after <= floating:
+                    chosen.append(unit)
+                    grew = True
+        return chosen
+
     def quantized(self, float_units: Sequence[Unit] = (), only: Unit | None = None) -> onnx.ModelProto:
         """All units INT8 but ``float_units``; or, with ``only``, that unit alone INT8."""
         from trtforge.precision.quantize import quantize
@@ -411,6 +437,8 @@ class Try:
     error: float
     gain: float
     kept: bool
+    with_units: tuple[Unit, ...] = ()
+    """Units that went float with it: their only reader is now float, so ONNX Runtime cannot fuse them."""
 
 
 def search(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult,
@@ -426,11 +454,14 @@ def search(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult,
     for candidate in ranking.ranked:
         if error <= budget or candidate.error <= 0 or len(kept) >= limit:
             break
-        trial = evaluator.error(prepared.quantized([*kept, candidate.unit]))
+        if candidate.unit in kept:
+            continue  # already float, taken along by an earlier unit
+        together = prepared.closure([*kept, candidate.unit])
+        trial = evaluator.error(prepared.quantized(together))
         gain = error - trial
-        tries.append(Try(candidate.unit, trial, gain, gain > 0))
+        tries.append(Try(candidate.unit, trial, gain, gain > 0, tuple(together[len(kept) + 1:])))
         if gain > 0:
-            kept.append(candidate.unit)
+            kept = together
             error = trial
     return tries, error
 
@@ -454,7 +485,7 @@ def apply_budget(model: onnx.ModelProto, config: BuildConfig,
                             "--exclude-op-types, or build without the budget")
     ranking = rank(prepared, evaluator, metric_name)
     tries, error = search(prepared, evaluator, ranking, config.max_accuracy_drop)
-    kept = [t.unit for t in tries if t.kept]
+    kept = [u for t in tries if t.kept for u in (t.unit, *t.with_units)]
     mixed_model = prepared.quantized(kept)
     facts = _mixed_facts(prepared, evaluator, ranking, tries, error, config, model, mixed_model)
     facts["seconds"] = round(time.perf_counter() - started, 2)
@@ -487,13 +518,14 @@ def _mixed_facts(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityR
         "metric": ranking.metric, "budget": config.max_accuracy_drop, "scheme": ranking.scheme,
         "validation": str(config.validation), "samples": ranking.samples, "units": len(prepared.units),
         "kept_float": [{**t.unit.to_json(), "gain": t.gain, "error_after": t.error, "error_alone":
-                        next(e.error for e in ranking.errors if e.unit is t.unit)} for t in tries if t.kept],
+                        next(e.error for e in ranking.errors if e.unit is t.unit),
+                        "with": [u.name for u in t.with_units]} for t in tries if t.kept],
         "tried": [{"name": t.unit.name, "error_after": t.error, "gain": t.gain, "kept": t.kept} for t in tries],
         "error": {"fp32": 0.0, "int8": ranking.all_int8, "mixed": error},
         "latency_ms": {k: round(evaluator.latency_ms(m), 4) for k, m in models.items()},
         "latency_measured": "ONNX Runtime CPU, 1 thread, median of 10 runs of one batch, Q/DQ graphs",
         "onnx_bytes": {k: m.ByteSize() for k, m in models.items()},
-        "int8_fraction": round(1 - sum(len(u.nodes) for u in (t.unit for t in tries if t.kept))
+        "int8_fraction": round(1 - sum(len(u.nodes) for t in tries if t.kept for u in (t.unit, *t.with_units))
                                / max(1, sum(len(u.nodes) for u in prepared.units)), 4),
         "ranking_seconds": ranking.seconds,
         "kept_precision": "fp32",
@@ -503,10 +535,11 @@ def _mixed_facts(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityR
 def render_mixed(facts: Mapping[str, Any]) -> str:
     err, lat, size = facts["error"], facts["latency_ms"], facts["onnx_bytes"]
     lines = [f"mixed precision ({facts['metric']}, budget {facts['budget']:g}): "
-             f"{len(facts['kept_float'])} of {facts['units']} unit(s) kept FP32"]
+             f"{sum(1 + len(u['with']) for u in facts['kept_float'])} of {facts['units']} unit(s) kept FP32"]
     for u in facts["kept_float"]:
         lines.append(f"  kept float: {u['name']} ({u['op_type']}, layer {u['layer'] or '-'}): "
-                     f"alone {u['error_alone']:.4g}, gain {u['gain']:.4g}")
+                     f"alone {u['error_alone']:.4g}, gain {u['gain']:.4g}"
+                     + (f"; with {', '.join(u['with'])} (its reader is float, so unfusable)" if u["with"] else ""))
     lines.append(f"  {'':<6} {'error':>10} {'latency ms':>11} {'ONNX KiB':>9}")
     for k in ("fp32", "int8", "mixed"):
         lines.append(f"  {k:<6} {err[k]:>10.4g} {lat[k]:>11.3f} {size[k] / 1024:>9.1f}")
