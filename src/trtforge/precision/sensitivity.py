@@ -545,8 +545,8 @@ def render_mixed(facts: Mapping[str, Any]) -> str:
         lines.append(f"  {k:<6} {err[k]:>10.4g} {lat[k]:>11.3f} {size[k] / 1024:>9.1f}")
     if facts["kept_float"] and lat["mixed"] > lat["fp32"]:
         lines.append(f"  warning: the mixed model is slower than FP32 here ({lat['mixed']:.3f} vs {lat['fp32']:.3f} ms, "
-                     f"{facts['latency_measured']}): a quantized op whose reader stays float is not fused and "
-                     "dequantizes its weights on every run; FP32 (or FP16) may be the better build")
+                     f"{facts['latency_measured']}): the Q/DQ pairs at the float units' borders cost more than the "
+                     "INT8 units save; FP32 (or FP16) may be the better build")
     return "\n".join(lines)
 
 
