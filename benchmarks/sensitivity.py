@@ -117,7 +117,7 @@ def main() -> None:
     for r in results:
         rows = r["rows"]
 
-        def acc(k: str) -> str:
+        def acc(k: str, rows: dict = rows) -> str:
             a = rows[k]["top1_labels"]
             return (f"{a:.1f}% / " if a is not None else "") + f"{rows[k]['top1_changed_points']:.1f} pt"
 
