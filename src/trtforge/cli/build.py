@@ -45,11 +45,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     q.add_argument("--exclude-op-types", default="", metavar="T1,T2",
                    help="op types kept in FP32, e.g. Softmax,Add")
     mixed = p.add_argument_group("INT8 within an accuracy budget (mixed precision)")
-    mixed.add_argument("--max-accuracy-drop", type=float, metavar="P",
+    mixed.add_argument("--max-accuracy-drop", type=real_arg("--max-accuracy-drop", 0), metavar="P",
                        help="largest error against FP32 on --val-data, in --metric units (top1: percentage points "
                        "of changed top-1 answers); over it, the most sensitive units stay FP32")
     mixed.add_argument("--val-data", help="validation images (folder, with --preprocess) or FILE.npz/.npy")
-    mixed.add_argument("--val-num", type=int, default=64, help="validation samples at most (default 64)")
+    mixed.add_argument("--val-num", type=int_arg("--val-num", 1, 10**7), default=64, help="validation samples at most (default 64)")
     mixed.add_argument("--metric", default="top1", help="top1 | cosine | max-abs | FILE.py:fn (default top1)")
     shapes = p.add_argument_group("shapes and IO (trtexec's --minShapes/--optShapes/--maxShapes, --inputIOFormats)")
     for kind in ("min", "opt", "max"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from trtforge.numbers import int_arg
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="rank a model's units by the INT8 error each adds, on your data",
@@ -17,15 +19,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    help="whose Q/DQ flavour and fusion units: onnxruntime | tensorrt | tensorrt-rtx")
     p.add_argument("--calib-data", required=False, help="calibration images (folder) or FILE.npz/.npy")
     p.add_argument("--calib-loader", metavar="FILE.py[:func]", help="Python function yielding input batches")
-    p.add_argument("--calib-num", type=int, default=500, help="calibration samples at most (default 500)")
+    p.add_argument("--calib-num", type=int_arg("--calib-num", 1, 10**7), default=500, help="calibration samples at most (default 500)")
     p.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
     p.add_argument("--calib-cache", metavar="FILE", help="TensorRT-format calibration cache to read or write")
     p.add_argument("--preprocess", help="image preprocessing (as for build), used for both data sets")
     p.add_argument("--val-data", required=True, help="validation images (folder) or FILE.npz/.npy")
-    p.add_argument("--val-num", type=int, default=64, help="validation samples at most (default 64)")
+    p.add_argument("--val-num", type=int_arg("--val-num", 1, 10**7), default=64, help="validation samples at most (default 64)")
     p.add_argument("--metric", default="top1",
                    help="top1 (points of changed top-1 answers) | cosine | max-abs | FILE.py:fn(outputs, reference)")
-    p.add_argument("--top", type=int, default=20, help="rows to print (default 20; --json has all)")
+    p.add_argument("--top", type=int_arg("--top", 1, 10**6), default=20, help="rows to print (default 20; --json has all)")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the ranking as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw the error per unit in graph order")
     p.set_defaults(run=run)
@@ -44,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
     if Precision.parse(args.precision) is not Precision.INT8:
         raise TrtforgeError(f"--precision {args.precision}: sensitivity measures INT8 units only; FP16 drift is "
                             "checked per node by `trtforge build --precision fp16` (the nodes kept are listed)")
-    if args.val_num < 1:
-        raise TrtforgeError("--val-num must be at least 1")
     calibration = CalibrationConfig(
         data=Path(args.calib_data) if args.calib_data else None, loader=args.calib_loader,
         preprocess=Preprocess.parse(args.preprocess) if args.preprocess else None, num=args.calib_num,

@@ -280,6 +280,8 @@ def validation_feeds(model: onnx.ModelProto, data: str | Path, preprocess: Prepr
     from trtforge.data.samples import load_samples
     from trtforge.graph.model import graph_inputs
 
+    if not Path(data).exists():
+        raise TrtforgeError(f"--val-data {data}: no such file or folder; give an image folder or FILE.npz/.npy")
     specs = graph_inputs(model)
     if preprocess is not None and len(specs) == 1:
         preprocess = preprocess.resolve(specs[0])
