@@ -539,7 +539,24 @@ def _plots(report: DeployReport, stage: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(stage / "accuracy_vs_latency.png", dpi=100)
     plt.close(fig)
-    return ["latency.png", "accuracy_vs_latency.png"]
+    return ["latency.png", "accuracy_vs_latency.png", *_sensitivity_plot(report, stage)]
+
+
+def _sensitivity_plot(report: DeployReport, stage: Path) -> list[str]:
+    """The INT8 search's per-unit errors in graph order, where it ran."""
+    from trtforge.precision.sensitivity import SensitivityResult, Unit, UnitError, plot
+
+    mixed = next((e.mixed for e in report.engines if e.mixed and "ranking" in e.mixed), None)
+    if mixed is None:
+        return []
+    ranking, errors = mixed["ranking"], mixed["error"]
+    assert isinstance(ranking, list) and isinstance(errors, dict)
+    result = SensitivityResult(
+        str(mixed["metric"]), "", str(mixed["scheme"]), int(str(mixed["samples"])), float(errors["int8"]),
+        tuple(UnitError(Unit(r["name"], r["op_type"], (r["name"],), r["layer"], i), r["error"])
+              for i, r in enumerate(ranking)), {})
+    plot(result, stage / "sensitivity.png")
+    return ["sensitivity.png"]
 
 
 def _write_report(report: DeployReport, stage: Path) -> None:

@@ -137,3 +137,4 @@ def test_int8_over_budget_becomes_a_mixed_engine_that_passes(tmp_path: Path) -> 
     assert [u["name"] for u in int8["mixed"]["kept_float"]] == [OUTLIER_UNIT]
     text = (out / "report.md").read_text()
     assert "## Mixed INT8" in text and OUTLIER_UNIT in text and (out / "validation.npz").is_file()
+    assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG" and "sensitivity.png" in text

@@ -530,6 +530,8 @@ def _mixed_facts(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityR
         "int8_fraction": round(1 - sum(len(u.nodes) for t in tries if t.kept for u in (t.unit, *t.with_units))
                                / max(1, sum(len(u.nodes) for u in prepared.units)), 4),
         "ranking_seconds": ranking.seconds,
+        "ranking": [{"name": e.unit.name, "op_type": e.unit.op_type, "layer": e.unit.layer, "error": e.error}
+                    for e in sorted(ranking.errors, key=lambda e: e.unit.index)],
         "kept_precision": "fp32",
     }
 
