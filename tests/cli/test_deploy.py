@@ -130,3 +130,21 @@ def test_deploy_takes_convert_flags_for_a_torch_factory(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"net.py:make -o {tmp_path / 'out' / 'model.onnx'} --input-shape x:1x6" in report
+
+
+def test_int8_over_budget_becomes_a_mixed_engine_that_passes(tmp_path: Path) -> None:
+    from tests.precision.outlier_models import OUTLIER_UNIT, inputs, outlier_channel_model
+
+    model = outlier_channel_model(tmp_path / "outlier.onnx")
+    out = tmp_path / "out"
+    proc = run_cli("deploy", str(model), "-o", str(out), "--precision", "fp32,int8",
+                   "--calib-data", str(inputs(tmp_path / "calib.npz", 32, 1)), "--calib-method", "minmax",
+                   "--val-data", str(inputs(tmp_path / "val.npz", 32, 2)), "--max-accuracy-drop", "5", *FAST_BENCH)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    int8 = next(e for e in report["engines"] if e["precision"] == "int8")
+    assert int8["passed"] is True and int8["mixed"]["error"]["int8"] > 50  # plain INT8 changed most answers
+    assert [u["name"] for u in int8["mixed"]["kept_float"]] == [OUTLIER_UNIT]
+    text = (out / "report.md").read_text()
+    assert "## Mixed INT8" in text and OUTLIER_UNIT in text and (out / "validation.npz").is_file()
+    assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG" and "sensitivity.png" in text

@@ -42,6 +42,14 @@ CASES: list[tuple[str, str, int, str]] = [
     ("5000-digit shape", f"reshape {{d}}/m.onnx -o {{d}}/o.onnx --shapes x:{LONG}x3x4x4", 2, "dimension"),
     ("opset huge", "convert {d}/net.py:make -o {d}/o.onnx --opset 99999999999999999999", 2, "--opset"),
     ("val-num 0", "deploy {d}/m.onnx -o {d}/dep --val-num 0", 2, "--val-num"),
+    ("sensitivity val-num 0", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --val-num 0",
+     2, "--val-num"),
+    ("sensitivity metric unknown", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz "
+                                   "--metric nope", 2, "--metric"),
+    ("sensitivity val-data missing", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/none.npz",
+     2, "none.npz"),
+    ("build budget without val-data", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz "
+                                      "--max-accuracy-drop 1", 2, "--val-data"),
     ("preprocess resize superscript", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
                                       "--preprocess resize=²x2", 2, "resize"),
     ("preprocess scale 1e400", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
@@ -252,7 +260,8 @@ def test_the_catalogue_covers_every_command() -> None:
 # Every numeric flag of every command, with values no flag accepts: one line naming the flag.
 NUMERIC_FLAGS = {
     "build {d}/m.onnx -o {d}/o.engine": ["--calib-num", "--calib-batch-size", "--calib-percentile", "--calib-seed",
-                                         "--workspace", "--opt-level"],
+                                         "--workspace", "--opt-level", "--max-accuracy-drop", "--val-num"],
+    "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz": ["--calib-num", "--val-num", "--top"],
     "bench {d}/m.engine": ["--batch", "--seed", "--warmup", "--iterations", "--duration", "--streams", "--threads"],
     "run {d}/m.engine --random 2": ["--limit", "--top-k", "--show"],
     "run {d}/m.engine": ["--random"],

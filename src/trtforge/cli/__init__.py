@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "compare": "compare",
     "export": "export",
     "serve": "serve",
+    "sensitivity": "sensitivity",
 }
 
 
