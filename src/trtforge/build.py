@@ -44,7 +44,7 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     config = precision.resolve(config, model)
     flavour = backend.quant_flavour(config) if config.precision is Precision.INT8 else None
     if config.max_accuracy_drop is not None:
-        from trtforge.precision.sensitivity import apply_budget
+        from trtforge.sensitivity import apply_budget
 
         model, facts = apply_budget(model, config, flavour)  # type: ignore[arg-type]
     else:
