@@ -67,6 +67,11 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
                         "to avoid vpmaddubsw saturation")
 
 
+def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
+    """OpenVINO CPU: chosen by measurement (benchmarks/RESULTS.md, issue 17)."""
+    return cpu_flavour(flags)
+
+
 TENSORRT_FLAVOUR = QuantFlavour(
     "tensorrt", "int8", "int8", True, True, False,
     "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, FP32 biases, "
