@@ -141,7 +141,7 @@ class OpenVinoBackend:
         blob = io.BytesIO()
         compiled.export_model(blob)
         facts: dict[str, object] = {"engine_format": "openvino compiled model (export_model blob)",
-                                    "compile_properties": properties, "properties": _read_properties(compiled),
+                                    "runtime_settings": properties, "properties": _read_properties(compiled),
                                     **layer_precisions(compiled)}
         return BuiltEngine(blob.getvalue(), graph_inputs(model), graph_outputs(model), facts)
 
@@ -152,7 +152,7 @@ class OpenVinoBackend:
             raise TrtforgeError(f"this engine was compiled by openvino {manifest.backend_version}, but openvino "
                                 f"{ov.__version__} is installed; a compiled blob loads only in the version that "
                                 "wrote it: rebuild it with trtforge build")
-        recorded = manifest.build.get("compile_properties")
+        recorded = manifest.build.get("runtime_settings")
         properties = dict(recorded) if isinstance(recorded, dict) else {}
         threads = options.get("threads")
         if threads:
