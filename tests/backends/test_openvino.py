@@ -141,3 +141,16 @@ def test_without_openvino_the_error_names_the_pip_command(digits_bs1: Path, tmp_
     proc = run_cli("build", str(digits_bs1), "-o", str(tmp_path / "m.ov"), "--backend", "openvino")
     assert proc.returncode == 2 and "pip install 'trtforge[openvino]'" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_auto_on_the_cpu_measures_both_backends_and_keeps_the_faster(digits_bs1: Path, tmp_path: Path) -> None:
+    engine = tmp_path / "m.engine"
+    proc = run_cli("build", str(digits_bs1), "-o", str(engine), "--backend", "auto")
+    assert proc.returncode == 0, proc.stderr
+    manifest = _manifest(engine)
+    auto = manifest["build"]["auto"]
+    assert set(auto["median_ms"]) == {"onnxruntime", "openvino"} and all(v > 0 for v in auto["median_ms"].values())
+    assert auto["chosen"] == manifest["backend"] == min(auto["median_ms"], key=auto["median_ms"].get)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json"]  # no scratch left
+    proc = run_cli("run", str(engine), "--random", "2")
+    assert proc.returncode == 0, proc.stderr
