@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint fuzz venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q tests --ignore=tests/gpu
+
+# The parsers' fuzzing at 30x the examples of make test (a few minutes).
+fuzz: $(STAMP)
+	TRTFORGE_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_parsers.py
 
 clean:
 	rm -rf build $(VENV)

@@ -55,6 +55,7 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     from trtforge.precision import apply as precision
 
     config = settle(config or BuildConfig())
+    _check_outputs(onnx_path, output, config)
     if config.backend == "auto":
         return _build_fastest(onnx_path, output, config)
     backend = get_backend(config.backend)
@@ -118,6 +119,20 @@ def _median_ms(runner: Runner, feeds: Mapping[str, np.ndarray], seconds: float) 
         runner.infer(feeds)
         times.append((time.perf_counter() - start) * 1000.0)
     return statistics.median(times)
+
+
+def _check_outputs(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], config: BuildConfig) -> None:
+    """Refuse an output (engine, manifest, caches) that is an input, before any work."""
+    from trtforge._files import check_outputs
+
+    calib, trt = config.calibration, config.tensorrt
+    cache = calib.cache if calib is not None else None
+    outputs: list[tuple[str, str | os.PathLike[str] | None]] = [
+        ("-o", output), ("-o (its manifest)", artifact.manifest_path(output)), ("--calib-cache", cache),
+        ("--calib-cache (its sidecar)", artifact.manifest_path(cache) if cache else None),
+        ("--timing-cache", getattr(trt, "timing_cache", None))]
+    loader = calib.loader.rpartition(":")[0] or calib.loader if calib is not None and calib.loader else None
+    check_outputs(outputs, [onnx_path, calib.data if calib is not None else None, loader])
 
 
 def load(engine_path: str | os.PathLike[str], **options: object) -> Runner:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trtforge._files import check_folder_output
 from trtforge.compare import accuracy, run_all
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
 from trtforge.data.labels import read_labels_csv
@@ -316,6 +317,9 @@ def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
 
         check_source(src)
     final = Path(outdir)
+    calib = options.calibration
+    check_folder_output("-o", final, [src, options.val_data, calib.data if calib else None,
+                                      calib.cache if calib else None])
     staged = _Staged(final, options.force)
     split = None
     try:

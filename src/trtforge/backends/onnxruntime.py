@@ -104,8 +104,11 @@ class OnnxRuntimeBackend:
                     f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx for {'+'.join(fmt.formats)}"
                 )
         data = model.SerializeToString()
+        profiles = _checked_profiles(model, config)
         if config.device == "cuda":
-            return build_cuda(data)
+            built = build_cuda(data)
+            built.facts.update(profiles)
+            return built
         try:
             session = self._session(data, config.device, config=CPU_SESSION_CONFIG)
         except TrtforgeError:
@@ -124,7 +127,7 @@ class OnnxRuntimeBackend:
         runner = OnnxRuntimeRunner(session)
         return BuiltEngine(data, runner.inputs, runner.outputs,
                            {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL",
-                            "runtime_settings": dict(CPU_SESSION_CONFIG)})
+                            "runtime_settings": dict(CPU_SESSION_CONFIG), **profiles})
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")
@@ -136,7 +139,27 @@ class OnnxRuntimeBackend:
             return OrtCudaRunner(data, chosen, None if graph is None else bool(graph))
         recorded = manifest.build.get("runtime_settings")  # engines before issue 17: ONNX Runtime's defaults
         config = recorded if isinstance(recorded, dict) else None
-        return OnnxRuntimeRunner(self._session(data, device, int(str(threads)) if threads else None, config))
+        try:
+            session = self._session(data, device, int(str(threads)) if threads else None, config)
+        except TrtforgeError:
+            raise
+        except Exception as exc:  # bytes that match the manifest's sha but are no model
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TrtforgeError(f"onnxruntime cannot load this engine ({first}); rebuild it with trtforge build") from None
+        return OnnxRuntimeRunner(session)
+
+
+def _checked_profiles(model: onnx.ModelProto, config: BuildConfig) -> dict[str, object]:
+    """Shape profiles checked against the model's inputs (a user error if they do not fit), to record.
+
+    ONNX Runtime runs any shape without them; the engine's manifest keeps them as the range asked for.
+    """
+    if not config.profiles:
+        return {}
+    from trtforge.graph.model import graph_inputs
+    from trtforge.graph.ranges import validate_profiles
+
+    return {"profiles": [r.to_json() for r in validate_profiles(config.profiles, graph_inputs(model))]}
 
 
 def default_threads() -> int:

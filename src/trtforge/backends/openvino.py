@@ -157,5 +157,9 @@ class OpenVinoBackend:
         threads = options.get("threads")
         if threads:
             properties["INFERENCE_NUM_THREADS"] = int(str(threads))
-        compiled = ov.Core().import_model(io.BytesIO(data), "CPU", properties)
+        try:
+            compiled = ov.Core().import_model(io.BytesIO(data), "CPU", properties)
+        except RuntimeError as exc:  # bytes that match the manifest's sha but are no compiled model
+            first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
+            raise TrtforgeError(f"openvino cannot load this engine ({first}); rebuild it with trtforge build") from None
         return OpenVinoRunner(compiled, list(manifest.inputs), list(manifest.outputs))

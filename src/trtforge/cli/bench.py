@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from trtforge.numbers import SEED_MAX, int_arg, real_arg
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="measure an engine's latency and throughput (trtexec's definitions)",
@@ -14,15 +16,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     i = p.add_argument_group("inputs")
     i.add_argument("--inputs", metavar="FILE.npz", help="input arrays keyed by input name (.npy: one input)")
     i.add_argument("--shapes", metavar="NAME:DIMS,...", help="shapes for dynamic inputs, e.g. image:8x3x224x224")
-    i.add_argument("--batch", type=int, metavar="N", help="the leading (batch) dimension of every input")
-    i.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    i.add_argument("--batch", type=int_arg("--batch", 1, 1 << 16), metavar="N", help="the leading (batch) dimension of every input")
+    i.add_argument("--seed", type=int_arg("--seed", 0, SEED_MAX), default=0, help="seed of the random inputs (default 0)")
     r = p.add_argument_group("run length and concurrency")
-    r.add_argument("--warmup", type=float, default=200.0, metavar="MS", help="warm-up time in ms (default 200)")
-    r.add_argument("--iterations", type=int, default=10, metavar="N", help="run at least N queries (default 10)")
-    r.add_argument("--duration", type=float, default=3.0, metavar="S", help="run at least S seconds (default 3)")
-    r.add_argument("--streams", type=int, default=1, metavar="N",
+    r.add_argument("--warmup", type=real_arg("--warmup", 0, 3.6e6), default=200.0, metavar="MS", help="warm-up time in ms (default 200)")
+    r.add_argument("--iterations", type=int_arg("--iterations", 1, 10**9), default=10, metavar="N", help="run at least N queries (default 10)")
+    r.add_argument("--duration", type=real_arg("--duration", 0, 86400), default=3.0, metavar="S", help="run at least S seconds (default 3)")
+    r.add_argument("--streams", type=int_arg("--streams", 1, 256), default=1, metavar="N",
                    help="concurrent streams (CPU: sessions, one thread each; default 1)")
-    r.add_argument("--threads", type=int, default=None, metavar="N",
+    r.add_argument("--threads", type=int_arg("--threads", 1, 4096), default=None, metavar="N",
                    help="intra-op threads per CPU session (default: the usable cores / --streams)")
     g = p.add_argument_group("GPU engines only (refused, exit 2, on CPU engines)")
     g.add_argument("--cuda-graph", action="store_true", help="launch inference as a captured CUDA graph")
@@ -54,10 +56,13 @@ def progress_bar():  # -> (callback, close)
 
 
 def run(args: argparse.Namespace) -> int:
+    from trtforge._files import check_outputs
     from trtforge.bench import BenchSettings, bench
     from trtforge.bench.report import performance_summary, plot, write_json, write_times
     from trtforge.cli.parse import percentiles
 
+    check_outputs([("--json", args.json_path), ("--export-times", args.export_times), ("--plot", args.plot)],
+                  [args.engine, args.inputs])
     settings = BenchSettings(args.warmup, args.iterations, args.duration, percentiles(args.percentile),
                              args.seed, streams=args.streams, threads=args.threads, cuda_graph=args.cuda_graph,
                              data_transfers=not args.no_data_transfers, spin_wait=args.spin_wait)

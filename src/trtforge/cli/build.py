@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trtforge.numbers import SEED_MAX, int_arg, real_arg
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="build an engine from an ONNX model",
@@ -27,11 +29,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--preprocess", help="image preprocessing, e.g. 'color=gray,resize=32x32,scale=1/255,layout=nchw'; "
                      "resize=WxH[:stretch|fit|letterbox] or a mode alone for the model's input size; "
                      "also mean=, std= (per channel with :), dtype=")
-    cal.add_argument("--calib-num", type=int, default=500, help="samples to use at most (default 500)")
-    cal.add_argument("--calib-batch-size", type=int, default=8, help="samples per calibration batch (default 8)")
+    cal.add_argument("--calib-num", type=int_arg("--calib-num", 1, 10**7), default=500, help="samples to use at most (default 500)")
+    cal.add_argument("--calib-batch-size", type=int_arg("--calib-batch-size", 1, 1 << 16), default=8, help="samples per calibration batch (default 8)")
     cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
-    cal.add_argument("--calib-percentile", type=float, default=99.999, help="for --calib-method percentile")
-    cal.add_argument("--calib-seed", type=int, default=0, help="seed for sampling files beyond --calib-num")
+    cal.add_argument("--calib-percentile", type=real_arg("--calib-percentile", 0, 100, low_open=True), default=99.999, help="for --calib-method percentile")
+    cal.add_argument("--calib-seed", type=int_arg("--calib-seed", 0, SEED_MAX), default=0, help="seed for sampling files beyond --calib-num")
     cal.add_argument("--calib-cache", metavar="FILE",
                      help="TensorRT-format calibration cache: built from when it exists and matches the model and "
                      "preprocessing (facts in FILE.json), else written after calibrating")
@@ -47,11 +49,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         shapes.add_argument(f"--{kind}-shapes", action="append", default=[], metavar="NAME:DIMS[,...]",
                             help=f"{kind} shape per dynamic input, e.g. image:1x1x32x32; repeat for several profiles")
     trt = p.add_argument_group("TensorRT / TensorRT-RTX builder")
-    trt.add_argument("--workspace", type=float, metavar="MIB", help="workspace pool limit in MiB (trtexec --workspace)")
+    trt.add_argument("--workspace", type=real_arg("--workspace", 0, float(1 << 40), low_open=True), metavar="MIB", help="workspace pool limit in MiB (trtexec --workspace)")
     trt.add_argument("--mem-pool", metavar="POOL:SIZE[,...]",
                      help="pool limits, e.g. workspace:1024,tacticSharedMem:48K (MiB, or K/M/G)")
     trt.add_argument("--timing-cache", metavar="FILE", help="timing cache to load and save (TensorRT only)")
-    trt.add_argument("--opt-level", type=int, metavar="0-5", help="builder optimisation level")
+    trt.add_argument("--opt-level", type=int_arg("--opt-level", 0, 5), metavar="0-5", help="builder optimisation level")
     trt.add_argument("--hardware-compat", metavar="LEVEL", help="none | ampere+ | same-compute-capability")
     trt.add_argument("--version-compat", action="store_true", help="plan runs on later TensorRT versions")
     trt.add_argument("--profiling-verbosity", metavar="LEVEL", help="none | layer_names_only | detailed")

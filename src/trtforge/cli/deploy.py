@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from trtforge.numbers import int_arg, real_arg
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="convert, build every precision, validate, bench, and report",
@@ -26,17 +28,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--calib-data", help="images folder or FILE.npz/.npy for INT8 calibration")
     cal.add_argument("--preprocess", help="image preprocessing spec (shared by calibration and validation)")
     cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
-    cal.add_argument("--calib-num", type=int, default=500, help="calibration samples at most (default 500)")
+    cal.add_argument("--calib-num", type=int_arg("--calib-num", 1, 10**7), default=500, help="calibration samples at most (default 500)")
     cal.add_argument("--val-data", help="validation images (labels.csv with file,label for top-1) or FILE.npz; "
                      "default: every 5th image of --calib-data, held out of calibration")
-    cal.add_argument("--val-num", type=int, default=500, help="validation samples at most (default 500)")
-    cal.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
+    cal.add_argument("--val-num", type=int_arg("--val-num", 1, 10**7), default=500, help="validation samples at most (default 500)")
+    cal.add_argument("--max-accuracy-drop", type=real_arg("--max-accuracy-drop", 0, 100), default=None, metavar="POINTS",
                      help="largest allowed top-1 drop vs FP32, in percentage points")
     cal.add_argument("--select", choices=["fastest"], help="copy the fastest passing engine to OUTDIR/model.engine")
     b = p.add_argument_group("benchmark")
-    b.add_argument("--warmup", type=float, default=200.0, help="warm-up in ms (default 200)")
-    b.add_argument("--iterations", type=int, default=10, help="at least N queries (default 10)")
-    b.add_argument("--duration", type=float, default=3.0, help="at least S seconds per engine (default 3)")
+    b.add_argument("--warmup", type=real_arg("--warmup", 0, 3.6e6), default=200.0, help="warm-up in ms (default 200)")
+    b.add_argument("--iterations", type=int_arg("--iterations", 1, 10**9), default=10, help="at least N queries (default 10)")
+    b.add_argument("--duration", type=real_arg("--duration", 0, 86400), default=3.0, help="at least S seconds per engine (default 3)")
     p.set_defaults(run=run)
 
 

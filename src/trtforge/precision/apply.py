@@ -133,6 +133,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
 
 def _calibrate(model: onnx.ModelProto,
                calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+    from trtforge.data.check import checked_batches
     from trtforge.precision.calibrate import calibrate
     from trtforge.precision.sources import CalibrationSource, calibration_source
 
@@ -149,7 +150,8 @@ def _calibrate(model: onnx.ModelProto,
         bar.update(n)
 
     with _progress(source.total, f"calibrating ({calibration.method})") as bar:
-        ranges = calibrate(model, source.batches(), calibration.method, calibration.percentile,
+        batches = checked_batches(source.batches(), specs, f"calibration data {source.describe()}")
+        ranges = calibrate(model, batches, calibration.method, calibration.percentile,
                            progress=advance)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
