@@ -18,7 +18,7 @@ from trtforge import engine as artifact
 from trtforge._files import sha256_bytes
 from trtforge._host import usable_cores
 from trtforge.backends.base import Forkable, Runner, auto_backend, get_backend
-from trtforge.config import BuildConfig, Precision
+from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.errors import TrtforgeError
 
 if TYPE_CHECKING:
@@ -84,14 +84,17 @@ def _build_fastest(onnx_path: str | os.PathLike[str], output: str | os.PathLike[
     import tempfile
     from pathlib import Path
 
-    from trtforge.data.arrays import random_inputs
+    from trtforge.data.arrays import random_feeds
+    from trtforge.graph.model import graph_inputs
+    from trtforge.graph.model import load as load_model
 
+    shapes = _auto_shapes(graph_inputs(load_model(onnx_path)), config)  # before any build: a user error is cheap
     with tempfile.TemporaryDirectory(prefix=".trtforge-auto-", dir=Path(output).parent) as scratch:
         paths = {name: Path(scratch) / f"{name}.engine" for name in CPU_CANDIDATES}
         for name, path in paths.items():
             build(onnx_path, path, dataclasses.replace(config, backend=name))
         runners = {name: load(path) for name, path in paths.items()}
-        feeds = random_inputs(runners[CPU_CANDIDATES[0]].inputs, seed=0)
+        feeds = random_feeds(runners[CPU_CANDIDATES[0]].inputs, shapes, seed=0)
         times: dict[str, list[float]] = {name: [] for name in runners}
         for _ in range(_AUTO_ROUNDS):
             for name, runner in runners.items():
@@ -101,9 +104,22 @@ def _build_fastest(onnx_path: str | os.PathLike[str], output: str | os.PathLike[
         data, manifest = artifact.read_verified(paths[chosen])
     manifest.build["auto"] = {"chosen": chosen, "median_ms": medians,
                               "how": f"{_AUTO_ROUNDS} alternating rounds of {_AUTO_ROUND_S}s per backend, batch 1, "
-                                     f"random inputs, {usable_cores()} threads; the median of the round medians"}
+                                     "random inputs, each backend's default threads; the median of the round medians"}
     artifact.save(output, data, manifest)
     return manifest
+
+
+def _auto_shapes(specs: list[TensorSpec], config: BuildConfig) -> dict[str, tuple[int, ...]]:
+    """Input shapes for timing: batch 1, other dynamic dims from the first profile's opt shapes."""
+    from trtforge.data.arrays import concrete_shapes
+
+    given = config.profiles[0].validate(specs).opt if config.profiles else {}
+    try:
+        shapes = {**concrete_shapes([s for s in specs if s.name not in given]), **given}
+    except TrtforgeError as exc:
+        raise TrtforgeError(f"--backend auto times both CPU engines, but {str(exc).split(';')[0]}; give it with "
+                            "--opt-shapes NAME:DIMS, or choose --backend onnxruntime or openvino") from None
+    return shapes
 
 
 _AUTO_ROUNDS = 5

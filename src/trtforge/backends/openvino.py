@@ -143,6 +143,10 @@ class OpenVinoBackend:
         facts: dict[str, object] = {"engine_format": "openvino compiled model (export_model blob)",
                                     "runtime_settings": properties, "properties": _read_properties(compiled),
                                     **layer_precisions(compiled)}
+        if config.profiles:  # OpenVINO runs any shape in range; the manifest keeps the range asked for
+            from trtforge.graph.ranges import validate_profiles
+
+            facts["profiles"] = [r.to_json() for r in validate_profiles(config.profiles, graph_inputs(model))]
         return BuiltEngine(blob.getvalue(), graph_inputs(model), graph_outputs(model), facts)
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> OpenVinoRunner:
