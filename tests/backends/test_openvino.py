@@ -154,3 +154,31 @@ def test_auto_on_the_cpu_measures_both_backends_and_keeps_the_faster(digits_bs1:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json"]  # no scratch left
     proc = run_cli("run", str(engine), "--random", "2")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_auto_needs_the_shapes_it_times_and_says_so_before_building(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    model = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    proc = run_cli("build", str(model), "-o", str(tmp_path / "m.engine"), "--backend", "auto")
+    assert proc.returncode == 2 and "--opt-shapes" in proc.stderr and "dynamic dimension 'h'" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relu.onnx"]
+    proc = run_cli("build", str(model), "-o", str(tmp_path / "m.engine"), "--backend", "auto",
+                   "--opt-shapes", "x:1x3x8x8")
+    assert proc.returncode == 0, proc.stderr
+    assert _manifest(tmp_path / "m.engine")["build"]["profiles"]
+
+
+def test_the_openvino_flavour_keeps_7_bit_weights_only_without_vnni() -> None:
+    from trtforge.precision.quantize import openvino_flavour
+
+    vnni, avx2 = openvino_flavour(frozenset({"avx2", "avx512_vnni"})), openvino_flavour(frozenset({"avx2"}))
+    assert not vnni.reduce_range and avx2.reduce_range
+    for f in (vnni, avx2):
+        assert (f.activation_type, f.activation_symmetric, f.placement, f.quantize_bias) == ("uint8", False,
+                                                                                         "tensorrt", False)
