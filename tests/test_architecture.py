@@ -19,6 +19,7 @@ LAYERS = [
     {"backends", "engine"},
     {"build"},
     {"bench", "run", "compare"},
+    {"serve"},
     {"deploy"},
     {"cli", "__main__"},
 ]

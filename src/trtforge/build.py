@@ -62,7 +62,12 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     model = load_model(onnx_path)
     config = precision.resolve(config, model)
     flavour = backend.quant_flavour(config) if config.precision is Precision.INT8 else None
-    model, facts = precision.apply(model, config, flavour)
+    if config.max_accuracy_drop is not None:
+        from trtforge.precision.sensitivity import apply_budget
+
+        model, facts = apply_budget(model, config, flavour)  # type: ignore[arg-type]
+    else:
+        model, facts = precision.apply(model, config, flavour)
     started = time.perf_counter()
     built = backend.build(model, config)
     built.facts.update({k: v for k, v in facts.items() if k != "calibration" and v})
