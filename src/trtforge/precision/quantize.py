@@ -67,6 +67,22 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
                         "to avoid vpmaddubsw saturation")
 
 
+def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
+    """OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on the
+    inputs of the weighted ops, pooling and residual Adds (the TensorRT placement).
+
+    Measured on YOLOv8n 320 (benchmarks/RESULTS.md, issue 17): 1.7-2.2x faster in OpenVINO than
+    ONNX Runtime's placement (Q/DQ around every op splits OpenVINO's fusions) and closer to FP32
+    than symmetric S8 activations (SiLU outputs are negative). Without VNNI, 7-bit weights as for
+    ONNX Runtime: OpenVINO's U8S8 kernels use the same saturating ``vpmaddubsw``.
+    """
+    vnni = has_vnni(flags)
+    return QuantFlavour("openvino-cpu", "uint8", "int8", False, True, not vnni,
+                        "OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on "
+                        "weighted-op inputs" + ("" if vnni else "; no VNNI: 7-bit weights (reduce_range)"),
+                        placement="tensorrt", quantize_bias=False)
+
+
 TENSORRT_FLAVOUR = QuantFlavour(
     "tensorrt", "int8", "int8", True, True, False,
     "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, FP32 biases, "
