@@ -59,7 +59,7 @@ for the rest), ``top1`` is argmax of the first output, ``cosine`` is cosine for 
 
 def output_kind(output: np.ndarray) -> str:
     """'classification' for class scores (samples x classes), else 'regression'."""
-    from trtforge.run import is_classifier
+    from trtforge.data.arrays import is_classifier
 
     return "classification" if is_classifier(output) else "regression"
 
