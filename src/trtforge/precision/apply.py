@@ -71,24 +71,20 @@ def _progress(total: int | None, desc: str) -> Any:
 def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                   flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
-    from trtforge.precision.quantize import check_exclusions, prepare, quantize
+    from trtforge.precision.quantize import follow_exclusions, kept_float, prepare, quantize
 
     started = time.perf_counter()
-    check_exclusions(model, config.exclude_nodes, config.exclude_op_types)  # names as the user sees them
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
-    model = prepare(model)
+    source, model = model, prepare(model)
+    excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
     ranges, facts = _int8_ranges(model, calibration, model_sha)
-    names, types = {n.name for n in model.graph.node}, {n.op_type for n in model.graph.node}
-    fused = [n for n in config.exclude_nodes if n not in names]  # folded into a neighbour by prepare()
-    if fused:
-        print(f"note: excluded node(s) {', '.join(fused)} were fused into their neighbours before "
-              "quantization; exclude the Conv they joined to keep them float", file=sys.stderr)
-    quantized = quantize(model, ranges, flavour, tuple(n for n in config.exclude_nodes if n in names),
-                         tuple(t for t in config.exclude_op_types if t in types))
+    quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
-                  "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"})
+                  "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
+                  "kept_float": kept_float(model, ranges)})
     if config.exclude_nodes or config.exclude_op_types:
-        facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types)}
+        facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types),
+                             **excluded.to_json()}
     return quantized, facts
 
 
