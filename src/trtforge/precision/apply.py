@@ -24,6 +24,7 @@ from trtforge.errors import TrtforgeError
 from trtforge.graph.model import graph_inputs
 
 if TYPE_CHECKING:
+    from trtforge.precision.check import Holdout
     from trtforge.precision.quantize import QuantFlavour
 
 
@@ -61,6 +62,9 @@ def apply(model: onnx.ModelProto, config: BuildConfig,
     return model, facts
 
 
+_PROGRESS_EVERY_S = 10.0  # a line this often while calibrating when stderr is not a terminal
+
+
 def _progress(total: int | None, desc: str) -> Any:
     from tqdm import tqdm
 
@@ -71,14 +75,18 @@ def _progress(total: int | None, desc: str) -> Any:
 def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                   flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
+    from trtforge.precision.check import Holdout, verify
     from trtforge.precision.quantize import follow_exclusions, kept_float, prepare, quantize
 
     started = time.perf_counter()
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
     source, model = model, prepare(model)
     excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
-    ranges, facts = _int8_ranges(model, calibration, model_sha)
+    holdout = Holdout()
+    ranges, facts = _int8_ranges(model, calibration, model_sha, holdout)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
+    facts["check"] = verify(model, quantized, holdout.feeds() or _cached_check_feeds(model, config),
+                            str(calibration.data or calibration.loader), holdout.held_back, config.allow_inaccurate)
     facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
                   "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
                   "kept_float": kept_float(model, ranges)})
@@ -89,7 +97,7 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
 
 
 def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
-                 model_sha: str) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+                 model_sha: str, holdout: Holdout) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
     from trtforge.precision import cache as calib_cache
     from trtforge.data.preprocess import Preprocess
@@ -115,7 +123,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
     if calibration.data is None and calibration.loader is None:
         raise TrtforgeError(f"calibration cache {path} does not exist and no data was given to make it: "
                             "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]")
-    ranges, facts = _calibrate(model, calibration)
+    ranges, facts = _calibrate(model, calibration, holdout)
     if path is not None:
         calib_cache.write_cache_with_facts(
             path, calib_cache.CalibrationCache.from_ranges(str(calibration.method), ranges),
@@ -127,8 +135,8 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
     return ranges, facts
 
 
-def _calibrate(model: onnx.ModelProto,
-               calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
+               holdout: Holdout) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.precision.calibrate import calibrate
     from trtforge.precision.sources import calibration_source
 
@@ -137,21 +145,26 @@ def _calibrate(model: onnx.ModelProto,
         calibration.data, calibration.loader, [t.name for t in specs], {t.name: t.shape for t in specs},
         calibration.preprocess, calibration.num, calibration.batch_size, calibration.seed,  # type: ignore[arg-type]
     )
-    used = 0
+    used, started, said = 0, time.perf_counter(), time.perf_counter()
 
     def advance(n: int) -> None:
-        nonlocal used
+        nonlocal used, said
         used += n
         bar.update(n)
+        if bar.disable and time.perf_counter() - said >= _PROGRESS_EVERY_S:  # stderr is not a terminal
+            said = time.perf_counter()
+            print(f"calibrating ({calibration.method}): {used}/{source.total or '?'} samples, "
+                  f"{said - started:.0f} s", file=sys.stderr, flush=True)
 
     with _progress(source.total, f"calibrating ({calibration.method})") as bar:
-        ranges = calibrate(model, source.batches(), calibration.method, calibration.percentile,
-                           progress=advance)
+        ranges = calibrate(model, holdout.split(source.batches(), source.total), calibration.method,
+                           calibration.percentile, progress=advance)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
     preprocess = getattr(source, "preprocess", None)
     facts: dict[str, object] = {
         "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
+        "held_back_for_check": holdout.count() if holdout.held_back else 0,
         "method": str(calibration.method), "batch_size": calibration.batch_size,
         "preprocess": preprocess.to_json() if preprocess else None,
     }
@@ -166,6 +179,13 @@ def _check_cache_covers(model: onnx.ModelProto, ranges: dict[str, tuple[float, f
         sample = ", ".join(sorted(ranges)[:3])
         raise TrtforgeError(f"calibration cache {path} names none of this model's tensors (it has e.g. {sample}); "
                             "it was made for another model")
+
+
+def _cached_check_feeds(model: onnx.ModelProto, config: BuildConfig) -> dict[str, Any] | None:
+    """Samples to check an INT8 model made from a cache on: the calibration data, if given."""
+    if config.calibration is None or config.calibration.data is None:
+        return None
+    return _check_feeds(model, config)[0]
 
 
 def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str, Any] | None, str]:

@@ -82,6 +82,8 @@ TENSORRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "Globa
 FLOAT_OPS = ("Softmax", "LogSoftmax")
 # Known output ranges; Clip's comes from its bounds.
 _UNIT_RANGES = {"Sigmoid": (0.0, 1.0), "HardSigmoid": (0.0, 1.0), "Softmax": (0.0, 1.0), "Tanh": (-1.0, 1.0)}
+# Activations ONNX Runtime's CPU placement folds into the Q/DQ range of their producer's output.
+_FOLDABLE = frozenset({"Relu", "Clip"})
 # A Concat whose inputs' ranges differ by more than this stays float rather than share one scale.
 JOIN_RANGE_RATIO = 16.0
 # Producers an Add input fuses into (Conv + BN + Add + ReLU run as one INT8 kernel).
@@ -148,7 +150,7 @@ def quantize(
     if tensorrt:
         _fuse_residual_adds(out)
     _keep_float_inputs(out, set(exclude_nodes), {*exclude_op_types, *FLOAT_OPS})
-    _keep_float_outputs(out)
+    _keep_float_outputs(out, model)
     return out
 
 
@@ -199,9 +201,14 @@ def split_joins(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) 
     return joins
 
 
-def _keep_float_outputs(model: onnx.ModelProto) -> None:
-    """A graph output never passes through Q/DQ: the producer writes the output itself again."""
+def _keep_float_outputs(model: onnx.ModelProto, original: onnx.ModelProto) -> None:
+    """A graph output never passes through Q/DQ: the producer writes the output itself again.
+
+    ONNX Runtime's placement drops a ReLU/Clip whose range the Q/DQ pair clamps; on an output
+    that pair goes, so the activation (from ``original``) comes back.
+    """
     graph = model.graph
+    folded = {n.output[0]: n for n in original.graph.node if n.op_type in _FOLDABLE}
     producer = {out: node for node in graph.node for out in node.output}
     for output in graph.output:
         dq = producer.get(output.name)
@@ -215,7 +222,24 @@ def _keep_float_outputs(model: onnx.ModelProto) -> None:
             for i, name in enumerate(node.input):
                 if name == tensor:
                     node.input[i] = output.name
+        activation = folded.get(output.name)
+        if activation is not None and not any(n.name == activation.name for n in graph.node):
+            _restore_activation(model, original, activation, source)
     _drop_unused_qdq(graph)
+
+
+def _restore_activation(model: onnx.ModelProto, original: onnx.ModelProto, activation: onnx.NodeProto,
+                        source: onnx.NodeProto) -> None:
+    output = activation.output[0]
+    before = f"{output}_before_{activation.op_type.lower()}"
+    source.output[list(source.output).index(output)] = before
+    restored = onnx.NodeProto()
+    restored.CopyFrom(activation)
+    restored.input[0] = before
+    model.graph.node.append(restored)
+    have = {i.name for i in model.graph.initializer}
+    model.graph.initializer.extend(i for i in original.graph.initializer
+                                   if i.name in restored.input[1:] and i.name not in have)
 
 
 def _unranged_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
