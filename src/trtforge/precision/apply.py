@@ -76,10 +76,15 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                   flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
     from trtforge.precision.check import Holdout, verify
-    from trtforge.precision.quantize import follow_exclusions, kept_float, prepare, quantize
+    from trtforge.precision.quantize import (INT8_MIN_OPSET, ensure_opset, follow_exclusions, kept_float,
+                                             prepare, quantize)
 
     started = time.perf_counter()
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
+    model, upgraded_from = ensure_opset(model)  # before calibrating: a refusal costs nothing
+    if upgraded_from is not None:
+        print(f"note: upgraded the model from opset {upgraded_from} to {INT8_MIN_OPSET} for INT8 (per-channel "
+              "Q/DQ); checked: same outputs on random inputs", file=sys.stderr)
     source, model = model, prepare(model)
     excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
     holdout = Holdout()
@@ -89,7 +94,7 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                             str(calibration.data or calibration.loader), holdout.held_back, config.allow_inaccurate)
     facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
                   "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
-                  "kept_float": kept_float(model, ranges)})
+                  "kept_float": kept_float(model, ranges), "opset_upgraded_from": upgraded_from})
     if config.exclude_nodes or config.exclude_op_types:
         facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types),
                              **excluded.to_json()}

@@ -383,6 +383,50 @@ def _drop_unused_qdq(graph: onnx.GraphProto) -> None:
         graph.initializer.remove(init)
 
 
+INT8_MIN_OPSET = 13  # per-channel DequantizeLinear (an axis attribute) needs opset 13
+
+
+def ensure_opset(model: onnx.ModelProto, wanted: int = INT8_MIN_OPSET) -> tuple[onnx.ModelProto, int | None]:
+    """``model`` at opset ``wanted`` or above, and the opset it was upgraded from (None if not).
+
+    Upgrades with onnx's version converter and keeps the result only if it passes the checker and
+    gives the same outputs as the original on seeded random inputs; otherwise refuses, before any
+    calibration is spent on a model that cannot take per-channel Q/DQ.
+    """
+    from trtforge.errors import TrtforgeError
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), wanted)
+    if opset >= wanted:
+        return model, None
+    fix = (f"export it again at opset {wanted} or later (tf2onnx --opset {wanted}, "
+           f"torch.onnx.export(..., opset_version={wanted}))")
+    try:
+        from onnx import version_converter
+
+        upgraded = version_converter.convert_version(model, wanted)
+        onnx.checker.check_model(upgraded)
+        _same_outputs(model, upgraded)
+    except Exception as exc:  # the converter raises many kinds; any means: not upgradable here
+        raise TrtforgeError(f"INT8 needs opset {wanted} or later, the model is opset {opset} and onnx's version "
+                            f"converter could not upgrade it faithfully ({str(exc).splitlines()[0][:160]}); "
+                            f"{fix}") from None
+    return upgraded, opset
+
+
+def _same_outputs(before: onnx.ModelProto, after: onnx.ModelProto) -> None:
+    import numpy as np
+
+    from trtforge.data.arrays import random_inputs
+    from trtforge.graph.model import graph_inputs
+    from trtforge.precision.check import run
+
+    feeds = dict(random_inputs(graph_inputs(before), seed=0, batch=1))
+    old, new = run(before, feeds), run(after, feeds)
+    for name, value in old.items():
+        if not np.allclose(value, new[name], rtol=1e-4, atol=1e-5):
+            raise ValueError(f"output {name} changed by up to {float(np.max(np.abs(value - new[name]))):.3g}")
+
+
 def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with ONNX Runtime's basic graph optimizations applied, before calibration.
 
