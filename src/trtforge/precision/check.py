@@ -98,25 +98,31 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, thresholds: Thre
     both_zero = (np.linalg.norm(flat_ref, axis=1) == 0) & (np.linalg.norm(flat_got, axis=1) == 0)
     cos = np.where(norms > 0, np.sum(flat_ref * flat_got, axis=1) / np.where(norms > 0, norms, 1), 0.0)
     cos = np.where(both_zero, 1.0, cos)
-    axis = field_axis(ref.shape)
-    if axis is None or ref.shape[axis] < 2:
-        err = np.abs(flat_got - flat_ref).max(axis=1) / _span(flat_ref)
-        worst_field = None
-    else:
-        moved_ref, moved_got = np.moveaxis(ref, axis, 1), np.moveaxis(got, axis, 1)
-        fields = moved_ref.shape[1]
-        per_ref = moved_ref.reshape(n, fields, -1)
-        per_err = np.abs(moved_got.reshape(n, fields, -1) - per_ref).max(axis=2)  # [n, fields]
-        spans = np.array([_span(per_ref[:, f]) for f in range(fields)])
-        spans = np.maximum(spans, np.percentile(spans, 25, method="lower"))  # noise floor for absent classes
-        rel = per_err / spans
-        err, fields_at = rel.max(axis=1), rel.argmax(axis=1)
-        worst_field = int(fields_at[int(np.argmax(err))])
+    err, axis, fields_at = range_errors(ref, got)
+    worst_field = None if axis is None else int(fields_at[int(np.argmax(err))])
     worst = int(np.argmax(err)) if thresholds.max_error < float(np.max(err)) else int(np.argmin(cos))
     passed = bool(np.min(cos) >= thresholds.min_cosine and np.max(err) <= thresholds.max_error)
     return OutputCheck(name, round(float(np.min(cos)), 5), round(float(np.mean(cos)), 5),
                        round(float(np.max(err)), 5), worst, axis if worst_field is not None else None,
                        worst_field, passed)
+
+
+def range_errors(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, int | None, np.ndarray]:
+    """Per sample (axis 0): the largest ``|got - ref|`` over the reference's range, per field where
+    the output mixes fields. Returns the errors, the field axis (or None) and each sample's worst field."""
+    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    n = ref.shape[0]
+    axis = field_axis(ref.shape)
+    if axis is None or ref.shape[axis] < 2:
+        return np.abs(got - ref).reshape(n, -1).max(axis=1) / _span(ref), None, np.zeros(n, np.int64)
+    moved_ref, moved_got = np.moveaxis(ref, axis, 1), np.moveaxis(got, axis, 1)
+    fields = moved_ref.shape[1]
+    per_ref = moved_ref.reshape(n, fields, -1)
+    per_err = np.abs(moved_got.reshape(n, fields, -1) - per_ref).max(axis=2)  # [n, fields]
+    spans = np.array([_span(per_ref[:, f]) for f in range(fields)])
+    spans = np.maximum(spans, np.percentile(spans, 25, method="lower"))  # noise floor for absent classes
+    rel = per_err / spans
+    return rel.max(axis=1), axis, rel.argmax(axis=1)
 
 
 def _span(values: np.ndarray) -> float:
