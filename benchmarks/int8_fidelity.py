@@ -5,8 +5,8 @@ Models with trained weights shipped in PyPI wheels (cached under /work/cache/mod
 18 sigmoid class scores), RapidOCR's PP-OCRv4 text detector (a sigmoid probability map, opset 12)
 and its PP-OCR direction classifier (softmax over 2 classes, opset 11). Each is fixed to batch 1
 at its usual input size. Data: random crops (seeded) of the photos that ship in sklearn and
-matplotlib (china.jpg, flower.jpg, grace_hopper.jpg): ``--calib`` crops to calibrate, ``--held``
-other crops to measure. The same calibration .npz goes to every tool.
+matplotlib (china.jpg, flower.jpg, grace_hopper.jpg), with 1-4 words drawn on them for the OCR
+models: ``--calib`` crops to calibrate, ``--held`` other crops to measure. The same calibration .npz goes to every tool.
 
 Measured on the held-out crops, each INT8 model against the FP32 model on ONNX Runtime CPU:
 per-sample cosine (mean / worst), the largest error relative to the FP32 output's range per
@@ -99,9 +99,34 @@ def crops(spec: Spec, n: int, seed: int) -> np.ndarray:
         crop = img.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BILINEAR)
         if rng.random() < 0.5:
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        if spec.task != "detect":
+            crop = with_text(crop, rng)
         arr = (np.asarray(crop, np.float32) / 255 - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
         out[i] = arr.transpose(2, 0, 1)
     return out
+
+
+WORDS = ["invoice", "TOTAL 42.50", "trtforge", "Hello world", "INT8", "2026-12-04", "Exit 3", "No. 17",
+         "quantize", "Main Street", "OPEN", "tel 555 0100"]
+
+
+def with_text(img, rng: np.random.Generator):  # PIL.Image -> PIL.Image
+    """Text for the OCR models: 1-4 random words, light or dark boxes, various sizes (PIL's font)."""
+    from PIL import ImageDraw, ImageFont
+
+    img = img.copy()
+    draw = ImageDraw.Draw(img)
+    w, h = img.size
+    for _ in range(int(rng.integers(1, 5))):
+        size = int(rng.integers(max(8, h // 6), max(9, h // 2)))
+        font = ImageFont.load_default(size=size)
+        text = WORDS[int(rng.integers(len(WORDS)))]
+        x, y = int(rng.integers(0, max(1, w // 2))), int(rng.integers(0, max(1, h - size)))
+        light = rng.random() < 0.5
+        box = draw.textbbox((x, y), text, font=font)
+        draw.rectangle(box, fill=(245, 245, 235) if light else (20, 20, 30))
+        draw.text((x, y), text, font=font, fill=(10, 10, 10) if light else (240, 240, 240))
+    return img
 
 
 def session(path: Path, threads: int = 1):  # -> ort.InferenceSession
@@ -148,7 +173,8 @@ def field_errors(ref: np.ndarray, got: np.ndarray) -> tuple[float, str]:
 def cosines(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
     a, b = ref.reshape(len(ref), -1).astype(np.float64), got.reshape(len(got), -1).astype(np.float64)
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    return np.where((na > 0) & (nb > 0), np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-300), 0.0)
+    cos = np.where((na > 0) & (nb > 0), np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-300), 0.0)
+    return np.where((na == 0) & (nb == 0), 1.0, cos)
 
 
 def task_metric(spec: Spec, ref: np.ndarray, got: np.ndarray) -> float:
