@@ -33,9 +33,9 @@ def main() -> None:
 
     import numpy as np
     import onnx
+    from int8_fidelity import Spec, crops
 
     import trtforge
-    from int8_fidelity import Spec, crops
     from trtforge.config import CalibMethod
     from trtforge.precision import calibrate as calibrate_module
     from trtforge.precision.quantize import prepare

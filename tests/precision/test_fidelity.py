@@ -10,13 +10,27 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tests.precision.models import conv_bn_dense, detector_head, residual_cnn, softmax_classifier
+from tests.precision.models import (
+    conv_bn_dense,
+    detector_head,
+    residual_cnn,
+    softmax_classifier,
+)
 from trtforge.config import CalibMethod
 from trtforge.errors import TrtforgeError
 from trtforge.precision.calibrate import calibrate
 from trtforge.precision.check import compare_output, run
-from trtforge.precision.quantize import (TENSORRT_FLAVOUR, QuantFlavour, bounded_ranges, cpu_flavour,
-                                         ensure_opset, follow_exclusions, lineage, prepare, quantize)
+from trtforge.precision.quantize import (
+    TENSORRT_FLAVOUR,
+    QuantFlavour,
+    bounded_ranges,
+    cpu_flavour,
+    ensure_opset,
+    follow_exclusions,
+    lineage,
+    prepare,
+    quantize,
+)
 
 FLAVOURS = [cpu_flavour(), TENSORRT_FLAVOUR]
 
@@ -47,7 +61,7 @@ def test_softmax_output_stays_float_and_keeps_small_probabilities(flavour: Quant
 
 def test_no_graph_output_is_quantized_even_when_its_producer_is() -> None:
     x = {"x": np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)}
-    prepared, q = _int8(residual_cnn(), x, cpu_flavour())  # the output Gemm is a quantized op
+    _, q = _int8(residual_cnn(), x, cpu_flavour())  # the output Gemm is a quantized op
     out = _producers(q)["y"]
     assert out.op_type == "Gemm" and out.name == "fc"
     assert any(_producers(q)[t].op_type == "DequantizeLinear" for t in out.input[:2])  # its inputs are INT8

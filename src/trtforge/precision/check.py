@@ -65,9 +65,9 @@ class CheckReport:
 
     def table(self) -> str:
         where = "held-back samples of" if self.held_back else "samples of (also used to calibrate)"
-        lines = [f"INT8 self-check against FP32 on {self.samples} {where} {self.data} "
-                 f"(pass: cosine >= {self.thresholds.min_cosine:g}, max error <= "
-                 f"{self.thresholds.max_error:.0%} of range, every sample)",
+        lines = [(f"INT8 self-check against FP32 on {self.samples} {where} {self.data} "
+                  f"(pass: cosine >= {self.thresholds.min_cosine:g}, max error <= "
+                  f"{self.thresholds.max_error:.0%} of range, every sample)"),
                  f"  {'output':<28} {'worst cos':>9} {'mean cos':>9} {'max err':>8}  {'worst at':<22} result"]
         for o in self.outputs:
             at = f"sample {o.worst_sample}" + (f", field {o.worst_field} (axis {o.field_axis})"
