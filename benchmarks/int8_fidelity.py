@@ -200,13 +200,14 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:  # cx, cy, w, h
     return float(inter / union) if union > 0 else 0.0
 
 
-def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int) -> tuple[Path, float, dict]:
+def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> tuple[Path, float, dict]:
     import trtforge
-    from trtforge.config import BuildConfig, CalibrationConfig
+    from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
 
     extra = {"allow_inaccurate": True} if "allow_inaccurate" in BuildConfig.__dataclass_fields__ else {}
     started = time.perf_counter()
-    manifest = trtforge.build(fp32, out, BuildConfig(precision="int8", calibration=CalibrationConfig(data=calib, num=num),
+    manifest = trtforge.build(fp32, out, BuildConfig(precision="int8", calibration=CalibrationConfig(
+        data=calib, num=num, method=CalibMethod.parse(method)),
                                                     **extra))
     check = (manifest.calibration or {}).get("check", {})
     return out, time.perf_counter() - started, {"self_check_passed": check.get("passed") if check else None}
@@ -236,6 +237,7 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=64, help="calibration crops (default 64)")
     ap.add_argument("--held", type=int, default=32, help="held-out crops measured (default 32)")
     ap.add_argument("--runs", type=int, default=30, help="timed runs per model for latency (default 30)")
+    ap.add_argument("--methods", default="entropy", help="trtforge --calib-method(s) to build (default entropy)")
     ap.add_argument("--label", default="trtforge", help="name of the trtforge checkout on PYTHONPATH")
     ap.add_argument("--modelopt", metavar="PYTHON", help="python of an environment with nvidia-modelopt[onnx]")
     ap.add_argument("--json", metavar="FILE", help="append the rows as JSON lines")
@@ -262,8 +264,10 @@ def main() -> None:
             np.savez(calib, **{spec.input: calib_x})
             ref = outputs(fp32, held_x)
             candidates: list[tuple[str, Path | None, float, str]] = [("fp32", fp32, 0.0, "")]
-            path, seconds, facts = trtforge_int8(fp32, calib, work / f"{key}-trtforge.onnx", args.calib)
-            candidates.append((f"{args.label} int8", path, seconds, f"self-check passed: {facts['self_check_passed']}"))
+            for method in args.methods.split(","):
+                path, seconds, facts = trtforge_int8(fp32, calib, work / f"{key}-{method}.onnx", args.calib, method)
+                candidates.append((f"{args.label} int8 {method}", path, seconds,
+                                   f"self-check passed: {facts['self_check_passed']}"))
             if args.modelopt:
                 path2, seconds2, err = modelopt_int8(args.modelopt, fp32, calib, spec.input, work / f"{key}-modelopt.onnx")
                 candidates.append(("modelopt int8", path2, seconds2, err))
