@@ -74,8 +74,8 @@ def main() -> None:
         cal = manifest.calibration or {}
         print(f"# {platform.node()} {os.cpu_count()} CPUs; onnxruntime {manifest.backend_version}; "
               f"peak RSS before calibration {rss_before:.2f} GiB")
-        print(f"| images | batch | method | calibrate+quantize s | build total s | images/s | peak RSS GiB |")
-        print(f"|---:|---:|---|---:|---:|---:|---:|")
+        print("| images | batch | method | calibrate+quantize s | build total s | images/s | peak RSS GiB |")
+        print("|---:|---:|---|---:|---:|---:|---:|")
         print(f"| {cal.get('samples')} | {args.batch_size} | {args.method} | {cal.get('seconds')} | {total:.1f} | "
               f"{int(cal.get('samples') or 0) / float(cal.get('seconds') or 1):.2f} | {peak_rss_gib():.2f} |")
 

@@ -48,8 +48,9 @@ def main() -> None:
     import torch  # noqa: F401
     imports = time.perf_counter() - start
 
-    import trtforge
     from tests.converters.tf_models import save_all
+
+    import trtforge
 
     models = save_all(work)
     models["pt2"] = torch_model(work)

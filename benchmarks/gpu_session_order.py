@@ -50,8 +50,8 @@ def main() -> int:
     import onnxruntime
     import torch
     import torchvision
-
     from gpu_resnet50 import export, fp16_engine, log
+
     from trtforge.backends.onnxruntime import _time_compute
     from trtforge.build import load_with_manifest
 
@@ -70,7 +70,7 @@ def main() -> int:
     for i in range(2):
         code = CHILD.format(src=str(ROOT / "src"), bench=str(ROOT / "benchmarks"), engine=str(engine))
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
         report[f"fresh_process_{i}"] = json.loads(lines[0][7:]) if lines else done.stderr[-1500:]
         log(f"B{i}: {report[f'fresh_process_{i}']}")
     for i in range(2):

@@ -35,13 +35,13 @@ def main() -> None:
                     help="also time the FP16 engine (ONNX Runtime's CPU provider has no fast FP16 kernels)")
     args = ap.parse_args()
 
-    import trtforge
+    from _keras import keras_onnx
     from calib_resnet50 import write_images
-    from trtforge.engine import cpu_facts
+
+    import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.data.preprocess import Preprocess
-
-    from _keras import keras_onnx
+    from trtforge.engine import cpu_facts
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="trtforge-bench-") as tmp:

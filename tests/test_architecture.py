@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "trtforge"
 
 # Stage order, low to high: a module may import from its own stage or any lower one.
 LAYERS = [
-    {"errors", "_files", "config"},
+    {"errors", "_files", "_host", "config"},
     {"data", "graph", "converters"},
     {"precision"},
     {"backends", "engine"},

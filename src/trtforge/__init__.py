@@ -44,8 +44,29 @@ _LAZY = {
     "TrtforgeError": "trtforge.errors:TrtforgeError",
 }
 
-__all__ = sorted([*_LAZY, "BenchSettings", "bench", "build", "load", "Thresholds", "compare", "DeployOptions",
-                  "deploy", "run", "__version__"])
+__all__ = [
+    "__version__",
+    "Batch",
+    "bench",
+    "BenchSettings",
+    "build",
+    "BuildConfig",
+    "CalibMethod",
+    "CalibrationConfig",
+    "compare",
+    "convert",
+    "ConvertOptions",
+    "deploy",
+    "DeployOptions",
+    "load",
+    "Precision",
+    "Preprocess",
+    "reshape",
+    "run",
+    "ShapeRange",
+    "Thresholds",
+    "TrtforgeError",
+]
 
 if TYPE_CHECKING:
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision

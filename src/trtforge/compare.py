@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 

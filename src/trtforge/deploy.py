@@ -218,7 +218,7 @@ def _build_command(onnx: str, engine: str, precision: Precision, options: Deploy
     if calibration is not None and precision is Precision.INT8:
         if calibration.data is not None:
             words += ["--calib-data", calibration.data]
-        spec = getattr(calibration.preprocess, "spec", None)
+        spec = calibration.preprocess.spec if calibration.preprocess else None
         if spec:
             words += ["--preprocess", spec]
         words += ["--calib-method", calibration.method, "--calib-num", calibration.num]

@@ -158,17 +158,14 @@ def source_digest(path: str | os.PathLike[str]) -> str:
 
 def describe(path: str | os.PathLike[str]) -> dict[str, object]:
     """An engine's manifest, plus what its backend can tell when it has ``describe(data) -> dict``."""
-    from trtforge.backends.base import get_backend
+    from trtforge.backends.base import Describable, get_backend
 
     data, manifest = read_verified(path)
     details: dict[str, object] = {"manifest": manifest.to_json()}
     backend = get_backend(manifest.backend)
-    describe = getattr(backend, "describe", None)
-    if callable(describe):
-        from trtforge.errors import TrtforgeError
-
+    if isinstance(backend, Describable):
         try:
-            details["backend"] = describe(data)
+            details["backend"] = backend.describe(data)
         except TrtforgeError as exc:  # e.g. the backend's package is not installed here
             details["backend"] = {"note": str(exc)}
     return details

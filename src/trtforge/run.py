@@ -158,7 +158,6 @@ def run(engine: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = 
     if output is not None:
         from trtforge._files import atomic_path
 
-        with atomic_path(output) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **outputs)  # type: ignore[arg-type]
+        with atomic_path(output) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **outputs)  # type: ignore[arg-type]
     return RunResult(outputs, samples, described, notes)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-
 from tests.conftest import run_cli
 from tests.gpu.gpu_models import conv_net
 

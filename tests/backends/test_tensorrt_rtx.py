@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-
 from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
+
 from trtforge.build import build
 from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision, TensorRTOptions
 from trtforge.errors import TrtforgeError

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import run_cli
 
 pytest.importorskip("tensorrt_rtx")

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
 
 import trtforge
 from trtforge.data.preprocess import Preprocess
-from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
 
 
 def top1(engine: Path) -> float:
     preprocess = Preprocess.parse(DIGITS_PREPROCESS)
     runner = trtforge.load(engine)
-    rows = list(csv.DictReader(open(DIGITS / "test" / "labels.csv")))
+    with open(DIGITS / "test" / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     x = np.stack([preprocess.load(DIGITS / "test" / r["file"]) for r in rows])
     labels = np.array([int(r["label"]) for r in rows])
     predictions = [np.argmax(runner.infer({"image": x[i:i + 1]})["output_0"]) for i in range(len(x))]

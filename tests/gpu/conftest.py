@@ -6,7 +6,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-
 from tests.gpu.gpu_models import conv_net
 
 

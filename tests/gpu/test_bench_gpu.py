@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_cli
+
 from trtforge.bench import BenchSettings, bench
 
 QUICK = BenchSettings(warmup_ms=50, iterations=50, duration_s=0.2)
@@ -42,3 +43,12 @@ def test_bench_without_transfers_times_compute_only(cuda_engine: Path) -> None:
                                                        data_transfers=False))
     assert result.compute is not None and result.compute.median > 0
     assert result.latency.median <= result.compute.median * 1.5 + 0.05
+
+
+def test_a_cuda_graph_the_runner_cannot_capture_is_recorded_as_off(cuda_engine: Path) -> None:
+    from trtforge.build import load
+
+    runner = load(cuda_engine, cuda_graph=False)  # a runner told it cannot capture a graph
+    result = bench(runner, settings=BenchSettings(warmup_ms=50, iterations=50, duration_s=0.2, cuda_graph=True))
+    assert result.settings.cuda_graph is False
+    assert any("recorded as cuda_graph: false" in note for note in result.notes)

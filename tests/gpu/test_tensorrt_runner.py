@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from tests.gpu.gpu_models import conv_net, cpu_reference
+
 from trtforge.build import build, load
 from trtforge.config import BuildConfig
 from trtforge.errors import TrtforgeError

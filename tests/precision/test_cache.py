@@ -9,8 +9,15 @@ import pytest
 
 from trtforge.errors import TrtforgeError
 from trtforge.precision.cache import (
-    CacheFacts, CalibrationCache, cache_ranges, mismatches, read_cache, read_facts, sidecar_path,
-    write_cache, write_cache_with_facts,
+    CacheFacts,
+    CalibrationCache,
+    cache_ranges,
+    mismatches,
+    read_cache,
+    read_facts,
+    sidecar_path,
+    write_cache,
+    write_cache_with_facts,
 )
 
 # Lines in the forms TensorRT writes: tf2onnx names holding ':', numbered ONNX tensors, TensorRT's

@@ -10,11 +10,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import trtforge
+from tests.conftest import run_cli
 from trtforge.config import BuildConfig, Precision
 from trtforge.errors import TrtforgeError
 from trtforge.precision.fp16 import cast
 from trtforge.precision.ioformat import parse_formats
-from tests.conftest import run_cli
 
 
 def _scale_chain() -> onnx.ModelProto:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import onnx
 
     from trtforge.backends.cuda import Stream
-
     from trtforge.engine import Manifest
     from trtforge.precision.quantize import QuantFlavour
 
@@ -62,6 +61,8 @@ class DeviceRunner(Protocol):
 
     def outputs_host(self) -> dict[str, np.ndarray]: ...
 
+    def use_cuda_graph(self) -> None: ...  # capture enqueue once; later enqueues launch the graph
+
 
 def infer_on_device(runner: DeviceRunner, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One query through a device runner's phases, waited for: its ``infer``."""
@@ -76,6 +77,13 @@ def infer_on_device(runner: DeviceRunner, feeds: Mapping[str, np.ndarray]) -> di
 def is_device_runner(runner: object) -> bool:
     """Whether ``runner`` has the staged phases the harness times with CUDA events."""
     return isinstance(runner, DeviceRunner)
+
+
+@runtime_checkable
+class Describable(Protocol):
+    """A backend that can say what an engine holds beyond its manifest (IO formats, layers, profiles)."""
+
+    def describe(self, data: bytes) -> dict[str, object]: ...
 
 
 @runtime_checkable

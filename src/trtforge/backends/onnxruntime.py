@@ -24,10 +24,10 @@ import numpy as np
 import onnx
 
 from trtforge._host import usable_cores
+from trtforge.backends.base import BuiltEngine
 from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
-from trtforge.backends.base import BuiltEngine
 from trtforge.precision.quantize import QuantFlavour, cpu_flavour
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}

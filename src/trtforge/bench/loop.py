@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -185,16 +186,18 @@ def _device_stream(runner: DeviceRunner, feeds: Mapping[str, np.ndarray], index:
         retire()
 
 
-def _prepare_device(runners: Sequence[object], settings: BenchSettings, notes: list[str]) -> None:
+def _prepare_device(runners: Sequence[DeviceRunner], settings: BenchSettings, notes: list[str]) -> BenchSettings:
+    """``settings`` as they will hold: ``cuda_graph`` is false when a runner cannot capture one."""
     if not settings.cuda_graph:
-        return
+        return settings
     for runner in runners:
-        if getattr(runner, "supports_cuda_graph", False):
-            runner.use_cuda_graph()  # type: ignore[attr-defined]
-        else:
+        if not runner.supports_cuda_graph:
             notes.append("--cuda-graph: this runner cannot capture a CUDA graph, so it fell back to plain "
-                         "enqueue; the numbers are without a graph")
-            return
+                         "enqueue; the numbers are without a graph (recorded as cuda_graph: false)")
+            return replace(settings, cuda_graph=False)
+    for runner in runners:
+        runner.use_cuda_graph()
+    return settings
 
 
 def _run(runners: Sequence[object], feeds: Mapping[str, np.ndarray], settings: BenchSettings,
@@ -274,7 +277,7 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
     ctx.update(context or {})
     all_notes = list(notes)
     if is_device_runner(runners[0]):
-        _prepare_device(runners, settings, all_notes)
+        settings = _prepare_device(runners, settings, all_notes)  # type: ignore[arg-type]
     elif settings.gpu_only:
         raise TrtforgeError(f"{', '.join(settings.gpu_only)}: GPU options, but this engine runs on the CPU "
                             "(there is no CUDA graph or host-device copy to change); drop them, or build "

@@ -6,11 +6,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-
-
 from trtforge._host import usable_cores
 from trtforge.bench.stats import BOUND_FRACTION, DEFAULT_PERCENTILES, UNSTABLE_CV_PERCENT, Stats, percentile
 from trtforge.errors import TrtforgeError
+
 
 @dataclass(frozen=True)
 class BenchSettings:

@@ -55,8 +55,8 @@ def progress_bar():  # -> (callback, close)
 
 def run(args: argparse.Namespace) -> int:
     from trtforge.bench import BenchSettings, bench
-    from trtforge.cli.parse import percentiles
     from trtforge.bench.report import performance_summary, plot, write_json, write_times
+    from trtforge.cli.parse import percentiles
 
     settings = BenchSettings(args.warmup, args.iterations, args.duration, percentiles(args.percentile),
                              args.seed, streams=args.streams, threads=args.threads, cuda_graph=args.cuda_graph,

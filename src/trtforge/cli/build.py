@@ -70,8 +70,8 @@ _TRT_OPTIONS = ("workspace", "mem_pool", "timing_cache", "opt_level", "hardware_
 
 def tensorrt_options(args: argparse.Namespace):  # -> TensorRTOptions | None
     """The TensorRT builder settings given, or None when there are none."""
-    from trtforge.config import TensorRTOptions
     from trtforge.cli.parse import mem_pools, mib, names
+    from trtforge.config import TensorRTOptions
 
     if not any(getattr(args, name) for name in _TRT_OPTIONS) and args.opt_level is None:
         return None

@@ -42,10 +42,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def options_from_args(args: argparse.Namespace):  # -> DeployOptions
     from trtforge.bench import BenchSettings
-    from trtforge.config import CalibMethod, CalibrationConfig, Precision
     from trtforge.cli.convert import options_from_args as convert_options
-    from trtforge.deploy import DeployOptions
+    from trtforge.config import CalibMethod, CalibrationConfig, Precision
     from trtforge.data.preprocess import Preprocess
+    from trtforge.deploy import DeployOptions
 
     precisions = tuple(Precision.parse(p) for p in args.precision.split(",") if p.strip())
     preprocess = Preprocess.parse(args.preprocess) if args.preprocess else None

@@ -19,7 +19,7 @@ def mib(text: str, flag: str) -> int:
     """trtexec's pool sizes in bytes: a number in MiB, or with a suffix K/M/G (KiB/MiB/GiB)."""
     units = {"k": 1 / 1024, "m": 1, "g": 1024}
     text = text.strip().lower()
-    scale = units.get(text[-1:], None)
+    scale = units.get(text[-1:])
     number = text[:-1] if scale is not None else text
     try:
         value = float(number) * (scale or 1)

@@ -23,14 +23,14 @@ if TYPE_CHECKING:
     from trtforge.graph.verify import OutputCheck
 
 from trtforge.converters.base import (  # noqa: F401  (re-exported: the converters API)
-    Conversion,
-    ConvertOptions,
-    Converter,
+    _CONVERTERS,
     DEFAULT_OPSET,
     FORMS,
+    Conversion,
+    Converter,
+    ConvertOptions,
     Reference,
     TensorArg,
-    _CONVERTERS,
     _dims,
     _is_shape,
     import_file,
@@ -51,7 +51,10 @@ def converters() -> dict[str, Converter]:
 
 def _load_builtin() -> None:
     if not _CONVERTERS:
-        from trtforge.converters import tensorflow  # noqa: F401  (registers on import)
+        # Each registers its forms on import, in this order (TensorFlow's first, as the CLI lists them).
+        from trtforge.converters import tensorflow  # noqa: F401
+
+        # isort: split
         from trtforge.converters import pytorch  # noqa: F401
 
 

@@ -54,7 +54,7 @@ def split_items(text: str, what: str) -> list[tuple[str, str]]:
                 raise TrtforgeError(f"bad {what} {text!r}: item {item!r} needs NAME:DIMS, e.g. input:1x3x224x224")
         if not name.strip():
             raise TrtforgeError(f"bad {what} {text!r}: an item has an empty input name")
-        items.append((name.strip() if not text[i] == "'" else name, dims.strip()))
+        items.append((name.strip() if text[i] != "'" else name, dims.strip()))
         if comma < 0:
             break
         i = comma + 1

@@ -104,8 +104,8 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
 def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
                  model_sha: str, holdout: Holdout) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
-    from trtforge.precision import cache as calib_cache
     from trtforge.data.preprocess import Preprocess
+    from trtforge.precision import cache as calib_cache
 
     preprocess = calibration.preprocess
     assert preprocess is None or isinstance(preprocess, Preprocess)
@@ -143,7 +143,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
 def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
                holdout: Holdout) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.precision.calibrate import calibrate
-    from trtforge.precision.sources import calibration_source
+    from trtforge.precision.sources import CalibrationSource, calibration_source
 
     specs = graph_inputs(model)
     source = calibration_source(
@@ -166,7 +166,7 @@ def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
                            calibration.percentile, progress=advance)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
-    preprocess = getattr(source, "preprocess", None)
+    preprocess = source.preprocess if isinstance(source, CalibrationSource) else None
     facts: dict[str, object] = {
         "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
         "held_back_for_check": holdout.count() if holdout.held_back else 0,

@@ -18,7 +18,9 @@ import onnx
 
 from trtforge.config import CalibMethod
 from trtforge.graph.model import graph_inputs
-from trtforge.precision.sources import rebatch  # lives with the data sources; used below and by TensorRT 10's calibrator
+from trtforge.precision.sources import (
+    rebatch,  # lives with the data sources; used below and by TensorRT 10's calibrator
+)
 
 # Histogram sizes: ONNX Runtime's entropy default (128 bins) is coarse; TensorRT's entropy
 # calibrator uses 2048 bins and quantizes to 128 levels.  We follow TensorRT.  Percentile keeps

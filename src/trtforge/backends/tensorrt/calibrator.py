@@ -88,8 +88,8 @@ class _CalibrationFeed:
 
 def check_cache(calibration: CalibrationConfig, model_sha256: str) -> None:
     """Refuse a --calib-cache made for another model or preprocessing (before TensorRT reads it)."""
-    from trtforge.precision.cache import checked_facts
     from trtforge.data.preprocess import Preprocess
+    from trtforge.precision.cache import checked_facts
 
     path, preprocess = calibration.cache, calibration.preprocess
     if path is not None and path.is_file():

@@ -150,7 +150,7 @@ def _validity(runtime: trt.Runtime, data: bytes) -> tuple[str, list[str]] | None
     if not hasattr(runtime, "get_engine_validity"):
         return None
     validity, diagnostics = runtime.get_engine_validity(data)
-    bits = getattr(trt, "EngineInvalidityDiagnostics")
+    bits = getattr(trt, "EngineInvalidityDiagnostics")  # noqa: B009  (newer than the stubs)
     return validity.name, [n for n in dir(bits) if n.isupper() and int(diagnostics) & int(getattr(bits, n))]
 
 

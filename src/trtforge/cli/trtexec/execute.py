@@ -17,8 +17,8 @@ import numpy as np
 from trtforge.cli.parse import mem_pools, percentiles
 from trtforge.cli.trtexec.flags import ExecRequest
 from trtforge.config import BuildConfig, CalibrationConfig, Precision, TensorRTOptions
-from trtforge.graph.ranges import ShapeRange
 from trtforge.errors import TrtforgeError
+from trtforge.graph.ranges import ShapeRange
 
 if TYPE_CHECKING:
     from trtforge.bench import BenchSettings

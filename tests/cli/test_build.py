@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from tests.conftest import run_cli
 from tests.precision.models import residual_cnn, two_inputs
 

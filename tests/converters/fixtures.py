@@ -1,4 +1,4 @@
-"""The TensorFlow models, in every saved form, built once per session for tests/converters."""
+"""The TensorFlow models, in every saved form, built once per session (tests/converters, tests/cli)."""
 
 from __future__ import annotations
 

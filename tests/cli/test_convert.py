@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_subprocess
 
 
 def one_line_error(proc, code: int, *mentions: str) -> str:
@@ -27,8 +26,9 @@ def test_h5_with_custom_objects_prints_the_check(models: dict[str, Path], tmp_pa
 
 
 def test_h5_custom_layer_missing_names_the_class(models: dict[str, Path], tmp_path: Path) -> None:
+    # A fresh process: once a test registered the class with --custom-objects, Keras's registry knows it.
     out = tmp_path / "x.onnx"
-    one_line_error(run_cli("convert", str(models["custom_h5"]), "-o", str(out)), 2, "'Scale'", "--custom-objects")
+    one_line_error(run_cli_subprocess("convert", str(models["custom_h5"]), "-o", str(out)), 2, "'Scale'", "--custom-objects")
     assert not out.exists()
 
 

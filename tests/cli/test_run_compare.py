@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
 
 TEST_IMAGES = DIGITS / "test"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.conftest import run_cli
 
 FAST = ("--warmup", "0", "--duration", "0", "--no-progress")

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
 
 FAST_BENCH = ("--duration", "0.2", "--warmup", "20", "--iterations", "20")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from trtforge.cli.trtexec.execute import build_config
 from trtforge.cli.trtexec.flags import FLAGS, parse
 from trtforge.config import Precision
 from trtforge.errors import TrtforgeError
-from trtforge.cli.trtexec.execute import build_config
 from trtforge.precision.ioformat import IOFormat
 
 
