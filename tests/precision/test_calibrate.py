@@ -107,9 +107,9 @@ def test_memory_probe_sees_activations_held_by_a_calibrator(tmp_path) -> None:
 @pytest.mark.parametrize("method", [CalibMethod.ENTROPY, CalibMethod.PERCENTILE])
 def test_histograms_keep_their_bins_as_the_range_grows(method: CalibMethod) -> None:
     # ONNX Runtime added bins whenever a batch reached further (29 s for 20 images, 363 s for 50)
-    from trtforge.precision.calibrate import bounded_collector
-
     from types import SimpleNamespace
+
+    from trtforge.precision.calibrate import bounded_collector
 
     calibrator = SimpleNamespace(method=method.value, symmetric=True, num_bins=2048, num_quantized_bins=128,
                                  percentile=99.999, scenario="same")  # what bounded_collector reads off ORT's

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from trtforge._files import write_text_atomic
-    from trtforge.compare import Thresholds, compare, render
+    from trtforge.compare import compare, render
     from trtforge.errors import TrtforgeError
 
     if args.inputs and args.random:

@@ -76,8 +76,14 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                   flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
     from trtforge.precision.check import Holdout, verify
-    from trtforge.precision.quantize import (INT8_MIN_OPSET, ensure_opset, follow_exclusions, kept_float,
-                                             prepare, quantize)
+    from trtforge.precision.quantize import (
+        INT8_MIN_OPSET,
+        ensure_opset,
+        follow_exclusions,
+        kept_float,
+        prepare,
+        quantize,
+    )
 
     started = time.perf_counter()
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it

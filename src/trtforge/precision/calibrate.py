@@ -10,8 +10,8 @@ import contextlib
 import io
 import tempfile
 from collections.abc import Iterable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
