@@ -13,12 +13,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "trtforge"
 
 # Stage order, low to high: a module may import from its own stage or any lower one.
 LAYERS = [
-    {"errors", "_files", "_host", "config"},
+    {"errors", "_files", "_host", "config", "numbers"},
     {"data", "graph", "converters"},
     {"precision"},
     {"backends", "engine"},
     {"build"},
     {"bench", "run", "compare"},
+    {"serve"},
     {"deploy"},
     {"cli", "__main__"},
 ]

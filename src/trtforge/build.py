@@ -38,11 +38,17 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     from trtforge.precision import apply as precision
 
     config = settle(config or BuildConfig())
+    _check_outputs(onnx_path, output, config)
     backend = get_backend(config.backend)
     model = load_model(onnx_path)
     config = precision.resolve(config, model)
     flavour = backend.quant_flavour(config) if config.precision is Precision.INT8 else None
-    model, facts = precision.apply(model, config, flavour)
+    if config.max_accuracy_drop is not None:
+        from trtforge.precision.sensitivity import apply_budget
+
+        model, facts = apply_budget(model, config, flavour)  # type: ignore[arg-type]
+    else:
+        model, facts = precision.apply(model, config, flavour)
     started = time.perf_counter()
     built = backend.build(model, config)
     built.facts.update({k: v for k, v in facts.items() if k != "calibration" and v})
@@ -55,6 +61,20 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     )
     artifact.save(output, built.data, manifest)
     return manifest
+
+
+def _check_outputs(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], config: BuildConfig) -> None:
+    """Refuse an output (engine, manifest, caches) that is an input, before any work."""
+    from trtforge._files import check_outputs
+
+    calib, trt = config.calibration, config.tensorrt
+    cache = calib.cache if calib is not None else None
+    outputs: list[tuple[str, str | os.PathLike[str] | None]] = [
+        ("-o", output), ("-o (its manifest)", artifact.manifest_path(output)), ("--calib-cache", cache),
+        ("--calib-cache (its sidecar)", artifact.manifest_path(cache) if cache else None),
+        ("--timing-cache", getattr(trt, "timing_cache", None))]
+    loader = calib.loader.rpartition(":")[0] or calib.loader if calib is not None and calib.loader else None
+    check_outputs(outputs, [onnx_path, calib.data if calib is not None else None, loader])
 
 
 def load(engine_path: str | os.PathLike[str], **options: object) -> Runner:

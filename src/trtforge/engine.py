@@ -12,9 +12,10 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trtforge import __version__
-from trtforge._files import atomic_path, existing_file, sha256_bytes, sha256_file
+from trtforge._files import existing_file, has_sidecar, read_pair, sha256_file, write_pair
 from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
 
@@ -51,7 +52,7 @@ def kind_of(path: str | os.PathLike[str]) -> str:
     (SavedModel folder, Keras, TFLite, PyTorch...).
     """
     p = Path(path)
-    if manifest_path(p).exists() and not p.is_dir():
+    if not p.is_dir() and has_sidecar(p, manifest_path(p)):
         return "engine"
     return "onnx" if p.suffix.lower() == ".onnx" else "source"
 
@@ -91,59 +92,89 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, object], where: Path) -> Manifest:
-        try:
-            version = int(data["format_version"])  # type: ignore[call-overload]
-            if version > FORMAT_VERSION:
-                raise TrtforgeError(
-                    f"{where} was written by a newer trtforge (manifest format {version}); upgrade trtforge"
-                )
-            return cls(
-                backend=str(data["backend"]), backend_version=str(data["backend_version"]),
-                precision=str(data["precision"]), device=dict(data["device"]),  # type: ignore[call-overload]
-                inputs=[TensorSpec.from_json(t) for t in data["inputs"]],  # type: ignore[attr-defined]
-                outputs=[TensorSpec.from_json(t) for t in data["outputs"]],  # type: ignore[attr-defined]
-                build=dict(data["build"]),  # type: ignore[call-overload]
-                calibration=data.get("calibration"),  # type: ignore[arg-type]
-                source_sha256=str(data["source_sha256"]), engine_sha256=str(data["engine_sha256"]),
-                trtforge_version=str(data["trtforge_version"]), created=str(data["created"]),
-                format_version=version,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TrtforgeError(f"{where} is not a trtforge manifest (missing or bad field: {exc})") from None
+        """A manifest from its JSON, each field checked against the schema (one error naming the field)."""
+        version = _field(data, "format_version", int, where)
+        if version > FORMAT_VERSION:
+            raise TrtforgeError(f"{where} was written by a newer trtforge (manifest format {version}); upgrade trtforge")
+        text = {k: _field(data, k, str, where) for k in _TEXT_FIELDS}
+        calibration = data.get("calibration")
+        if calibration is not None and not isinstance(calibration, dict):
+            raise _bad_field(where, "calibration", "an object or null")
+        return cls(
+            device=_field(data, "device", dict, where), build=_field(data, "build", dict, where),
+            inputs=_tensors(data, "inputs", where), outputs=_tensors(data, "outputs", where),
+            calibration=calibration, format_version=version, **text,
+        )
+
+
+_TEXT_FIELDS = ("backend", "backend_version", "precision", "source_sha256", "engine_sha256",
+                "trtforge_version", "created")
+_TYPE_WORDS = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
+
+
+def _bad_field(where: Path, name: str, expected: str) -> TrtforgeError:
+    return TrtforgeError(f"{where} is not a valid trtforge manifest: field {name!r} must be {expected}; "
+                         "rebuild the engine with trtforge build")
+
+
+def _field(data: dict[str, object], name: str, kind: type, where: Path) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _bad_field(where, name, _TYPE_WORDS[kind])
+    return value
+
+
+def _tensors(data: dict[str, object], name: str, where: Path) -> list[TensorSpec]:
+    specs = []
+    for i, item in enumerate(_field(data, name, list, where)):
+        at = f"{name}[{i}]"
+        if not isinstance(item, dict):
+            raise _bad_field(where, at, "an object with name, dtype and shape")
+        tensor_name, dtype, shape = _field(item, "name", str, where), _field(item, "dtype", str, where), item.get("shape")
+        if not isinstance(shape, list) or not all(
+                (isinstance(d, int) and not isinstance(d, bool) and d >= -1) or isinstance(d, str) for d in shape):
+            raise _bad_field(where, f"{at}.shape", "a list of dimensions (integers or names)")
+        specs.append(TensorSpec(tensor_name, dtype, tuple(shape)))
+    return specs
 
 
 def save(engine_path: str | os.PathLike[str], data: bytes, manifest: Manifest) -> Path:
-    """Write the engine and then its manifest, each atomically."""
+    """Write the engine and its manifest as one unit (see :func:`trtforge._files.write_pair`)."""
     target = Path(engine_path)
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-        with atomic_path(manifest_path(target)) as mtmp:
-            mtmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    write_pair(target, data, manifest_path(target), json.dumps(manifest.to_json(), indent=2) + "\n")
     return target
 
 
-def read_manifest(engine_path: str | os.PathLike[str]) -> Manifest:
-    where = manifest_path(engine_path)
-    if not where.exists():
-        raise TrtforgeError(
-            f"no manifest beside {engine_path} (expected {where}); trtforge loads engines it built, "
-            "or rebuild this one with trtforge build"
-        )
+def parse_manifest(raw: bytes, where: Path) -> Manifest:
     try:
-        data = json.loads(where.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise TrtforgeError(f"{where} is not a trtforge manifest (not UTF-8 text); rebuild the engine") from None
+    except json.JSONDecodeError as exc:
         raise TrtforgeError(f"{where} is not readable JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise TrtforgeError(f"{where} is not a trtforge manifest")
+        raise TrtforgeError(f"{where} is not a trtforge manifest (expected a JSON object)")
     return Manifest.from_json(data, where)
+
+
+def read_manifest(engine_path: str | os.PathLike[str]) -> Manifest:
+    return read_verified(engine_path)[1]
 
 
 def read_verified(engine_path: str | os.PathLike[str]) -> tuple[bytes, Manifest]:
     """The engine's bytes and manifest, after checking the bytes against the manifest's sha256."""
     path = existing_file(engine_path, "engine")
-    manifest = read_manifest(path)
-    data = path.read_bytes()
-    digest = sha256_bytes(data)
+    where = manifest_path(path)
+    try:
+        data, digest, raw = read_pair(path, where)
+    except OSError as exc:
+        raise TrtforgeError(f"cannot read engine {path}: {exc.strerror or exc}") from None
+    if raw is None:
+        raise TrtforgeError(
+            f"no manifest beside {engine_path} (expected {where}); trtforge loads engines it built, "
+            "or rebuild this one with trtforge build"
+        )
+    manifest = parse_manifest(raw, where)
     if digest != manifest.engine_sha256:
         raise TrtforgeError(
             f"{path} does not match its manifest (sha256 {digest[:12]}..., manifest says "

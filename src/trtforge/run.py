@@ -151,6 +151,9 @@ def run(engine: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = 
         preprocess: Preprocess | None = None, output: str | os.PathLike[str] | None = None, *, random: int | None = None,
         limit: int | None = None, seed: int = 0) -> RunResult:
     """Run ``engine`` on every sample of ``inputs``; write the outputs to ``output`` (``.npz``) if given."""
+    from trtforge._files import check_outputs
+
+    check_outputs([("-o", output)], [engine, inputs])
     runner, described = open_runner(engine)
     notes: list[str] = []
     samples = load_samples(inputs, runner.inputs, preprocess, random, None, limit, seed, notes)  # type: ignore[attr-defined]

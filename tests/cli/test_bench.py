@@ -67,7 +67,7 @@ def test_inputs_file_and_dynamic_shapes(engines: dict[str, Path], tmp_path: Path
     (("--shapes", "nothere:1x1x32x32"), "no input named 'nothere'"),
     (("--batch", "2"), "fixed batch of 1"),
     (("--percentile", "150"), "bad percentile"),
-    (("--streams", "0"), "--streams must be at least 1"),
+    (("--streams", "0"), "--streams: 0 is out of range"),
 ])
 def test_bad_settings_are_one_line_exit_2(engines: dict[str, Path], args: tuple[str, ...], message: str,
                                          capsys: pytest.CaptureFixture[str]) -> None:

@@ -131,7 +131,7 @@ def test_compare_random_and_labels_from_file_names(engines: dict[str, Path], dig
     (("--inputs", "IMAGES"), "needs --preprocess"),
     ((), "no inputs"),
     (("--random", "2", "--inputs", "IMAGES"), "not both"),
-    (("--random", "2", "--min-cosine", "2"), "--min-cosine must be within"),
+    (("--random", "2", "--min-cosine", "2"), "--min-cosine: 2 is out of range"),
 ])
 def test_compare_bad_input_is_exit_2(engines: dict[str, Path], digits_bs1: Path, images: Path,
                                      args: tuple[str, ...], message: str,

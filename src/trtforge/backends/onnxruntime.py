@@ -97,8 +97,11 @@ class OnnxRuntimeBackend:
                     f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx for {'+'.join(fmt.formats)}"
                 )
         data = model.SerializeToString()
+        profiles = _checked_profiles(model, config)
         if config.device == "cuda":
-            return build_cuda(data)
+            built = build_cuda(data)
+            built.facts.update(profiles)
+            return built
         try:
             session = self._session(data, config.device)
         except TrtforgeError:
@@ -116,7 +119,8 @@ class OnnxRuntimeBackend:
                           "it is built as asked", stacklevel=2)
         runner = OnnxRuntimeRunner(session)
         return BuiltEngine(data, runner.inputs, runner.outputs,
-                           {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL"})
+                           {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL",
+                            **profiles})
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")
@@ -126,7 +130,27 @@ class OnnxRuntimeBackend:
             chosen = dict(recorded) if isinstance(recorded, dict) else cuda_provider_options()
             graph = options.get("cuda_graph")
             return OrtCudaRunner(data, chosen, None if graph is None else bool(graph))
-        return OnnxRuntimeRunner(self._session(data, device, int(str(threads)) if threads else None))
+        try:
+            session = self._session(data, device, int(str(threads)) if threads else None)
+        except TrtforgeError:
+            raise
+        except Exception as exc:  # bytes that match the manifest's sha but are no model
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TrtforgeError(f"onnxruntime cannot load this engine ({first}); rebuild it with trtforge build") from None
+        return OnnxRuntimeRunner(session)
+
+
+def _checked_profiles(model: onnx.ModelProto, config: BuildConfig) -> dict[str, object]:
+    """Shape profiles checked against the model's inputs (a user error if they do not fit), to record.
+
+    ONNX Runtime runs any shape without them; the engine's manifest keeps them as the range asked for.
+    """
+    if not config.profiles:
+        return {}
+    from trtforge.graph.model import graph_inputs
+    from trtforge.graph.ranges import validate_profiles
+
+    return {"profiles": [r.to_json() for r in validate_profiles(config.profiles, graph_inputs(model))]}
 
 
 def default_threads() -> int:

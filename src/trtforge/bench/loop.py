@@ -284,7 +284,7 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
                             "for --device cuda")
     specs = runners[0].inputs
     if feeds is None:
-        feeds = random_feeds(specs, concrete_shapes(specs, shapes, batch), settings.seed)
+        feeds = conform(random_feeds(specs, concrete_shapes(specs, shapes, batch), settings.seed), specs, "--random")
         ctx["input_source"] = f"random (seed {settings.seed})"
     elif isinstance(feeds, (str, os.PathLike)):
         ctx["input_source"] = os.fspath(feeds)

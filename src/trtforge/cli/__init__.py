@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
 from trtforge import __version__
+from trtforge._files import process_scratch
 from trtforge.errors import TrtforgeError
 
 # Subcommand name -> module under trtforge.cli with add_parser(subparsers) and run(args) -> int.
@@ -27,6 +30,9 @@ SUBCOMMANDS = {
     "deploy": "deploy",
     "run": "run",
     "compare": "compare",
+    "export": "export",
+    "serve": "serve",
+    "sensitivity": "sensitivity",
 }
 
 
@@ -52,26 +58,63 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.showwarning = _warning_line
-    parser = make_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    sigint = _SigInt()
     try:
-        if argv[:1] == ["exec"] and not {"-h", "--help"} & set(argv[1:]):
-            # trtexec's flags are not argparse's: hand them over untouched.
-            from trtforge.cli import trtexec
-
-            args = argparse.Namespace(command="exec", flags=argv[1:], run=trtexec.run)
-        else:
-            args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        return int(args.run(args) or 0)
-    except TrtforgeError as exc:
-        print(f"trtforge: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
+        with process_scratch():
+            return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BaseException as exc:
+        sigint.armed = False
+        # Ctrl-C can land anywhere: inside a lazy import (an ImportError follows) or native code
+        # (ONNX Runtime then fails "initialization", which reads as a user error): after a SIGINT,
+        # whatever escapes is the interruption.
+        if not (sigint.seen or isinstance(exc, KeyboardInterrupt)):
+            if isinstance(exc, TrtforgeError):
+                print(f"trtforge: error: {exc}", file=sys.stderr)
+                return exc.exit_code
+            raise
         print("trtforge: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # As the program (no argv), its work done: a Ctrl-C while the interpreter shuts down
+        # would only kill it by the signal, silently; ignore it. In process: put things back.
+        sigint.close(ignore_from_now=argv is None)
+
+
+def _dispatch(argv: list[str]) -> int:
+    parser = make_parser()
+    if argv[:1] == ["exec"] and not {"-h", "--help"} & set(argv[1:]):
+        # trtexec's flags are not argparse's: hand them over untouched.
+        from trtforge.cli import trtexec
+
+        args = argparse.Namespace(command="exec", flags=argv[1:], run=trtexec.run)
+    else:
+        args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.run(args) or 0)
+
+
+class _SigInt:
+    """Notes every SIGINT; the first raises KeyboardInterrupt (as Python's own handler does), later
+    ones (while the error is reported and temporaries removed) do not interrupt the cleanup."""
+
+    def __init__(self) -> None:
+        self.seen, self.armed, self.previous = 0, True, None
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) not in (
+                signal.SIG_IGN, None):  # else not ours to catch (another thread), or ignored on purpose (nohup)
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.seen += 1
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+    def close(self, ignore_from_now: bool) -> None:
+        self.armed = False
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_from_now else self.previous)
 
 
 if __name__ == "__main__":

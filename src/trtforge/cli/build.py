@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trtforge.numbers import SEED_MAX, int_arg, real_arg
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="build an engine from an ONNX model",
@@ -27,11 +29,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--preprocess", help="image preprocessing, e.g. 'color=gray,resize=32x32,scale=1/255,layout=nchw'; "
                      "resize=WxH[:stretch|fit|letterbox] or a mode alone for the model's input size; "
                      "also mean=, std= (per channel with :), dtype=")
-    cal.add_argument("--calib-num", type=int, default=500, help="samples to use at most (default 500)")
-    cal.add_argument("--calib-batch-size", type=int, default=8, help="samples per calibration batch (default 8)")
+    cal.add_argument("--calib-num", type=int_arg("--calib-num", 1, 10**7), default=500, help="samples to use at most (default 500)")
+    cal.add_argument("--calib-batch-size", type=int_arg("--calib-batch-size", 1, 1 << 16), default=8, help="samples per calibration batch (default 8)")
     cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
-    cal.add_argument("--calib-percentile", type=float, default=99.999, help="for --calib-method percentile")
-    cal.add_argument("--calib-seed", type=int, default=0, help="seed for sampling files beyond --calib-num")
+    cal.add_argument("--calib-percentile", type=real_arg("--calib-percentile", 0, 100, low_open=True), default=99.999, help="for --calib-method percentile")
+    cal.add_argument("--calib-seed", type=int_arg("--calib-seed", 0, SEED_MAX), default=0, help="seed for sampling files beyond --calib-num")
     cal.add_argument("--calib-cache", metavar="FILE",
                      help="TensorRT-format calibration cache: built from when it exists and matches the model and "
                      "preprocessing (facts in FILE.json), else written after calibrating")
@@ -42,19 +44,29 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    help="node names kept in FP32 (no Q/DQ, no FP16/BF16 cast)")
     q.add_argument("--exclude-op-types", default="", metavar="T1,T2",
                    help="op types kept in FP32, e.g. Softmax,Add")
+<<<<<<< HEAD
     q.add_argument("--allow-inaccurate", action="store_true",
                    help="keep an INT8 model that fails its self-check against FP32 on held-back calibration "
                    "samples (a loud warning, exit 0); without it such a build exits 1 naming outputs and nodes")
+=======
+    mixed = p.add_argument_group("INT8 within an accuracy budget (mixed precision)")
+    mixed.add_argument("--max-accuracy-drop", type=real_arg("--max-accuracy-drop", 0), metavar="P",
+                       help="largest error against FP32 on --val-data, in --metric units (top1: percentage points "
+                       "of changed top-1 answers); over it, the most sensitive units stay FP32")
+    mixed.add_argument("--val-data", help="validation images (folder, with --preprocess) or FILE.npz/.npy")
+    mixed.add_argument("--val-num", type=int_arg("--val-num", 1, 10**7), default=64, help="validation samples at most (default 64)")
+    mixed.add_argument("--metric", default="top1", help="top1 | cosine | max-abs | FILE.py:fn (default top1)")
+>>>>>>> main
     shapes = p.add_argument_group("shapes and IO (trtexec's --minShapes/--optShapes/--maxShapes, --inputIOFormats)")
     for kind in ("min", "opt", "max"):
         shapes.add_argument(f"--{kind}-shapes", action="append", default=[], metavar="NAME:DIMS[,...]",
                             help=f"{kind} shape per dynamic input, e.g. image:1x1x32x32; repeat for several profiles")
     trt = p.add_argument_group("TensorRT / TensorRT-RTX builder")
-    trt.add_argument("--workspace", type=float, metavar="MIB", help="workspace pool limit in MiB (trtexec --workspace)")
+    trt.add_argument("--workspace", type=real_arg("--workspace", 0, float(1 << 40), low_open=True), metavar="MIB", help="workspace pool limit in MiB (trtexec --workspace)")
     trt.add_argument("--mem-pool", metavar="POOL:SIZE[,...]",
                      help="pool limits, e.g. workspace:1024,tacticSharedMem:48K (MiB, or K/M/G)")
     trt.add_argument("--timing-cache", metavar="FILE", help="timing cache to load and save (TensorRT only)")
-    trt.add_argument("--opt-level", type=int, metavar="0-5", help="builder optimisation level")
+    trt.add_argument("--opt-level", type=int_arg("--opt-level", 0, 5), metavar="0-5", help="builder optimisation level")
     trt.add_argument("--hardware-compat", metavar="LEVEL", help="none | ampere+ | same-compute-capability")
     trt.add_argument("--version-compat", action="store_true", help="plan runs on later TensorRT versions")
     trt.add_argument("--profiling-verbosity", metavar="LEVEL", help="none | layer_names_only | detailed")
@@ -110,7 +122,12 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
         profiles=parse_profiles(args.min_shapes, args.opt_shapes, args.max_shapes),
         input_formats=parse_formats(args.input_formats), output_formats=parse_formats(args.output_formats),
         tensorrt=tensorrt_options(args), exclude_nodes=names(args.exclude_nodes),
+<<<<<<< HEAD
         exclude_op_types=names(args.exclude_op_types), allow_inaccurate=getattr(args, "allow_inaccurate", False),
+=======
+        exclude_op_types=names(args.exclude_op_types), max_accuracy_drop=args.max_accuracy_drop,
+        validation=Path(args.val_data) if args.val_data else None, metric=args.metric, val_num=args.val_num,
+>>>>>>> main
     )
     return settle(config)
 
@@ -131,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"calibrated on {cal['samples']} samples ({cal['method']})"
                   + (f"; wrote {cal['cache']} and {cal['cache']}.json" if cal.get("cache_written") else ""))
         print(f"Q/DQ flavour: {cal['flavour']['reason']}")  # type: ignore[index]
+    mixed = manifest.build.get("mixed")
+    if isinstance(mixed, dict):
+        print(f"mixed precision: {sum(1 + len(u['with']) for u in mixed['kept_float'])} unit(s) kept FP32, error {mixed['error']['mixed']:.4g} "
+              f"(all INT8 {mixed['error']['int8']:.4g}, budget {mixed['budget']:g}, {mixed['metric']})")
     cast = manifest.build.get("cast")
     if isinstance(cast, dict):
         kept = cast["kept"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trtforge.cli.run import add_inputs, preprocess_of
+from trtforge.numbers import SEED_MAX, int_arg, real_arg
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -20,11 +21,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     src.add_argument("--from", dest="source_format", help="source form, if it cannot be detected")
     src.add_argument("--inputs-as-nchw", default="", metavar="NAMES", help="inputs converted to NCHW")
     src.add_argument("--outputs-as-nchw", default="", metavar="NAMES", help="outputs converted to NCHW")
-    p.add_argument("--random", type=int, metavar="N", help="N seeded random samples instead of --inputs")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
+    p.add_argument("--random", type=int_arg("--random", 1, 1 << 24), metavar="N", help="N seeded random samples instead of --inputs")
+    p.add_argument("--seed", type=int_arg("--seed", 0, SEED_MAX), default=0, help="seed of --random (default 0)")
     p.add_argument("--labels", metavar="FILE", help="labels: FILE.csv (file,label) for an image folder, or .txt/"
                    ".npy in sample order; default: the folder's labels.csv, or <name>_<label> file names")
     t = p.add_argument_group("thresholds (exit 1 when exceeded)")
+<<<<<<< HEAD
     t.add_argument("--atol", type=float, help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
     t.add_argument("--rtol", type=float, help="relative tolerance")
     t.add_argument("--min-cosine", type=float, help="lowest cosine similarity allowed for any sample")
@@ -32,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    help="largest |a-b| allowed, as a fraction of the reference's range, per sample and per field "
                    "where an output mixes fields (boxes next to scores). With no threshold flag at all: "
                    "--min-cosine 0.9 --max-range-error 0.3")
+=======
+    t.add_argument("--atol", type=real_arg("--atol", 0), help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
+    t.add_argument("--rtol", type=real_arg("--rtol", 0), help="relative tolerance")
+    t.add_argument("--min-cosine", type=real_arg("--min-cosine", -1, 1), help="lowest cosine similarity allowed for any sample")
+>>>>>>> main
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the metrics as JSON")
     p.set_defaults(run=run)
 
@@ -39,10 +46,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+<<<<<<< HEAD
     from trtforge._files import write_text_atomic
     from trtforge.compare import compare, render
+=======
+    from trtforge._files import check_outputs, write_text_atomic
+    from trtforge.compare import Thresholds, compare, render
+>>>>>>> main
     from trtforge.errors import TrtforgeError
 
+    check_outputs([("--json", args.json_path)], [args.engine, args.reference, args.inputs, args.labels])
     if args.inputs and args.random:
         raise TrtforgeError("give --inputs or --random, not both")
     from trtforge.converters import ConvertOptions

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from trtforge.numbers import int_arg, real_arg
+
 FORMS = "savedmodel|keras|h5|pb|tflite|checkpoint|torch"
 
 
@@ -23,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def add_source_options(p: argparse.ArgumentParser) -> None:
     """The options that say how to read and convert a source model (shared with ``deploy``)."""
     p.add_argument("--from", dest="source_format", metavar=FORMS, help="source form, if it cannot be detected")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int_arg("--opset", 7, 30), default=None, help="ONNX opset (default 17)")
     p.add_argument("--inputs-as-nchw", default="", metavar="NAMES",
                    help="comma-separated rank-4 NHWC inputs to expose as NCHW (with or without ':0')")
     p.add_argument("--outputs-as-nchw", default="", metavar="NAMES", help="the same for rank-4 outputs")
@@ -42,8 +44,8 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
                     help="an input of module.py:factory (repeat or comma-separate), e.g. input:1x3x224x224")
     check = p.add_argument_group("verification")
     check.add_argument("--no-verify", action="store_true", help="skip the check against the source framework")
-    check.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (default 1e-4)")
-    check.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default 1e-3)")
+    check.add_argument("--atol", type=real_arg("--atol", 0), default=1e-4, help="absolute tolerance (default 1e-4)")
+    check.add_argument("--rtol", type=real_arg("--rtol", 0), default=1e-3, help="relative tolerance (default 1e-3)")
 
 
 def options_from_args(args: argparse.Namespace, batch: str | None = None):  # -> ConvertOptions

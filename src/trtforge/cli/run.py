@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from trtforge.numbers import int_arg
+
 if TYPE_CHECKING:
     from trtforge.data.preprocess import Preprocess
 
@@ -16,7 +18,7 @@ def add_inputs(p: argparse.ArgumentParser) -> None:
                    "or a folder of images (with --preprocess)")
     g.add_argument("--preprocess", metavar="SPEC", help="how images become inputs, the same spec as calibration, "
                    "e.g. color=gray,resize=32x32,scale=1/255,layout=nchw")
-    g.add_argument("--limit", type=int, metavar="N", help="use the first N samples only")
+    g.add_argument("--limit", type=int_arg("--limit", 1), metavar="N", help="use the first N samples only")
 
 
 def preprocess_of(args: argparse.Namespace) -> Preprocess | None:
@@ -31,10 +33,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        "output shapes and, for classifier-shaped outputs, the top-k classes per input.")
     p.add_argument("engine", help="engine built by trtforge build, or an ONNX model")
     add_inputs(p)
-    p.add_argument("--random", type=int, metavar="N", help="N seeded random samples instead of --inputs")
+    p.add_argument("--random", type=int_arg("--random", 1, 1 << 24), metavar="N", help="N seeded random samples instead of --inputs")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="write the outputs (first axis: samples)")
-    p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes shown per input (default 5)")
-    p.add_argument("--show", type=int, default=20, metavar="N", help="inputs shown at most (default 20)")
+    p.add_argument("--top-k", type=int_arg("--top-k", 1, 1 << 20), default=5, metavar="K", help="classes shown per input (default 5)")
+    p.add_argument("--show", type=int_arg("--show", 0), default=20, metavar="N", help="inputs shown at most (default 20)")
     p.set_defaults(run=run)
 
 

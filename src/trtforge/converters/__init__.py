@@ -58,6 +58,9 @@ def _load_builtin() -> None:
         from trtforge.converters import pytorch  # noqa: F401
 
 
+KERAS_FORMATS = ("keras", "h5")  # the formats --custom-objects applies to
+
+
 def detect_format(source: Path) -> str:
     for converter in converters().values():
         if converter.detect(source):
@@ -97,8 +100,11 @@ def convert(
     whose outputs differ from the source's beyond ``atol``/``rtol`` raises
     :class:`~trtforge.errors.VerificationError` and nothing is written.
     """
-    from trtforge._files import atomic_path
+    from trtforge._files import atomic_path, check_outputs
 
+    module = str(source).rpartition(":")[0] if is_module_factory(str(source)) else None
+    given = options.custom_objects if options else overrides.get("custom_objects")
+    check_outputs([("-o", output)], [module or source, given])
     options = replace(options or ConvertOptions(), **overrides) if overrides else (options or ConvertOptions())
     src = Path(source)
     check_source(src)
@@ -106,6 +112,9 @@ def convert(
     name = source_format or detect_format(src)
     if name not in table:
         raise TrtforgeError(f"unknown source format {name!r}; expected one of: {', '.join(table)}")
+    if options.custom_objects is not None and name not in KERAS_FORMATS:
+        raise TrtforgeError(f"--custom-objects is for Keras models (.keras, .h5), but {src} is a {name} source, "
+                            "which would not use it; drop the flag")
     if options.opset > table[name].max_opset:
         raise TrtforgeError(f"--opset {options.opset}: the {name} converter emits opsets up to "
                             f"{table[name].max_opset}; use 13..{table[name].max_opset} (default {DEFAULT_OPSET})")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtforge.errors import TrtforgeError
+from trtforge.numbers import LARGEST_DIM
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ def _dims(items: Iterable[str], text: str) -> tuple[int | None, ...]:
     for item in (i.strip() for i in items):
         if item in ("-1", "?", ""):
             dims.append(None)
-        elif item.isdigit() and int(item) > 0:
+        elif item.isascii() and item.isdigit() and len(item) <= 10 and 0 < int(item) <= LARGEST_DIM:
             dims.append(int(item))
         else:
             raise TrtforgeError(f"bad shape in {text!r}: expected dims like 1x3x224x224 (-1 for unknown)")

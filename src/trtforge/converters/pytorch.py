@@ -10,7 +10,9 @@ the model here.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,62 @@ def _is_torch(path: Path) -> bool:
     return path.suffix.lower() in (".pt2", ".pt", ".pth") or is_module_factory(str(path))
 
 
+class _NeedsPickle(Exception):
+    pass
+
+
+def _refuse_pickle(*_args: Any, **_kwargs: Any) -> Any:
+    raise _NeedsPickle()
+
+
+@contextlib.contextmanager
+def _never_unpickle(torch: Any) -> Iterator[None]:
+    """While loading a ``.pt2``: every ``torch.load`` is ``weights_only=True``; raw unpickling raises.
+
+    ``torch.export.load`` falls back to ``weights_only=False`` (and ``pickle.loads`` for opaque
+    constants) when a member is not plain tensors, which runs whatever the pickle says.
+    """
+    from torch.export.pt2_archive import _package
+
+    real_load, real_pickle, real_obj = torch.load, _package.pickle, torch._C._pickle_load_obj
+
+    def safe_load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        try:
+            return real_load(f, *args, **kwargs)
+        except Exception as exc:
+            if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+                raise _NeedsPickle() from None
+            raise
+
+    torch.load = safe_load
+    _package.pickle = type("_NoPickle", (), {"loads": staticmethod(_refuse_pickle)})  # type: ignore[assignment]
+    torch._C._pickle_load_obj = _refuse_pickle
+    try:
+        yield
+    finally:
+        torch.load, _package.pickle, torch._C._pickle_load_obj = real_load, real_pickle, real_obj
+
+
+def _load_program(torch: Any, source: Path) -> Any:
+    try:
+        with _never_unpickle(torch), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: noise here
+            return torch.export.load(str(source))
+    except _NeedsPickle:
+        raise TrtforgeError(
+            f"{source} holds pickled Python objects beyond plain tensors, and trtforge never unpickles "
+            f"(a pickle can run any code); re-export it with torch.export.save from a model whose "
+            f"weights, constants and example inputs are tensors, or pass FILE.py:FACTORY with --input-shape"
+        ) from None
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrtforgeError(f"{source} is not a torch.export ExportedProgram (.pt2): {first}") from None
+
+
 def _from_exported(torch: Any, source: Path) -> tuple[Any, list[TensorArg], set[str]]:
     """The program's module, its inputs, and the inputs whose batch it exported as symbolic."""
-    try:
-        program = torch.export.load(str(source))
-    except Exception as exc:
-        raise TrtforgeError(f"{source} is not a torch.export ExportedProgram (.pt2): {str(exc).splitlines()[0]}") from None
+    program = _load_program(torch, source)
     user = set(program.graph_signature.user_inputs)
     args, dynamic = [], set()
     for node in program.graph.nodes:

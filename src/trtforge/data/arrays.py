@@ -127,45 +127,14 @@ def engine_arrays(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) 
 
 def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where: str,
             notes: list[str] | None = None, samples: bool = False) -> Feeds:
-    """Check names and ranks against the engine's inputs, cast within a kind (reported in ``notes``).
+    """Feeds checked against the engine's inputs (see :func:`trtforge.data.check.check_feeds`).
 
     ``samples``: the first axis counts samples (run/compare feed them in chunks), so it may
     differ from a fixed batch.
     """
-    from trtforge.graph.model import resolve_input_name
+    from trtforge.data.check import check_feeds
 
-    names = [s.name for s in specs]
-    resolved: Feeds = {}
-    for key, value in feeds.items():
-        try:
-            resolved[resolve_input_name(key, names)] = value
-        except TrtforgeError:
-            if notes is not None:
-                notes.append(f"{where}: {key!r} is not an input of the engine; left out")
-    missing = [n for n in names if n not in resolved]
-    if missing:
-        raise TrtforgeError(f"{where} has no array for input(s) {', '.join(missing)}; "
-                            f"it holds: {', '.join(feeds) or 'nothing'}")
-    out: Feeds = {}
-    for spec in specs:
-        array = np.asarray(resolved[spec.name])
-        if array.ndim != len(spec.shape):
-            raise TrtforgeError(f"{where}: {spec.name!r} has shape {'x'.join(map(str, array.shape))}, but the "
-                                f"engine's input has {len(spec.shape)} dimensions ({spec.shape_text()})")
-        for axis, d in enumerate(spec.shape):
-            if isinstance(d, int) and d > 0 and array.shape[axis] != d and not (samples and axis == 0):
-                raise TrtforgeError(f"{where}: {spec.name!r} has shape {'x'.join(map(str, array.shape))}, but "
-                                    f"the engine's input is {spec.shape_text()} (dimension {axis} differs)")
-        dtype = _numpy_dtype(spec)
-        if array.dtype != dtype:
-            if array.dtype.kind != dtype.kind and not (array.dtype.kind in "iu" and dtype.kind in "iu"):
-                raise TrtforgeError(f"{where}: {spec.name!r} is {array.dtype}, the engine takes {dtype}; "
-                                    "convert it first (trtforge does not turn floats into ints or back)")
-            if notes is not None:
-                notes.append(f"input {spec.name!r} cast from {array.dtype} to {dtype}, the engine's input type")
-            array = array.astype(dtype)
-        out[spec.name] = np.ascontiguousarray(array)
-    return out
+    return check_feeds(feeds, specs, where, notes, samples)
 
 
 def _read_numpy(path: Path) -> object:

@@ -9,26 +9,27 @@ input's size) before any image is read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
+from trtforge.numbers import integer, real
 
 COLORS = ("gray", "rgb", "bgr")
 LAYOUTS = ("nchw", "nhwc")
 RESIZE_MODES = ("stretch", "fit", "letterbox")
+MAX_SIDE = 8192  # a resize target larger than this is a typo, and would need gigabytes per image
 LETTERBOX_FILL = 114  # the grey YOLO-style letterboxing pads with
 
 
 def _number(key: str, text: str) -> float:
     try:
-        top, slash, bottom = text.strip().partition("/")
-        return float(top) / float(bottom) if slash else float(Fraction(top))
-    except (ValueError, ZeroDivisionError):
-        raise TrtforgeError(f"bad --preprocess value {key}={text!r}: expected a number like 0.5 or 1/255") from None
+        return real(text, f"--preprocess {key}", fraction=True)
+    except TrtforgeError as exc:
+        raise TrtforgeError(f"bad --preprocess value {key}={text!r}: expected a finite number like 0.5 or 1/255 "
+                            f"({str(exc).split(': ', 1)[-1]})") from None
 
 
 def _numbers(key: str, text: str) -> tuple[float, ...]:
@@ -179,10 +180,12 @@ def _resize(value: str) -> dict[str, object]:
     out: dict[str, object] = {"resize": mode}
     if size_text:
         w, x, h = size_text.partition("x")
-        if not (x and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        try:
+            out["size"] = (integer(w, "width", 1, MAX_SIDE), integer(h, "height", 1, MAX_SIDE))
+        except TrtforgeError:
             raise TrtforgeError(
                 f"bad --preprocess resize {value!r}: expected WIDTHxHEIGHT[:MODE] like 224x224 or "
-                f"224x224:letterbox, or a mode alone ({'|'.join(RESIZE_MODES)}) to use the model's input size"
-            )
-        out["size"] = (int(w), int(h))
+                f"224x224:letterbox (sides 1 to {MAX_SIDE}), or a mode alone ({'|'.join(RESIZE_MODES)}) to use "
+                "the model's input size"
+            ) from None
     return out

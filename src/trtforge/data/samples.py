@@ -11,6 +11,7 @@ import numpy as np
 
 from trtforge.config import TensorSpec
 from trtforge.data.arrays import concrete_shapes, image_feeds, load_npz, random_feeds
+from trtforge.data.check import check_feeds
 from trtforge.data.labels import labels_for
 from trtforge.data.preprocess import Preprocess
 from trtforge.errors import TrtforgeError
@@ -45,7 +46,7 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
                 raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {spec.shape[0]}; "
                                     "pass --inputs FILE.npz instead")
         feeds = random_feeds(specs, {k: (random, *v[1:]) for k, v in shapes.items()}, seed)
-        return Samples(feeds, f"random (seed {seed})")
+        return Samples(check_feeds(feeds, specs, "--random", samples=True), f"random (seed {seed})")
     path = Path(source)
     if path.is_dir():
         feeds, files = image_feeds(path, specs, preprocess, limit)

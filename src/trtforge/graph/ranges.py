@@ -69,7 +69,7 @@ def split_items(text: str, what: str) -> list[tuple[str, str]]:
 
 def _dim(token: str, item: str, what: str, dynamic: bool) -> Dim:
     if _INT.fullmatch(token):
-        value = int(token)
+        value = int(token) if len(token) <= 12 else MAX_DIM + 1
         if 1 <= value <= MAX_DIM:
             return value
         raise TrtforgeError(f"bad {what} {item!r}: dimension {token} must be between 1 and {MAX_DIM}")

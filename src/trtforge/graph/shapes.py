@@ -19,7 +19,7 @@ import onnx
 
 from trtforge.errors import TrtforgeError
 from trtforge.graph.model import graph_inputs, graph_outputs, symbolic_infer
-from trtforge.graph.ranges import Dim, InputShapes, as_mapping
+from trtforge.graph.ranges import MAX_DIM, Dim, InputShapes, as_mapping
 
 DYNAMIC = "dynamic"
 
@@ -39,13 +39,16 @@ class Batch:
             return cls(None, dim_name)
         else:
             try:
-                value = int(str(text).strip())
+                digits = str(text).strip()
+                if not (digits.isascii() and len(digits) <= 12):
+                    raise ValueError(digits)
+                value = int(digits)
             except ValueError:
                 raise TrtforgeError(
                     f"bad batch {text!r}: expected a positive integer or 'dynamic'"
                 ) from None
-        if value is None or value < 1:
-            raise TrtforgeError(f"bad batch {text!r}: expected a positive integer or 'dynamic'")
+        if value is None or not 1 <= value <= MAX_DIM:
+            raise TrtforgeError(f"bad batch {str(text)[:40]!r}: expected an integer from 1 to {MAX_DIM} or 'dynamic'")
         return cls(value, dim_name)
 
     @property
@@ -232,7 +235,10 @@ def reshape(
     Nothing is written unless the result runs with ONNX Runtime at its declared shapes and
     matches the original sample by sample.
     """
+    from trtforge._files import check_outputs
     from trtforge.graph import verify as check
+
+    check_outputs([("-o", output)], [source])
     from trtforge.graph.model import load, save
 
     if batch is None and shapes is None and not simplify:

@@ -15,13 +15,14 @@ themselves hold ``:``, so a line is split at its last colon.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trtforge._files import write_text_atomic
+from trtforge._files import read_pair, write_pair, write_text_atomic
 from trtforge.errors import TrtforgeError
 
 # trtforge's calibration methods -> the calibrator names TensorRT writes.
@@ -93,6 +94,9 @@ class CalibrationCache:
             except ValueError:
                 raise TrtforgeError(f"{source}: line {number} has {value!r}, which is not a float32 bit pattern "
                                     "in 1 to 8 hex digits") from None
+            if not math.isfinite(scales[name]) or scales[name] < 0:
+                raise TrtforgeError(f"{source}: line {number} has scale {scales[name]} for {name!r}; a scale "
+                                    "must be finite and not negative: recalibrate, or fix that line")
         return cls(lines[0].strip(), scales)
 
 
@@ -139,23 +143,39 @@ class CacheFacts:
 
     @classmethod
     def from_json(cls, data: dict[str, object], source: str) -> CacheFacts:
-        try:
-            ranges = data.get("ranges") or {}
-            assert isinstance(ranges, dict)
-            return cls(str(data["model_sha256"]), str(data["method"]), data.get("preprocess"),  # type: ignore[arg-type]
-                       int(str(data["samples"])), data.get("data"),  # type: ignore[arg-type]
-                       {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()})
-        except (KeyError, TypeError, ValueError, IndexError, AssertionError) as exc:
-            raise TrtforgeError(f"{source}: not a trtforge calibration sidecar ({exc!r}); "
-                                "delete it to use the cache as a TensorRT-written one") from None
+        """The facts from a sidecar's JSON, each field checked (one error naming the field)."""
+        def bad(name: str, expected: str) -> TrtforgeError:
+            return TrtforgeError(f"{source}: not a valid trtforge calibration sidecar: field {name!r} must be "
+                                 f"{expected}; delete it to use the cache as a TensorRT-written one")
+
+        for name in ("model_sha256", "method"):
+            if not isinstance(data.get(name), str):
+                raise bad(name, "a string")
+        samples = data.get("samples")
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+            raise bad("samples", "a whole number")
+        preprocess, source_data = data.get("preprocess"), data.get("data")
+        if preprocess is not None and not isinstance(preprocess, dict):
+            raise bad("preprocess", "an object or null")
+        if source_data is not None and not isinstance(source_data, str):
+            raise bad("data", "a string or null")
+        ranges = data.get("ranges") or {}
+        if not isinstance(ranges, dict) or not all(
+                isinstance(v, list) and len(v) == 2 and all(_finite_number(x) for x in v) for v in ranges.values()):
+            raise bad("ranges", "an object of [min, max] pairs of finite numbers")
+        return cls(str(data["model_sha256"]), str(data["method"]), preprocess, samples, source_data,
+                   {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()})
+
+
+def _finite_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def write_cache_with_facts(path: str | os.PathLike[str], cache: CalibrationCache, facts: CacheFacts) -> None:
-    """The cache in TensorRT's format, then ``path.json`` with our facts (both atomic)."""
+    """The cache in TensorRT's format and ``path.json`` with our facts, as one unit (both or neither)."""
     import json
 
-    write_cache(path, cache)
-    write_text_atomic(sidecar_path(path), json.dumps(facts.to_json(), indent=2) + "\n")
+    write_pair(path, cache.to_text().encode("ascii"), sidecar_path(path), json.dumps(facts.to_json(), indent=2) + "\n")
 
 
 def read_facts(path: str | os.PathLike[str]) -> CacheFacts | None:
@@ -163,10 +183,13 @@ def read_facts(path: str | os.PathLike[str]) -> CacheFacts | None:
     import json
 
     side = sidecar_path(path)
-    if not side.exists():
+    if not Path(path).is_file():
         return None
     try:
-        data = json.loads(side.read_text())
+        raw = read_pair(path, side)[2]
+        if raw is None:
+            return None
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise TrtforgeError(f"cannot read calibration sidecar {side}: {exc}") from None
     if not isinstance(data, dict):

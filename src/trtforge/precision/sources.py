@@ -162,7 +162,11 @@ class LoaderSource:
                     f"--calib-loader {self.spec}: batch {index} has no array for input(s) {', '.join(missing)}; "
                     f"it holds: {', '.join(map(str, batch)) or 'nothing'}"
                 )
-            arrays = {n: np.asarray(batch[n]) for n in self.input_names}
+            try:
+                arrays = {n: np.asarray(batch[n]) for n in self.input_names}
+            except (ValueError, TypeError):
+                raise TrtforgeError(f"--calib-loader {self.spec}: batch {index} holds a ragged or non-numeric "
+                                    "value; expected one rectangular array per input") from None
             sizes = {len(a) if a.ndim else 0 for a in arrays.values()}
             if len(sizes) != 1 or 0 in sizes:
                 raise TrtforgeError(

@@ -49,7 +49,10 @@ class _CalibrationFeed:
         self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
         source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
                                     calibration.batch_size, calibration.seed) if calibration.data else None)
-        self.batches = rebatch(source.batches(), batch) if source else iter(())
+        from trtforge.data.check import checked_batches
+
+        checked = checked_batches(source.batches(), inputs, f"calibration data {calibration.data}") if source else ()
+        self.batches = rebatch(checked, batch) if source else iter(())
         self.staging: tuple[cuda.Stream, cuda.TensorBuffers] | None = None  # CUDA only once TensorRT asks
 
     def get_batch_size(self) -> int:

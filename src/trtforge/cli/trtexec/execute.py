@@ -198,8 +198,12 @@ def _export_layer_info(req: ExecRequest, engine: str) -> None:
 
 
 def execute(req: ExecRequest, out: TextIO) -> int:
+    from trtforge._files import check_outputs
     from trtforge.build import build
 
+    check_outputs([("--saveEngine", req.save_engine), ("--exportTimes", req.export_times),
+                   ("--exportOutput", req.export_output), ("--exportLayerInfo", req.export_layer_info)],
+                  [req.onnx, req.load_engine, req.load_inputs, req.calib_data, *req.plugins])
     print("&&&& RUNNING trtforge exec", file=out)
     engine = req.load_engine
     scratch = None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from trtforge.errors import TrtforgeError
+from trtforge.numbers import integer, real
 
 
 @dataclass
@@ -59,18 +60,20 @@ class ExecRequest:
     notes: list[str] = field(default_factory=list)
 
 
+# trtexec's numeric flags and their ranges: the shared strict parser (finite, ASCII, in range).
+_INT_RANGES = {"builderOptimizationLevel": (0, 5), "iterations": (1, 10**9), "avgRuns": (1, 10**6),
+               "streams": (1, 256), "infStreams": (1, 256)}
+_REAL_RANGES = {"workspace": (0.0, float(1 << 40)), "duration": (0.0, 86400.0), "warmUp": (0.0, 3.6e6)}
+
+
 def _int(flag: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise TrtforgeError(f"--{flag}={value!r}: expected an integer") from None
+    low, high = _INT_RANGES.get(flag, (None, None))
+    return integer(value, f"--{flag}", low, high)
 
 
 def _float(flag: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise TrtforgeError(f"--{flag}={value!r}: expected a number") from None
+    low, high = _REAL_RANGES.get(flag, (None, None))
+    return real(value, f"--{flag}", low, high, low_open=flag == "workspace")
 
 
 def _set(attr: str, convert: Callable[[str, str], object] | None = None) -> Callable[[ExecRequest, str, str], None]:
