@@ -145,3 +145,16 @@ def _strict():  # the self-check's default thresholds
     from trtforge.precision.check import Thresholds
 
     return Thresholds()
+
+
+def test_a_float_node_reads_the_activation_the_placement_folded() -> None:
+    # ONNX Runtime drops a ReLU before its Q (the clamp does its work): an excluded reader would get
+    # the values before the ReLU
+    x = {"x": np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)}
+    prepared = prepare(residual_cnn())
+    ranges = calibrate(prepared, [x], CalibMethod.MINMAX)
+    q = quantize(prepared, ranges, cpu_flavour(), ("block_conv2",))
+    conv2 = next(n for n in q.graph.node if n.name == "block_conv2")
+    assert _producers(q)[conv2.input[0]].op_type == "Relu"
+    ref, got = run(prepared, x)["y"], run(q, x)["y"]
+    assert compare_output("y", ref, got, _strict()).worst_cosine > 0.95

@@ -26,19 +26,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--labels", metavar="FILE", help="labels: FILE.csv (file,label) for an image folder, or .txt/"
                    ".npy in sample order; default: the folder's labels.csv, or <name>_<label> file names")
     t = p.add_argument_group("thresholds (exit 1 when exceeded)")
-<<<<<<< HEAD
-    t.add_argument("--atol", type=float, help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
-    t.add_argument("--rtol", type=float, help="relative tolerance")
-    t.add_argument("--min-cosine", type=float, help="lowest cosine similarity allowed for any sample")
+    t.add_argument("--atol", type=real_arg("--atol", 0), help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
+    t.add_argument("--rtol", type=real_arg("--rtol", 0), help="relative tolerance")
+    t.add_argument("--min-cosine", type=real_arg("--min-cosine", -1, 1), help="lowest cosine similarity allowed for any sample")
     t.add_argument("--max-range-error", type=float, metavar="FRACTION",
                    help="largest |a-b| allowed, as a fraction of the reference's range, per sample and per field "
                    "where an output mixes fields (boxes next to scores). With no threshold flag at all: "
                    "--min-cosine 0.9 --max-range-error 0.3")
-=======
-    t.add_argument("--atol", type=real_arg("--atol", 0), help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
-    t.add_argument("--rtol", type=real_arg("--rtol", 0), help="relative tolerance")
-    t.add_argument("--min-cosine", type=real_arg("--min-cosine", -1, 1), help="lowest cosine similarity allowed for any sample")
->>>>>>> main
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the metrics as JSON")
     p.set_defaults(run=run)
 
@@ -46,13 +40,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-<<<<<<< HEAD
-    from trtforge._files import write_text_atomic
-    from trtforge.compare import compare, render
-=======
     from trtforge._files import check_outputs, write_text_atomic
-    from trtforge.compare import Thresholds, compare, render
->>>>>>> main
+    from trtforge.compare import compare, render
     from trtforge.errors import TrtforgeError
 
     check_outputs([("--json", args.json_path)], [args.engine, args.reference, args.inputs, args.labels])

@@ -87,7 +87,6 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
 
     started = time.perf_counter()
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
-<<<<<<< HEAD
     model, upgraded_from = ensure_opset(model)  # before calibrating: a refusal costs nothing
     if upgraded_from is not None:
         print(f"note: upgraded the model from opset {upgraded_from} to {INT8_MIN_OPSET} for INT8 (per-channel "
@@ -99,21 +98,6 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["check"] = verify(model, quantized, holdout.feeds() or _cached_check_feeds(model, config),
                             str(calibration.data or calibration.loader), holdout.held_back, config.allow_inaccurate)
-=======
-    model = prepare(model)
-    ranges, facts = _int8_ranges(model, calibration, model_sha)
-    names, types = {n.name for n in model.graph.node}, {n.op_type for n in model.graph.node}
-    fused = [n for n in config.exclude_nodes if n not in names]  # folded into a neighbour by prepare()
-    if fused:
-        print(f"note: excluded node(s) {', '.join(fused)} were fused into their neighbours before "
-              "quantization; exclude the Conv they joined to keep them float", file=sys.stderr)
-    quantized = quantize(model, ranges, flavour, tuple(n for n in config.exclude_nodes if n in names),
-                         tuple(t for t in config.exclude_op_types if t in types))
-    if config.exclude_nodes or config.exclude_op_types:
-        from trtforge.precision.sensitivity import restore_activations
-
-        quantized = restore_activations(model, quantized)  # a float reader must not see pre-ReLU values
->>>>>>> main
     facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
                   "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
                   "kept_float": kept_float(model, ranges), "opset_upgraded_from": upgraded_from})
@@ -124,7 +108,7 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
 
 
 def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
-                 model_sha: str, holdout: Holdout) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+                 model_sha: str, holdout: Holdout | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
     from trtforge.data.preprocess import Preprocess
     from trtforge.precision import cache as calib_cache
@@ -162,14 +146,9 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
     return ranges, facts
 
 
-<<<<<<< HEAD
 def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
-               holdout: Holdout) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
-=======
-def _calibrate(model: onnx.ModelProto,
-               calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+               holdout: Holdout | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.data.check import checked_batches
->>>>>>> main
     from trtforge.precision.calibrate import calibrate
     from trtforge.precision.sources import CalibrationSource, calibration_source
 
@@ -190,20 +169,16 @@ def _calibrate(model: onnx.ModelProto,
                   f"{said - started:.0f} s", file=sys.stderr, flush=True)
 
     with _progress(source.total, f"calibrating ({calibration.method})") as bar:
-<<<<<<< HEAD
-        ranges = calibrate(model, holdout.split(source.batches(), source.total), calibration.method,
-                           calibration.percentile, progress=advance)
-=======
         batches = checked_batches(source.batches(), specs, f"calibration data {source.describe()}")
-        ranges = calibrate(model, batches, calibration.method, calibration.percentile,
-                           progress=advance)
->>>>>>> main
+        if holdout is not None:  # the self-check's samples
+            batches = holdout.split(batches, source.total)
+        ranges = calibrate(model, batches, calibration.method, calibration.percentile, progress=advance)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
     preprocess = source.preprocess if isinstance(source, CalibrationSource) else None
     facts: dict[str, object] = {
         "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
-        "held_back_for_check": holdout.count() if holdout.held_back else 0,
+        "held_back_for_check": holdout.count() if holdout is not None and holdout.held_back else 0,
         "method": str(calibration.method), "batch_size": calibration.batch_size,
         "preprocess": preprocess.to_json() if preprocess else None,
     }

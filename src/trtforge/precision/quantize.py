@@ -151,6 +151,7 @@ def quantize(
         _fuse_residual_adds(out)
     _keep_float_inputs(out, set(exclude_nodes), {*exclude_op_types, *FLOAT_OPS})
     _keep_float_outputs(out, model)
+    _restore_read_activations(out, model)
     return out
 
 
@@ -228,6 +229,19 @@ def _keep_float_outputs(model: onnx.ModelProto, original: onnx.ModelProto) -> No
     _drop_unused_qdq(graph)
 
 
+def _restore_read_activations(model: onnx.ModelProto, original: onnx.ModelProto) -> None:
+    """Put back each ReLU/Clip the placement dropped where a float node (excluded, kept float) reads
+    its output: that node would otherwise read the values before the activation (the same rule as
+    :func:`trtforge.precision.sensitivity.restore_activations`, which found it)."""
+    graph = model.graph
+    present = {n.name for n in graph.node}
+    writer = {out: n for n in graph.node for out in n.output}
+    for act in (n for n in original.graph.node if n.op_type in _FOLDABLE and n.name not in present):
+        readers = [n for n in graph.node if act.output[0] in n.input]
+        if act.output[0] in writer and any(r.op_type != "QuantizeLinear" for r in readers):
+            _restore_activation(model, original, act, writer[act.output[0]])
+
+
 def _restore_activation(model: onnx.ModelProto, original: onnx.ModelProto, activation: onnx.NodeProto,
                         source: onnx.NodeProto) -> None:
     output = activation.output[0]
@@ -236,7 +250,8 @@ def _restore_activation(model: onnx.ModelProto, original: onnx.ModelProto, activ
     restored = onnx.NodeProto()
     restored.CopyFrom(activation)
     restored.input[0] = before
-    model.graph.node.append(restored)
+    at = next(i for i, n in enumerate(model.graph.node) if before in n.output)
+    model.graph.node.insert(at + 1, restored)  # right after its producer: the graph stays sorted
     have = {i.name for i in model.graph.initializer}
     model.graph.initializer.extend(i for i in original.graph.initializer
                                    if i.name in restored.input[1:] and i.name not in have)
