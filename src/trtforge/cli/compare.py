@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     t.add_argument("--atol", type=real_arg("--atol", 0), help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
     t.add_argument("--rtol", type=real_arg("--rtol", 0), help="relative tolerance")
     t.add_argument("--min-cosine", type=real_arg("--min-cosine", -1, 1), help="lowest cosine similarity allowed for any sample")
-    t.add_argument("--max-range-error", type=float, metavar="FRACTION",
+    t.add_argument("--max-range-error", type=real_arg("--max-range-error", 0), metavar="FRACTION",
                    help="largest |a-b| allowed, as a fraction of the reference's range, per sample and per field "
                    "where an output mixes fields (boxes next to scores). With no threshold flag at all: "
                    "--min-cosine 0.9 --max-range-error 0.3")
