@@ -17,7 +17,7 @@ LAYERS = [
     {"data", "graph", "converters"},
     {"precision"},
     {"backends", "engine"},
-    {"build"},
+    {"build", "sensitivity"},
     {"bench", "run", "compare"},
     {"serve"},
     {"deploy"},

@@ -31,6 +31,10 @@ from trtforge.errors import TrtforgeError
 from trtforge.precision.quantize import QuantFlavour, cpu_flavour
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# Session config entries of every CPU engine, recorded in its manifest and applied at load.
+# Intra-op worker threads sleep rather than spin while they wait for work: on a CPU shared with
+# other work, spinning threads take the cores the busy ones need (benchmarks/ort_load.py, issue 17).
+CPU_SESSION_CONFIG: Mapping[str, str] = {"session.intra_op.allow_spinning": "0"}
 
 
 def _specs(args: list) -> list[TensorSpec]:  # list[onnxruntime.NodeArg]
@@ -71,7 +75,8 @@ class OnnxRuntimeBackend:
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
         return cpu_flavour()
 
-    def _session(self, data: bytes, device: str, threads: int | None = None):
+    def _session(self, data: bytes, device: str, threads: int | None = None,
+                 config: Mapping[str, object] | None = None):
         import onnxruntime as ort
 
         provider = _PROVIDERS.get(device)
@@ -87,6 +92,8 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        for key, value in (config or {}).items():
+            options.add_session_config_entry(key, str(value))
         return ort.InferenceSession(data, options, providers=[provider])
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
@@ -103,7 +110,7 @@ class OnnxRuntimeBackend:
             built.facts.update(profiles)
             return built
         try:
-            session = self._session(data, config.device)
+            session = self._session(data, config.device, config=CPU_SESSION_CONFIG)
         except TrtforgeError:
             raise
         except Exception as exc:
@@ -120,7 +127,7 @@ class OnnxRuntimeBackend:
         runner = OnnxRuntimeRunner(session)
         return BuiltEngine(data, runner.inputs, runner.outputs,
                            {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL",
-                            **profiles})
+                            "runtime_settings": dict(CPU_SESSION_CONFIG), **profiles})
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")
@@ -130,8 +137,10 @@ class OnnxRuntimeBackend:
             chosen = dict(recorded) if isinstance(recorded, dict) else cuda_provider_options()
             graph = options.get("cuda_graph")
             return OrtCudaRunner(data, chosen, None if graph is None else bool(graph))
+        recorded = manifest.build.get("runtime_settings")  # engines before issue 17: ONNX Runtime's defaults
+        config = recorded if isinstance(recorded, dict) else None
         try:
-            session = self._session(data, device, int(str(threads)) if threads else None)
+            session = self._session(data, device, int(str(threads)) if threads else None, config)
         except TrtforgeError:
             raise
         except Exception as exc:  # bytes that match the manifest's sha but are no model

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from trtforge.config import CalibMethod, CalibrationConfig, Precision
     from trtforge.data.preprocess import Preprocess
     from trtforge.errors import TrtforgeError
-    from trtforge.precision.sensitivity import plot, sensitivity
+    from trtforge.sensitivity import plot, sensitivity
 
     if Precision.parse(args.precision) is not Precision.INT8:
         raise TrtforgeError(f"--precision {args.precision}: sensitivity measures INT8 units only; FP16 drift is "

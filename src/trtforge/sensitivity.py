@@ -103,7 +103,7 @@ class SensitivityResult:
 # --------------------------------------------------------------------------- metrics
 
 def _first_classifier(outputs: Mapping[str, np.ndarray]) -> str | None:
-    from trtforge.run import is_classifier
+    from trtforge.data.arrays import is_classifier
 
     return next((k for k, v in outputs.items() if is_classifier(np.asarray(v))), None)
 
@@ -329,7 +329,7 @@ class Prepared:
 
     def quantized(self, float_units: Sequence[Unit] = (), only: Unit | None = None) -> onnx.ModelProto:
         """All units INT8 but ``float_units``; or, with ``only``, that unit alone INT8."""
-        from trtforge.precision.quantize import quantize
+        from trtforge.precision.quantize import quantize, restore_activations
 
         keep = [u for u in self.units if u is not only] if only is not None else list(float_units)
         nodes = tuple(n for u in keep for n in u.nodes)
@@ -339,37 +339,6 @@ class Prepared:
             warnings.simplefilter("ignore")  # "stay in floating point because ... no range": expected here
             quantized = quantize(self.model, self.ranges, self.flavour, nodes)
         return restore_activations(self.model, quantized) if nodes else quantized
-
-
-def restore_activations(source: onnx.ModelProto, quantized: onnx.ModelProto) -> onnx.ModelProto:
-    """Put back each ReLU/Clip that ONNX Runtime's Q/DQ placement removed where a float node reads it.
-
-    The placement drops an activation before its QuantizeLinear (the Q's clamp does the same work) and
-    gives the op before it the activation's output name; a node kept float that read that tensor would
-    then read the values before the activation (found by ``tests/precision/test_sensitivity.py``). In place.
-    """
-    graph = quantized.graph
-    present = {n.name for n in graph.node}
-    inits = {i.name for i in graph.initializer}
-    source_inits = {i.name: i for i in source.graph.initializer}
-    outputs = {o.name for o in graph.output}
-    for act in (n for n in source.graph.node if n.op_type in ("Relu", "Clip") and n.name not in present):
-        tensor = act.output[0]
-        readers = [n for n in graph.node if tensor in n.input]
-        if tensor not in outputs and all(r.op_type == "QuantizeLinear" for r in readers):
-            continue
-        at = next((i for i, n in enumerate(graph.node) if tensor in n.output), None)
-        if at is None:
-            continue
-        producer = graph.node[at]
-        producer.output[list(producer.output).index(tensor)] = f"{tensor}_before_{act.op_type}"
-        restored = onnx.NodeProto()
-        restored.CopyFrom(act)
-        restored.input[0] = f"{tensor}_before_{act.op_type}"
-        graph.node.insert(at + 1, restored)
-        graph.initializer.extend(source_inits[t] for t in restored.input[1:] if t and t in source_inits
-                                 and t not in inits)
-    return quantized
 
 
 def prepare_int8(model: onnx.ModelProto, calibration: CalibrationConfig, flavour: QuantFlavour) -> Prepared:

@@ -14,7 +14,7 @@ from tests.precision.outlier_models import OUTLIER_UNIT, inputs, outlier_channel
 from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
 from trtforge.errors import TrtforgeError
 from trtforge.precision.quantize import TENSORRT_FLAVOUR, cpu_flavour
-from trtforge.precision.sensitivity import Evaluator, cosine, layer_of, prepare_int8, sensitivity, units
+from trtforge.sensitivity import Evaluator, cosine, layer_of, prepare_int8, sensitivity, units
 
 
 @pytest.fixture(scope="module")
