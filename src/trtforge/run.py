@@ -21,7 +21,7 @@ from trtforge.config import TensorSpec
 from trtforge.data import Samples, load_samples
 from trtforge.data.arrays import is_classifier
 from trtforge.data.preprocess import Preprocess
-from trtforge.data.samples import sample_count, take
+from trtforge.data.samples import output_axis, sample_count, take
 from trtforge.errors import TrtforgeError
 from trtforge.graph.batch import batch_axes
 
@@ -112,14 +112,6 @@ def _chunk_size(specs: Sequence[TensorSpec], axes: Mapping[str, int | None]) -> 
     return None
 
 
-def _output_axis(value: np.ndarray, size: int) -> int | None:
-    """An output's batch axis: 0 when it has the chunk's size, else the first axis that does
-    (a state ``[layers, batch, ...]``), else none (the output does not follow the batch)."""
-    if value.ndim and value.shape[0] == size:
-        return 0
-    return next((a for a, d in enumerate(value.shape) if d == size), None)
-
-
 def run_samples(runner: Runner, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every sample through ``runner``, in chunks it accepts, each input cut along its own batch
     axis; outputs by name, joined along theirs (first axis for images, axis 1 for a state)."""
@@ -141,7 +133,7 @@ def run_samples(runner: Runner, feeds: Mapping[str, np.ndarray]) -> dict[str, np
         out = runner.infer(chunk)  # type: ignore[attr-defined]
         for name, value in out.items():
             value = np.asarray(value)
-            axis = out_axes.setdefault(name, _output_axis(value, len(index)))
+            axis = out_axes.setdefault(name, output_axis(value, len(index)))
             results.setdefault(name, []).append(take(value, axis, slice(0, real)))
     return {k: v[0] if out_axes[k] is None else np.concatenate(v, axis=out_axes[k]) for k, v in results.items()}
 

@@ -95,3 +95,11 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
         values, where = labels_for(path.parent, [Path(str(i)) for i in range(len(samples))], labels)
         samples.labels, samples.labels_source = values, where
     return samples
+
+
+def output_axis(value: np.ndarray, size: int) -> int | None:
+    """An output's batch axis: 0 when it has the chunk's size, else the first axis that does
+    (a state ``[layers, batch, ...]``), else none (the output does not follow the batch)."""
+    if value.ndim and value.shape[0] == size:
+        return 0
+    return next((a for a, d in enumerate(value.shape) if d == size), None)

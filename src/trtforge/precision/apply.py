@@ -93,7 +93,9 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
               "Q/DQ); checked: same outputs on random inputs", file=sys.stderr)
     source, model = model, prepare(model)
     excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
-    holdout = Holdout()
+    from trtforge.graph.batch import batch_axes
+
+    holdout = Holdout(axes=batch_axes(graph_inputs(model)))  # a state's samples on axis 1; a scalar whole
     ranges, facts = _int8_ranges(model, calibration, model_sha, holdout)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["check"] = verify(model, quantized, holdout.feeds() or _cached_check_feeds(model, config),
