@@ -153,3 +153,4 @@ def get_backend(name: str) -> Backend:
 register_backend("onnxruntime", "trtforge.backends.onnxruntime:OnnxRuntimeBackend")
 register_backend("tensorrt", "trtforge.backends.tensorrt:full")
 register_backend("tensorrt-rtx", "trtforge.backends.tensorrt:rtx")
+register_backend("openvino", "trtforge.backends.openvino:OpenVinoBackend")
