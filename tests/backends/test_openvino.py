@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
 
 pytest.importorskip("openvino")
@@ -74,6 +73,17 @@ def test_bench_and_streams(engines: dict[str, Path], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(report.read_text())
     assert data["context"]["backend"] == "openvino" and data["settings"]["streams"] == 2
+    assert data["context"]["runtime_settings"]["INFERENCE_NUM_THREADS"] == str(data["context"]["threads"])
+
+
+def test_onnxruntime_cpu_sessions_block_instead_of_spinning(digits_bs1: Path, tmp_path: Path) -> None:
+    engine, report = tmp_path / "d.engine", tmp_path / "b.json"
+    assert run_cli("build", str(digits_bs1), "-o", str(engine)).returncode == 0
+    assert _manifest(engine)["build"]["session_config"]["session.intra_op.allow_spinning"] == "0"
+    proc = run_cli("bench", str(engine), "--warmup", "0", "--duration", "0.1", "--json", str(report))
+    assert proc.returncode == 0, proc.stderr
+    settings = json.loads(report.read_text())["context"]["runtime_settings"]
+    assert settings["session.intra_op.allow_spinning"] == settings["session.inter_op.allow_spinning"] == "0"
 
 
 @pytest.mark.parametrize("args, words", [

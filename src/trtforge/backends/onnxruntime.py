@@ -31,6 +31,10 @@ from trtforge.errors import TrtforgeError
 from trtforge.precision.quantize import QuantFlavour, cpu_flavour
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# CPU sessions: worker threads block instead of spin-waiting between ops. ORT's default spinning
+# burns the cores another process wants; on a shared 2-core machine a spinning 2-thread session ran
+# 2.7x slower than a blocking one, quiet or loaded (benchmarks/cpu_load.py, RESULTS.md, issue 17).
+CPU_SESSION_CONFIG = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
 
 
 def _specs(args: list) -> list[TensorSpec]:  # list[onnxruntime.NodeArg]
@@ -44,6 +48,7 @@ def _specs(args: list) -> list[TensorSpec]:  # list[onnxruntime.NodeArg]
 class OnnxRuntimeRunner:
     def __init__(self, session) -> None:  # session: onnxruntime.InferenceSession
         self.session = session
+        self.settings: dict[str, object] = _settings(session.get_session_options())
         self.inputs = _specs(session.get_inputs())
         self.outputs = _specs(session.get_outputs())
         self._output_names = [o.name for o in self.outputs]
@@ -51,6 +56,17 @@ class OnnxRuntimeRunner:
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self.session.run(self._output_names, dict(feeds))
         return dict(zip(self._output_names, results))
+
+
+def _settings(options) -> dict[str, object]:  # options: onnxruntime.SessionOptions
+    """The session's thread count and spinning entries, as bench records them."""
+    settings: dict[str, object] = {"intra_op_num_threads": options.intra_op_num_threads}
+    for key in CPU_SESSION_CONFIG:
+        try:
+            settings[key] = options.get_session_config_entry(key)
+        except RuntimeError:  # not set: ORT's default (spinning on)
+            settings[key] = "ORT default"
+    return settings
 
 
 class OnnxRuntimeBackend:
@@ -87,6 +103,9 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if device == "cpu":
+            for key, value in CPU_SESSION_CONFIG.items():
+                options.add_session_config_entry(key, value)
         return ort.InferenceSession(data, options, providers=[provider])
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
@@ -120,7 +139,7 @@ class OnnxRuntimeBackend:
         runner = OnnxRuntimeRunner(session)
         return BuiltEngine(data, runner.inputs, runner.outputs,
                            {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL",
-                            **profiles})
+                            "session_config": CPU_SESSION_CONFIG, **profiles})
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")

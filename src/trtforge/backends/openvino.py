@@ -117,7 +117,7 @@ class OpenVinoRunner:
 
     def __init__(self, compiled: Any, properties: Mapping[str, str], names: tuple[list[str], list[str]]) -> None:
         self.compiled = compiled
-        self.properties = dict(properties)
+        self.settings: dict[str, object] = dict(properties)  # the compile properties; bench records them
         self.inputs = _specs(list(compiled.inputs), names[0])
         self.outputs = _specs(list(compiled.outputs), names[1])
         self._request = compiled.create_infer_request()

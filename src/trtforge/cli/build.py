@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("model", help="ONNX model")
     p.add_argument("-o", "--output", required=True, help="engine file to write (manifest: OUTPUT.json)")
     p.add_argument("--backend", default="onnxruntime",
-                   help="onnxruntime | tensorrt | tensorrt-rtx | auto (TensorRT with a GPU, else onnxruntime)")
+                   help="onnxruntime | openvino | tensorrt | tensorrt-rtx | auto (TensorRT with a GPU, else onnxruntime)")
     p.add_argument("--device", default="cpu", help="device for the backend (default: cpu)")
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16 | int8 (default: fp32)")
     p.add_argument("--input-format", "--input-formats", "--inputIOFormats", dest="input_formats",
