@@ -28,12 +28,13 @@ def settle(config: BuildConfig) -> BuildConfig:
         found = " (--backend auto found no TensorRT with a GPU)" if config.backend == "auto" else ""
         raise TrtforgeError(f"TensorRT builder options were given, but the backend is {backend}{found}, which "
                             "has none; use --backend tensorrt or tensorrt-rtx, or drop them")
-    return config if backend == config.backend else dataclasses.replace(config, backend=backend)
+    return config if backend == config.backend else dataclasses.replace(config, backend=backend, auto=True)
 
 
 def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
           config: BuildConfig | None = None) -> artifact.Manifest:
     """Build an engine from ``onnx_path`` into ``output`` (+ ``output.json``); returns its manifest."""
+    from trtforge.backends import choose
     from trtforge.graph.model import load as load_model
     from trtforge.precision import apply as precision
 
@@ -45,7 +46,10 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     flavour = backend.quant_flavour(config) if config.precision is Precision.INT8 else None
     model, facts = precision.apply(model, config, flavour)
     started = time.perf_counter()
-    built = backend.build(model, config)
+    if config.auto and config.backend == "onnxruntime" and config.device == "cpu" and choose.openvino_available():
+        backend, built = choose.fastest(model, config)  # both built and timed; the faster kept
+    else:
+        built = backend.build(model, config)
     built.facts.update({k: v for k, v in facts.items() if k != "calibration" and v})
     manifest = artifact.Manifest(
         backend=backend.name, backend_version=backend.version(), precision=str(config.precision),

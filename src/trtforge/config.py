@@ -144,6 +144,9 @@ class BuildConfig:
     exclude_op_types: tuple[str, ...] = ()
     tensorrt: TensorRTOptions | None = None
     """TensorRT / TensorRT-RTX builder settings; other backends refuse or ignore them, saying so."""
+    auto: bool = False
+    """Set when ``backend`` was resolved from ``auto``: on the CPU, build picks the faster of
+    onnxruntime and openvino by timing both (when openvino is installed)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))  # "fp16" is accepted too

@@ -96,3 +96,14 @@ def test_refusals_are_one_line_exit_2(digits_bs1: Path, tmp_path: Path, args: tu
     proc = run_cli("build", str(digits_bs1), "-o", str(out), "--backend", "openvino", *args)
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_auto_on_cpu_times_both_and_keeps_the_faster(digits_bs1: Path, tmp_path: Path) -> None:
+    engine = tmp_path / "auto.engine"
+    proc = run_cli("build", str(digits_bs1), "-o", str(engine), "--backend", "auto")
+    assert proc.returncode == 0, proc.stderr
+    manifest = _manifest(engine)
+    auto = manifest["build"]["auto"]
+    assert set(auto["median_ms"]) == {"onnxruntime", "openvino"} and all(v > 0 for v in auto["median_ms"].values())
+    assert manifest["backend"] == auto["chosen"] == min(auto["median_ms"], key=auto["median_ms"].get)
+    assert run_cli("run", str(engine), "--random", "1").returncode == 0
