@@ -36,9 +36,9 @@ from trtforge.precision.quantize import QuantFlavour
 _MAGIC = b"TRTFORGE-OPENVINO-IR1\n"
 _PIP = "pip install 'trtforge[openvino]'"
 
-# OpenVINO's LPT reads U8 activations / S8 symmetric per-channel weights natively (oneDNN's
-# u8s8 kernels). Full 8-bit weights: measured on this AVX2-only EPYC (benchmarks/RESULTS.md,
-# issue 17), OpenVINO keeps the results close to FP32 with them, and 7-bit weights gained no speed.
+# OpenVINO's low-precision transformations take U8 activations and S8 symmetric per-channel
+# weights as its own quantizer (NNCF) writes them, into oneDNN's u8s8 kernels. Full 8-bit weights,
+# as NNCF's default; the alternatives (7-bit weights, S8 activations) were not measured (issue 17).
 OPENVINO_FLAVOUR = QuantFlavour(
     "openvino-cpu", "uint8", "int8", False, True, False,
     "OpenVINO CPU: U8 activations, S8 per-channel weights (full 8 bits); its low-precision "
