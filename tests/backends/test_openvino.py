@@ -107,3 +107,21 @@ def test_auto_on_cpu_times_both_and_keeps_the_faster(digits_bs1: Path, tmp_path:
     assert set(auto["median_ms"]) == {"onnxruntime", "openvino"} and all(v > 0 for v in auto["median_ms"].values())
     assert manifest["backend"] == auto["chosen"] == min(auto["median_ms"], key=auto["median_ms"].get)
     assert run_cli("run", str(engine), "--random", "1").returncode == 0
+
+
+def test_exec_builds_and_benches_with_openvino(digits_bs1: Path, tmp_path: Path) -> None:
+    engine = tmp_path / "e.ov"
+    proc = run_cli("exec", f"--onnx={digits_bs1}", "--backend=openvino", f"--saveEngine={engine}",
+                   "--duration=0.1", "--warmUp=0")
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+    assert _manifest(engine)["backend"] == "openvino"
+
+
+def test_without_openvino_one_line_names_the_pip_command(digits_bs1: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what `import openvino` meets when it is not installed
+    proc = run_cli("build", str(digits_bs1), "-o", str(tmp_path / "x.ov"), "--backend", "openvino")
+    assert proc.returncode == 2 and "pip install 'trtforge[openvino]'" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
