@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[tf,torch,rtx,slim,openvino,dev]'
+	$(BIN)/python -m pip install -q -e '.[tf,torch,rtx,slim,serve,openvino,dev]'
 	# tensorrt-stubs declares a dependency on full TensorRT, which pip cannot install here;
 	# it is only read by mypy, so it goes in without its dependencies.
 	$(BIN)/python -m pip install -q --no-deps 'tensorrt-stubs==10.13.0.35.1'

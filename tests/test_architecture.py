@@ -17,8 +17,9 @@ LAYERS = [
     {"data", "graph", "converters"},
     {"precision"},
     {"backends", "engine"},
-    {"build"},
+    {"build", "sensitivity"},
     {"bench", "run", "compare"},
+    {"serve"},
     {"deploy"},
     {"cli", "__main__"},
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("tensorflow", "torch", "tensorrt", "tensorrt_rtx", "onnxruntime", "tf2onnx")
+HEAVY = ("tensorflow", "torch", "tensorrt", "tensorrt_rtx", "onnxruntime", "tf2onnx", "openvino")
 
 
 def test_import_and_help_do_not_load_heavy_frameworks() -> None:

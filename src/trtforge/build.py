@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from trtforge import engine as artifact
 from trtforge._files import sha256_bytes
 from trtforge._host import usable_cores
 from trtforge.backends.base import Forkable, Runner, auto_backend, get_backend
-from trtforge.config import BuildConfig, Precision
+from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TENSORRT_FAMILY = ("tensorrt", "tensorrt-rtx")
 
@@ -28,28 +34,42 @@ def settle(config: BuildConfig) -> BuildConfig:
         found = " (--backend auto found no TensorRT with a GPU)" if config.backend == "auto" else ""
         raise TrtforgeError(f"TensorRT builder options were given, but the backend is {backend}{found}, which "
                             "has none; use --backend tensorrt or tensorrt-rtx, or drop them")
-    return config if backend == config.backend else dataclasses.replace(config, backend=backend, auto=True)
+    if config.backend == "auto" and backend == "onnxruntime" and config.device == "cpu" and _openvino_imports():
+        return config  # stays auto: build() measures ONNX Runtime and OpenVINO and keeps the faster
+    return config if backend == config.backend else dataclasses.replace(config, backend=backend)
+
+
+CPU_CANDIDATES = ("onnxruntime", "openvino")
+
+
+def _openvino_imports() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
           config: BuildConfig | None = None) -> artifact.Manifest:
     """Build an engine from ``onnx_path`` into ``output`` (+ ``output.json``); returns its manifest."""
-    from trtforge.backends import choose
     from trtforge.graph.model import load as load_model
     from trtforge.precision import apply as precision
 
     config = settle(config or BuildConfig())
     _check_outputs(onnx_path, output, config)
+    if config.backend == "auto":
+        return _build_fastest(onnx_path, output, config)
     backend = get_backend(config.backend)
     model = load_model(onnx_path)
     config = precision.resolve(config, model)
     flavour = backend.quant_flavour(config) if config.precision is Precision.INT8 else None
-    model, facts = precision.apply(model, config, flavour)
-    started = time.perf_counter()
-    if config.auto and config.backend == "onnxruntime" and config.device == "cpu" and choose.openvino_available():
-        backend, built = choose.fastest(model, config)  # both built and timed; the faster kept
+    if config.max_accuracy_drop is not None:
+        from trtforge.sensitivity import apply_budget
+
+        model, facts = apply_budget(model, config, flavour)  # type: ignore[arg-type]
     else:
-        built = backend.build(model, config)
+        model, facts = precision.apply(model, config, flavour)
+    started = time.perf_counter()
+    built = backend.build(model, config)
     built.facts.update({k: v for k, v in facts.items() if k != "calibration" and v})
     manifest = artifact.Manifest(
         backend=backend.name, backend_version=backend.version(), precision=str(config.precision),
@@ -60,6 +80,66 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     )
     artifact.save(output, built.data, manifest)
     return manifest
+
+
+def _build_fastest(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
+                   config: BuildConfig) -> artifact.Manifest:
+    """``--backend auto`` on a CPU with OpenVINO: build with each CPU backend, time them in
+    alternating rounds at batch 1 on the usable cores, keep the faster, record both medians."""
+    import tempfile
+    from pathlib import Path
+
+    from trtforge.data.arrays import random_feeds
+    from trtforge.graph.model import graph_inputs
+    from trtforge.graph.model import load as load_model
+
+    shapes = _auto_shapes(graph_inputs(load_model(onnx_path)), config)  # before any build: a user error is cheap
+    with tempfile.TemporaryDirectory(prefix=".trtforge-auto-", dir=Path(output).parent) as scratch:
+        paths = {name: Path(scratch) / f"{name}.engine" for name in CPU_CANDIDATES}
+        for name, path in paths.items():
+            build(onnx_path, path, dataclasses.replace(config, backend=name))
+        runners = {name: load(path) for name, path in paths.items()}
+        feeds = random_feeds(runners[CPU_CANDIDATES[0]].inputs, shapes, seed=0)
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(_AUTO_ROUNDS):
+            for name, runner in runners.items():
+                times[name].append(_median_ms(runner, feeds, _AUTO_ROUND_S))
+        medians = {name: round(statistics.median(t), 4) for name, t in times.items()}
+        chosen = min(medians, key=medians.__getitem__)
+        data, manifest = artifact.read_verified(paths[chosen])
+    manifest.build["auto"] = {"chosen": chosen, "median_ms": medians,
+                              "how": f"{_AUTO_ROUNDS} alternating rounds of {_AUTO_ROUND_S}s per backend, batch 1, "
+                                     "random inputs, each backend's default threads; the median of the round medians"}
+    artifact.save(output, data, manifest)
+    return manifest
+
+
+def _auto_shapes(specs: list[TensorSpec], config: BuildConfig) -> dict[str, tuple[int, ...]]:
+    """Input shapes for timing: batch 1, other dynamic dims from the first profile's opt shapes."""
+    from trtforge.data.arrays import concrete_shapes
+
+    given = config.profiles[0].validate(specs).opt if config.profiles else {}
+    try:
+        shapes = {**concrete_shapes([s for s in specs if s.name not in given]), **given}
+    except TrtforgeError as exc:
+        raise TrtforgeError(f"--backend auto times both CPU engines, but {str(exc).split(';')[0]}; give it with "
+                            "--opt-shapes NAME:DIMS, or choose --backend onnxruntime or openvino") from None
+    return shapes
+
+
+_AUTO_ROUNDS = 5
+_AUTO_ROUND_S = 0.2
+
+
+def _median_ms(runner: Runner, feeds: Mapping[str, np.ndarray], seconds: float) -> float:
+    runner.infer(feeds)
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while not times or time.perf_counter() < end:
+        start = time.perf_counter()
+        runner.infer(feeds)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
 
 
 def _check_outputs(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], config: BuildConfig) -> None:

@@ -122,7 +122,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thresholds: Thresholds,
                    labels: np.ndarray | None = None) -> OutputMetrics:
-    from trtforge.run import is_classifier
+    from trtforge.data.arrays import is_classifier
 
     a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a64.shape != b64.shape:

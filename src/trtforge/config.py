@@ -144,12 +144,26 @@ class BuildConfig:
     exclude_op_types: tuple[str, ...] = ()
     tensorrt: TensorRTOptions | None = None
     """TensorRT / TensorRT-RTX builder settings; other backends refuse or ignore them, saying so."""
-    auto: bool = False
-    """Set when ``backend`` was resolved from ``auto``: on the CPU, build picks the faster of
-    onnxruntime and openvino by timing both (when openvino is installed)."""
+    max_accuracy_drop: float | None = None
+    """INT8 only: the largest error against FP32 on ``validation`` (in ``metric``'s units: top1 in
+    percentage points of changed top-1 answers); over it, the most sensitive units stay FP32."""
+    validation: Path | None = None
+    """Validation samples (image folder with the calibration's preprocessing, or .npz/.npy)."""
+    metric: str = "top1"
+    """top1 | cosine | max-abs | FILE.py:function (outputs, reference) -> error."""
+    val_num: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))  # "fp16" is accepted too
+        if self.validation is not None and not isinstance(self.validation, Path):
+            object.__setattr__(self, "validation", Path(self.validation))
+        if self.max_accuracy_drop is not None:
+            if self.precision is not Precision.INT8:
+                raise TrtforgeError(f"--max-accuracy-drop searches INT8 mixes; it does nothing for {self.precision}")
+            if self.max_accuracy_drop < 0:
+                raise TrtforgeError(f"--max-accuracy-drop must not be negative, got {self.max_accuracy_drop}")
+            if self.validation is None:
+                raise TrtforgeError("--max-accuracy-drop needs --val-data DIR|FILE.npz to measure the drop on")
         if self.precision is Precision.INT8 and self.calibration is None:
             raise TrtforgeError(
                 "INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy"

@@ -90,6 +90,8 @@ class EngineReport:
     drop_points: float | None = None
     passed: bool | None = None
     why: str = ""
+    mixed: dict[str, object] | None = None
+    """INT8 with --max-accuracy-drop: the manifest's ``build.mixed`` (units kept float, candidates)."""
 
 
 @dataclass
@@ -223,6 +225,9 @@ def _build_command(onnx: str, engine: str, precision: Precision, options: Deploy
         if spec:
             words += ["--preprocess", spec]
         words += ["--calib-method", calibration.method, "--calib-num", calibration.num]
+        if options.max_accuracy_drop is not None:
+            words += ["--max-accuracy-drop", options.max_accuracy_drop, "--val-data",
+                      Path(engine).parent / "validation.npz", "--val-num", "1000000"]
     return _quote(*words)
 
 
@@ -358,7 +363,7 @@ def _engines(model: Path, model_text: str, options: DeployOptions, calibration: 
                              calibration=calibration if precision is Precision.INT8 else None)
         _say(f"[deploy] building {precision} ({options.backend}, {options.device})")
         started = time.perf_counter()
-        trtforge.build(model, stage / name, config)
+        mixed = _build_engine(model, stage / name, config, options, validation, stage)
         build_s = time.perf_counter() - started
         commands.append(_build_command(model_text, str(final / name), precision, options, options.calibration))
         runner = trtforge.load(stage / name)
@@ -376,9 +381,33 @@ def _engines(model: Path, model_text: str, options: DeployOptions, calibration: 
         p99 = result.latency.percentiles.get(99.0, result.latency.max)
         report = EngineReport(str(precision), name, (stage / name).stat().st_size, round(build_s, 3),
                               result.latency.median, p99, result.qps, result.samples_per_s, acc,
-                              0.0 if precision is Precision.FP32 else _drop(acc, ref_acc))
+                              0.0 if precision is Precision.FP32 else _drop(acc, ref_acc), mixed=mixed)
         report.passed, report.why = _judge(report, options.max_accuracy_drop)
         yield report
+
+
+def _build_engine(model: Path, engine: Path, config: BuildConfig, options: DeployOptions,
+                  validation: Validation, stage: Path) -> dict[str, object] | None:
+    """Build ``engine``; INT8 with a budget searches a mixed model first (top-1 changes vs FP32 on the
+    validation samples), and falls back to plain INT8, saying so, when no mix meets the budget."""
+    import trtforge
+    from trtforge.errors import VerificationError
+
+    if config.precision is not Precision.INT8 or options.max_accuracy_drop is None:
+        trtforge.build(model, engine, config)
+        return None
+    val = stage / "validation.npz"  # kept in OUTDIR: the recorded build command reads it
+    np.savez(val, **{k: np.concatenate([s[k] for s in validation.samples]) for k in validation.samples[0]})
+    mixed = replace(config, max_accuracy_drop=options.max_accuracy_drop, validation=val, metric="top1",
+                    val_num=len(validation.samples))
+    try:
+        trtforge.build(model, engine, mixed)
+    except VerificationError as exc:
+        _say(f"[deploy] mixed INT8: {exc}; building plain INT8 for the report")
+        trtforge.build(model, engine, config)
+        return {"failed": str(exc)}
+    facts = json.loads(Path(f"{engine}.json").read_text())["build"].get("mixed")
+    return facts if isinstance(facts, dict) else None
 
 
 def _judge(report: EngineReport, limit: float | None) -> tuple[bool | None, str]:
@@ -444,6 +473,7 @@ def _markdown(report: DeployReport) -> str:
              report_table(report), ""]
     if report.selected:
         lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
+    lines += _mixed_markdown(report)
     lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
     if "held out" in str(v["source"]):
         lines += [f"deploy calibrated on the images of the calibration folder that were not held out "
@@ -451,6 +481,30 @@ def _markdown(report: DeployReport) -> str:
     if report.settings.get("command"):
         lines += ["This report was written by:", "", "```", str(report.settings["command"]), "```", ""]
     return "\n".join(lines)
+
+
+def _mixed_markdown(report: DeployReport) -> list[str]:
+    """The mixed-precision search's candidates (accuracy vs latency), where INT8 had a budget."""
+    lines: list[str] = []
+    for e in report.engines:
+        m = e.mixed
+        if not m:
+            continue
+        if "failed" in m:
+            lines += ["## Mixed INT8", "", f"No mix met the budget: {m['failed']}", ""]
+            continue
+        err, lat = m["error"], m["latency_ms"]
+        assert isinstance(err, dict) and isinstance(lat, dict) and isinstance(m["kept_float"], list)
+        lines += ["## Mixed INT8 (--max-accuracy-drop)", "",
+                  f"{len(m['kept_float'])} of {m['units']} unit(s) kept FP32; changed top-1 answers vs fp32 "
+                  f"in points; latency: {m['latency_measured']}.", "",
+                  "| candidate | top-1 changed (points) | latency (ms) |", "|---|---|---|"]
+        lines += [f"| {k} | {err[k]:.2f} | {lat[k]:.3f} |" for k in ("fp32", "int8", "mixed")]
+        lines += ["", "| unit kept float | op | layer | alone | gain |", "|---|---|---|---|---|"]
+        lines += [f"| `{u['name']}` | {u['op_type']} | {u['layer'] or '-'} | {u['error_alone']:.2f} | "
+                  f"{u['gain']:.2f} |" for u in m["kept_float"]]
+        lines.append("")
+    return lines
 
 
 def _plots(report: DeployReport, stage: Path) -> list[str]:
@@ -485,7 +539,24 @@ def _plots(report: DeployReport, stage: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(stage / "accuracy_vs_latency.png", dpi=100)
     plt.close(fig)
-    return ["latency.png", "accuracy_vs_latency.png"]
+    return ["latency.png", "accuracy_vs_latency.png", *_sensitivity_plot(report, stage)]
+
+
+def _sensitivity_plot(report: DeployReport, stage: Path) -> list[str]:
+    """The INT8 search's per-unit errors in graph order, where it ran."""
+    from trtforge.sensitivity import SensitivityResult, Unit, UnitError, plot
+
+    mixed = next((e.mixed for e in report.engines if e.mixed and "ranking" in e.mixed), None)
+    if mixed is None:
+        return []
+    ranking, errors = mixed["ranking"], mixed["error"]
+    assert isinstance(ranking, list) and isinstance(errors, dict)
+    result = SensitivityResult(
+        str(mixed["metric"]), "", str(mixed["scheme"]), int(str(mixed["samples"])), float(errors["int8"]),
+        tuple(UnitError(Unit(r["name"], r["op_type"], (r["name"],), r["layer"], i), r["error"])
+              for i, r in enumerate(ranking)), {})
+    plot(result, stage / "sensitivity.png")
+    return ["sensitivity.png"]
 
 
 def _write_report(report: DeployReport, stage: Path) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from trtforge.config import TensorSpec
 from trtforge.data import Samples, load_samples
+from trtforge.data.arrays import is_classifier
 from trtforge.data.preprocess import Preprocess
 from trtforge.errors import TrtforgeError
 
@@ -121,12 +122,6 @@ def run_samples(runner: Runner, feeds: Mapping[str, np.ndarray]) -> dict[str, np
         for name, value in out.items():
             results.setdefault(name, []).append(np.asarray(value)[:real])
     return {k: np.concatenate(v) for k, v in results.items()}
-
-
-def is_classifier(output: np.ndarray) -> bool:
-    """Scores per class: (samples, classes) with more than one class, trailing 1-dims allowed."""
-    flat = output.reshape(output.shape[0], -1) if output.ndim >= 2 else output
-    return output.ndim >= 2 and flat.shape[1] > 1 and all(d == 1 for d in output.shape[2:])
 
 
 @dataclass

@@ -236,3 +236,16 @@ def test_tensorrt_options_with_a_backend_that_has_none_are_refused(digits_bs1: P
                        "--workspace", "64")
         assert proc.returncode == 2 and "TensorRT builder options were given" in proc.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_mixed_int8_model_builds_with_tensorrt_rtx(tmp_path: Path) -> None:
+    """The budgeted search in the TensorRT flavour: the culprit Conv stays float, the plan builds."""
+    from tests.precision.outlier_models import OUTLIER_UNIT, inputs, outlier_channel_model
+
+    model = outlier_channel_model(tmp_path / "outlier.onnx", batch=4)
+    calibration = CalibrationConfig(data=inputs(tmp_path / "calib.npz", 16, 1), method=CalibMethod.MINMAX)
+    manifest, plan = _build(model, tmp_path / "mixed.plan", precision=Precision.INT8, calibration=calibration,
+                            max_accuracy_drop=0.01, metric="cosine", validation=inputs(tmp_path / "val.npz", 16, 2))
+    mixed = manifest["build"]["mixed"]
+    assert plan and manifest["calibration"]["flavour"]["name"] == "tensorrt"
+    assert [u["name"] for u in mixed["kept_float"]] == [OUTLIER_UNIT] and mixed["error"]["mixed"] <= 0.01

@@ -17,10 +17,20 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_cli("deploy", str(DIGITS / "saved_model"), "-o", str(out), "--inputs-as-nchw", "image",
                    "--batch", "1", "--precision", "fp32,int8", "--calib-data", str(DIGITS / "calib"),
                    "--preprocess", DIGITS_PREPROCESS, "--val-data", str(DIGITS / "test"),
-                   "--max-accuracy-drop", "1.5", "--select", "fastest", *FAST_BENCH)
+                   "--max-accuracy-drop", "1.5", "--select", "fastest", "--triton", str(out.parent / "repo"),
+                   *FAST_BENCH)
     assert proc.returncode == 0, proc.stderr
     assert "| precision |" in proc.stdout
     return out
+
+
+def test_deploy_triton_exports_the_selected_engine(deployed: Path) -> None:
+    from trtforge.serve.triton_config import parse_config
+
+    model = deployed.parent / "repo" / "out"
+    config = parse_config((model / "config.pbtxt").read_text())
+    assert (config.name, config.platform, config.max_batch_size) == ("out", "onnxruntime_onnx", 0)
+    assert (model / "1" / "model.onnx").read_bytes() == (deployed / "model.engine").read_bytes()
 
 
 def test_deploy_writes_engines_onnx_reports_and_plots(deployed: Path) -> None:
@@ -120,3 +130,21 @@ def test_deploy_takes_convert_flags_for_a_torch_factory(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"net.py:make -o {tmp_path / 'out' / 'model.onnx'} --input-shape x:1x6" in report
+
+
+def test_int8_over_budget_becomes_a_mixed_engine_that_passes(tmp_path: Path) -> None:
+    from tests.precision.outlier_models import OUTLIER_UNIT, inputs, outlier_channel_model
+
+    model = outlier_channel_model(tmp_path / "outlier.onnx")
+    out = tmp_path / "out"
+    proc = run_cli("deploy", str(model), "-o", str(out), "--precision", "fp32,int8",
+                   "--calib-data", str(inputs(tmp_path / "calib.npz", 32, 1)), "--calib-method", "minmax",
+                   "--val-data", str(inputs(tmp_path / "val.npz", 32, 2)), "--max-accuracy-drop", "5", *FAST_BENCH)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    int8 = next(e for e in report["engines"] if e["precision"] == "int8")
+    assert int8["passed"] is True and int8["mixed"]["error"]["int8"] > 50  # plain INT8 changed most answers
+    assert [u["name"] for u in int8["mixed"]["kept_float"]] == [OUTLIER_UNIT]
+    text = (out / "report.md").read_text()
+    assert "## Mixed INT8" in text and OUTLIER_UNIT in text and (out / "validation.npz").is_file()
+    assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG" and "sensitivity.png" in text

@@ -42,6 +42,14 @@ CASES: list[tuple[str, str, int, str]] = [
     ("5000-digit shape", f"reshape {{d}}/m.onnx -o {{d}}/o.onnx --shapes x:{LONG}x3x4x4", 2, "dimension"),
     ("opset huge", "convert {d}/net.py:make -o {d}/o.onnx --opset 99999999999999999999", 2, "--opset"),
     ("val-num 0", "deploy {d}/m.onnx -o {d}/dep --val-num 0", 2, "--val-num"),
+    ("sensitivity val-num 0", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --val-num 0",
+     2, "--val-num"),
+    ("sensitivity metric unknown", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz "
+                                   "--metric nope", 2, "--metric"),
+    ("sensitivity val-data missing", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/none.npz",
+     2, "none.npz"),
+    ("build budget without val-data", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz "
+                                      "--max-accuracy-drop 1", 2, "--val-data"),
     ("preprocess resize superscript", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
                                       "--preprocess resize=²x2", 2, "resize"),
     ("preprocess scale 1e400", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
@@ -49,6 +57,13 @@ CASES: list[tuple[str, str, int, str]] = [
     ("exec memPoolSize inf", "exec --onnx={d}/m.onnx --memPoolSize=workspace:inf", 2, "memPoolSize"),
     ("exec duration nan", "exec --onnx={d}/m.onnx --duration=nan", 2, "--duration"),
     ("exec iterations 0", "exec --onnx={d}/m.onnx --iterations=0", 2, "--iterations"),
+    ("export max-batch -1", "export triton {d}/m.engine -o {d}/repo --max-batch -1", 2, "--max-batch"),
+    ("export preferred-batch 0", "export triton {d}/m.engine -o {d}/repo --preferred-batch 0", 2, "--preferred-batch"),
+    ("export kind tpu", "export triton {d}/m.engine -o {d}/repo --kind tpu", 2, "instance kind"),
+    ("serve port 70000", "serve {d}/m.engine --http-port 70000", 2, "--http-port"),
+    ("serve one port twice", "serve {d}/m.engine --http-port 18414 --grpc-port 18414", 2, "must differ"),
+    ("serve a missing engine", "serve {d}/nope.engine", 2, "engine not found"),
+    ("bench --server concurrency 0", "bench --server localhost:9 --model m --concurrency 1,0", 2, "--concurrency"),
     # 2. an output that is an input
     ("build onto its model", "build {d}/m.onnx -o {d}/m.onnx", 2, "would destroy"),
     ("build onto a hard link of its model", "build {d}/hard.onnx -o {d}/m.onnx", 2, "would destroy"),
@@ -245,7 +260,8 @@ def test_the_catalogue_covers_every_command() -> None:
 # Every numeric flag of every command, with values no flag accepts: one line naming the flag.
 NUMERIC_FLAGS = {
     "build {d}/m.onnx -o {d}/o.engine": ["--calib-num", "--calib-batch-size", "--calib-percentile", "--calib-seed",
-                                         "--workspace", "--opt-level"],
+                                         "--workspace", "--opt-level", "--max-accuracy-drop", "--val-num"],
+    "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz": ["--calib-num", "--val-num", "--top"],
     "bench {d}/m.engine": ["--batch", "--seed", "--warmup", "--iterations", "--duration", "--streams", "--threads"],
     "run {d}/m.engine --random 2": ["--limit", "--top-k", "--show"],
     "run {d}/m.engine": ["--random"],
@@ -254,6 +270,9 @@ NUMERIC_FLAGS = {
     "convert {d}/net.py:make -o {d}/o.onnx": ["--opset", "--atol", "--rtol"],
     "deploy {d}/m.onnx -o {d}/dep": ["--calib-num", "--val-num", "--max-accuracy-drop", "--warmup", "--iterations",
                                      "--duration"],
+    "export triton {d}/m.engine -o {d}/repo": ["--max-batch", "--max-queue-delay-us", "--instances"],
+    "serve {d}/m.engine": ["--http-port", "--grpc-port", "--metrics-port", "--max-batch", "--max-queue-delay-us",
+                           "--instances"],
     "exec --onnx={d}/m.onnx": ["--workspace", "--builderOptimizationLevel", "--iterations", "--duration", "--warmUp",
                                "--avgRuns", "--streams"],
 }

@@ -31,10 +31,10 @@ from trtforge.errors import TrtforgeError
 from trtforge.precision.quantize import QuantFlavour, cpu_flavour
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-# CPU sessions: worker threads block instead of spin-waiting between ops. ORT's default spinning
-# burns the cores another process wants; on a shared 2-core machine a spinning 2-thread session ran
-# 2.7x slower than a blocking one, quiet or loaded (benchmarks/cpu_load.py, RESULTS.md, issue 17).
-CPU_SESSION_CONFIG = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
+# Session config entries of every CPU engine, recorded in its manifest and applied at load.
+# Intra-op worker threads sleep rather than spin while they wait for work: on a CPU shared with
+# other work, spinning threads take the cores the busy ones need (benchmarks/ort_load.py, issue 17).
+CPU_SESSION_CONFIG: Mapping[str, str] = {"session.intra_op.allow_spinning": "0"}
 
 
 def _specs(args: list) -> list[TensorSpec]:  # list[onnxruntime.NodeArg]
@@ -48,7 +48,6 @@ def _specs(args: list) -> list[TensorSpec]:  # list[onnxruntime.NodeArg]
 class OnnxRuntimeRunner:
     def __init__(self, session) -> None:  # session: onnxruntime.InferenceSession
         self.session = session
-        self.settings: dict[str, object] = _settings(session.get_session_options())
         self.inputs = _specs(session.get_inputs())
         self.outputs = _specs(session.get_outputs())
         self._output_names = [o.name for o in self.outputs]
@@ -56,17 +55,6 @@ class OnnxRuntimeRunner:
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self.session.run(self._output_names, dict(feeds))
         return dict(zip(self._output_names, results))
-
-
-def _settings(options) -> dict[str, object]:  # options: onnxruntime.SessionOptions
-    """The session's thread count and spinning entries, as bench records them."""
-    settings: dict[str, object] = {"intra_op_num_threads": options.intra_op_num_threads}
-    for key in CPU_SESSION_CONFIG:
-        try:
-            settings[key] = options.get_session_config_entry(key)
-        except RuntimeError:  # not set: ORT's default (spinning on)
-            settings[key] = "ORT default"
-    return settings
 
 
 class OnnxRuntimeBackend:
@@ -87,7 +75,8 @@ class OnnxRuntimeBackend:
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
         return cpu_flavour()
 
-    def _session(self, data: bytes, device: str, threads: int | None = None):
+    def _session(self, data: bytes, device: str, threads: int | None = None,
+                 config: Mapping[str, object] | None = None):
         import onnxruntime as ort
 
         provider = _PROVIDERS.get(device)
@@ -103,9 +92,8 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        if device == "cpu":
-            for key, value in CPU_SESSION_CONFIG.items():
-                options.add_session_config_entry(key, value)
+        for key, value in (config or {}).items():
+            options.add_session_config_entry(key, str(value))
         return ort.InferenceSession(data, options, providers=[provider])
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
@@ -122,7 +110,7 @@ class OnnxRuntimeBackend:
             built.facts.update(profiles)
             return built
         try:
-            session = self._session(data, config.device)
+            session = self._session(data, config.device, config=CPU_SESSION_CONFIG)
         except TrtforgeError:
             raise
         except Exception as exc:
@@ -139,7 +127,7 @@ class OnnxRuntimeBackend:
         runner = OnnxRuntimeRunner(session)
         return BuiltEngine(data, runner.inputs, runner.outputs,
                            {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL",
-                            "session_config": CPU_SESSION_CONFIG, **profiles})
+                            "runtime_settings": dict(CPU_SESSION_CONFIG), **profiles})
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")
@@ -149,8 +137,10 @@ class OnnxRuntimeBackend:
             chosen = dict(recorded) if isinstance(recorded, dict) else cuda_provider_options()
             graph = options.get("cuda_graph")
             return OrtCudaRunner(data, chosen, None if graph is None else bool(graph))
+        recorded = manifest.build.get("runtime_settings")  # engines before issue 17: ONNX Runtime's defaults
+        config = recorded if isinstance(recorded, dict) else None
         try:
-            session = self._session(data, device, int(str(threads)) if threads else None)
+            session = self._session(data, device, int(str(threads)) if threads else None, config)
         except TrtforgeError:
             raise
         except Exception as exc:  # bytes that match the manifest's sha but are no model

@@ -247,8 +247,8 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
         device = manifest.device.get("kind", "cpu")
         context.update(engine=os.fspath(target), backend=manifest.backend, precision=manifest.precision,
                        device=device, threads=cpu_threads(threads, settings.streams) if device == "cpu" else threads)
-        if isinstance(getattr(loaded[0], "settings", None), dict):  # the runtime's own settings (spinning, hints)
-            context["runtime_settings"] = loaded[0].settings  # type: ignore[attr-defined]
+        if manifest.build.get("runtime_settings"):  # what the backend applies at load (spinning, hints...)
+            context["runtime_settings"] = manifest.build["runtime_settings"]
         return loaded
     runners: list[Runner] = list(target) if isinstance(target, Sequence) else [target]  # type: ignore[arg-type]
     if len(runners) != settings.streams:

@@ -30,6 +30,9 @@ SUBCOMMANDS = {
     "deploy": "deploy",
     "run": "run",
     "compare": "compare",
+    "export": "export",
+    "serve": "serve",
+    "sensitivity": "sensitivity",
 }
 
 

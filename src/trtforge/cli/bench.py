@@ -12,7 +12,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        description="Benchmark an engine like trtexec: warm up, then run for at least "
                        "--iterations queries and at least --duration seconds; print trtexec's performance "
                        "summary. Inputs are seeded random values at the engine's shapes unless --inputs.")
-    p.add_argument("engine", help="engine built by trtforge build")
+    p.add_argument("engine", nargs="?", help="engine built by trtforge build (or --server and --model)")
+    s = p.add_argument_group("a served model (Triton, e.g. trtforge serve)")
+    s.add_argument("--server", metavar="URL", help="load-test a model on this Triton server, e.g. localhost:8000")
+    s.add_argument("--model", metavar="NAME", help="the served model's name")
+    s.add_argument("--concurrency", default="1,2,4,8", metavar="C,...",
+                   help="client threads, one level after another (default 1,2,4,8)")
+    s.add_argument("--protocol", default="http", choices=["http", "grpc"], help="http (default) or grpc")
     i = p.add_argument_group("inputs")
     i.add_argument("--inputs", metavar="FILE.npz", help="input arrays keyed by input name (.npy: one input)")
     i.add_argument("--shapes", metavar="NAME:DIMS,...", help="shapes for dynamic inputs, e.g. image:8x3x224x224")
@@ -55,9 +61,44 @@ def progress_bar():  # -> (callback, close)
     return update, bar.close
 
 
+def run_server(args: argparse.Namespace) -> int:
+    import json
+
+    from trtforge._files import write_text_atomic
+    from trtforge.bench.machine import machine_facts
+    from trtforge.cli.parse import percentiles
+    from trtforge.errors import TrtforgeError
+    from trtforge.serve.client import bench_server, summary
+
+    if args.engine or not args.model:
+        raise TrtforgeError("bench --server takes --model NAME and no engine (the server runs the engine)")
+    from trtforge.cli.parse import names
+    from trtforge.numbers import integer
+
+    levels = [integer(c, "--concurrency", 1, 4096) for c in names(args.concurrency)]
+    if not levels:
+        raise TrtforgeError(f"bad --concurrency {args.concurrency!r}: expected numbers like 1,2,4,8")
+    results = bench_server(args.server, args.model, levels, args.protocol, args.batch or 1, args.warmup / 1000.0,
+                           args.duration, percentiles(args.percentile), args.seed)
+    print(f"server: {args.server} ({args.protocol}), model {args.model}, batch {args.batch or 1} per request")
+    print(summary(results))
+    if args.json_path:
+        payload = {"server": args.server, "model": args.model, "protocol": args.protocol,
+                   "settings": {"warmup_ms": args.warmup, "duration_s": args.duration, "batch": args.batch or 1},
+                   "levels": [r.to_json() for r in results], "machine": machine_facts()}
+        write_text_atomic(args.json_path, json.dumps(payload, indent=2, default=str) + "\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from trtforge._files import check_outputs
     from trtforge.bench import BenchSettings, bench
+    from trtforge.errors import TrtforgeError
+
+    if args.server:
+        return run_server(args)
+    if not args.engine:
+        raise TrtforgeError("give an engine to bench, or --server URL --model NAME")
     from trtforge.bench.report import performance_summary, plot, write_json, write_times
     from trtforge.cli.parse import percentiles
 

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("model", help="ONNX model")
     p.add_argument("-o", "--output", required=True, help="engine file to write (manifest: OUTPUT.json)")
     p.add_argument("--backend", default="onnxruntime",
-                   help="onnxruntime | openvino | tensorrt | tensorrt-rtx | auto (TensorRT with a GPU, else onnxruntime)")
+                   help="onnxruntime | openvino (CPU) | tensorrt | tensorrt-rtx | auto (TensorRT with a GPU; else onnxruntime, or on a CPU with openvino installed the faster of the two, timed at build)")
     p.add_argument("--device", default="cpu", help="device for the backend (default: cpu)")
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16 | int8 (default: fp32)")
     p.add_argument("--input-format", "--input-formats", "--inputIOFormats", dest="input_formats",
@@ -44,6 +44,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    help="node names kept in FP32 (no Q/DQ, no FP16/BF16 cast)")
     q.add_argument("--exclude-op-types", default="", metavar="T1,T2",
                    help="op types kept in FP32, e.g. Softmax,Add")
+    mixed = p.add_argument_group("INT8 within an accuracy budget (mixed precision)")
+    mixed.add_argument("--max-accuracy-drop", type=real_arg("--max-accuracy-drop", 0), metavar="P",
+                       help="largest error against FP32 on --val-data, in --metric units (top1: percentage points "
+                       "of changed top-1 answers); over it, the most sensitive units stay FP32")
+    mixed.add_argument("--val-data", help="validation images (folder, with --preprocess) or FILE.npz/.npy")
+    mixed.add_argument("--val-num", type=int_arg("--val-num", 1, 10**7), default=64, help="validation samples at most (default 64)")
+    mixed.add_argument("--metric", default="top1", help="top1 | cosine | max-abs | FILE.py:fn (default top1)")
     shapes = p.add_argument_group("shapes and IO (trtexec's --minShapes/--optShapes/--maxShapes, --inputIOFormats)")
     for kind in ("min", "opt", "max"):
         shapes.add_argument(f"--{kind}-shapes", action="append", default=[], metavar="NAME:DIMS[,...]",
@@ -109,7 +116,8 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
         profiles=parse_profiles(args.min_shapes, args.opt_shapes, args.max_shapes),
         input_formats=parse_formats(args.input_formats), output_formats=parse_formats(args.output_formats),
         tensorrt=tensorrt_options(args), exclude_nodes=names(args.exclude_nodes),
-        exclude_op_types=names(args.exclude_op_types),
+        exclude_op_types=names(args.exclude_op_types), max_accuracy_drop=args.max_accuracy_drop,
+        validation=Path(args.val_data) if args.val_data else None, metric=args.metric, val_num=args.val_num,
     )
     return settle(config)
 
@@ -130,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"calibrated on {cal['samples']} samples ({cal['method']})"
                   + (f"; wrote {cal['cache']} and {cal['cache']}.json" if cal.get("cache_written") else ""))
         print(f"Q/DQ flavour: {cal['flavour']['reason']}")  # type: ignore[index]
+    mixed = manifest.build.get("mixed")
+    if isinstance(mixed, dict):
+        print(f"mixed precision: {sum(1 + len(u['with']) for u in mixed['kept_float'])} unit(s) kept FP32, error {mixed['error']['mixed']:.4g} "
+              f"(all INT8 {mixed['error']['int8']:.4g}, budget {mixed['budget']:g}, {mixed['metric']})")
     cast = manifest.build.get("cast")
     if isinstance(cast, dict):
         kept = cast["kept"]

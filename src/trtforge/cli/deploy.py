@@ -16,6 +16,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        "validated against FP32 and benchmarked, with report.md / report.json / plots in OUTDIR.")
     p.add_argument("source", help="model: SavedModel folder, .keras/.h5, .pb, .tflite, torch, or .onnx")
     p.add_argument("-o", "--output", required=True, help="folder to write (refused if not empty, unless --force)")
+    p.add_argument("--serve", action="store_true", help="at the end, serve the selected engine on Triton until "
+                   "SIGTERM (as trtforge serve OUTDIR; HTTP on --serve-port, gRPC +1, metrics +2)")
+    p.add_argument("--serve-port", type=int_arg("--serve-port", 1, 65533), default=8000, metavar="PORT", help="HTTP port for --serve (default 8000)")
+    p.add_argument("--triton", metavar="REPO", help="at the end, export the selected engine into this Triton model "
+                   "repository (as trtforge export triton OUTDIR -o REPO; model name = OUTDIR's name)")
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
     p.add_argument("--batch", help="N or dynamic: fix the batch (reshape, verified); default: keep the model's")
     p.add_argument("--precision", default="fp32,fp16", help="comma-separated: fp32,fp16,bf16,int8 (default fp32,fp16)")
@@ -69,10 +74,34 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
 
 def run(args: argparse.Namespace) -> int:
     from trtforge.deploy import deploy, report_table
+    from trtforge.errors import TrtforgeError, require
 
+    if (args.triton or args.serve) and not args.select:
+        raise TrtforgeError("--triton and --serve take the selected engine: add --select fastest")
+    if args.triton:  # before the long part: a missing extra should not cost a deploy
+        require("tritonclient.grpc.model_config_pb2", "serve", "deploy --triton")
+    if args.serve:
+        require("pytriton.triton", "serve", "deploy --serve")
     report = deploy(args.source, args.output, options_from_args(args))
     print(report_table(report))
     if report.selected:
         print(f"\nselected {report.selected} (fastest passing) → {report.outdir / 'model.engine'}")
     print(f"report: {report.outdir / 'report.md'}")
+    if args.triton:
+        from trtforge.serve.export import export_triton
+
+        if not report.selected:
+            raise TrtforgeError(f"no engine was selected, so nothing was exported to {args.triton}")
+        folder = export_triton(report.outdir, args.triton)
+        print(f"triton: {folder} (serve it: tritonserver --model-repository {args.triton})")
+    if args.serve:
+        if not report.selected:
+            raise TrtforgeError("no engine was selected, so there is nothing to serve")
+        from trtforge.cli.serve import serve_logging
+        from trtforge.serve.server import ServeOptions, serve
+
+        serve_logging()
+        port = args.serve_port
+        serve([report.outdir], ServeOptions(port, port + 1, port + 2))
+        print("trtforge serve: stopped")
     return 0

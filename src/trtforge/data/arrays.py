@@ -220,3 +220,9 @@ def image_feeds(folder: str | os.PathLike[str], specs: Sequence[TensorSpec], pre
         except Exception as exc:  # PIL raises many types for corrupt files
             raise TrtforgeError(f"cannot read image {file}: {exc}") from None
     return {specs[0].name: np.stack(arrays)}, used
+
+
+def is_classifier(output: np.ndarray) -> bool:
+    """Scores per class: (samples, classes) with more than one class, trailing 1-dims allowed."""
+    flat = output.reshape(output.shape[0], -1) if output.ndim >= 2 else output
+    return output.ndim >= 2 and flat.shape[1] > 1 and all(d == 1 for d in output.shape[2:])

@@ -85,6 +85,10 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
               "quantization; exclude the Conv they joined to keep them float", file=sys.stderr)
     quantized = quantize(model, ranges, flavour, tuple(n for n in config.exclude_nodes if n in names),
                          tuple(t for t in config.exclude_op_types if t in types))
+    if config.exclude_nodes or config.exclude_op_types:
+        from trtforge.precision.quantize import restore_activations
+
+        quantized = restore_activations(model, quantized)  # a float reader must not see pre-ReLU values
     facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
                   "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"})
     if config.exclude_nodes or config.exclude_op_types:

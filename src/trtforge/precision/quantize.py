@@ -67,6 +67,22 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
                         "to avoid vpmaddubsw saturation")
 
 
+def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
+    """OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on the
+    inputs of the weighted ops, pooling and residual Adds (the TensorRT placement).
+
+    Measured on YOLOv8n 320 (benchmarks/RESULTS.md, issue 17): 1.7-2.2x faster in OpenVINO than
+    ONNX Runtime's placement (Q/DQ around every op splits OpenVINO's fusions) and closer to FP32
+    than symmetric S8 activations (SiLU outputs are negative). Without VNNI, 7-bit weights as for
+    ONNX Runtime: OpenVINO's U8S8 kernels use the same saturating ``vpmaddubsw``.
+    """
+    vnni = has_vnni(flags)
+    return QuantFlavour("openvino-cpu", "uint8", "int8", False, True, not vnni,
+                        "OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on "
+                        "weighted-op inputs" + ("" if vnni else "; no VNNI: 7-bit weights (reduce_range)"),
+                        placement="tensorrt", quantize_bias=False)
+
+
 TENSORRT_FLAVOUR = QuantFlavour(
     "tensorrt", "int8", "int8", True, True, False,
     "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, FP32 biases, "
@@ -242,3 +258,34 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
         prepared = onnx.load(options.optimized_model_filepath)
     # the optimizer may reorder graph inputs' initializers but keeps names, IO and opset
     return prepared
+
+
+def restore_activations(source: onnx.ModelProto, quantized: onnx.ModelProto) -> onnx.ModelProto:
+    """Put back each ReLU/Clip that ONNX Runtime's Q/DQ placement removed where a float node reads it.
+
+    The placement drops an activation before its QuantizeLinear (the Q's clamp does the same work) and
+    gives the op before it the activation's output name; a node kept float that read that tensor would
+    then read the values before the activation (found by ``tests/test_sensitivity.py``). In place.
+    """
+    graph = quantized.graph
+    present = {n.name for n in graph.node}
+    inits = {i.name for i in graph.initializer}
+    source_inits = {i.name: i for i in source.graph.initializer}
+    outputs = {o.name for o in graph.output}
+    for act in (n for n in source.graph.node if n.op_type in ("Relu", "Clip") and n.name not in present):
+        tensor = act.output[0]
+        readers = [n for n in graph.node if tensor in n.input]
+        if tensor not in outputs and all(r.op_type == "QuantizeLinear" for r in readers):
+            continue
+        at = next((i for i, n in enumerate(graph.node) if tensor in n.output), None)
+        if at is None:
+            continue
+        producer = graph.node[at]
+        producer.output[list(producer.output).index(tensor)] = f"{tensor}_before_{act.op_type}"
+        restored = onnx.NodeProto()
+        restored.CopyFrom(act)
+        restored.input[0] = f"{tensor}_before_{act.op_type}"
+        graph.node.insert(at + 1, restored)
+        graph.initializer.extend(source_inits[t] for t in restored.input[1:] if t and t in source_inits
+                                 and t not in inits)
+    return quantized

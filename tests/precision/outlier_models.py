@@ -1,0 +1,92 @@
+"""Small models where plain INT8 measurably fails, each with a known culprit unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUTLIER_UNIT = "model/conv_b/Conv2D"
+"""The Conv that reads the tensor one channel of which was scaled by 1000 (per-tensor INT8 crushes the rest)."""
+
+
+def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0, batch: int | str = "N") -> Path:
+    """x -> conv_a+relu -> conv_b+relu -> conv_c+relu -> pool -> dense: conv_a's channel 0 is scaled
+    by ``scale`` and conv_b's input channel 0 by 1/``scale`` (same function, one huge channel)."""
+    rng = np.random.default_rng(seed)
+    wa = rng.normal(0, 0.5, (8, 4, 3, 3)).astype(np.float32)
+    ba = rng.normal(0, 0.1, 8).astype(np.float32)
+    wb = rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32)
+    wc = rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32)
+    wd = rng.normal(0, 0.5, (10, 8)).astype(np.float32)
+    wa[0] *= scale
+    ba[0] *= scale
+    wb[:, 0] /= scale
+    inits = [numpy_helper.from_array(a, n) for a, n in [
+        (wa, "wa"), (ba, "ba"), (wb, "wb"), (np.zeros(8, np.float32), "bb"), (wc, "wc"),
+        (np.zeros(8, np.float32), "bc"), (wd, "wd"), (np.zeros(10, np.float32), "bd")]]
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    nodes = [
+        helper.make_node("Conv", ["x", "wa", "ba"], ["a"], "model/conv_a/Conv2D", **conv),
+        helper.make_node("Relu", ["a"], ["ra"], "model/conv_a/Relu"),
+        helper.make_node("Conv", ["ra", "wb", "bb"], ["b"], OUTLIER_UNIT, **conv),
+        helper.make_node("Relu", ["b"], ["rb"], "model/conv_b/Relu"),
+        helper.make_node("Conv", ["rb", "wc", "bc"], ["c"], "model/conv_c/Conv2D", **conv),
+        helper.make_node("Relu", ["c"], ["rc"], "model/conv_c/Relu"),
+        helper.make_node("GlobalAveragePool", ["rc"], ["p"], "model/pool/Mean"),
+        helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
+        helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "outlier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def inputs(path: Path, n: int, seed: int) -> Path:
+    """``n`` seeded normal samples of x in an .npz."""
+    rng = np.random.default_rng(seed)
+    np.savez(path, x=rng.normal(0, 1, (n, 4, 8, 8)).astype(np.float32))
+    return path
+
+
+OUTLIER_INPUT_UNIT = "mlp/dense_1/MatMul"
+"""The first dense layer: it reads the input whose feature 0 spans +-1000 (the rest +-1)."""
+
+
+def outlier_input_model(path: Path, seed: int = 0) -> Path:
+    """x (16 features, feature 0 in thousands) -> dense_1+relu -> dense_2+relu -> dense_3 logits;
+    dense_1 scales feature 0 back down, so every feature matters to the answer."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0, 0.5, (32, 16)).astype(np.float32)
+    w1[:, 0] /= 1000.0
+    weights = [(w1, "w1"), (np.zeros(32, np.float32), "b1"), (rng.normal(0, 0.3, (32, 32)).astype(np.float32), "w2"),
+               (np.zeros(32, np.float32), "b2"), (rng.normal(0, 0.3, (10, 32)).astype(np.float32), "w3"),
+               (np.zeros(10, np.float32), "b3")]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], OUTLIER_INPUT_UNIT, transB=1),
+        helper.make_node("Relu", ["h1"], ["r1"], "mlp/dense_1/Relu"),
+        helper.make_node("Gemm", ["r1", "w2", "b2"], ["h2"], "mlp/dense_2/MatMul", transB=1),
+        helper.make_node("Relu", ["h2"], ["r2"], "mlp/dense_2/Relu"),
+        helper.make_node("Gemm", ["r2", "w3", "b3"], ["logits"], "mlp/dense_3/MatMul", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "outlier_input", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+                              [numpy_helper.from_array(a, n) for a, n in weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def outlier_inputs(path: Path, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, 16)).astype(np.float32)
+    x[:, 0] *= 1000.0
+    np.savez(path, x=x)
+    return path
