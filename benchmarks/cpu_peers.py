@@ -3,7 +3,8 @@
     python benchmarks/cpu_peers.py MODEL_B1.onnx CALIB.npy [--rounds 3] [--runs 20] [--work DIR]
 
 Engines: trtforge ONNX Runtime FP32/INT8, trtforge OpenVINO FP32/INT8 (trtforge's Q/DQ), and OpenVINO
-reading the ONNX itself with its defaults (the peer). OpenVINO+NNCF INT8 is not run by this script.
+reading the ONNX itself with its defaults (the peer), and with ``--nncf XML`` OpenVINO+NNCF INT8
+(made by benchmarks/nncf_int8.py in NNCF's own venv).
 Alternating rounds: every engine runs ``--runs`` queries per round, quiet then loaded (a background
 process spinning on one core); prints the median ms and each round's ratio to OpenVINO FP32, and the
 fidelity of each engine to trtforge's ONNX Runtime FP32 on 16 other random inputs.
@@ -26,7 +27,7 @@ def _spin() -> None:
         pass
 
 
-def _engines(model: Path, calib: Path, work: Path) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def _engines(model: Path, calib: Path, work: Path, nncf_xml: Path | None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     import openvino as ov
 
     import trtforge
@@ -48,6 +49,9 @@ def _engines(model: Path, calib: Path, work: Path) -> dict[str, Callable[[np.nda
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
         request = compiled.create_infer_request()
         runs[f"OpenVINO fp32 ({label}: runs {hint})"] = (lambda r: lambda x: r.infer([x])[0].copy())(request)
+    if nncf_xml is not None:  # written by benchmarks/nncf_int8.py in NNCF's own venv
+        nncf_request = ov.Core().compile_model(str(nncf_xml), "CPU").create_infer_request()
+        runs["OpenVINO + NNCF int8 (its defaults)"] = lambda x: nncf_request.infer([x])[0].copy()
     return runs
 
 
@@ -67,9 +71,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpu_peers"))
+    parser.add_argument("--nncf", type=Path, metavar="XML", help="OpenVINO+NNCF INT8 IR from benchmarks/nncf_int8.py")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    runs = _engines(args.model, args.calib, args.work)
+    runs = _engines(args.model, args.calib, args.work, args.nncf)
     shape = np.load(args.calib).shape[1:]
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (1, *shape)).astype(np.float32)
