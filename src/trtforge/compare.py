@@ -8,8 +8,10 @@ Per output (matched by name, or by position when the names differ):
   top-1 accuracy of each side.
 
 Thresholds (:class:`Thresholds`) fail an output when any element has
-``|a - b| > atol + rtol * |b|`` (numpy's ``allclose``), or when a sample's cosine is below
-``min_cosine``.  ``deploy`` uses :func:`run_all` and :func:`accuracy` from here.
+``|a - b| > atol + rtol * |b|`` (numpy's ``allclose``), when a sample's cosine is below
+``min_cosine``, or when a sample's largest error is above ``max_range_error`` of the reference's
+range (per field where the output mixes fields).  Without thresholds, :meth:`Thresholds.default`
+applies (cosine >= 0.9, error <= 30% of range): an all-zero answer never passes.  ``deploy`` uses :func:`run_all` and :func:`accuracy` from here.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from trtforge.data.preprocess import Preprocess
 
 TINY = 1e-12
+# compare's thresholds when none are given (the INT8 self-check's defaults)
+DEFAULT_MIN_COSINE = 0.9
+DEFAULT_MAX_RANGE_ERROR = 0.3
 
 
 # --------------------------------------------------------------------------- shared with deploy
@@ -76,6 +81,14 @@ class Thresholds:
     atol: float | None = None
     rtol: float | None = None
     min_cosine: float | None = None
+    max_range_error: float | None = None
+    """Largest |a - b| as a fraction of the reference's range, per sample and per field where an
+    output mixes fields (:func:`trtforge.precision.check.range_errors`)."""
+
+    @classmethod
+    def default(cls) -> Thresholds:
+        """What ``compare`` checks when given no thresholds: an all-zero or wiped-out answer never passes."""
+        return cls(min_cosine=DEFAULT_MIN_COSINE, max_range_error=DEFAULT_MAX_RANGE_ERROR)
 
     def __post_init__(self) -> None:
         for name in ("atol", "rtol"):
@@ -87,7 +100,7 @@ class Thresholds:
 
     @property
     def any(self) -> bool:
-        return any(v is not None for v in (self.atol, self.rtol, self.min_cosine))
+        return any(v is not None for v in (self.atol, self.rtol, self.min_cosine, self.max_range_error))
 
 
 @dataclass(frozen=True)
@@ -107,13 +120,14 @@ class OutputMetrics:
     not_close: int = 0
     """Elements with ``|a - b| > atol + rtol * |b|`` (0 when no atol/rtol was given)."""
     failures: tuple[str, ...] = ()
+    max_range_error: float | None = None
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     a2, b2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     na, nb = np.linalg.norm(a2, axis=1), np.linalg.norm(b2, axis=1)
     both = (na > 0) & (nb > 0)
-    if not both.any():
+    if not both.any() and not ((na > 0) != (nb > 0)).any():
         return None
     cos = np.einsum("ij,ij->i", a2[both], b2[both]) / (na[both] * nb[both])
     # A sample that is zero on one side only is as far apart as it can be.
@@ -150,11 +164,22 @@ def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thres
                             f"(worst at {list(map(int, worst))}: {a64[worst]:.6g} vs {b64[worst]:.6g})")
     if thresholds.min_cosine is not None and cos is not None and cos.min() < thresholds.min_cosine:
         failures.append(f"cosine {cos.min():.6f} on its worst sample is below --min-cosine {thresholds.min_cosine:g}")
+    range_error = None
+    if thresholds.max_range_error is not None and a64.ndim and a64.size:
+        from trtforge.precision.check import range_errors
+
+        errors, axis, fields = range_errors(b64, a64)
+        range_error = float(errors.max())
+        if range_error > thresholds.max_range_error:
+            sample = int(errors.argmax())
+            where = f"sample {sample}" + (f", field {int(fields[sample])} along axis {axis}" if axis is not None else "")
+            failures.append(f"max error {range_error:.1%} of the reference's range ({where}) is above "
+                            f"--max-range-error {thresholds.max_range_error:g}")
     return OutputMetrics(
         name, ref_name, tuple(a64.shape), float(diff.max()) if diff.size else 0.0,
         float(diff.mean()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
         float(rel.mean()) if rel.size else 0.0, float(cos.min()) if cos is not None else None,
-        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures))
+        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures), range_error)
 
 
 @dataclass
@@ -219,7 +244,7 @@ def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
     """
     from trtforge.run import load_samples, open_runner, run_samples
 
-    thresholds = thresholds or Thresholds()
+    thresholds = thresholds or Thresholds.default()
     runner, described = open_runner(engine)
     ref_runner, ref_described = open_runner(reference, source_options, source_format)
     notes: list[str] = []

@@ -142,6 +142,8 @@ class BuildConfig:
     exclude_nodes: tuple[str, ...] = ()
     """Nodes kept in FP32 by the precision stage (no Q/DQ, no FP16 cast)."""
     exclude_op_types: tuple[str, ...] = ()
+    allow_inaccurate: bool = False
+    """INT8: keep a model that fails its self-check against FP32 (warn, exit 0) instead of refusing it."""
     tensorrt: TensorRTOptions | None = None
     """TensorRT / TensorRT-RTX builder settings; other backends refuse or ignore them, saying so."""
     max_accuracy_drop: float | None = None

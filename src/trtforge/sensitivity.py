@@ -345,10 +345,11 @@ def prepare_int8(model: onnx.ModelProto, calibration: CalibrationConfig, flavour
     """Calibrate once (or read the matching cache), on the model quantization will edit."""
     from trtforge._files import sha256_bytes
     from trtforge.precision.apply import _int8_ranges
-    from trtforge.precision.quantize import prepare
+    from trtforge.precision.quantize import ensure_opset, prepare
 
     started = time.perf_counter()
-    sha = sha256_bytes(model.SerializeToString(deterministic=True))
+    sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
+    model, _ = ensure_opset(model)  # as a plain INT8 build does: per-channel Q/DQ needs opset 13
     prepared = name_nodes(prepare(model))
     ranges, facts = _int8_ranges(prepared, calibration, sha)
     return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), time.perf_counter() - started)

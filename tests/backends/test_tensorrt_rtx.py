@@ -224,7 +224,7 @@ def test_build_engine_example_maps_the_classic_script(digits_bs1: Path, tmp_path
     manifest = json.loads(Path(f"{out}.json").read_text())
     assert manifest["backend"] == RTX and manifest["precision"] == "int8"
     assert manifest["build"]["tensorrt"]["memory_pools"] == {"workspace": 256 << 20}
-    assert manifest["calibration"]["samples"] == 16
+    assert manifest["calibration"]["samples"] == 13 and manifest["calibration"]["held_back_for_check"] == 3
     missing = subprocess.run([sys.executable, str(ROOT / "examples" / "build_engine.py"), "--onnx",
                               str(tmp_path / "nope.onnx"), "--engine", str(out)], capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr

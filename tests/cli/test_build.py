@@ -45,7 +45,7 @@ def test_cache_is_written_then_used_without_data(work: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert cache.read_text().startswith("TRT-") and "MinMaxCalibration" in cache.read_text().splitlines()[0]
     facts = json.loads(Path(f"{cache}.json").read_text())
-    assert facts["method"] == "minmax" and facts["samples"] == 24 and len(facts["model_sha256"]) == 64
+    assert facts["method"] == "minmax" and facts["samples"] == 20 and len(facts["model_sha256"]) == 64
     second = _build(work, "res.onnx", "b.engine", "--calib-cache", str(cache))
     assert second.returncode == 0, second.stderr
     assert "ranges from calibration cache" in second.stdout
@@ -92,9 +92,10 @@ def test_loader_feeds_a_two_input_model(work: Path) -> None:
 
 def test_exclusions_reach_the_quantizer(work: Path) -> None:
     proc = _build(work, "res.onnx", "h.engine", "--calib-data", str(work / "x.npy"),
-                  "--exclude-nodes", "block_conv1", "--exclude-op-types", "Gemm")
-    assert proc.returncode == 0, proc.stderr
-    assert _manifest(work, "h.engine")["calibration"]["excluded"] == {"nodes": ["block_conv1"], "op_types": ["Gemm"]}
+                  "--exclude-nodes", "block_conv1", "--exclude-op-types", "Gemm", "--allow-inaccurate")
+    assert proc.returncode == 0, proc.stderr  # random weights: the self-check may fail; allowed here
+    assert _manifest(work, "h.engine")["calibration"]["excluded"] == {
+        "nodes": ["block_conv1"], "op_types": ["Gemm"], "float_nodes": {"block_conv1": ["block_conv1"], "fc": ["fc"]}}
     model = onnx.load(str(work / "h.engine"))
     nodes = {n.name: n for n in model.graph.node}
     assert nodes["block_conv1"].input[1] == "w1" and nodes["fc"].input[1] == "fc_w"

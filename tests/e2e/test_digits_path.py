@@ -62,7 +62,9 @@ def test_int8_engine_holds_qdq_and_records_calibration(engines: dict[str, Path])
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     manifest = json.loads(Path(f"{engines['int8']}.json").read_text())
     assert manifest["precision"] == "int8"
-    assert manifest["calibration"]["samples"] == 300
+    assert manifest["calibration"]["samples"] == 284 and manifest["calibration"]["held_back_for_check"] == 16
+    check = manifest["calibration"]["check"]  # the self-check on the 16 held-back images
+    assert check["passed"] is True and check["held_back"] is True and check["outputs"][0]["worst_cosine"] > 0.9
     assert manifest["calibration"]["method"] == "entropy"
     assert manifest["calibration"]["flavour"]["activation_type"] == "uint8"
 

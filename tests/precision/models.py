@@ -70,3 +70,72 @@ def wide(batch: int | str = "N", features: int = 16384) -> onnx.ModelProto:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def _model(nodes, name, inputs, outputs, inits, opset: int = 17) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def softmax_classifier(batch: int | str = "N", classes: int = 1000) -> onnx.ModelProto:
+    """x[B,16] -> MatMul + Add -> Softmax -> probs[B,classes]: most probabilities are below 1/255."""
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="dense/MatMul"),
+             helper.make_node("Add", ["m", "b"], ["logits"], name="dense/BiasAdd"),
+             helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1)]
+    return _model(nodes, "softmax", [_f("x", [batch, 16])], [_f("probs", [batch, classes])],
+                  [_w("w", (16, classes), rng), _w("b", (classes,), rng)])
+
+
+def detector_head(batch: int | str = "N") -> onnx.ModelProto:
+    """x[B,3,8,8] -> boxes (ReLU x 80: 0..~300) and scores (Sigmoid: 0..1) -> Concat -> Reshape [B,6,64].
+
+    YOLO's shape of trouble: one Concat joins tensors whose ranges differ by ~300x.
+    """
+    rng = np.random.default_rng(3)
+    inits = [_w("wb", (4, 3, 3, 3), rng), _w("ws", (2, 3, 3, 3), rng, scale=1.0),
+             numpy_helper.from_array(np.array(80.0, np.float32), "stride"),
+             numpy_helper.from_array(np.array([0, 6, 64], np.int64), "shape")]
+    pads = {"pads": [1, 1, 1, 1]}
+    nodes = [helper.make_node("Conv", ["x", "wb"], ["cb"], name="box_conv", **pads),
+             helper.make_node("Relu", ["cb"], ["rb"], name="box_relu"),
+             helper.make_node("Mul", ["rb", "stride"], ["boxes"], name="box_scale"),
+             helper.make_node("Conv", ["x", "ws"], ["cs"], name="score_conv", **pads),
+             helper.make_node("Sigmoid", ["cs"], ["scores"], name="score_sigmoid"),
+             helper.make_node("Concat", ["boxes", "scores"], ["joined"], name="join", axis=1),
+             helper.make_node("Reshape", ["joined", "shape"], ["preds"], name="flatten")]
+    return _model(nodes, "head", [_f("x", [batch, 3, 8, 8])], [_f("preds", [batch, 6, 64])], inits)
+
+
+def outlier_input(batch: int | str = "N") -> onnx.ModelProto:
+    """x[B,8] -> MatMul -> y[B,4], where the data's feature 0 is ~1000x the rest and W ignores it:
+    a per-tensor scale on x rounds every feature the output depends on to zero."""
+    rng = np.random.default_rng(4)
+    w = (rng.standard_normal((8, 4)) * 0.5).astype(np.float32)
+    w[0] = 0.0
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")]
+    return _model(nodes, "outlier", [_f("x", [batch, 8])], [_f("y", [batch, 4])], [numpy_helper.from_array(w, "w")])
+
+
+def conv_bn_dense(batch: int | str = "N", opset: int = 17) -> onnx.ModelProto:
+    """x[B,3,4,4] -> Conv -> BatchNormalization -> Relu -> Flatten -> MatMul -> Add -> y[B,5].
+
+    prepare() fuses BN into the Conv and MatMul + Add into a Gemm named ``dense/MatMul/MatMulAddFusion``.
+    """
+    rng = np.random.default_rng(5)
+    c = 4
+    inits = [_w("wc", (c, 3, 3, 3), rng), _w("bc", (c,), rng),
+             numpy_helper.from_array(np.abs(rng.standard_normal(c)).astype(np.float32) + 0.5, "gamma"),
+             _w("beta", (c,), rng), _w("mean", (c,), rng),
+             numpy_helper.from_array(np.abs(rng.standard_normal(c)).astype(np.float32) + 0.5, "var"),
+             _w("wd", (c * 16, 5), rng), _w("bd", (5,), rng)]
+    nodes = [helper.make_node("Conv", ["x", "wc", "bc"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn"),
+             helper.make_node("Relu", ["n"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+             helper.make_node("MatMul", ["f", "wd"], ["m"], name="dense/MatMul"),
+             helper.make_node("Add", ["m", "bd"], ["y"], name="dense/BiasAdd")]
+    return _model(nodes, "convbn", [_f("x", [batch, 3, 4, 4])], [_f("y", [batch, 5])], inits, opset)

@@ -102,3 +102,25 @@ def test_memory_probe_sees_activations_held_by_a_calibrator(tmp_path) -> None:
 
     peak = _peak_bytes(lambda: calibrator.collect_data(AllAtOnce()))
     assert peak > BUDGET
+
+
+@pytest.mark.parametrize("method", [CalibMethod.ENTROPY, CalibMethod.PERCENTILE])
+def test_histograms_keep_their_bins_as_the_range_grows(method: CalibMethod) -> None:
+    # ONNX Runtime added bins whenever a batch reached further (29 s for 20 images, 363 s for 50)
+    from types import SimpleNamespace
+
+    from trtforge.precision.calibrate import bounded_collector
+
+    calibrator = SimpleNamespace(method=method.value, symmetric=True, num_bins=2048, num_quantized_bins=128,
+                                 percentile=99.999, scenario="same")  # what bounded_collector reads off ORT's
+    collector = bounded_collector(calibrator)
+    rng = np.random.default_rng(0)
+    total = 0
+    for i in range(30):  # each batch twice as wide as the last: 2**29 times the first range
+        batch = (rng.standard_normal(1000) * 2.0 ** i).astype(np.float32)
+        total += batch.size
+        collector.collect({"t": [batch]})
+    hist = collector.histogram_dict["t"][0]
+    assert hist.size == 2048 and int(hist.sum()) == total
+    low, high = collector.compute_collection_result()["t"][:2]
+    assert 2.0 ** 26 < max(abs(float(low)), abs(float(high))) <= 2.0 ** 32

@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    help="node names kept in FP32 (no Q/DQ, no FP16/BF16 cast)")
     q.add_argument("--exclude-op-types", default="", metavar="T1,T2",
                    help="op types kept in FP32, e.g. Softmax,Add")
+    q.add_argument("--allow-inaccurate", action="store_true",
+                   help="keep an INT8 model that fails its self-check against FP32 on held-back calibration "
+                   "samples (a loud warning, exit 0); without it such a build exits 1 naming outputs and nodes")
     mixed = p.add_argument_group("INT8 within an accuracy budget (mixed precision)")
     mixed.add_argument("--max-accuracy-drop", type=real_arg("--max-accuracy-drop", 0), metavar="P",
                        help="largest error against FP32 on --val-data, in --metric units (top1: percentage points "
@@ -116,7 +119,8 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
         profiles=parse_profiles(args.min_shapes, args.opt_shapes, args.max_shapes),
         input_formats=parse_formats(args.input_formats), output_formats=parse_formats(args.output_formats),
         tensorrt=tensorrt_options(args), exclude_nodes=names(args.exclude_nodes),
-        exclude_op_types=names(args.exclude_op_types), max_accuracy_drop=args.max_accuracy_drop,
+        exclude_op_types=names(args.exclude_op_types), allow_inaccurate=getattr(args, "allow_inaccurate", False),
+        max_accuracy_drop=args.max_accuracy_drop,
         validation=Path(args.val_data) if args.val_data else None, metric=args.metric, val_num=args.val_num,
     )
     return settle(config)

@@ -29,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     t.add_argument("--atol", type=real_arg("--atol", 0), help="absolute tolerance (fails where |a-b| > atol + rtol*|ref|)")
     t.add_argument("--rtol", type=real_arg("--rtol", 0), help="relative tolerance")
     t.add_argument("--min-cosine", type=real_arg("--min-cosine", -1, 1), help="lowest cosine similarity allowed for any sample")
+    t.add_argument("--max-range-error", type=real_arg("--max-range-error", 0), metavar="FRACTION",
+                   help="largest |a-b| allowed, as a fraction of the reference's range, per sample and per field "
+                   "where an output mixes fields (boxes next to scores). With no threshold flag at all: "
+                   "--min-cosine 0.9 --max-range-error 0.3")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the metrics as JSON")
     p.set_defaults(run=run)
 
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from trtforge._files import check_outputs, write_text_atomic
-    from trtforge.compare import Thresholds, compare, render
+    from trtforge.compare import compare, render
     from trtforge.errors import TrtforgeError
 
     check_outputs([("--json", args.json_path)], [args.engine, args.reference, args.inputs, args.labels])
@@ -48,9 +52,16 @@ def run(args: argparse.Namespace) -> int:
     names = lambda text: tuple(n.strip() for n in text.split(",") if n.strip())  # noqa: E731
     source = ConvertOptions(inputs_as_nchw=names(args.inputs_as_nchw), outputs_as_nchw=names(args.outputs_as_nchw))
     result = compare(args.engine, args.reference, args.inputs, preprocess_of(args), random=args.random,
-                     labels=args.labels, thresholds=Thresholds(args.atol, args.rtol, args.min_cosine),
+                     labels=args.labels, thresholds=_thresholds(args),
                      limit=args.limit, seed=args.seed, source_options=source, source_format=args.source_format)
     print(render(result))
     if args.json_path:
         write_text_atomic(args.json_path, json.dumps(result.to_json(), indent=2) + "\n")
     return 0 if result.passed else 1
+
+
+def _thresholds(args: argparse.Namespace):  # -> Thresholds
+    from trtforge.compare import Thresholds
+
+    given = Thresholds(args.atol, args.rtol, args.min_cosine, args.max_range_error)
+    return given if given.any else Thresholds.default()

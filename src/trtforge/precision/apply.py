@@ -24,6 +24,7 @@ from trtforge.errors import TrtforgeError
 from trtforge.graph.model import graph_inputs
 
 if TYPE_CHECKING:
+    from trtforge.precision.check import Holdout
     from trtforge.precision.quantize import QuantFlavour
 
 
@@ -61,6 +62,9 @@ def apply(model: onnx.ModelProto, config: BuildConfig,
     return model, facts
 
 
+_PROGRESS_EVERY_S = 10.0  # a line this often while calibrating when stderr is not a terminal
+
+
 def _progress(total: int | None, desc: str) -> Any:
     from tqdm import tqdm
 
@@ -71,33 +75,40 @@ def _progress(total: int | None, desc: str) -> Any:
 def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
                   flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
-    from trtforge.precision.quantize import check_exclusions, prepare, quantize
+    from trtforge.precision.check import Holdout, verify
+    from trtforge.precision.quantize import (
+        INT8_MIN_OPSET,
+        ensure_opset,
+        follow_exclusions,
+        kept_float,
+        prepare,
+        quantize,
+    )
 
     started = time.perf_counter()
-    check_exclusions(model, config.exclude_nodes, config.exclude_op_types)  # names as the user sees them
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
-    model = prepare(model)
-    ranges, facts = _int8_ranges(model, calibration, model_sha)
-    names, types = {n.name for n in model.graph.node}, {n.op_type for n in model.graph.node}
-    fused = [n for n in config.exclude_nodes if n not in names]  # folded into a neighbour by prepare()
-    if fused:
-        print(f"note: excluded node(s) {', '.join(fused)} were fused into their neighbours before "
-              "quantization; exclude the Conv they joined to keep them float", file=sys.stderr)
-    quantized = quantize(model, ranges, flavour, tuple(n for n in config.exclude_nodes if n in names),
-                         tuple(t for t in config.exclude_op_types if t in types))
-    if config.exclude_nodes or config.exclude_op_types:
-        from trtforge.precision.quantize import restore_activations
-
-        quantized = restore_activations(model, quantized)  # a float reader must not see pre-ReLU values
+    model, upgraded_from = ensure_opset(model)  # before calibrating: a refusal costs nothing
+    if upgraded_from is not None:
+        print(f"note: upgraded the model from opset {upgraded_from} to {INT8_MIN_OPSET} for INT8 (per-channel "
+              "Q/DQ); checked: same outputs on random inputs", file=sys.stderr)
+    source, model = model, prepare(model)
+    excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
+    holdout = Holdout()
+    ranges, facts = _int8_ranges(model, calibration, model_sha, holdout)
+    quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
+    facts["check"] = verify(model, quantized, holdout.feeds() or _cached_check_feeds(model, config),
+                            str(calibration.data or calibration.loader), holdout.held_back, config.allow_inaccurate)
     facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
-                  "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"})
+                  "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
+                  "kept_float": kept_float(model, ranges), "opset_upgraded_from": upgraded_from})
     if config.exclude_nodes or config.exclude_op_types:
-        facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types)}
+        facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types),
+                             **excluded.to_json()}
     return quantized, facts
 
 
 def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
-                 model_sha: str) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+                 model_sha: str, holdout: Holdout | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
     from trtforge.data.preprocess import Preprocess
     from trtforge.precision import cache as calib_cache
@@ -123,7 +134,7 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
     if calibration.data is None and calibration.loader is None:
         raise TrtforgeError(f"calibration cache {path} does not exist and no data was given to make it: "
                             "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]")
-    ranges, facts = _calibrate(model, calibration)
+    ranges, facts = _calibrate(model, calibration, holdout)
     if path is not None:
         calib_cache.write_cache_with_facts(
             path, calib_cache.CalibrationCache.from_ranges(str(calibration.method), ranges),
@@ -135,8 +146,8 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
     return ranges, facts
 
 
-def _calibrate(model: onnx.ModelProto,
-               calibration: CalibrationConfig) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
+               holdout: Holdout | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.data.check import checked_batches
     from trtforge.precision.calibrate import calibrate
     from trtforge.precision.sources import CalibrationSource, calibration_source
@@ -146,22 +157,28 @@ def _calibrate(model: onnx.ModelProto,
         calibration.data, calibration.loader, [t.name for t in specs], {t.name: t.shape for t in specs},
         calibration.preprocess, calibration.num, calibration.batch_size, calibration.seed,  # type: ignore[arg-type]
     )
-    used = 0
+    used, started, said = 0, time.perf_counter(), time.perf_counter()
 
     def advance(n: int) -> None:
-        nonlocal used
+        nonlocal used, said
         used += n
         bar.update(n)
+        if bar.disable and time.perf_counter() - said >= _PROGRESS_EVERY_S:  # stderr is not a terminal
+            said = time.perf_counter()
+            print(f"calibrating ({calibration.method}): {used}/{source.total or '?'} samples, "
+                  f"{said - started:.0f} s", file=sys.stderr, flush=True)
 
     with _progress(source.total, f"calibrating ({calibration.method})") as bar:
         batches = checked_batches(source.batches(), specs, f"calibration data {source.describe()}")
-        ranges = calibrate(model, batches, calibration.method, calibration.percentile,
-                           progress=advance)
+        if holdout is not None:  # the self-check's samples
+            batches = holdout.split(batches, source.total)
+        ranges = calibrate(model, batches, calibration.method, calibration.percentile, progress=advance)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
     preprocess = source.preprocess if isinstance(source, CalibrationSource) else None
     facts: dict[str, object] = {
         "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
+        "held_back_for_check": holdout.count() if holdout is not None and holdout.held_back else 0,
         "method": str(calibration.method), "batch_size": calibration.batch_size,
         "preprocess": preprocess.to_json() if preprocess else None,
     }
@@ -176,6 +193,13 @@ def _check_cache_covers(model: onnx.ModelProto, ranges: dict[str, tuple[float, f
         sample = ", ".join(sorted(ranges)[:3])
         raise TrtforgeError(f"calibration cache {path} names none of this model's tensors (it has e.g. {sample}); "
                             "it was made for another model")
+
+
+def _cached_check_feeds(model: onnx.ModelProto, config: BuildConfig) -> dict[str, Any] | None:
+    """Samples to check an INT8 model made from a cache on: the calibration data, if given."""
+    if config.calibration is None or config.calibration.data is None:
+        return None
+    return _check_feeds(model, config)[0]
 
 
 def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str, Any] | None, str]:

@@ -11,6 +11,7 @@ import io
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -85,6 +86,8 @@ def calibrate(
         calibrator.select_tensors_to_calibrate = selected  # read by augment_graph
         calibrator.augment_graph()
         calibrator.create_inference_session()
+        if method is not CalibMethod.MINMAX:
+            calibrator.collector = bounded_collector(calibrator)
         # ONNX Runtime's calibrators print progress on stdout, which is our output channel.
         with contextlib.redirect_stdout(io.StringIO()):
             for batch in batches:
@@ -96,6 +99,60 @@ def calibrate(
             tensors = calibrator.compute_data()
     return {name: (float(np.min(data.range_value[0])), float(np.max(data.range_value[1])))
             for name, data in tensors.data.items()}
+
+
+def bounded_collector(calibrator: Any) -> Any:
+    """ONNX Runtime's histogram collector with a fixed number of bins.
+
+    ONNX Runtime widens a histogram by adding bins of the first batch's width whenever a later
+    batch reaches further, so bins (and the quadratic entropy search over them) grow with the
+    number of samples: 29 s for 20 images and 363 s for 50 on a small face detector. Here a wider
+    batch doubles the bin width instead (power-of-two merges of whole bins, exact), so every
+    histogram keeps ``num_bins`` bins and calibration time is linear in the number of samples.
+    """
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    class Bounded(HistogramCollector):  # type: ignore[misc]
+        def merge_histogram(self, old: tuple, data: np.ndarray, new_min: Any, new_max: Any,
+                            new_threshold: Any) -> tuple:
+            hist, edges, old_min, old_max, threshold = old
+            if new_threshold <= threshold or threshold == 0:
+                return super().merge_histogram(old, data, new_min, new_max, new_threshold)
+            wider = threshold * 2.0 ** np.ceil(np.log2(new_threshold / threshold))
+            merged, edges = _rebin(hist, edges, data, (-wider, wider))
+            return merged, edges, min(old_min, new_min), max(old_max, new_max), np.array(wider, dtype=data.dtype)
+
+        def collect_absolute_value(self, name_to_arr: dict[str, Any]) -> None:
+            for tensor, arrays in name_to_arr.items():
+                data = np.concatenate([np.asarray(a).ravel() for a in arrays]) if isinstance(arrays, list) \
+                    else np.asarray(arrays).ravel()
+                low, high = (np.nanmin(data), np.nanmax(data)) if data.size else (data.dtype.type(0),) * 2
+                data = np.abs(data)
+                top = np.nanmax(data) if data.size else data.dtype.type(0)
+                if tensor not in self.histogram_dict:
+                    hist, edges = np.histogram(data, bins=self.num_bins, range=(0, max(float(top), 1e-12)))
+                    self.histogram_dict[tensor] = (hist, edges.astype(data.dtype), low, high)
+                    continue
+                hist, edges, old_low, old_high = self.histogram_dict[tensor]
+                if top > edges[-1]:
+                    wider = edges[-1] * 2.0 ** np.ceil(np.log2(top / edges[-1]))
+                    hist, edges = _rebin(hist, edges, data, (0, wider))
+                else:
+                    hist = hist + np.histogram(data, bins=edges)[0]
+                self.histogram_dict[tensor] = (hist, edges, min(old_low, low), max(old_high, high))
+
+    return Bounded(method=calibrator.method, symmetric=calibrator.symmetric, num_bins=calibrator.num_bins,
+                   num_quantized_bins=calibrator.num_quantized_bins, percentile=calibrator.percentile,
+                   scenario=calibrator.scenario)
+
+
+def _rebin(hist: np.ndarray, edges: np.ndarray, data: np.ndarray,
+           span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """``hist`` (over ``edges``) moved onto ``len(hist)`` bins over the wider ``span``, plus ``data``."""
+    centres = (edges[:-1].astype(np.float64) + edges[1:]) / 2
+    moved, new_edges = np.histogram(centres, bins=hist.size, range=span, weights=hist)
+    fresh, _ = np.histogram(data, bins=hist.size, range=span)
+    return np.rint(moved).astype(hist.dtype) + fresh, new_edges.astype(edges.dtype)
 
 
 def folded_activations(model: onnx.ModelProto) -> dict[str, str]:

@@ -93,6 +93,15 @@ TENSORRT_FLAVOUR = QuantFlavour(
 # Ops whose inputs get Q/DQ for TensorRT: weighted ops (TensorRT fuses DQ into them and a
 # following Q into their output), pooling, and Add for the residual branch.
 TENSORRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "MaxPool", "Add")
+# Ops kept in float by default in every flavour: their output range is fixed and fine-grained
+# (a 1000-class Softmax quantized to steps of 1/255 returns all-zero probability vectors).
+FLOAT_OPS = ("Softmax", "LogSoftmax")
+# Known output ranges; Clip's comes from its bounds.
+_UNIT_RANGES = {"Sigmoid": (0.0, 1.0), "HardSigmoid": (0.0, 1.0), "Softmax": (0.0, 1.0), "Tanh": (-1.0, 1.0)}
+# Activations ONNX Runtime's CPU placement folds into the Q/DQ range of their producer's output.
+_FOLDABLE = frozenset({"Relu", "Clip"})
+# A Concat whose inputs' ranges differ by more than this stays float rather than share one scale.
+JOIN_RANGE_RATIO = 16.0
 # Producers an Add input fuses into (Conv + BN + Add + ReLU run as one INT8 kernel).
 _BACKBONE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization"})
 
@@ -120,7 +129,9 @@ def quantize(
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     tensorrt = flavour.placement == "tensorrt"
     candidates = set(TENSORRT_OPS) if tensorrt else set(QLinearOpsRegistry) | set(QDQRegistry)
-    op_types = sorted(candidates - set(exclude_op_types))
+    op_types = sorted(candidates - set(exclude_op_types) - set(FLOAT_OPS))
+    ranges = {**ranges, **bounded_ranges(model)}  # a known output range beats any histogram
+    exclude_nodes = (*exclude_nodes, *[n for n in split_joins(model, ranges) if n not in exclude_nodes])
     extra: dict[str, object] = {"ActivationSymmetric": flavour.activation_symmetric, "WeightSymmetric": True}
     if tensorrt:
         extra.update({
@@ -154,8 +165,99 @@ def quantize(
     out = quantizer.model.model
     if tensorrt:
         _fuse_residual_adds(out)
-    _keep_float_inputs(out, set(exclude_nodes), set(exclude_op_types))
+    _keep_float_inputs(out, set(exclude_nodes), {*exclude_op_types, *FLOAT_OPS})
+    _keep_float_outputs(out, model)
+    restore_activations(model, out)  # a float reader must not see pre-ReLU values
     return out
+
+
+def kept_float(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) -> dict[str, str]:
+    """``{node: reason}`` for the nodes :func:`quantize` keeps in float on its own, whatever the flavour."""
+    kept = {n.name: f"{n.op_type}: a fixed, fine-grained output range" for n in model.graph.node
+            if n.op_type in FLOAT_OPS}
+    for name in split_joins(model, {**ranges, **bounded_ranges(model)}):
+        kept[name] = f"joins inputs whose ranges differ more than {JOIN_RANGE_RATIO:g}x"
+    return kept
+
+
+def bounded_ranges(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
+    """``{tensor: (lo, hi)}`` for outputs of ops with a known range (Sigmoid, Softmax, Tanh, HardSigmoid,
+    a Clip with constant bounds): calibration must not clip a probability map to its histogram's bulk."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    known: dict[str, tuple[float, float]] = {}
+    for node in model.graph.node:
+        if node.op_type in _UNIT_RANGES:
+            known[node.output[0]] = _UNIT_RANGES[node.op_type]
+        elif node.op_type == "Clip":
+            attrs = {a.name: a.f for a in node.attribute}
+            bounds = [attrs.get("min"), attrs.get("max")]
+            for i in (1, 2):
+                if len(node.input) > i and node.input[i] in constants:
+                    bounds[i - 1] = float(np.asarray(constants[node.input[i]]).reshape(-1)[0])
+            if bounds[0] is not None and bounds[1] is not None:
+                known[node.output[0]] = (float(bounds[0]), float(bounds[1]))
+    return known
+
+
+def split_joins(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) -> list[str]:
+    """Concat nodes whose inputs' ranges differ more than :data:`JOIN_RANGE_RATIO`: one scale for
+    boxes in 0..320 next to scores in 0..1 rounds every score to 0, so these joins stay float."""
+    joins = []
+    for node in model.graph.node:
+        if node.op_type != "Concat":
+            continue
+        spans = [ranges[t][1] - ranges[t][0] for t in node.input if t in ranges]
+        if len(spans) >= 2 and max(spans) > JOIN_RANGE_RATIO * max(min(spans), 1e-12):
+            joins.append(node.name)
+    return joins
+
+
+def _keep_float_outputs(model: onnx.ModelProto, original: onnx.ModelProto) -> None:
+    """A graph output never passes through Q/DQ: the producer writes the output itself again.
+
+    ONNX Runtime's placement drops a ReLU/Clip whose range the Q/DQ pair clamps; on an output
+    that pair goes, so the activation (from ``original``) comes back.
+    """
+    graph = model.graph
+    folded = {n.output[0]: n for n in original.graph.node if n.op_type in _FOLDABLE}
+    producer = {out: node for node in graph.node for out in node.output}
+    for output in graph.output:
+        dq = producer.get(output.name)
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear" or q.input[0] not in producer:
+            continue
+        source, tensor = producer[q.input[0]], q.input[0]
+        graph.node.remove(dq)
+        source.output[list(source.output).index(tensor)] = output.name
+        for node in graph.node:  # other readers of the float tensor read the output
+            for i, name in enumerate(node.input):
+                if name == tensor:
+                    node.input[i] = output.name
+        activation = folded.get(output.name)
+        if activation is not None and not any(n.name == activation.name for n in graph.node):
+            _restore_activation(model, original, activation, source)
+    _drop_unused_qdq(graph)
+
+
+def _restore_activation(model: onnx.ModelProto, original: onnx.ModelProto, activation: onnx.NodeProto,
+                        source: onnx.NodeProto) -> None:
+    output = activation.output[0]
+    before = f"{output}_before_{activation.op_type.lower()}"
+    source.output[list(source.output).index(output)] = before
+    restored = onnx.NodeProto()
+    restored.CopyFrom(activation)
+    restored.input[0] = before
+    at = next(i for i, n in enumerate(model.graph.node) if before in n.output)
+    model.graph.node.insert(at + 1, restored)  # right after its producer: the graph stays sorted
+    have = {i.name for i in model.graph.initializer}
+    model.graph.initializer.extend(i for i in original.graph.initializer
+                                   if i.name in restored.input[1:] and i.name not in have)
 
 
 def _unranged_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
@@ -185,6 +287,68 @@ def check_exclusions(model: onnx.ModelProto, nodes: tuple[str, ...], op_types: t
     if absent:
         raise TrtforgeError(f"--exclude-op-types: the model has no {', '.join(map(repr, absent))} node; "
                             f"its op types are {', '.join(sorted(types))}")
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """The user's exclusions, followed from the source model to the prepared one."""
+
+    nodes: tuple[str, ...]
+    """Prepared-model node names to keep float."""
+    op_types: tuple[str, ...]
+    """Op types present in the prepared model."""
+    became: dict[str, list[str]]
+    """``{source node: [prepared nodes it became]}`` for every source node kept float; ``[]`` when
+    prepare() folded it into constants (nothing left to keep float)."""
+
+    def to_json(self) -> dict[str, object]:
+        return {"float_nodes": self.became}
+
+
+def lineage(source: onnx.ModelProto, prepared: onnx.ModelProto) -> dict[str, list[str]]:
+    """``{source node: [prepared nodes it became]}`` through :func:`prepare`'s rewrites.
+
+    A node keeps its name, or was fused into one named after it (MatMul + Add -> Gemm
+    ``<MatMul>/MatMulAddFusion``), or into the node that now writes its output (a BatchNormalization
+    into its Conv); ``[]`` when constants were folded.
+    """
+    names = {n.name for n in prepared.graph.node}
+    writer = {out: n.name for n in prepared.graph.node for out in n.output}
+    became: dict[str, list[str]] = {}
+    for node in source.graph.node:
+        if node.name in names:
+            became[node.name] = [node.name]
+            continue
+        found = [n for n in names if node.name and n.startswith(node.name + "/")]
+        found += [writer[t] for t in node.output if t in writer and writer[t] not in found]
+        became[node.name] = sorted(found)
+    return became
+
+
+def follow_exclusions(source: onnx.ModelProto, prepared: onnx.ModelProto,
+                      nodes: tuple[str, ...], op_types: tuple[str, ...]) -> Exclusions:
+    """Map ``--exclude-nodes``/``--exclude-op-types`` (source or prepared names) onto ``prepared``."""
+    check_exclusions(_union(source, prepared), nodes, op_types)
+    became = lineage(source, prepared)
+    prepared_names = {n.name for n in prepared.graph.node}
+    wanted = [*nodes, *(n.name for n in source.graph.node if n.op_type in op_types)]
+    kept: dict[str, list[str]] = {}
+    for name in wanted:
+        kept[name] = became.get(name, [name] if name in prepared_names else [])
+    for node in prepared.graph.node:  # a node of that type that only exists after prepare()
+        if node.op_type in op_types and not any(node.name in v for v in kept.values()):
+            kept[node.name] = [node.name]
+    targets = tuple(dict.fromkeys(t for v in kept.values() for t in v))
+    types = tuple(t for t in op_types if t in {n.op_type for n in prepared.graph.node})
+    return Exclusions(targets, types, kept)
+
+
+def _union(*models: onnx.ModelProto) -> onnx.ModelProto:
+    """A model whose nodes are all of ``models``' nodes (for name checks only)."""
+    union = onnx.ModelProto()
+    for model in models:
+        union.graph.node.extend(model.graph.node)
+    return union
 
 
 def _fuse_residual_adds(model: onnx.ModelProto) -> None:
@@ -235,6 +399,50 @@ def _drop_unused_qdq(graph: onnx.GraphProto) -> None:
     used = {t for n in graph.node for t in n.input}
     for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
+
+
+INT8_MIN_OPSET = 13  # per-channel DequantizeLinear (an axis attribute) needs opset 13
+
+
+def ensure_opset(model: onnx.ModelProto, wanted: int = INT8_MIN_OPSET) -> tuple[onnx.ModelProto, int | None]:
+    """``model`` at opset ``wanted`` or above, and the opset it was upgraded from (None if not).
+
+    Upgrades with onnx's version converter and keeps the result only if it passes the checker and
+    gives the same outputs as the original on seeded random inputs; otherwise refuses, before any
+    calibration is spent on a model that cannot take per-channel Q/DQ.
+    """
+    from trtforge.errors import TrtforgeError
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), wanted)
+    if opset >= wanted:
+        return model, None
+    fix = (f"export it again at opset {wanted} or later (tf2onnx --opset {wanted}, "
+           f"torch.onnx.export(..., opset_version={wanted}))")
+    try:
+        from onnx import version_converter
+
+        upgraded = version_converter.convert_version(model, wanted)
+        onnx.checker.check_model(upgraded)
+        _same_outputs(model, upgraded)
+    except Exception as exc:  # the converter raises many kinds; any means: not upgradable here
+        raise TrtforgeError(f"INT8 needs opset {wanted} or later, the model is opset {opset} and onnx's version "
+                            f"converter could not upgrade it faithfully ({str(exc).splitlines()[0][:160]}); "
+                            f"{fix}") from None
+    return upgraded, opset
+
+
+def _same_outputs(before: onnx.ModelProto, after: onnx.ModelProto) -> None:
+    import numpy as np
+
+    from trtforge.data.arrays import random_inputs
+    from trtforge.graph.model import graph_inputs
+    from trtforge.precision.check import run
+
+    feeds = dict(random_inputs(graph_inputs(before), seed=0, batch=1))
+    old, new = run(before, feeds), run(after, feeds)
+    for name, value in old.items():
+        if not np.allclose(value, new[name], rtol=1e-4, atol=1e-5):
+            raise ValueError(f"output {name} changed by up to {float(np.max(np.abs(value - new[name]))):.3g}")
 
 
 def prepare(model: onnx.ModelProto) -> onnx.ModelProto:

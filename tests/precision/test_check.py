@@ -1,0 +1,98 @@
+"""The INT8 self-check: per output, per sample, per field; a far-off model is refused by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from tests.precision.models import conv_bn_dense, outlier_input
+from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
+from trtforge.errors import VerificationError
+from trtforge.precision import apply as apply_module
+from trtforge.precision.apply import apply
+from trtforge.precision.check import Holdout, Thresholds, compare_output
+from trtforge.precision.quantize import cpu_flavour
+
+
+def test_an_all_zero_answer_never_passes() -> None:
+    ref = np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)
+    check = compare_output("y", ref, np.zeros_like(ref), Thresholds())
+    assert not check.passed and check.worst_cosine == 0.0 and check.worst_error > Thresholds().max_error
+    assert compare_output("y", ref, ref, Thresholds()).passed
+
+
+def test_a_wiped_out_field_fails_though_the_whole_tensor_cosine_is_high() -> None:
+    rng = np.random.default_rng(0)
+    ref = np.concatenate([rng.uniform(0, 320, (4, 4, 100)), rng.uniform(0, 1, (4, 2, 100))], axis=1)
+    got = ref.copy()
+    got[:, 4:] = 0.0  # YOLO's scores after one Q/DQ scale shared with the boxes
+    check = compare_output("preds", ref, got, Thresholds())
+    assert check.worst_cosine > 0.99 and not check.passed
+    assert check.field_axis == 1 and check.worst_field in (4, 5) and check.worst_error == pytest.approx(1.0, abs=0.02)
+
+
+def _outlier_data(path: Path, n: int = 40) -> Path:
+    x = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    x[:, 0] *= 1000.0  # one feature with a huge range: a per-tensor scale crushes the rest
+    np.save(path, x)
+    return path
+
+
+def _config(data: Path, **kw) -> BuildConfig:
+    return BuildConfig(precision="int8", calibration=CalibrationConfig(data=data, method=CalibMethod.MINMAX), **kw)
+
+
+def test_a_far_off_int8_model_is_refused_naming_output_and_node(tmp_path: Path) -> None:
+    data = _outlier_data(tmp_path / "x.npy")
+    with pytest.raises(VerificationError, match=r"far from FP32 on 8 samples.*: y \(worst cosine.*suspected nodes: proj"):
+        apply(outlier_input(), _config(data), cpu_flavour())
+    _, facts = apply(outlier_input(), _config(data, allow_inaccurate=True), cpu_flavour())
+    check = facts["calibration"]["check"]
+    assert check["passed"] is False and check["allowed_inaccurate"] is True and check["held_back"] is True
+    assert check["outputs"][0]["name"] == "y" and check["suspects"][0]["nodes"] == ["proj"]
+    assert facts["calibration"]["samples"] == 32 and facts["calibration"]["held_back_for_check"] == 8
+
+
+def test_a_faithful_model_passes_and_records_the_check(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((40, 3, 4, 4)).astype(np.float32))
+    _, facts = apply(conv_bn_dense(), _config(tmp_path / "x.npy"), cpu_flavour())
+    check = facts["calibration"]["check"]
+    assert check["passed"] is True and check["samples"] == 8 and check["outputs"][0]["worst_cosine"] > 0.99
+
+
+def test_few_samples_are_checked_and_also_calibrate() -> None:
+    holdout = Holdout()
+    batches = list(holdout.split(iter([{"x": np.arange(3.0)}]), total=3))
+    assert not holdout.held_back and holdout.count() == 3 and len(batches) == 1
+    holdout = Holdout()
+    rest = list(holdout.split(iter([{"x": np.arange(8.0)}, {"x": np.arange(8.0, 40.0)}]), total=40))
+    assert holdout.held_back and holdout.count() == 8 and sum(len(b["x"]) for b in rest) == 32
+
+
+def test_calibration_says_where_it_is_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(apply_module, "_PROGRESS_EVERY_S", 0.0)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((40, 3, 4, 4)).astype(np.float32))
+    config = BuildConfig(precision="int8", calibration=CalibrationConfig(data=tmp_path / "x.npy", batch_size=8))
+    apply(conv_bn_dense(), config, cpu_flavour())
+    assert "calibrating (entropy): 32/40 samples" in capsys.readouterr().err
+
+
+def test_cli_exits_1_unless_allow_inaccurate(tmp_path: Path) -> None:
+    import onnx
+
+    onnx.save(outlier_input(), str(tmp_path / "m.onnx"))
+    data = _outlier_data(tmp_path / "x.npy")
+    args = ("build", str(tmp_path / "m.onnx"), "--precision", "int8", "--calib-data", str(data),
+            "--calib-method", "minmax")
+    bad = run_cli(*args, "-o", str(tmp_path / "a.onnx"))
+    assert bad.returncode == 1 and "suspected nodes: proj" in bad.stderr and "--allow-inaccurate" in bad.stderr
+    assert not (tmp_path / "a.onnx").exists()
+    ok = run_cli(*args, "-o", str(tmp_path / "b.onnx"), "--allow-inaccurate")
+    assert ok.returncode == 0, ok.stderr
+    assert "FAIL" in ok.stderr and "WARNING" in ok.stderr
+    manifest = json.loads((tmp_path / "b.onnx.json").read_text())
+    assert manifest["calibration"]["check"]["allowed_inaccurate"] is True
