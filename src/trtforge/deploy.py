@@ -54,8 +54,11 @@ class DeployOptions:
     val_num: int = 500
     max_accuracy_drop: float | None = None
     """Largest allowed drop, in percentage points, of top-1 accuracy (with labels) or of
-    top-1 agreement with the FP32 engine (without)."""
+    agreement with the FP32 engine (without; see ``metric``)."""
     select: str | None = None
+    metric: str = "auto"
+    """Agreement with FP32 without labels: auto (per output: top-1 for class scores, cosine >= 0.999
+    per sample for boxes, masks, landmarks), top1 (argmax of the first output) or cosine."""
     bench: BenchSettings | None = None
     force: bool = False
     command: str = ""
@@ -134,7 +137,7 @@ def _held_out(files: list[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def load_validation(path: Path, input_names: list[str], preprocess: Preprocess | None, num: int,
-                    files: list[Path] | None = None) -> Validation:
+                    files: list[Path] | None = None, axes: Mapping[str, int | None] | None = None) -> Validation:
     """Samples from an image folder (labels from ``labels.csv`` if present) or a ``.npz``/``.npy``."""
     from trtforge.data.images import image_files
 
@@ -167,7 +170,7 @@ def load_validation(path: Path, input_names: list[str], preprocess: Preprocess |
         raise TrtforgeError(f"cannot read validation data from {path}: expected an image folder, .npz or .npy")
     from trtforge.precision.sources import CalibrationSource
 
-    source = CalibrationSource(path, input_names, None, num, 1)
+    source = CalibrationSource(path, input_names, None, num, 1, axes=axes or {})
     return Validation(list(source.batches()), None, str(path))
 
 
@@ -199,7 +202,7 @@ def _drop(acc: Mapping[str, float | None], ref: Mapping[str, float | None]) -> f
     top1, ref_top1 = acc.get("top1_accuracy"), ref.get("top1_accuracy")
     if top1 is not None and ref_top1 is not None:
         return round((ref_top1 - top1) * 100.0, 4)
-    agreement = acc.get("top1_agreement")
+    agreement = acc.get("agreement", acc.get("top1_agreement"))
     return None if agreement is None else round((1.0 - agreement) * 100.0, 4)
 
 
@@ -286,16 +289,17 @@ def _staged_inputs(source: Path, options: DeployOptions, stage: Path, final: Pat
 
 
 def _validation(model: Path, options: DeployOptions) -> tuple[Validation, CalibrationConfig | None, _Split | None]:
+    from trtforge.graph.batch import batch_axes
     from trtforge.graph.model import graph_inputs, load
 
     inputs = graph_inputs(load(model))
-    names = [t.name for t in inputs]
+    names, axes = [t.name for t in inputs], batch_axes(inputs)
     calibration = options.calibration
     preprocess = options.preprocess or (calibration.preprocess if calibration else None)
     if preprocess is not None and len(inputs) == 1:
         preprocess = preprocess.resolve(inputs[0])  # once, against the model deployed
     if options.val_data is not None:
-        return load_validation(options.val_data, names, preprocess, options.val_num), calibration, None
+        return load_validation(options.val_data, names, preprocess, options.val_num, axes=axes), calibration, None
     data = calibration.data if calibration else None
     if data is None:
         raise TrtforgeError("no validation data: pass --val-data DIR|FILE.npz, or --calib-data DIR "
@@ -305,7 +309,7 @@ def _validation(model: Path, options: DeployOptions) -> tuple[Validation, Calibr
                             "pass --val-data FILE.npz")
     split = _split_calibration(data)
     assert calibration is not None and split.calib is not None
-    validation = load_validation(data, names, preprocess, options.val_num, split.val_files)
+    validation = load_validation(data, names, preprocess, options.val_num, split.val_files, axes=axes)
     validation.source = f"{data} (every {HOLDOUT_EVERY}th image, held out of calibration)"
     return validation, replace(calibration, data=split.calib), split
 
@@ -371,11 +375,13 @@ def _engines(model: Path, model_text: str, options: DeployOptions, calibration: 
         outputs = run_all(runner, validation.samples)
         if reference is None:
             reference = outputs
-        acc = accuracy(outputs, reference, validation.labels)
+        acc = accuracy(outputs, reference, validation.labels, [o.name for o in runner.outputs], options.metric)
         if precision is Precision.FP32:
             ref_acc = acc
         _say(f"[deploy] benchmarking {precision}")
-        result = trtforge.bench(runner, settings=settings)
+        # Timed on the first validation sample: real values (a sample rate that picks the model's
+        # branch) at real sizes (dims other than the batch left dynamic), not random ones.
+        result = trtforge.bench(runner, validation.samples[0], settings=settings)
         commands.append(_quote("trtforge", "bench", final / name, "--duration", settings.duration_s))
         if precision not in options.precisions:
             continue  # the FP32 reference was built only to compare against
@@ -415,7 +421,7 @@ def _judge(report: EngineReport, limit: float | None) -> tuple[bool | None, str]
     if limit is None:
         return None, "no --max-accuracy-drop given"
     if report.drop_points is None:
-        return False, "outputs are not class scores, so no top-1 measure can be judged"
+        return False, "no agreement measure for these outputs (see --metric)"
     if report.drop_points <= limit:
         return True, f"drop {report.drop_points:.2f} ≤ {limit:g} points"
     return False, f"drop {report.drop_points:.2f} > {limit:g} points"
@@ -450,6 +456,15 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None else format(value, pattern)
 
 
+def _agreement_text(acc: Mapping[str, float | None]) -> str:
+    """The worst output's agreement, then each output's when there are several."""
+    per = {k[len("agreement["):-1]: v for k, v in acc.items() if k.startswith("agreement[")}
+    text = _fmt(acc.get("agreement", acc.get("top1_agreement")), ".2%")
+    if len(per) > 1:
+        text += " (" + ", ".join(f"{k} {_fmt(v, '.0%')}" for k, v in per.items()) + ")"
+    return text
+
+
 def report_table(report: DeployReport) -> str:
     rows = ["| precision | top-1 | agreement with fp32 | max abs error | drop (points) | pass | "
             "median (ms) | p99 (ms) | throughput (qps) | size (KiB) | build (s) |",
@@ -460,7 +475,7 @@ def report_table(report: DeployReport) -> str:
             mark += " (selected)"
         rows.append(
             f"| {e.precision} | {_fmt(e.accuracy.get('top1_accuracy'), '.2%')} | "
-            f"{_fmt(e.accuracy.get('top1_agreement'), '.2%')} | {_fmt(e.accuracy.get('max_abs_error'), '.3g')} | "
+            f"{_agreement_text(e.accuracy)} | {_fmt(e.accuracy.get('max_abs_error'), '.3g')} | "
             f"{_fmt(e.drop_points, '.2f')} | {mark} | {e.median_ms:.4f} | {e.p99_ms:.4f} | {e.qps:,.0f} | "
             f"{e.size_bytes / 1024:,.1f} | {e.build_s:.2f} |")
     return "\n".join(rows)
@@ -528,14 +543,14 @@ def _plots(report: DeployReport, stage: Path) -> list[str]:
     fig.savefig(stage / "latency.png", dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    key = "top1_accuracy" if report.validation["labels"] else "top1_agreement"
+    key = "top1_accuracy" if report.validation["labels"] else "agreement"
     for e in report.engines:
         y = e.accuracy.get(key)
         if y is not None:
             ax.scatter(e.median_ms, y * 100.0)
             ax.annotate(e.precision, (e.median_ms, y * 100.0), textcoords="offset points", xytext=(4, 4))
     ax.set_xlabel("median latency (ms)")
-    ax.set_ylabel("top-1 accuracy (%)" if key == "top1_accuracy" else "top-1 agreement with fp32 (%)")
+    ax.set_ylabel("top-1 accuracy (%)" if key == "top1_accuracy" else "agreement with fp32 (%)")
     ax.set_title("Accuracy vs latency")
     fig.tight_layout()
     fig.savefig(stage / "accuracy_vs_latency.png", dpi=100)

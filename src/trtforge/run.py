@@ -21,7 +21,9 @@ from trtforge.config import TensorSpec
 from trtforge.data import Samples, load_samples
 from trtforge.data.arrays import is_classifier
 from trtforge.data.preprocess import Preprocess
+from trtforge.data.samples import output_axis, sample_count, take
 from trtforge.errors import TrtforgeError
+from trtforge.graph.batch import batch_axes
 
 if TYPE_CHECKING:
     from trtforge.backends.base import Runner
@@ -100,28 +102,40 @@ def open_runner(path: str | os.PathLike[str], source_options: ConvertOptions | N
     return engine, f"{p} ({manifest.backend} {manifest.precision} engine)"
 
 
-def _chunk_size(specs: Sequence[TensorSpec]) -> int | None:
-    """The engine's fixed batch, or None when the batch is dynamic."""
-    first = specs[0].shape[0] if specs and specs[0].shape else None
-    return int(first) if isinstance(first, int) and first > 0 else None
+def _chunk_size(specs: Sequence[TensorSpec], axes: Mapping[str, int | None]) -> int | None:
+    """The engine's fixed batch, or None when the batch is dynamic (or no input has one)."""
+    for spec in specs:
+        axis = axes.get(spec.name)
+        if axis is not None:
+            dim = spec.shape[axis]
+            return int(dim) if isinstance(dim, int) and dim > 0 else None
+    return None
 
 
 def run_samples(runner: Runner, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every sample through ``runner``, in chunks it accepts; outputs by name, first axis = samples."""
+    """Every sample through ``runner``, in chunks it accepts, each input cut along its own batch
+    axis; outputs by name, joined along theirs (first axis for images, axis 1 for a state)."""
     specs: list[TensorSpec] = runner.inputs  # type: ignore[attr-defined]
+    axes = batch_axes(specs)
     dtypes = {s.name: np.dtype(s.dtype) for s in specs}
-    n = int(next(iter(feeds.values())).shape[0])
-    size = _chunk_size(specs) or min(n, MAX_CHUNK)
+    n = sample_count(feeds, axes)
+    fixed = _chunk_size(specs, axes)
+    size = fixed or min(n, MAX_CHUNK)
     results: dict[str, list[np.ndarray]] = {}
+    out_axes: dict[str, int | None] = {}
     for start in range(0, n, size):
-        chunk = {k: v[start:start + size].astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
-        real = next(iter(chunk.values())).shape[0]
-        if real < size and _chunk_size(specs):
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - real, axis=0)]) for k, v in chunk.items()}
+        index = np.minimum(np.arange(start, start + size), n - 1)  # pad a fixed batch with the last sample
+        real = min(size, n - start)
+        if not fixed:
+            index = index[:real]
+        chunk = {k: take(v, axes.get(k, 0), index).astype(dtypes.get(k, v.dtype), copy=False)
+                 for k, v in feeds.items()}
         out = runner.infer(chunk)  # type: ignore[attr-defined]
         for name, value in out.items():
-            results.setdefault(name, []).append(np.asarray(value)[:real])
-    return {k: np.concatenate(v) for k, v in results.items()}
+            value = np.asarray(value)
+            axis = out_axes.setdefault(name, output_axis(value, len(index)))
+            results.setdefault(name, []).append(take(value, axis, slice(0, real)))
+    return {k: v[0] if out_axes[k] is None else np.concatenate(v, axis=out_axes[k]) for k, v in results.items()}
 
 
 @dataclass

@@ -89,7 +89,9 @@ class OnnxRuntimeBackend:
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
+        # Fatal only: a failed run raises, and trtforge reports that exception in one line;
+        # ORT's own coloured copy of it on stderr would be a second, garbled report.
+        options.log_severity_level = 4
         if threads:
             options.intra_op_num_threads = threads
         for key, value in (config or {}).items():

@@ -257,6 +257,16 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
     return runners
 
 
+def _refused(exc: Exception, feeds: Mapping[str, np.ndarray], source: str) -> TrtforgeError:
+    """An engine failing on the bench inputs is a user error with the fix, not a traceback."""
+    at = ", ".join(f"{k}:{'x'.join(map(str, v.shape)) or 'scalar'}" for k, v in feeds.items())
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return TrtforgeError(
+        f"the engine fails on {source} at {at} ({first[:300]}); give values it takes with "
+        "--inputs FILE.npz (inputs the file lacks stay seeded random), e.g. a scalar that selects "
+        "a branch, or other sizes with --shapes")
+
+
 def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
           feeds: Mapping[str, np.ndarray] | str | os.PathLike[str] | None = None,
           settings: BenchSettings | None = None, context: Mapping[str, object] | None = None,
@@ -271,7 +281,7 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
     (``shapes``: trtexec's ``name:1x3x224x224`` for dynamic dimensions; ``batch``: the leading one).
     ``progress`` is called with the fraction done (0..1), at most ten times a second.
     """
-    from trtforge.data.arrays import conform, load_npz
+    from trtforge.data.arrays import conform, load_npz_partial
 
     settings = settings or BenchSettings()
     ctx: dict[str, object] = {}
@@ -290,9 +300,14 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
         ctx["input_source"] = f"random (seed {settings.seed})"
     elif isinstance(feeds, (str, os.PathLike)):
         ctx["input_source"] = os.fspath(feeds)
-        feeds = load_npz(feeds, specs, all_notes)
+        feeds = load_npz_partial(feeds, specs, shapes, batch, settings.seed, all_notes)
     else:
         feeds = conform(feeds, specs, "the inputs", all_notes)
-    trace, warm = _run(runners, feeds, settings, progress)
+    try:
+        trace, warm = _run(runners, feeds, settings, progress)
+    except Exception as exc:
+        if type(exc).__module__.startswith("onnxruntime"):  # the engine refused these inputs
+            raise _refused(exc, feeds, str(ctx.get("input_source", "the inputs"))) from None
+        raise
     ctx["inputs"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in feeds.items()}
     return BenchResult.from_trace(trace, _batch_of(feeds), settings, ctx, warm, all_notes)

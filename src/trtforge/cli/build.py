@@ -148,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
               f"(all INT8 {mixed['error']['int8']:.4g}, budget {mixed['budget']:g}, {mixed['metric']})")
     cast = manifest.build.get("cast")
     if isinstance(cast, dict):
-        kept = cast["kept"]
-        print(f"cast to {cast['precision']}, checked on {cast['checked_on']}; "
-              f"{len(kept)} node(s) kept in FP32" + (f": {', '.join(list(kept)[:8])}" if kept else ""))
+        kept = list(cast["kept"])
+        checked = str(cast["checked_on"])
+        checked = checked if checked.startswith("not checked") else f"checked on {checked}"
+        listed = ", ".join(kept[:8]) + (f" and {len(kept) - 8} more (all in {args.output}.json)" if len(kept) > 8 else "")
+        print(f"cast to {cast['precision']}, {checked}; {len(kept)} node(s) kept in FP32" + (f": {listed}" if kept else ""))
     return 0

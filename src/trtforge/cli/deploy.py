@@ -40,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--max-accuracy-drop", type=real_arg("--max-accuracy-drop", 0, 100), default=None, metavar="POINTS",
                      help="largest allowed top-1 drop vs FP32, in percentage points")
     cal.add_argument("--select", choices=["fastest"], help="copy the fastest passing engine to OUTDIR/model.engine")
+    cal.add_argument("--metric", default="auto", choices=["auto", "top1", "cosine"],
+                     help="agreement with fp32 without labels: auto (per output: top-1 for class scores, "
+                          "cosine >= 0.999 per sample for boxes/masks/landmarks), top1 (argmax of the first "
+                          "output) or cosine (default auto)")
     b = p.add_argument_group("benchmark")
     b.add_argument("--warmup", type=real_arg("--warmup", 0, 3.6e6), default=200.0, help="warm-up in ms (default 200)")
     b.add_argument("--iterations", type=int_arg("--iterations", 1, 10**9), default=10, help="at least N queries (default 10)")
@@ -65,7 +69,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
         precisions=precisions, backend=args.backend, device=args.device, source_format=args.source_format,
         convert=convert, batch=args.batch, calibration=calibration,
         val_data=Path(args.val_data) if args.val_data else None, val_num=args.val_num,
-        max_accuracy_drop=args.max_accuracy_drop, select=args.select,
+        max_accuracy_drop=args.max_accuracy_drop, select=args.select, metric=args.metric,
         bench=BenchSettings(args.warmup, args.iterations, args.duration), force=args.force,
         command="trtforge " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         preprocess=preprocess,

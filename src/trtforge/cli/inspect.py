@@ -10,7 +10,7 @@ _SHOW = 8  # node names listed per dynamic dim in text output (--json lists all)
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="show a model's or engine's inputs, outputs and contents")
-    p.add_argument("path", help="ONNX model, or engine built by trtforge")
+    p.add_argument("path", help="ONNX model, engine built by trtforge, or a source: .tflite, Keras .h5/.keras, SavedModel")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
@@ -18,7 +18,41 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from trtforge.engine import kind_of
 
-    return _engine(args) if kind_of(args.path) == "engine" else _model(args)
+    kind = kind_of(args.path)
+    if kind != "source":
+        return _engine(args) if kind == "engine" else _model(args)
+    form = _source_form(args.path)
+    return _source(args, form) if form else _model(args)
+
+
+def _source_form(path: str) -> str | None:
+    """The source form (tflite, keras, h5, savedmodel) ``inspect`` describes, or None."""
+    from pathlib import Path
+
+    from trtforge.converters import converters
+    from trtforge.converters.describe import DESCRIBED
+
+    found = Path(path)
+    return next((n for n, c in converters().items() if n in DESCRIBED and found.exists() and c.detect(found)), None)
+
+
+def _source(args: argparse.Namespace, form: str) -> int:
+    from trtforge.converters.describe import describe_source
+
+    s = describe_source(args.path, form)
+    if args.json:
+        print(json.dumps(s.to_json(), indent=2))
+        return 0
+    print(f"{form} model {args.path} (convert it with: trtforge convert {args.path} -o MODEL.onnx)")
+    for kind, specs in (("input", s.inputs), ("output", s.outputs)):
+        for t in specs:
+            print(f"{kind:6s} {t.name}: {t.dtype} {t.shape_text()}")
+    if s.parameters is not None:
+        print(f"parameters: {s.parameters:,}")
+    print(("layers: " if form in ("keras", "h5") else "ops: ") + ", ".join(f"{op} x{n}" for op, n in s.ops.items()))
+    for note in s.notes:
+        print(note)
+    return 0
 
 
 def _model(args: argparse.Namespace) -> int:

@@ -199,6 +199,11 @@ class Reference:
     nchw_outputs: tuple[str, ...] = ()
     note: str = ""
     """Anything the converter did that the user should know (said before the check)."""
+    quantized: str = ""
+    """What is quantized in the source ("int8 weights"), whose kernels then differ from float math."""
+    spread: Callable[[dict[str, np.ndarray]], dict[str, float]] | None = None
+    """The source's own disagreement with itself per output (e.g. TFLite's default against its
+    reference kernels): the conversion check tolerates twice that."""
 
 
 @dataclass(frozen=True)

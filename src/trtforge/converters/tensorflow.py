@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ def _tf() -> Any:
     require("tf2onnx", "tf", "Converting a TensorFlow model")
     tf = require("tensorflow", "tf", "Converting a TensorFlow model")
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    # TensorFlow's notice that tf.lite.Interpreter moves to LiteRT: not the user's concern here.
+    warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
     tf.get_logger().setLevel(logging.ERROR)
     return tf
 
@@ -414,6 +417,7 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
         interpreter = tf.lite.Interpreter(model_path=str(source))
     except Exception as exc:
         raise TrtforgeError(f"{source} is not a readable TFLite model: {str(exc).strip().splitlines()[-1]}") from None
+    _refuse_resource_variables(source, interpreter)
     ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
     names = _signature_names(interpreter)
     name = lambda d: names.get(d["name"], d["name"])  # noqa: E731
@@ -424,6 +428,7 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
     # op (two outputs of one StatefulPartitionedCall): outputs get a boundary Transpose instead.
     _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset,
              inputs_as_nchw=[tensor[n] for n in nchw_in] or None, output_path=str(output))
+    _refuse_unconverted(source, output)
     _rename_file(output, names, nchw_out)
     note = ""
     if options.batch is not None:
@@ -444,7 +449,76 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
         interpreter.invoke()
         return {name(d): interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()}
 
-    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out), note)
+    quantized = _quantized_weights(interpreter)
+    spread = (lambda feeds: _kernel_spread(source, feeds, run, name)) if quantized else None
+    return Reference("the TFLite interpreter", run, tuple(nchw_in), tuple(nchw_out), note, quantized, spread)
+
+
+def _quantized_weights(interpreter: Any) -> str:
+    """'int8 weights' (or another type) when the model's constant tensors are quantized, else ''."""
+    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()
+             if t["dtype"] in (np.int8, np.uint8, np.int16, np.float16) and len(t["shape"]) > 1}
+    return " and ".join(f"{k} weights" for k in sorted(kinds))
+
+
+def _kernel_spread(source: Path, feeds: dict[str, np.ndarray], run: Callable[..., dict[str, np.ndarray]],
+                   name: Callable[[Any], str]) -> dict[str, float]:
+    """Per output: max |default kernels - reference kernels| of the TFLite interpreter itself."""
+    tf = _tf()
+    reference = tf.lite.Interpreter(model_path=str(source),
+                                    experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    for d in reference.get_input_details():
+        reference.resize_tensor_input(d["index"], list(feeds[name(d)].shape))
+    reference.allocate_tensors()
+    for d in reference.get_input_details():
+        reference.set_tensor(d["index"], feeds[name(d)].astype(d["dtype"]))
+    reference.invoke()
+    default = run(feeds)
+    return {name(d): float(np.abs(reference.get_tensor(d["index"]).astype(np.float64)
+                                  - default[name(d)].astype(np.float64)).max())
+            for d in reference.get_output_details()}
+
+
+_STATE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
+
+
+def _refuse_resource_variables(source: Path, interpreter: Any) -> None:
+    """A streaming TFLite model keeps its state in resource variables, which tf2onnx cannot convert."""
+    try:
+        ops = {o["op_name"] for o in interpreter._get_ops_details()}
+    except Exception:  # a private API: without it, tf2onnx's own failure is reported
+        return
+    state = sorted(ops & _STATE_OPS)
+    if state:
+        raise TrtforgeError(
+            f"{source} keeps state between calls in resource variables ({', '.join(state)}: a streaming "
+            "model), which tf2onnx cannot convert and ONNX has no op for; nothing was written; export the "
+            "model without them (a non-streaming version, or one taking the state as an input and "
+            "returning it as an output)")
+
+
+def unconverted_ops(model: Any) -> dict[str, str]:
+    """Ops tf2onnx passed through unconverted (``TFL_<name>``, not an ONNX op): ``{op: first node}``."""
+    import onnx
+
+    found: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type.startswith("TFL_") and not onnx.defs.has(node.op_type, node.domain):
+            found.setdefault(node.op_type[len("TFL_"):], node.name)
+    return found
+
+
+def _refuse_unconverted(source: Path, output: Path) -> None:
+    import onnx
+
+    found = unconverted_ops(onnx.load(str(output), load_external_data=False))
+    if found:
+        ops = ", ".join(f"{op} (node {node!r})" for op, node in found.items())
+        raise TrtforgeError(
+            f"{source} uses TFLite custom op(s) {ops} that tf2onnx cannot convert and ONNX has no op "
+            "for; nothing was written; export the model without them (e.g. a standard transposed "
+            "convolution plus bias instead of MediaPipe's Convolution2DTransposeBias), or convert the "
+            "op yourself (a tf2onnx custom-op handler, then a TensorRT plugin for the engine)")
 
 
 def _rename_file(path: Path, names: dict[str, str], nchw_outputs: list[str]) -> None:

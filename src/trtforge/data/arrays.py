@@ -52,22 +52,26 @@ def concrete_shapes(specs: Sequence[TensorSpec], shapes: str | None = None,
         given = parsed.validate([s for s in specs if s.name in named]).opt
     if batch is not None and batch < 1:
         raise TrtforgeError(f"--batch must be at least 1, got {batch}")
+    from trtforge.graph.batch import batch_axes
+
+    axes = batch_axes(specs)
     out: dict[str, tuple[int, ...]] = {}
     for spec in specs:
         if spec.name in given:
             out[spec.name] = given[spec.name]
             continue
         dims: list[int] = []
+        at = axes[spec.name]  # a state's batch may sit on axis 1; a scalar has none
         for axis, d in enumerate(spec.shape):
             static = isinstance(d, int) and d > 0
-            if axis == 0 and batch is not None:
+            if axis == at and batch is not None:
                 if static and d != batch:
                     raise TrtforgeError(f"--batch {batch}: input {spec.name!r} has a fixed batch of {d} "
                                         f"({spec.shape_text()}); rebuild with trtforge reshape --batch {batch}")
                 dims.append(batch)
             elif static:
                 dims.append(int(d))
-            elif axis == 0:
+            elif axis == at:
                 dims.append(1)
             else:
                 example = "x".join(str(x) if isinstance(x, int) and x > 0 else "N" for x in spec.shape)
@@ -129,7 +133,8 @@ def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where:
             notes: list[str] | None = None, samples: bool = False) -> Feeds:
     """Feeds checked against the engine's inputs (see :func:`trtforge.data.check.check_feeds`).
 
-    ``samples``: the first axis counts samples (run/compare feed them in chunks), so it may
+    ``samples``: each input's batch axis (:func:`trtforge.graph.batch.batch_axes`: axis 0, a
+    state's axis 1, none for a scalar) counts samples (run/compare feed them in chunks), so it may
     differ from a fixed batch.
     """
     from trtforge.data.check import check_feeds
@@ -159,6 +164,32 @@ def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: l
     else:
         arrays = {k: loaded[k] for k in loaded.files}  # type: ignore[attr-defined,index]
     return conform(arrays, specs, str(p), notes, samples)
+
+
+def load_npz_partial(path: str | os.PathLike[str], specs: Sequence[TensorSpec], shapes: str | None = None,
+                     batch: int | None = None, seed: int = 0, notes: list[str] | None = None) -> Feeds:
+    """``bench --inputs FILE.npz``: the inputs the file holds; the others seeded random (said in ``notes``).
+
+    Giving only some inputs is how fixed values reach a model: a sample rate that picks a
+    branch, a zero state.
+    """
+    from trtforge._files import existing_file
+
+    p = existing_file(path, "--inputs file")
+    loaded = _read_numpy(p)
+    if isinstance(loaded, np.ndarray):
+        return load_npz(p, specs, notes)
+    names = set(loaded.files)  # type: ignore[attr-defined]
+    given = [s for s in specs if s.name in names or f"{s.name}:0" in names]
+    rest = [s for s in specs if s not in given]
+    if not given:
+        return load_npz(p, specs, notes)
+    feeds = conform({k: loaded[k] for k in names}, given, str(p), notes)  # type: ignore[index]
+    if rest:
+        feeds.update(random_feeds(rest, concrete_shapes(rest, shapes, batch), seed))
+        if notes is not None:
+            notes.append(f"{', '.join(s.name for s in rest)}: not in {p}, seeded random (seed {seed})")
+    return {s.name: feeds[s.name] for s in specs}
 
 
 def load_trtexec_inputs(text: str, specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]],

@@ -26,14 +26,19 @@ def check_feeds(feeds: Mapping[str, object], specs: Sequence[TensorSpec], where:
                 notes: list[str] | None = None, samples: bool = False) -> Feeds:
     """``feeds`` by the model's input names, each checked and in the input's dtype, C-contiguous.
 
-    ``samples``: the first axis counts samples (fed in chunks), so it may differ from a fixed batch.
+    ``samples``: each input's batch axis (:func:`trtforge.graph.batch.batch_axes`: 0, a state's 1,
+    none for a scalar) counts samples (fed in chunks), so it may differ from a fixed batch.
     Keys that are no input are left out, with a note.
     """
     if not specs:
         raise TrtforgeError(f"{where}: the model has no inputs, so there is nothing to feed it; "
                             "check that this is the model you meant")
+    from trtforge.graph.batch import batch_axes
+
     resolved = _by_input(feeds, specs, where, notes)
-    return {spec.name: _checked(resolved[spec.name], spec, where, notes, samples) for spec in specs}
+    axes = batch_axes(specs)  # a state's samples run along axis 1; a scalar has none
+    return {spec.name: _checked(resolved[spec.name], spec, where, notes, axes[spec.name] if samples else None)
+            for spec in specs}
 
 
 def checked_batches(batches: Iterable[Mapping[str, object]], specs: Sequence[TensorSpec],
@@ -83,24 +88,26 @@ def _as_array(value: object, spec: TensorSpec, where: str) -> np.ndarray:
     return array
 
 
-def _checked(value: object, spec: TensorSpec, where: str, notes: list[str] | None, samples: bool) -> np.ndarray:
+def _checked(value: object, spec: TensorSpec, where: str, notes: list[str] | None,
+             samples: int | None) -> np.ndarray:
+    """``samples``: the axis that counts samples (may differ from a fixed batch), or None."""
     array = _as_array(value, spec, where)
     shape = "x".join(map(str, array.shape)) or "scalar"
     if array.ndim != len(spec.shape):
         raise TrtforgeError(f"{where}: {spec.name!r} has shape {shape}, but the model's input has "
                             f"{len(spec.shape)} dimensions ({spec.shape_text()})")
     for axis, d in enumerate(spec.shape):
-        if isinstance(d, int) and d > 0 and array.shape[axis] != d and not (samples and axis == 0):
+        if isinstance(d, int) and d > 0 and array.shape[axis] != d and axis != samples:
             raise TrtforgeError(f"{where}: {spec.name!r} has shape {shape}, but the model's input is "
                                 f"{spec.shape_text()} (dimension {axis} differs)")
-    if array.ndim and array.shape[0] == 0:
+    if array.ndim and array.shape[samples or 0] == 0:
         raise TrtforgeError(f"{where}: {spec.name!r} holds no samples (shape {shape})")
     array = _cast(array, spec, where, notes)
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise TrtforgeError(f"{where}: {spec.name!r} holds {bad} NaN or infinite value(s); "
                             "a model input must be finite: clean the data first")
-    return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array) if array.ndim else array  # a scalar stays 0-d
 
 
 def _cast(array: np.ndarray, spec: TensorSpec, where: str, notes: list[str] | None) -> np.ndarray:

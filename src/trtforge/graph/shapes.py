@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import onnx
 
 from trtforge.errors import TrtforgeError
+from trtforge.graph.batch import batch_axes
 from trtforge.graph.model import graph_inputs, graph_outputs, symbolic_infer
 from trtforge.graph.ranges import MAX_DIM, Dim, InputShapes, as_mapping
 
@@ -86,10 +87,14 @@ def target_shapes(
     if batch is not None:
         b = batch if isinstance(batch, Batch) else Batch.parse(batch, dim_name)
         first: Dim = b.size if b.size is not None else b.dim_name
+        axes = batch_axes(specs)
+        if all(axis is None for axis in axes.values()):
+            raise TrtforgeError("no input has a batch dimension to set (scalars or fixed state only); "
+                                "give the shapes with --shapes NAME:DIMS,...")
         for t in specs:
-            if not t.shape:
-                raise TrtforgeError(f"input {t.name!r} is a scalar; it has no batch dimension to set (use --shapes)")
-            new[t.name] = (first,) + t.shape[1:]
+            axis = axes[t.name]
+            if axis is not None:  # a scalar or a fixed state tensor keeps its shape
+                new[t.name] = t.shape[:axis] + (first,) + t.shape[axis + 1:]
     if shapes is not None:
         given = InputShapes(tuple(as_mapping(shapes).items())).validate(specs)
         for name, dims in given.shapes:
@@ -134,6 +139,8 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     ONNX's inference first (strict, then lenient); ONNX Runtime's symbolic inference
     when ONNX leaves output dims unknown and it does better.
     """
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in model.graph.output
+             if v.type.tensor_type.HasField("shape")}
     del model.graph.value_info[:]
     for value in model.graph.output:
         value.type.tensor_type.ClearField("shape")
@@ -144,8 +151,22 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     if _unknown_dims(inferred):
         symbolic = symbolic_infer(model)
         if symbolic is not None and _unknown_dims(symbolic) < _unknown_dims(inferred):
-            return symbolic
+            inferred = symbolic
+    _keep_ranks(inferred, ranks)
     return inferred
+
+
+def _keep_ranks(model: onnx.ModelProto, ranks: Mapping[str, int]) -> None:
+    """An output inference could not shape keeps its old rank with every dim unknown.
+
+    A graph output without a shape is invalid ONNX ("Field 'shape' of 'type' is required").
+    """
+    for value in model.graph.output:
+        tensor = value.type.tensor_type
+        if not tensor.HasField("shape") and value.name in ranks:
+            tensor.shape.SetInParent()
+            for _ in range(ranks[value.name]):
+                tensor.shape.dim.add()
 
 
 def _fill_output_batch(model: onnx.ModelProto, original: onnx.ModelProto, old: int, new: Dim) -> None:

@@ -17,7 +17,13 @@ import numpy as np
 import onnx
 
 from trtforge.errors import TrtforgeError
+from trtforge.graph.batch import batch_axes
 from trtforge.graph.model import graph_inputs, graph_outputs
+
+PROBE_SIZES = (64, 512)
+"""Sizes a dynamic non-batch dim (height, width, sequence) is probed at, in turn until the model
+runs: 64 is a multiple of the strides detectors and segmenters need (32) and fast; 512 is the
+chunk audio models take."""
 
 
 def session(model: onnx.ModelProto):  # -> onnxruntime.InferenceSession
@@ -29,9 +35,11 @@ def session(model: onnx.ModelProto):  # -> onnxruntime.InferenceSession
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def probe_sizes(original: onnx.ModelProto, changed: onnx.ModelProto, old_batch: int | None) -> dict[str, int]:
+def probe_sizes(original: onnx.ModelProto, changed: onnx.ModelProto, old_batch: int | None,
+                other: int = PROBE_SIZES[0]) -> dict[str, int]:
     """A size for every symbolic input dim of ``changed``: a batch unlike the exported one, else the original's."""
     before = {t.name: t.shape for t in graph_inputs(original)}
+    axes = batch_axes(graph_inputs(changed))
     sizes: dict[str, int] = {}
     for spec in graph_inputs(changed):
         for axis, dim in enumerate(spec.shape):
@@ -39,17 +47,49 @@ def probe_sizes(original: onnx.ModelProto, changed: onnx.ModelProto, old_batch: 
                 continue
             old = before.get(spec.name, ())
             was = old[axis] if axis < len(old) else None
-            if axis == 0:
+            if axis == axes.get(spec.name, 0):
                 sizes[dim] = (old_batch + 1) if old_batch else 2
             else:
-                sizes[dim] = was if isinstance(was, int) and was > 0 else 1
+                sizes[dim] = was if isinstance(was, int) and was > 0 else other
     return sizes
+
+
+def _other_dynamic(model: onnx.ModelProto) -> list[str]:
+    """``name:dims`` of inputs with dynamic dims other than the batch (their size was guessed)."""
+    axes = batch_axes(graph_inputs(model))
+    return [spec.name + ":" + spec.shape_text() for spec in graph_inputs(model)
+            if any(not isinstance(d, int) or d < 1 for a, d in enumerate(spec.shape) if a != axes[spec.name])]
+
+
+def compared_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Scalar inputs the graph tests for one value (``Equal(sr, 16000)`` choosing an If branch): that value.
+
+    Random values would take the branch the model is never run on, which may not even work.
+    """
+    from onnx import numpy_helper
+
+    scalars = {t.name for t in graph_inputs(model) if not t.shape}
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    values: dict[str, np.ndarray] = {}
+    for node in model.graph.node:
+        if node.op_type == "Equal" and len(node.input) == 2:
+            for mine, other in (node.input, node.input[::-1]):
+                if mine in scalars and other in constants and constants[other].size == 1:
+                    values.setdefault(mine, constants[other].reshape(()))
+    return values
 
 
 def random_feeds(model: onnx.ModelProto, sizes: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
+    fixed = compared_constants(model)
     for spec in graph_inputs(model):
+        if spec.name in fixed:
+            feeds[spec.name] = fixed[spec.name].astype(np.dtype(spec.dtype))
+            continue
         shape = [d if isinstance(d, int) and d > 0 else sizes.get(str(d), 1) for d in spec.shape]
         dtype = np.dtype(spec.dtype)
         if dtype.kind == "f":
@@ -147,13 +187,21 @@ def verify(
     """Run ``changed`` once and compare it with ``original``; raise if it fails, else say what was checked."""
     hint = (f"; nodes that may bake the exported batch: {', '.join(suspects)}" if suspects else "")
     advice = f"; nothing was written; re-export the model with the shapes you want{hint}"
-    sizes = probe_sizes(original, changed, old_batch)
-    feeds = random_feeds(changed, sizes)
-    at = ", ".join(f"{k}:{_shape_text(v.shape)}" for k, v in feeds.items())
-    try:
-        got = list(session(changed).run(None, feeds))
-    except Exception as exc:
-        raise TrtforgeError(f"the changed model fails to run at {at} ({str(exc).splitlines()[0]}){advice}") from None
+    guessed = _other_dynamic(changed)
+    if guessed:
+        sizes = " and ".join(map(str, PROBE_SIZES))
+        advice = (f"; nothing was written; {', '.join(guessed)} has dynamic dims other than the batch, "
+                  f"tried at {sizes}: give the sizes you use with --shapes NAME:DIMS,...{hint}")
+    for other in PROBE_SIZES if guessed else PROBE_SIZES[:1]:
+        feeds = random_feeds(changed, probe_sizes(original, changed, old_batch, other))
+        at = ", ".join(f"{k}:{_shape_text(v.shape)}" for k, v in feeds.items())
+        try:
+            got = list(session(changed).run(None, feeds))
+            break
+        except Exception as exc:
+            failure = f"the changed model fails to run at {at} ({str(exc).splitlines()[0]}){advice}"
+    else:
+        raise TrtforgeError(failure)
     try:
         check_declared(changed, feeds, got)
     except TrtforgeError as exc:

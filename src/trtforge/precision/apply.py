@@ -93,7 +93,9 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
               "Q/DQ); checked: same outputs on random inputs", file=sys.stderr)
     source, model = model, prepare(model)
     excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
-    holdout = Holdout()
+    from trtforge.graph.batch import batch_axes
+
+    holdout = Holdout(axes=batch_axes(graph_inputs(model)))  # a state's samples on axis 1; a scalar whole
     ranges, facts = _int8_ranges(model, calibration, model_sha, holdout)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["check"] = verify(model, quantized, holdout.feeds() or _cached_check_feeds(model, config),
@@ -213,17 +215,24 @@ def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str,
         assert preprocess is None or isinstance(preprocess, Preprocess)
         first = graph_inputs(model)[0].shape[:1]
         size = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 8  # a static batch rules
+        from trtforge.graph.batch import batch_axes
+
         source = CalibrationSource(calibration.data, [t.name for t in graph_inputs(model)], preprocess,
-                                   size, size, calibration.seed)
+                                   size, size, calibration.seed, axes=batch_axes(graph_inputs(model)))
         batch = next(iter(source.batches()), None)
         if batch is not None:
-            return dict(batch), f"{len(next(iter(batch.values())))} sample(s) of {calibration.data}"
+            return dict(batch), f"{min(size, len(source))} sample(s) of {calibration.data}"
     from trtforge.data.arrays import random_inputs
+    from trtforge.graph.verify import compared_constants
 
     try:
-        return random_inputs(graph_inputs(model), seed=0, batch=1), "seeded random inputs in [-1, 1)"
+        feeds = random_inputs(graph_inputs(model), seed=0, batch=1)
     except TrtforgeError as exc:
-        return None, f"not checked: {exc}"
+        return None, f"not checked ({exc})"
+    fixed = compared_constants(model)  # a scalar that picks an If branch gets the value tested for
+    feeds.update({k: v.astype(feeds[k].dtype) for k, v in fixed.items() if k in feeds})
+    where = f"; {', '.join(f'{k}={v.item()}' for k, v in fixed.items())}" if fixed else ""
+    return feeds, f"seeded random inputs in [-1, 1){where}"
 
 
 def cast_half(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:

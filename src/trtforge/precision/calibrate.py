@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from trtforge.config import CalibMethod
+from trtforge.graph.batch import batch_axes
 from trtforge.graph.model import graph_inputs
 from trtforge.precision.sources import (
     rebatch,  # lives with the data sources; used below and by TensorRT 10's calibrator
@@ -70,8 +71,9 @@ def calibrate(
     if method is CalibMethod.PERCENTILE:
         extra["percentile"] = percentile
     model, static_batch = _calibration_model(model)
+    axes = batch_axes(graph_inputs(model))
     if static_batch is not None:
-        batches = rebatch(batches, static_batch)
+        batches = rebatch(batches, static_batch, axes)
     with tempfile.TemporaryDirectory(prefix="trtforge-calib-") as tmp:
         model_path = Path(tmp) / "model.onnx"
         onnx.save(model, str(model_path))
@@ -236,7 +238,10 @@ def _calibration_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int | N
 
 
 def _static_batch(model: onnx.ModelProto) -> int | None:
-    firsts = {spec.shape[0] for spec in graph_inputs(model) if spec.shape}
+    """The batch every batched input has (on its own batch axis), when it is static."""
+    specs = graph_inputs(model)
+    axes = batch_axes(specs)
+    firsts = {spec.shape[axis] for spec in specs if (axis := axes[spec.name]) is not None}
     if len(firsts) == 1:
         (first,) = firsts
         if isinstance(first, int) and first > 0:

@@ -14,6 +14,7 @@ it, named by the nodes that read them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -146,20 +147,29 @@ def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str]
     """``model`` on ONNX Runtime CPU over ``feeds`` (in groups of a static batch, if it has one)."""
     import onnxruntime as ort
 
+    from trtforge.data.samples import output_axis, sample_count, take
+    from trtforge.graph.batch import batch_axes
+    from trtforge.graph.model import graph_inputs
     from trtforge.precision.calibrate import _static_batch
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     names = outputs or [o.name for o in session.get_outputs()]
-    total = len(next(iter(feeds.values())))
+    axes = batch_axes(graph_inputs(model))  # a state's samples on axis 1; a scalar is fed whole
+    total = sample_count(feeds, axes)
     step = _static_batch(model) or total
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, total - total % step if step < total else total, step):
-        got = session.run(names, {k: v[start:start + step] for k, v in feeds.items()})
+        got = session.run(names, {k: take(v, axes.get(k, 0) if v.ndim else None, slice(start, start + step))
+                                  for k, v in feeds.items()})
         for name, value in zip(names, got):
             parts[name].append(np.asarray(value))
-    return {name: np.concatenate(v) if v[0].ndim else v[0] for name, v in parts.items()}
+    joined = {}
+    for name, v in parts.items():
+        axis = output_axis(v[0], min(step, total)) if v[0].ndim else None
+        joined[name] = v[0] if axis is None or len(v) == 1 else np.concatenate(v, axis=axis)
+    return joined
 
 
 def self_check(reference: onnx.ModelProto, quantized: onnx.ModelProto, feeds: dict[str, np.ndarray],
@@ -253,10 +263,23 @@ class Holdout:
     after holding back) the checked samples also calibrate, and the report says so.
     """
 
-    def __init__(self, most: int = 16) -> None:
+    def __init__(self, most: int = 16, axes: Mapping[str, int | None] | None = None) -> None:
         self.most = most
+        self.axes = dict(axes or {})
+        """Each input's batch axis (absent: 0; None: a scalar, the same for every sample)."""
         self.held: dict[str, list[np.ndarray]] = {}
         self.held_back = True
+
+    def _axis(self, name: str, array: np.ndarray) -> int | None:
+        return self.axes.get(name, 0) if np.ndim(array) else None
+
+    def _cut(self, name: str, array: np.ndarray, part: slice) -> np.ndarray:
+        axis = self._axis(name, array)
+        if axis is None:
+            return np.asarray(array)
+        where: list[slice] = [slice(None)] * np.ndim(array)
+        where[axis] = part
+        return np.asarray(array)[tuple(where)]
 
     def split(self, batches: Any, total: int | None) -> Any:
         wanted = self.most if total is None else min(self.most, total // 5)
@@ -264,27 +287,34 @@ class Holdout:
         wanted = wanted or min(self.most, total or 0)
         taken, yielded = 0, False
         for batch in batches:
-            size = len(next(iter(batch.values())))
+            size = next((np.shape(v)[a] for k, v in batch.items() if (a := self._axis(k, v)) is not None), 1)
             take = min(size, wanted - taken)
             if take > 0:
                 for name, array in batch.items():
-                    self.held.setdefault(name, []).append(np.asarray(array[:take]))
+                    self.held.setdefault(name, []).append(self._cut(name, array, slice(0, take)))
                 taken += take
             if not self.held_back:
                 yielded = True
                 yield batch
             elif take < size:
                 yielded = True
-                yield {k: v[take:] for k, v in batch.items()}
+                yield {k: self._cut(k, v, slice(take, None)) for k, v in batch.items()}
         if not yielded and self.held:
             self.held_back = False
             yield self.feeds()
 
     def count(self) -> int:
-        return sum(len(a) for a in next(iter(self.held.values()), []))
+        for name, parts in self.held.items():
+            axis = self._axis(name, parts[0])
+            if axis is not None:
+                return sum(int(np.shape(p)[axis]) for p in parts)
+        return 0
 
     def feeds(self) -> dict[str, np.ndarray] | None:
-        return {k: np.concatenate(v) for k, v in self.held.items()} if self.held else None
+        if not self.held:
+            return None
+        return {k: v[0] if self._axis(k, v[0]) is None else np.concatenate(v, axis=self._axis(k, v[0]))
+                for k, v in self.held.items()}
 
 
 def verify(reference: onnx.ModelProto, quantized: onnx.ModelProto, feeds: dict[str, np.ndarray] | None,

@@ -68,6 +68,7 @@ def cast(model: onnx.ModelProto, precision: Precision,
     for name in exclude_nodes:
         report.kept[name] = "excluded by the user"
     model = _named(model)
+    report.kept.update(_with_subgraphs(model))
     reference = _activations(model, check_feeds) if check_feeds is not None else None
     if reference is not None and precision is Precision.FP16:
         for node in model.graph.node:
@@ -84,6 +85,21 @@ def cast(model: onnx.ModelProto, precision: Precision,
             break
         report.kept.update(drifted)
     return _convert(model, precision, blocked_ops, list(report.kept)), report
+
+
+def _with_subgraphs(model: onnx.ModelProto) -> dict[str, str]:
+    """If/Loop/Scan nodes: they and everything inside their subgraphs stay FP32 (not cast), said plainly."""
+    kept = {}
+    for node in model.graph.node:
+        graphs = [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+        graphs += [g for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS for g in a.graphs]
+        if graphs:
+            nodes = sum(len(g.node) for g in graphs)
+            weights = sum(1 for g in graphs for t in g.initializer if t.data_type == _FLOAT)
+            weights += sum(1 for g in graphs for n in g.node if n.op_type == "Constant")
+            kept[node.name] = (f"{node.op_type} with subgraphs: it and the {nodes} node(s) and {weights} "
+                               "weight(s) inside stay FP32 (subgraphs are not cast)")
+    return kept
 
 
 def _named(model: onnx.ModelProto) -> onnx.ModelProto:

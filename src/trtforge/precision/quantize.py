@@ -7,6 +7,9 @@ TensorRT family wants symmetric INT8 everywhere.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -161,7 +164,8 @@ def quantize(
         qtype[flavour.weight_type], qtype[flavour.activation_type], tensors,
         [], [*exclude_nodes, *unranged], op_types, {**extra, "QuantizeBias": flavour.quantize_bias},
     )
-    quantizer.quantize_model()
+    with _quiet_axis_warnings():
+        quantizer.quantize_model()
     out = quantizer.model.model
     if tensorrt:
         _fuse_residual_adds(out)
@@ -169,6 +173,25 @@ def quantize(
     _keep_float_outputs(out, model)
     restore_activations(model, out)  # a float reader must not see pre-ReLU values
     return out
+
+
+class _AxisWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is out-of-range for weight" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_axis_warnings() -> Iterator[None]:
+    """ONNX Runtime logs "Axis 1 is out-of-range for weight" on the root logger for a per-channel
+    weight of rank 1 (a Gemm/MatMul bias-like weight), then quantizes it per tensor: expected, not
+    the user's concern, so it does not reach their terminal."""
+    root = logging.getLogger()
+    quiet = _AxisWarning()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def kept_float(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) -> dict[str, str]:

@@ -28,6 +28,9 @@ class CalibrationSource:
     batch_size: int = 8
     seed: int = 0
     skipped: Skipped = field(default_factory=Skipped)
+    axes: Mapping[str, int | None] = field(default_factory=dict)
+    """Each input's batch axis in a .npz (absent: 0; None: one value for every sample, e.g. a
+    scalar sample rate); see :func:`trtforge.graph.batch.batch_axes`."""
 
     def __post_init__(self) -> None:
         if not self.path.exists():
@@ -54,7 +57,9 @@ class CalibrationSource:
         """Number of samples this source yields at most."""
         if self.path.is_dir():
             return len(self._files)
-        return min(self.num, len(next(iter(self._arrays().values()))))
+        counts = [v.shape[self.axes.get(k, 0) or 0] for k, v in self._arrays().items()
+                  if self.axes.get(k, 0) is not None and v.ndim]
+        return min(self.num, counts[0] if counts else 1)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         try:
@@ -96,7 +101,16 @@ class CalibrationSource:
         if n == 0:
             raise TrtforgeError(f"{self.path} holds no samples")
         for start in range(0, n, self.batch_size):
-            yield {k: v[start:min(start + self.batch_size, n)] for k, v in arrays.items()}
+            yield {k: self._cut(k, v, slice(start, min(start + self.batch_size, n))) for k, v in arrays.items()}
+
+    def _cut(self, name: str, array: np.ndarray, samples: slice) -> np.ndarray:
+        """``samples`` along the input's batch axis; an input without one (a scalar) whole."""
+        axis = self.axes.get(name, 0)
+        if axis is None or not array.ndim:
+            return array
+        where: list[slice] = [slice(None)] * array.ndim
+        where[axis] = samples
+        return array[tuple(where)]
 
     @property
     def total(self) -> int | None:
@@ -191,22 +205,51 @@ def calibration_source(data: Path | None, loader: str | None, input_names: list[
     assert data is not None
     if preprocess is not None and len(input_names) == 1:
         preprocess = preprocess.for_input(shapes.get(input_names[0], ()))
-    return CalibrationSource(data, input_names, preprocess, num, batch_size, seed)
+    from trtforge.config import TensorSpec
+    from trtforge.graph.batch import batch_axes
+
+    axes = batch_axes([TensorSpec(n, "float32", tuple(shapes.get(n, ()))) for n in input_names])
+    return CalibrationSource(data, input_names, preprocess, num, batch_size, seed, axes=axes)
 
 
-def rebatch(batches: Iterable[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
+def rebatch(batches: Iterable[dict[str, np.ndarray]], size: int,
+            axes: Mapping[str, int | None] | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Regroup batches into exactly ``size`` samples (for models with a static batch).
 
-    A final partial group is dropped: a model of static batch cannot run it.
+    Each input is joined and cut along its batch axis (``axes``; default 0); an input without
+    one (a scalar) is passed as it is.  A final partial group is dropped: a model of static
+    batch cannot run it.
     """
+    axes = axes or {}
     pending: dict[str, list[np.ndarray]] = {}
     count = 0
     for batch in batches:
         for name, array in batch.items():
             pending.setdefault(name, []).append(array)
-        count += len(next(iter(batch.values())))
+        count += _samples_in(batch, axes)
         while count >= size:
-            joined = {k: np.concatenate(v) for k, v in pending.items()}
-            yield {k: v[:size] for k, v in joined.items()}
-            pending = {k: [v[size:]] for k, v in joined.items()}
+            joined = {k: v[-1] if _axis(k, v[-1], axes) is None else np.concatenate(v, axis=_axis(k, v[-1], axes))
+                      for k, v in pending.items()}
+            yield {k: _part(v, _axis(k, v, axes), 0, size) for k, v in joined.items()}
+            pending = {k: [_part(v, _axis(k, v, axes), size, None)] for k, v in joined.items()}
             count -= size
+
+
+def _axis(name: str, array: np.ndarray, axes: Mapping[str, int | None]) -> int | None:
+    return axes.get(name, 0) if array.ndim else None
+
+
+def _samples_in(batch: Mapping[str, np.ndarray], axes: Mapping[str, int | None]) -> int:
+    for name, array in batch.items():
+        axis = _axis(name, array, axes)
+        if axis is not None:
+            return int(array.shape[axis])
+    return 1
+
+
+def _part(array: np.ndarray, axis: int | None, start: int, stop: int | None) -> np.ndarray:
+    if axis is None:
+        return array
+    where: list[slice] = [slice(None)] * array.ndim
+    where[axis] = slice(start, stop)
+    return array[tuple(where)]
