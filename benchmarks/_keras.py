@@ -25,7 +25,11 @@ def keras_onnx(name: str, folder: Path, size: int = 224) -> Path:
     saved = folder / f"{name}_saved_model"
     out = folder / f"{name}.onnx"
     if not out.exists():
-        subprocess.run([sys.executable, "-c", _EXPORT.format(name=name, size=size, path=str(saved))], check=True,
-                       capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        subprocess.run(
+            [sys.executable, "-c", _EXPORT.format(name=name, size=size, path=str(saved))],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         trtforge.convert(saved, out)
     return out

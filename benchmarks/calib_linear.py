@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-MODEL = Path(os.environ.get("TRTFORGE_MODEL_CACHE", "/work/cache/models")) / "face_detect/face_detection_short_range.tflite"
+MODEL = (
+    Path(os.environ.get("TRTFORGE_MODEL_CACHE", "/work/cache/models")) / "face_detect/face_detection_short_range.tflite"
+)
 
 
 def main() -> None:
@@ -47,15 +49,17 @@ def main() -> None:
     name = model.graph.input[0].name
     spec = Spec("face", "", name, (128, 128), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "")
     data = crops(spec, max(int(n) for n in (args.num + "," + args.unbounded).split(",")), seed=0).transpose(0, 2, 3, 1)
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, {os.cpu_count()} cores, "
-          f"{MODEL.name} ({len(model.graph.node)} nodes after prepare), entropy, batch 1")
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"{MODEL.name} ({len(model.graph.node)} nodes after prepare), entropy, batch 1"
+    )
     print("| histogram | samples | seconds | seconds per sample |")
     print("| --- | --- | --- | --- |")
     growing = calibrate_module.bounded_collector
     for label, counts in (("fixed 2048 bins (trtforge)", args.num), ("growing (ONNX Runtime)", args.unbounded)):
         calibrate_module.bounded_collector = growing if label.startswith("fixed") else (lambda calibrator: None)
         for n in (int(c) for c in counts.split(",") if c):
-            batches = ({name: np.ascontiguousarray(data[i:i + 1])} for i in range(n))
+            batches = ({name: np.ascontiguousarray(data[i : i + 1])} for i in range(n))
             started = time.perf_counter()
             calibrate_module.calibrate(model, batches, CalibMethod.ENTROPY)
             seconds = time.perf_counter() - started

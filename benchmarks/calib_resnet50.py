@@ -64,20 +64,27 @@ def main() -> None:
         config = BuildConfig(
             precision=Precision.INT8,
             calibration=CalibrationConfig(
-                data=images, preprocess=Preprocess.parse("resize=224x224:fit,scale=1/127.5,mean=1,layout=nhwc"),
-                num=args.num, batch_size=args.batch_size, method=CalibMethod.parse(args.method),
+                data=images,
+                preprocess=Preprocess.parse("resize=224x224:fit,scale=1/127.5,mean=1,layout=nhwc"),
+                num=args.num,
+                batch_size=args.batch_size,
+                method=CalibMethod.parse(args.method),
             ),
         )
         started = time.perf_counter()
         manifest = trtforge.build(model, work / "resnet50-int8.onnx", config)
         total = time.perf_counter() - started
         cal = manifest.calibration or {}
-        print(f"# {platform.node()} {os.cpu_count()} CPUs; onnxruntime {manifest.backend_version}; "
-              f"peak RSS before calibration {rss_before:.2f} GiB")
+        print(
+            f"# {platform.node()} {os.cpu_count()} CPUs; onnxruntime {manifest.backend_version}; "
+            f"peak RSS before calibration {rss_before:.2f} GiB"
+        )
         print("| images | batch | method | calibrate+quantize s | build total s | images/s | peak RSS GiB |")
         print("|---:|---:|---|---:|---:|---:|---:|")
-        print(f"| {cal.get('samples')} | {args.batch_size} | {args.method} | {cal.get('seconds')} | {total:.1f} | "
-              f"{int(cal.get('samples') or 0) / float(cal.get('seconds') or 1):.2f} | {peak_rss_gib():.2f} |")
+        print(
+            f"| {cal.get('samples')} | {args.batch_size} | {args.method} | {cal.get('seconds')} | {total:.1f} | "
+            f"{int(cal.get('samples') or 0) / float(cal.get('seconds') or 1):.2f} | {peak_rss_gib():.2f} |"
+        )
 
 
 if __name__ == "__main__":

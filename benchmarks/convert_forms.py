@@ -27,9 +27,16 @@ def torch_model(folder: Path) -> Path:
 
     torch.manual_seed(0)
     block = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, stride=2, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(),
-        torch.nn.Conv2d(32, 64, 3, stride=2, padding=1), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+        torch.nn.Conv2d(3, 32, 3, stride=2, padding=1),
+        torch.nn.BatchNorm2d(32),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        torch.nn.BatchNorm2d(64),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 10),
+    ).eval()
     batch = torch.export.Dim("batch")
     program = torch.export.export(block, (torch.rand(2, 3, 64, 64),), dynamic_shapes=({0: batch},))
     torch.export.save(program, folder / "block.pt2")
@@ -46,6 +53,7 @@ def main() -> None:
     start = time.perf_counter()
     import tensorflow  # noqa: F401
     import torch  # noqa: F401
+
     imports = time.perf_counter() - start
 
     from tests.converters.tf_models import save_all

@@ -27,7 +27,9 @@ def _spin() -> None:
         pass
 
 
-def _engines(model: Path, calib: Path, work: Path, nncf_xml: Path | None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def _engines(
+    model: Path, calib: Path, work: Path, nncf_xml: Path | None
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     import openvino as ov
 
     import trtforge
@@ -38,12 +40,14 @@ def _engines(model: Path, calib: Path, work: Path, nncf_xml: Path | None) -> dic
         for precision in ("fp32", "int8"):
             out = work / f"{backend}-{precision}.engine"
             calibration = CalibrationConfig(data=calib, num=64) if precision == "int8" else None
-            trtforge.build(model, out, trtforge.BuildConfig(precision=precision, backend=backend,
-                                                            calibration=calibration))
+            trtforge.build(
+                model, out, trtforge.BuildConfig(precision=precision, backend=backend, calibration=calibration)
+            )
             runner = trtforge.load(out)
             name = runner.inputs[0].name
             runs[f"trtforge {backend} {precision}"] = (lambda r, n: lambda x: next(iter(r.infer({n: x}).values())))(
-                runner, name)
+                runner, name
+            )
     for label, properties in (("its defaults", {}), ("f32 hint", {"INFERENCE_PRECISION_HINT": "f32"})):
         compiled = ov.Core().compile_model(str(model), "CPU", properties)
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -95,15 +99,21 @@ def main() -> None:
                 load.join()
     samples = rng.uniform(-1, 1, (16, 1, *shape)).astype(np.float32)
     reference = [runs["trtforge onnxruntime fp32"](s) for s in samples]
-    print("| engine | quiet ms | loaded ms | quiet / OV fp32 per round | loaded / OV fp32 per round | min cosine vs FP32 | top-1 agree |")
+    print(
+        "| engine | quiet ms | loaded ms | quiet / OV fp32 per round | loaded / OV fp32 per round "
+        "| min cosine vs FP32 | top-1 agree |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, run in runs.items():
         out = [run(s) for s in samples]
-        cos = min(float((a * b).sum() / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
-                  for a, b in zip(out, reference))  # 0 when an output is all zeros
+        cos = min(
+            float((a * b).sum() / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30)) for a, b in zip(out, reference)
+        )  # 0 when an output is all zeros
         agree = np.mean([a.argmax() == b.argmax() for a, b in zip(out, reference)])
         cells = [f"{statistics.median(times[name, c]):.2f}" for c in ("quiet", "loaded")]
-        ratios = [", ".join(f"{a / b:.2f}" for a, b in zip(times[name, c], times[peer, c])) for c in ("quiet", "loaded")]
+        ratios = [
+            ", ".join(f"{a / b:.2f}" for a, b in zip(times[name, c], times[peer, c])) for c in ("quiet", "loaded")
+        ]
         print(f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} | {cos:.5f} | {agree:.0%} |")
 
 

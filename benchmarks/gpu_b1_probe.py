@@ -51,8 +51,9 @@ def op_counts(data: bytes, extra: dict[str, str], work: Path) -> dict[str, int]:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(path)
     options.log_severity_level = 3
-    ort.InferenceSession(data, options, providers=[("CUDAExecutionProvider",
-                                                    {**cuda_provider_options(cuda_graph=False), **extra})])
+    ort.InferenceSession(
+        data, options, providers=[("CUDAExecutionProvider", {**cuda_provider_options(cuda_graph=False), **extra})]
+    )
     model = onnx.load(path)
     return dict(collections.Counter(f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in model.graph.node))
 
@@ -83,9 +84,12 @@ def kernel_profile(runner, queries: int) -> dict[str, object]:
     total_us = sum(sum(v) for v in by_name.values())
     span_us = (max(e["ts"] + e["dur"] for e in kernels) - min(e["ts"] for e in kernels)) if kernels else 0.0
     top = sorted(((sum(v) / queries, len(v) / queries, k[:110]) for k, v in by_name.items()), reverse=True)[:25]
-    return {"kernels_per_query": len(kernels) / queries, "kernel_us_per_query": total_us / queries,
-            "span_us_per_query": span_us / queries,
-            "top": [{"us_per_query": round(t, 2), "count_per_query": c, "name": n} for t, c, n in top]}
+    return {
+        "kernels_per_query": len(kernels) / queries,
+        "kernel_us_per_query": total_us / queries,
+        "span_us_per_query": span_us / queries,
+        "top": [{"us_per_query": round(t, 2), "count_per_query": c, "name": n} for t, c, n in top],
+    }
 
 
 def main() -> int:
@@ -116,8 +120,10 @@ def main() -> int:
     from trtforge.build import load_with_manifest
 
     _, manifest = load_with_manifest(engine)
-    report["build"] = {"provider_options": manifest.build.get("provider_options"),
-                       "tuning_compute_ms": manifest.build.get("tuning_compute_ms")}
+    report["build"] = {
+        "provider_options": manifest.build.get("provider_options"),
+        "tuning_compute_ms": manifest.build.get("tuning_compute_ms"),
+    }
     log(f"build: {report['build']}")
     save()
 
@@ -130,8 +136,11 @@ def main() -> int:
     del runners
 
     # 2. Optimised graphs.
-    for label, extra in (("nhwc", {"prefer_nhwc": "1"}), ("nchw", {"prefer_nhwc": "0"}),
-                         ("nhwc+fuse", {"prefer_nhwc": "1", "fuse_conv_bias": "1"})):
+    for label, extra in (
+        ("nhwc", {"prefer_nhwc": "1"}),
+        ("nchw", {"prefer_nhwc": "0"}),
+        ("nhwc+fuse", {"prefer_nhwc": "1", "fuse_conv_bias": "1"}),
+    ):
         try:
             report[f"ops_{label}"] = op_counts(data, extra, work)
         except Exception as exc:
@@ -140,13 +149,17 @@ def main() -> int:
     save()
 
     # 3. Kernel profiles.
-    for label, extra, graph in (("nhwc eager", {"prefer_nhwc": "1"}, False),
-                                ("nhwc graph", {"prefer_nhwc": "1"}, True),
-                                ("nhwc+fuse eager", {"prefer_nhwc": "1", "fuse_conv_bias": "1"}, False)):
+    for label, extra, graph in (
+        ("nhwc eager", {"prefer_nhwc": "1"}, False),
+        ("nhwc graph", {"prefer_nhwc": "1"}, True),
+        ("nhwc+fuse eager", {"prefer_nhwc": "1", "fuse_conv_bias": "1"}, False),
+    ):
         try:
             report[f"profile_{label}"] = prof = kernel_profile(runner_for(data, extra, graph), 20)
-            log(f"profile {label}: {prof['kernels_per_query']} kernels/query, {prof['kernel_us_per_query']:.1f} us "
-                f"summed, span {prof['span_us_per_query']:.1f} us/query")
+            log(
+                f"profile {label}: {prof['kernels_per_query']} kernels/query, {prof['kernel_us_per_query']:.1f} us "
+                f"summed, span {prof['span_us_per_query']:.1f} us/query"
+            )
             for row in prof["top"][:12]:  # type: ignore[index]
                 log(f"    {row}")
         except Exception as exc:

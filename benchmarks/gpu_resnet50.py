@@ -77,8 +77,12 @@ def wall_times(fn: Callable[[], Any], runs: int, warmup: int) -> list[float]:
 
 def summary(times: list[float]) -> dict[str, float]:
     ordered = sorted(times)
-    return {"median": statistics.median(ordered), "min": ordered[0],
-            "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], "n": len(ordered)}
+    return {
+        "median": statistics.median(ordered),
+        "min": ordered[0],
+        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "n": len(ordered),
+    }
 
 
 class Results:
@@ -116,9 +120,15 @@ def facts() -> dict[str, object]:
 
     from trtforge.backends import cuda
 
-    return {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "gpu": cuda.device_facts(0),
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "onnxruntime": ort.__version__,
-            "cudnn": torch.backends.cudnn.version(), "python": sys.version.split()[0]}
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "gpu": cuda.device_facts(0),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "onnxruntime": ort.__version__,
+        "cudnn": torch.backends.cudnn.version(),
+        "python": sys.version.split()[0],
+    }
 
 
 def export(model: Any, batch: int, path: Path) -> None:
@@ -174,16 +184,26 @@ def bench_engine(engine: Path, x: np.ndarray, duration: float) -> tuple[dict[str
     except Exception as exc:  # the summary is for the log only
         log(f"(no trtexec-shaped summary: {exc})")
     warnings = result.warnings() if callable(result.warnings) else result.warnings
-    info = {"provider_options": manifest.build.get("provider_options"),
-            "tuning_compute_ms": manifest.build.get("tuning_compute_ms"), "cuda_graph": graph,
-            "h2d_median": result.h2d.median if result.h2d else None,
-            "d2h_median": result.d2h.median if result.d2h else None,
-            "latency_median": result.latency.median, "enqueue_median": result.enqueue.median if result.enqueue else None,
-            "queries": result.queries, "warnings": list(warnings), "notes": list(result.notes)}
+    info = {
+        "provider_options": manifest.build.get("provider_options"),
+        "tuning_compute_ms": manifest.build.get("tuning_compute_ms"),
+        "cuda_graph": graph,
+        "h2d_median": result.h2d.median if result.h2d else None,
+        "d2h_median": result.d2h.median if result.d2h else None,
+        "latency_median": result.latency.median,
+        "enqueue_median": result.enqueue.median if result.enqueue else None,
+        "queries": result.queries,
+        "warnings": list(warnings),
+        "notes": list(result.notes),
+    }
     compute = result.compute
     assert compute is not None, "the harness timed no GPU compute: the runner is not a DeviceRunner"
-    timing = {"median": compute.median, "min": compute.min, "p90": compute.percentiles.get(90.0, compute.max),
-              "n": result.queries}
+    timing = {
+        "median": compute.median,
+        "min": compute.min,
+        "p90": compute.percentiles.get(90.0, compute.max),
+        "n": result.queries,
+    }
     return timing, info, runner
 
 
@@ -244,9 +264,13 @@ def torch_variants(model: Any, batch: int, results: Results, runs: int, compile_
                 compiled(x)
             torch.cuda.synchronize()
             seconds = time.perf_counter() - started
-            results.add(batch, "torch.compile max-autotune fp16 NHWC",
-                        summary(gpu_times(lambda: compiled(x), runs, 20)), "GPU events",
-                        f"compile + warm-up {seconds:.0f} s")
+            results.add(
+                batch,
+                "torch.compile max-autotune fp16 NHWC",
+                summary(gpu_times(lambda: compiled(x), runs, 20)),
+                "GPU events",
+                f"compile + warm-up {seconds:.0f} s",
+            )
 
 
 def goal_lines(r: Results, rounds: int) -> list[tuple[str, bool | None]]:
@@ -274,15 +298,23 @@ def goal_lines(r: Results, rounds: int) -> list[tuple[str, bool | None]]:
     worst32 = max((v for v in e32 if v), default=None)
     return [
         (f"b1 engine compute <= {GOAL_B1_MS} ms ({text(e1)})", every(e1, lambda v: v <= GOAL_B1_MS)),
-        (f"b1 engine faster than torch.compile max-autotune ({_ms(worst1)} vs {_ms(comp1)})",
-         (worst1 < comp1) if worst1 and comp1 else None),
-        (f"b1 engine >= {NAIVE_FACTOR:g}x faster than naive session.run of the FP32 export ({text(fp32, 'x')})",
-         every(fp32, lambda v: v >= NAIVE_FACTOR)),
-        (f"b1 engine >= {NAIVE_FACTOR:g}x faster than naive session.run of the same FP16 model ({text(fp16, 'x')})",
-         every(fp16, lambda v: v >= NAIVE_FACTOR)),
+        (
+            f"b1 engine faster than torch.compile max-autotune ({_ms(worst1)} vs {_ms(comp1)})",
+            (worst1 < comp1) if worst1 and comp1 else None,
+        ),
+        (
+            f"b1 engine >= {NAIVE_FACTOR:g}x faster than naive session.run of the FP32 export ({text(fp32, 'x')})",
+            every(fp32, lambda v: v >= NAIVE_FACTOR),
+        ),
+        (
+            f"b1 engine >= {NAIVE_FACTOR:g}x faster than naive session.run of the same FP16 model ({text(fp16, 'x')})",
+            every(fp16, lambda v: v >= NAIVE_FACTOR),
+        ),
         (f"b32 engine compute <= {GOAL_B32_MS} ms ({text(e32)})", every(e32, lambda v: v <= GOAL_B32_MS)),
-        (f"b32 engine faster than torch fp16 NHWC + CUDA graph ({_ms(worst32)} vs {_ms(graph32)})",
-         (worst32 < graph32) if worst32 and graph32 else None),
+        (
+            f"b32 engine faster than torch fp16 NHWC + CUDA graph ({_ms(worst32)} vs {_ms(graph32)})",
+            (worst32 < graph32) if worst32 and graph32 else None,
+        ),
     ]
 
 
@@ -291,8 +323,10 @@ def _ms(v: float | None) -> str:
 
 
 def table(r: Results, rounds: int) -> str:
-    lines = ["| batch | method | median ms | min ms | p90 ms | samples/s (median) | clock | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| batch | method | median ms | min ms | p90 ms | samples/s (median) | clock | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in r.rows.values():
         med = row.get("median")
         rate = f"{1000.0 * int(row['batch']) / float(med):.0f}" if med else "n/a"  # type: ignore[arg-type]
@@ -326,36 +360,72 @@ def child(kind: str, batch: int, model: Path, runs: int, duration: float) -> dic
         note = f"cuda_graph={info['cuda_graph']}, nhwc={info['provider_options'].get('prefer_nhwc')}"  # type: ignore[union-attr]
         rows.append(("trtforge engine (ORT CUDA)", timing, "GPU compute (harness)", note))
         bare = bare_loop(runner, x, runs, depth=2)
-        rows.append(("same engine, bare enqueue loop (2 in flight)", bare, "GPU events",
-                     f"harness/bare = {timing['median'] / bare['median']:.3f}"))
-        rows.append(("same engine, bare loop, 1 in flight", bare_loop(runner, x, runs, depth=1), "GPU events",
-                     "includes the host launch gap before each graph replay"))
+        rows.append(
+            (
+                "same engine, bare enqueue loop (2 in flight)",
+                bare,
+                "GPU events",
+                f"harness/bare = {timing['median'] / bare['median']:.3f}",
+            )
+        )
+        rows.append(
+            (
+                "same engine, bare loop, 1 in flight",
+                bare_loop(runner, x, runs, depth=1),
+                "GPU events",
+                "includes the host launch gap before each graph replay",
+            )
+        )
         out["info"] = info
     elif kind in ("naive fp16", "naive fp32"):
         label = "fp16 model" if kind == "naive fp16" else "fp32 model"
-        rows.append((f"naive session.run numpy ({label})", naive_session(model, x, runs), "host wall (incl. copies)", ""))
+        rows.append(
+            (f"naive session.run numpy ({label})", naive_session(model, x, runs), "host wall (incl. copies)", "")
+        )
     elif kind in ("torch", "torch+compile"):
         import torch
         import torchvision
 
         torch.manual_seed(0)
         results = Results(Path(tempfile.mkdtemp()), {}, verbose=False)
-        torch_variants(torchvision.models.resnet50(weights=None).eval(), batch, results, runs,
-                       compile_=(kind == "torch+compile"))
-        rows += [(str(r["method"]), {k: float(r[k]) for k in ("median", "min", "p90", "n")}, str(r["clock"]),  # type: ignore[arg-type]
-                  str(r["note"])) for r in results.rows.values()]
+        torch_variants(
+            torchvision.models.resnet50(weights=None).eval(), batch, results, runs, compile_=(kind == "torch+compile")
+        )
+        rows += [
+            (
+                str(r["method"]),
+                {k: float(r[k]) for k in ("median", "min", "p90", "n")},
+                str(r["clock"]),  # type: ignore[arg-type]
+                str(r["note"]),
+            )
+            for r in results.rows.values()
+        ]
     else:
         raise SystemExit(f"unknown --child {kind!r}")
     return out
 
 
 def run_child(kind: str, batch: int, model: Path, args: argparse.Namespace) -> dict[str, object]:
-    command = [sys.executable, __file__, "--child", kind, "--batch", str(batch), "--model", str(model),
-               "--runs", str(args.runs), "--duration", str(args.duration), "--out", str(args.out)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--batch",
+        str(batch),
+        "--model",
+        str(model),
+        "--runs",
+        str(args.runs),
+        "--duration",
+        str(args.duration),
+        "--out",
+        str(args.out),
+    ]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr (ORT, torch) goes to our log
     for line in done.stdout.splitlines():
         if line.startswith(CHILD_TAG):
-            return json.loads(line[len(CHILD_TAG):])
+            return json.loads(line[len(CHILD_TAG) :])
         print(line, flush=True)
     log(f"  {kind} at batch {batch} failed (exit {done.returncode})")
     return {"rows": []}
@@ -371,8 +441,12 @@ def main() -> int:
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--duration", type=float, default=3.0, help="harness seconds per engine (default 3)")
     parser.add_argument("--runs", type=int, default=300, help="timed calls per alternative (default 300)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="engine and naive session.run, each in a new process, this many times (default 2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="engine and naive session.run, each in a new process, this many times (default 2)",
+    )
     parser.add_argument("--skip-compile", action="store_true", help="leave out torch.compile (minutes to compile)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
@@ -415,7 +489,9 @@ def main() -> int:
                     log(f"  build {build_s:.1f} s; provider options chosen: {info['provider_options']}")
                     log(f"  candidates (median GPU compute ms): {info['tuning_compute_ms']}")
         compile_ = batch == 1 and not args.skip_compile
-        for method, timing, clock, note in run_child("torch+compile" if compile_ else "torch", batch, fp32, args)["rows"]:  # type: ignore[attr-defined]
+        for method, timing, clock, note in run_child("torch+compile" if compile_ else "torch", batch, fp32, args)[
+            "rows"
+        ]:  # type: ignore[attr-defined]
             results.add(batch, method, timing, clock, note)
     text = table(results, args.rounds)
     print("\n" + text, flush=True)

@@ -75,10 +75,25 @@ def main() -> int:
         log(f"B{i}: {report[f'fresh_process_{i}']}")
     for i in range(2):
         js = work / f"bench{i}.json"
-        done = subprocess.run([sys.executable, "-m", "trtforge", "bench", str(engine), "--cuda-graph",
-                               "--duration", "3", "--json", str(js)], capture_output=True, text=True)
-        report[f"cli_bench_{i}"] = (json.loads(js.read_text()).get("gpu_compute_ms")
-                                    if js.exists() else done.stderr[-1500:])
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trtforge",
+                "bench",
+                str(engine),
+                "--cuda-graph",
+                "--duration",
+                "3",
+                "--json",
+                str(js),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        report[f"cli_bench_{i}"] = (
+            json.loads(js.read_text()).get("gpu_compute_ms") if js.exists() else done.stderr[-1500:]
+        )
         log(f"C{i}: {report[f'cli_bench_{i}']}")
         if i == 0:
             print(done.stdout[-3000:])

@@ -30,12 +30,14 @@ def conv_net(path: Path, blocks: int = 6, width: int = 32, size: int = 112) -> P
     nodes, inits = [], []
 
     def conv(x: str, cin: int, cout: int, stride: int, i: int) -> str:
-        w = numpy_helper.from_array((rng.standard_normal((cout, cin, 3, 3)) * (2 / (9 * cin)) ** 0.5)
-                                    .astype(np.float32), f"w{i}")
+        w = numpy_helper.from_array(
+            (rng.standard_normal((cout, cin, 3, 3)) * (2 / (9 * cin)) ** 0.5).astype(np.float32), f"w{i}"
+        )
         b = numpy_helper.from_array(np.zeros(cout, np.float32), f"b{i}")
         inits.extend([w, b])
-        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1],
-                                      strides=[stride, stride]))
+        nodes.append(
+            helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1], strides=[stride, stride])
+        )
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         return f"r{i}"
 
@@ -46,9 +48,13 @@ def conv_net(path: Path, blocks: int = 6, width: int = 32, size: int = 112) -> P
     nodes.append(helper.make_node("Flatten", ["pool"], ["flat"]))
     inits.append(numpy_helper.from_array(rng.standard_normal((width, 10)).astype(np.float32), "fc"))
     nodes.append(helper.make_node("MatMul", ["flat", "fc"], ["logits"]))
-    graph = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                              [1, 3, size, size])], [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                              [1, 10])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "convnet",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -102,8 +108,14 @@ def measure(engine: Path, rounds: int, seconds: float, threads: int) -> dict[str
         theirs += theirs_round
         ratios.append(statistics.median(mine) / statistics.median(theirs_round))
     a, b = statistics.median(ours), statistics.median(theirs)
-    return {"bench_ms": a, "bare_ms": b, "diff_pct": (a - b) / b * 100.0, "bench_n": len(ours), "bare_n": len(theirs),
-            "paired_pct": (statistics.median(ratios) - 1.0) * 100.0}
+    return {
+        "bench_ms": a,
+        "bare_ms": b,
+        "diff_pct": (a - b) / b * 100.0,
+        "bench_n": len(ours),
+        "bare_n": len(theirs),
+        "paired_pct": (statistics.median(ratios) - 1.0) * 100.0,
+    }
 
 
 def main() -> int:
@@ -121,14 +133,19 @@ def main() -> int:
             engine = Path(tmp) / f"{make.__name__}.engine"
             trtforge.build(onnx_path, engine)
             rows.append((name, measure(engine, args.rounds, args.seconds, args.threads)))
-    print(f"rounds={args.rounds} seconds/side/round={args.seconds} threads={args.threads} "
-          f"python={sys.version.split()[0]}")
-    print("| model | trtforge bench median (ms) | bare session.run median (ms) | difference | "
-          "median of per-round differences | queries (bench / bare) |")
+    print(
+        f"rounds={args.rounds} seconds/side/round={args.seconds} threads={args.threads} python={sys.version.split()[0]}"
+    )
+    print(
+        "| model | trtforge bench median (ms) | bare session.run median (ms) | difference | "
+        "median of per-round differences | queries (bench / bare) |"
+    )
     print("|---|---|---|---|---|---|")
     for name, r in rows:
-        print(f"| {name} | {r['bench_ms']:.4f} | {r['bare_ms']:.4f} | {r['diff_pct']:+.2f}% | {r['paired_pct']:+.2f}% | "
-              f"{r['bench_n']} / {r['bare_n']} |")
+        print(
+            f"| {name} | {r['bench_ms']:.4f} | {r['bare_ms']:.4f} | {r['diff_pct']:+.2f}% | {r['paired_pct']:+.2f}% | "
+            f"{r['bench_n']} / {r['bare_n']} |"
+        )
     return 0
 
 

@@ -53,10 +53,24 @@ class Spec:
 
 SPECS = {
     "yolov8n": Spec("yolov8n", "yolov8n_det/320n.onnx", "images", (320, 320), (0, 0, 0), (1, 1, 1), "detect"),
-    "ppocr_det": Spec("ppocr_det", "ppocr_det/ch_PP-OCRv4_det_infer.onnx", "x", (320, 320),
-                      (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "mask"),
-    "ppocr_cls": Spec("ppocr_cls", "ppocr_cls/ch_ppocr_mobile_v2.0_cls_infer.onnx", "x", (48, 192),
-                      (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "classify"),
+    "ppocr_det": Spec(
+        "ppocr_det",
+        "ppocr_det/ch_PP-OCRv4_det_infer.onnx",
+        "x",
+        (320, 320),
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+        "mask",
+    ),
+    "ppocr_cls": Spec(
+        "ppocr_cls",
+        "ppocr_cls/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "x",
+        (48, 192),
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        "classify",
+    ),
 }
 
 
@@ -78,9 +92,11 @@ def photos() -> list[Path]:
     import matplotlib
     import sklearn
 
-    return [Path(sklearn.__file__).parent / "datasets/images/china.jpg",
-            Path(sklearn.__file__).parent / "datasets/images/flower.jpg",
-            Path(matplotlib.__file__).parent / "mpl-data/sample_data/grace_hopper.jpg"]
+    return [
+        Path(sklearn.__file__).parent / "datasets/images/china.jpg",
+        Path(sklearn.__file__).parent / "datasets/images/flower.jpg",
+        Path(matplotlib.__file__).parent / "mpl-data/sample_data/grace_hopper.jpg",
+    ]
 
 
 def crops(spec: Spec, n: int, seed: int) -> np.ndarray:
@@ -106,8 +122,20 @@ def crops(spec: Spec, n: int, seed: int) -> np.ndarray:
     return out
 
 
-WORDS = ["invoice", "TOTAL 42.50", "trtforge", "Hello world", "INT8", "2026-12-04", "Exit 3", "No. 17",
-         "quantize", "Main Street", "OPEN", "tel 555 0100"]
+WORDS = [
+    "invoice",
+    "TOTAL 42.50",
+    "trtforge",
+    "Hello world",
+    "INT8",
+    "2026-12-04",
+    "Exit 3",
+    "No. 17",
+    "quantize",
+    "Main Street",
+    "OPEN",
+    "tel 555 0100",
+]
 
 
 def with_text(img, rng: np.random.Generator):  # PIL.Image -> PIL.Image
@@ -141,7 +169,7 @@ def session(path: Path, threads: int = 1):  # -> ort.InferenceSession
 def outputs(path: Path, x: np.ndarray) -> np.ndarray:
     s = session(path, threads=0)
     name = s.get_inputs()[0].name
-    return np.concatenate([s.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
+    return np.concatenate([s.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
 
 
 def latency_ms(path: Path, x: np.ndarray, runs: int) -> float:
@@ -152,7 +180,7 @@ def latency_ms(path: Path, x: np.ndarray, runs: int) -> float:
     times = []
     for i in range(runs):
         started = time.perf_counter()
-        s.run(None, {name: x[i % len(x):i % len(x) + 1]})
+        s.run(None, {name: x[i % len(x) : i % len(x) + 1]})
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 
@@ -206,9 +234,15 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
 
     extra = {"allow_inaccurate": True} if "allow_inaccurate" in BuildConfig.__dataclass_fields__ else {}
     started = time.perf_counter()
-    manifest = trtforge.build(fp32, out, BuildConfig(precision="int8", calibration=CalibrationConfig(
-        data=calib, num=num, method=CalibMethod.parse(method)),
-                                                    **extra))
+    manifest = trtforge.build(
+        fp32,
+        out,
+        BuildConfig(
+            precision="int8",
+            calibration=CalibrationConfig(data=calib, num=num, method=CalibMethod.parse(method)),
+            **extra,
+        ),
+    )
     check = (manifest.calibration or {}).get("check", {})
     return out, time.perf_counter() - started, {"self_check_passed": check.get("passed") if check else None}
 
@@ -223,8 +257,9 @@ quantize(onnx_path=sys.argv[1], quantize_mode="int8", calibration_data=np.load(s
 
 def modelopt_int8(python: str, fp32: Path, calib: Path, name: str, out: Path) -> tuple[Path | None, float, str]:
     started = time.perf_counter()
-    proc = subprocess.run([python, "-c", MODELOPT, str(fp32), str(calib), str(out), name], check=False,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [python, "-c", MODELOPT, str(fp32), str(calib), str(out), name], check=False, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - started
     if proc.returncode != 0 or not out.exists():
         return None, seconds, (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]
@@ -247,9 +282,11 @@ def main() -> None:
 
     import trtforge
 
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, onnxruntime {onnxruntime.__version__}, {args.label} from "
-          f"{Path(trtforge.__file__).parent}; calib {args.calib} crops, held-out {args.held} crops")
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, onnxruntime {onnxruntime.__version__}, {args.label} from "
+        f"{Path(trtforge.__file__).parent}; calib {args.calib} crops, held-out {args.held} crops"
+    )
     print("| model | tool | cosine mean / worst | max err / range (where) | task metric | latency ms | build s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     rows = []
@@ -269,13 +306,22 @@ def main() -> None:
                 try:
                     path, seconds, facts = trtforge_int8(fp32, calib, work / f"{key}-{method}.onnx", args.calib, method)
                 except Exception as exc:  # the old checkout's opset bug: report it as a row
-                    candidates.append((f"{args.label} int8 {method}", None, time.perf_counter() - started,
-                                       str(exc).splitlines()[0][:160]))
+                    candidates.append(
+                        (
+                            f"{args.label} int8 {method}",
+                            None,
+                            time.perf_counter() - started,
+                            str(exc).splitlines()[0][:160],
+                        )
+                    )
                     continue
-                candidates.append((f"{args.label} int8 {method}", path, seconds,
-                                   f"self-check passed: {facts['self_check_passed']}"))
+                candidates.append(
+                    (f"{args.label} int8 {method}", path, seconds, f"self-check passed: {facts['self_check_passed']}")
+                )
             if args.modelopt:
-                path2, seconds2, err = modelopt_int8(args.modelopt, fp32, calib, spec.input, work / f"{key}-modelopt.onnx")
+                path2, seconds2, err = modelopt_int8(
+                    args.modelopt, fp32, calib, spec.input, work / f"{key}-modelopt.onnx"
+                )
                 candidates.append(("modelopt int8", path2, seconds2, err))
             for tool, path, seconds, note in candidates:
                 if path is None:
@@ -286,17 +332,32 @@ def main() -> None:
                 err, where = field_errors(ref, got)
                 metric = task_metric(spec, ref, got)
                 ms = latency_ms(path, held_x, args.runs)
-                row = {"model": key, "tool": tool, "cos_mean": float(cos.mean()), "cos_worst": float(cos.min()),
-                       "max_err": err, "where": where, "task": metric, "latency_ms": ms, "build_s": seconds, "note": note}
+                row = {
+                    "model": key,
+                    "tool": tool,
+                    "cos_mean": float(cos.mean()),
+                    "cos_worst": float(cos.min()),
+                    "max_err": err,
+                    "where": where,
+                    "task": metric,
+                    "latency_ms": ms,
+                    "build_s": seconds,
+                    "note": note,
+                }
                 rows.append(row)
-                print(f"| {key} | {tool} | {cos.mean():.4f} / {cos.min():.4f} | {err:.1%} ({where}) | "
-                      f"{metric:.1%} | {ms:.2f} | {seconds:.1f} |", flush=True)
+                print(
+                    f"| {key} | {tool} | {cos.mean():.4f} / {cos.min():.4f} | {err:.1%} ({where}) | "
+                    f"{metric:.1%} | {ms:.2f} | {seconds:.1f} |",
+                    flush=True,
+                )
     if args.json:
         with open(args.json, "a") as f:
             for row in rows:
                 f.write(json.dumps(row) + "\n")
-    print("task metric: yolov8n top detection class+box agree (IoU>0.5); ppocr_det text-mask IoU at 0.3; "
-          "ppocr_cls top-1 agreement. All against FP32 on the held-out crops.")
+    print(
+        "task metric: yolov8n top detection class+box agree (IoU>0.5); ppocr_det text-mask IoU at 0.3; "
+        "ppocr_cls top-1 agreement. All against FP32 on the held-out crops."
+    )
 
 
 if __name__ == "__main__":

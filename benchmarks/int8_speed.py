@@ -31,8 +31,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     ap.add_argument("--workdir", help="keep models and images here (default: a temporary folder)")
-    ap.add_argument("--fp16", action="store_true",
-                    help="also time the FP16 engine (ONNX Runtime's CPU provider has no fast FP16 kernels)")
+    ap.add_argument(
+        "--fp16",
+        action="store_true",
+        help="also time the FP16 engine (ONNX Runtime's CPU provider has no fast FP16 kernels)",
+    )
     args = ap.parse_args()
 
     from _keras import keras_onnx
@@ -56,13 +59,19 @@ def main() -> None:
             bs1 = work / f"{name}-bs1.onnx"
             trtforge.reshape(source, bs1, batch=1)
             calibration = CalibrationConfig(
-                data=images, preprocess=Preprocess.parse("resize=224x224:fit,scale=1/127.5,mean=1,layout=nhwc"),
-                num=args.calib_num, method=CalibMethod.parse(args.calib_method))
+                data=images,
+                preprocess=Preprocess.parse("resize=224x224:fit,scale=1/127.5,mean=1,layout=nhwc"),
+                num=args.calib_num,
+                method=CalibMethod.parse(args.calib_method),
+            )
             engines = {}
             for precision in (Precision.FP32, Precision.INT8) + ((Precision.FP16,) if args.fp16 else ()):
                 out = work / f"{name}-{precision}.onnx.engine"
-                manifest = trtforge.build(bs1, out, BuildConfig(
-                    precision=precision, calibration=calibration if precision is Precision.INT8 else None))
+                manifest = trtforge.build(
+                    bs1,
+                    out,
+                    BuildConfig(precision=precision, calibration=calibration if precision is Precision.INT8 else None),
+                )
                 engines[precision] = (out, manifest)
             options = {"threads": args.threads} if args.threads else {}
             runners = {p: trtforge.load(out, **options) for p, (out, _) in engines.items()}
@@ -76,9 +85,12 @@ def main() -> None:
             fp16 = statistics.median(medians[Precision.FP16]) if args.fp16 else None
             rows.append((name, fp32, int8, fp16, flavour.get("reason", "")))
     facts = cpu_facts()
-    print(f"# {platform.node()}: {os.cpu_count()} CPUs, {facts.get('name', '')} ({', '.join(facts.get('flags', []))}); onnxruntime "
-          f"{engines[Precision.FP32][1].backend_version}; batch 1; threads {args.threads or 'default'}; "
-          f"{args.rounds} alternating rounds of {args.duration}s per engine; median of round medians")
+    print(
+        f"# {platform.node()}: {os.cpu_count()} CPUs, {facts.get('name', '')} "
+        f"({', '.join(facts.get('flags', []))}); onnxruntime "
+        f"{engines[Precision.FP32][1].backend_version}; batch 1; threads {args.threads or 'default'}; "
+        f"{args.rounds} alternating rounds of {args.duration}s per engine; median of round medians"
+    )
     extra = " FP16 ms | FP16 vs FP32 |" if args.fp16 else ""
     print(f"| model | FP32 ms | INT8 ms | speedup |{extra} Q/DQ flavour |")
     print("|---|---:|---:|---:|" + ("---:|---:|" if args.fp16 else "") + "---|")

@@ -60,8 +60,13 @@ def _engines(model: Path, shape: tuple[int, ...], folder: Path) -> dict[str, Pat
     for backend in backends:
         for precision in ("fp32", "int8"):
             path = folder / f"{backend}-{precision}.engine"
-            build(model, path, BuildConfig(precision=precision, backend=backend,
-                                           calibration=calibration if precision == "int8" else None))
+            build(
+                model,
+                path,
+                BuildConfig(
+                    precision=precision, backend=backend, calibration=calibration if precision == "int8" else None
+                ),
+            )
             out[f"{backend} {precision}"] = path
     return out
 
@@ -116,8 +121,10 @@ def main() -> None:
                 if busy is not None:
                     busy.terminate()
                     busy.join()
-    print(f"{args.model.name} {args.shape}, {cores} usable cores, {args.rounds} alternating rounds of "
-          f"{args.seconds}s per setting; loaded = one core kept busy by a background process\n")
+    print(
+        f"{args.model.name} {args.shape}, {cores} usable cores, {args.rounds} alternating rounds of "
+        f"{args.seconds}s per setting; loaded = one core kept busy by a background process\n"
+    )
     print("| engine | intra-op threads | allow_spinning | quiet median ms | loaded median ms | loaded / quiet |")
     print("|---|---|---|---|---|---|")
     for key in runners:

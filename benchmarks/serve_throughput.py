@@ -41,9 +41,25 @@ def served(engine: Path, extra: list[str], work: Path) -> tuple[subprocess.Popen
     http, grpc, metrics = free_ports(3)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     log = open(work / f"serve-{http}.log", "wb")  # noqa: SIM115 (lives as long as the server)
-    process = subprocess.Popen([sys.executable, "-m", "trtforge", "serve", str(engine), "--http-port", str(http),
-                                "--grpc-port", str(grpc), "--metrics-port", str(metrics), *extra],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trtforge",
+            "serve",
+            str(engine),
+            "--http-port",
+            str(http),
+            "--grpc-port",
+            str(grpc),
+            "--metrics-port",
+            str(metrics),
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     client = httpclient.InferenceServerClient(f"localhost:{http}")
     for _ in range(300):
         try:
@@ -74,8 +90,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     if args.model == "digits":
         onnx = work / "digits.onnx"
-        assert cli(["convert", str(ROOT / "examples" / "digits" / "saved_model"), "-o", str(onnx),
-                    "--inputs-as-nchw", "image"]) == 0
+        assert (
+            cli(
+                [
+                    "convert",
+                    str(ROOT / "examples" / "digits" / "saved_model"),
+                    "-o",
+                    str(onnx),
+                    "--inputs-as-nchw",
+                    "image",
+                ]
+            )
+            == 0
+        )
     else:
         sys.path.insert(0, str(Path(__file__).parent))
         from _keras import keras_onnx
@@ -84,11 +111,15 @@ def main() -> None:
     engine = work / f"{args.model}.engine"
     assert cli(["build", str(onnx), "-o", str(engine)]) == 0
     local = bench(engine, settings=BenchSettings(duration_s=args.duration), batch=1)
-    print(f"{args.model}: in-process trtforge bench, batch 1: {local.qps:.1f} qps (median {local.latency.median:.3f} ms)")
+    print(
+        f"{args.model}: in-process trtforge bench, batch 1: {local.qps:.1f} qps (median {local.latency.median:.3f} ms)"
+    )
 
     rows = []
-    for label, extra in (("dynamic batching", ["--max-batch", str(args.max_batch), "--max-queue-delay-us",
-                                               str(args.delay_us)]), ("no batching", ["--max-batch", "0"])):
+    for label, extra in (
+        ("dynamic batching", ["--max-batch", str(args.max_batch), "--max-queue-delay-us", str(args.delay_us)]),
+        ("no batching", ["--max-batch", "0"]),
+    ):
         process, url = served(engine, extra, work)
         try:
             for r in bench_server(url, args.model, levels, "http", 1, 0.5, args.duration):
@@ -97,8 +128,10 @@ def main() -> None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
     after = bench(engine, settings=BenchSettings(duration_s=args.duration), batch=1)
-    print(f"{args.model}: in-process again after the servers: {after.qps:.1f} qps (median "
-          f"{after.latency.median:.3f} ms); the ratios below use the first")
+    print(
+        f"{args.model}: in-process again after the servers: {after.qps:.1f} qps (median "
+        f"{after.latency.median:.3f} ms); the ratios below use the first"
+    )
     print("\n| server | concurrency | qps | vs in-process | median ms | p99 ms |\n|---|---|---|---|---|---|")
     for label, c, qps, med, p99 in rows:
         print(f"| {label} | {c} | {qps:.1f} | {100 * qps / local.qps:.0f}% | {med:.2f} | {p99:.2f} |")

@@ -31,8 +31,11 @@ def variants(model: onnx.ModelProto, args: argparse.Namespace) -> dict[str, onnx
     if args.calib_data:
         from trtforge.data.preprocess import Preprocess
 
-        calibration = CalibrationConfig(data=Path(args.calib_data), num=args.calib_num,
-                                        preprocess=Preprocess.parse(args.preprocess) if args.preprocess else None)
+        calibration = CalibrationConfig(
+            data=Path(args.calib_data),
+            num=args.calib_num,
+            preprocess=Preprocess.parse(args.preprocess) if args.preprocess else None,
+        )
         config = BuildConfig(precision=Precision.INT8, backend="tensorrt-rtx", calibration=calibration)
         out["int8 (Q/DQ)"], _ = quantize_int8(model, calibration, get_backend("tensorrt-rtx"), config)
     return out
@@ -49,8 +52,10 @@ def main() -> None:
     args = p.parse_args()
     backend = get_backend("tensorrt-rtx")
     model = onnx.load(args.onnx)
-    print(f"TensorRT-RTX {backend.version()}, {platform.processor() or platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} CPUs, model {args.onnx}, {args.repeats} builds per row")
+    print(
+        f"TensorRT-RTX {backend.version()}, {platform.processor() or platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} CPUs, model {args.onnx}, {args.repeats} builds per row"
+    )
     print(f"| {'precision':18} | opt level | build s (median) | spread (min-max) | plan KiB |")
     print(f"|{'-' * 20}|-----------|------------------|------------------|----------|")
     levels = [int(x) for x in args.opt_levels.split(",")]
@@ -63,8 +68,10 @@ def main() -> None:
                 built = backend.build(variant, config)
                 seconds.append(time.perf_counter() - started)
                 size = len(built.data)
-            print(f"| {name:18} | {level:9} | {statistics.median(seconds):16.2f} | "
-                  f"{min(seconds):6.2f} - {max(seconds):6.2f}  | {size / 1024:8.0f} |")
+            print(
+                f"| {name:18} | {level:9} | {statistics.median(seconds):16.2f} | "
+                f"{min(seconds):6.2f} - {max(seconds):6.2f}  | {size / 1024:8.0f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def config(args: argparse.Namespace) -> BuildConfig:
         calibration = CalibrationConfig(
             data=Path(args.calib_path) if args.calib_path else None,
             preprocess=Preprocess.parse(args.calib_preprocess) if args.calib_preprocess else None,
-            num=args.calib_num, batch_size=args.calib_batch_size,
+            num=args.calib_num,
+            batch_size=args.calib_batch_size,
             cache=Path(args.calib_cache) if args.calib_cache else None,
         )
     tensorrt = TensorRTOptions(workspace_mib=int(args.mem * 1024)) if args.backend.startswith("tensorrt") else None

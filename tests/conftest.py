@@ -42,8 +42,7 @@ def run_cli_subprocess(*args: str, cwd: Path | None = None) -> subprocess.Comple
     """Run ``python -m trtforge ARGS`` with this checkout's sources first on the path."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "trtforge", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-m", "trtforge", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,8 @@ def _modules() -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(path: Path, known: set[str]) -> set[str]:
@@ -119,8 +120,12 @@ def test_every_module_has_a_stage() -> None:
 
 
 def test_imports_point_down_the_pipeline() -> None:
-    upward = sorted(f"{a} -> {b}" for a, targets in _graph().items() for b in targets
-                    if a != "trtforge" and (_stage(b) or 0) > (_stage(a) or 0))
+    upward = sorted(
+        f"{a} -> {b}"
+        for a, targets in _graph().items()
+        for b in targets
+        if a != "trtforge" and (_stage(b) or 0) > (_stage(a) or 0)
+    )
     assert upward == []
 
 

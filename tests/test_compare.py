@@ -23,4 +23,6 @@ def test_a_wiped_out_field_fails_by_default_though_cosine_is_high() -> None:
     metrics = output_metrics("preds", "preds", got, ref, Thresholds.default())
     assert metrics.min_cosine > 0.99 and metrics.failures
     assert "field" in metrics.failures[0] and "along axis 1" in metrics.failures[0]
-    assert not output_metrics("preds", "preds", got, ref, Thresholds(min_cosine=0.9)).failures  # the old default's blind spot
+    assert not output_metrics(
+        "preds", "preds", got, ref, Thresholds(min_cosine=0.9)
+    ).failures  # the old default's blind spot

@@ -24,12 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 def _manifest(data: bytes, tag: str) -> engine.Manifest:
     from trtforge._files import sha256_bytes
 
-    return engine.Manifest(backend="onnxruntime", backend_version=tag, precision="fp32", device={"kind": "cpu"},
-                           inputs=[TensorSpec("x", "float32", (1,))], outputs=[], build={}, source_sha256="0",
-                           engine_sha256=sha256_bytes(data))
+    return engine.Manifest(
+        backend="onnxruntime",
+        backend_version=tag,
+        precision="fp32",
+        device={"kind": "cpu"},
+        inputs=[TensorSpec("x", "float32", (1,))],
+        outputs=[],
+        build={},
+        source_sha256="0",
+        engine_sha256=sha256_bytes(data),
+    )
 
 
-_CHILD = textwrap.dedent('''
+_CHILD = textwrap.dedent("""
     import os, signal, sys
     from trtforge import engine
     from tests.test_engine_pair import _manifest
@@ -41,13 +49,14 @@ _CHILD = textwrap.dedent('''
             os.kill(os.getpid(), signal.SIGKILL)
     os.replace = replace
     engine.save(sys.argv[1], b"new engine", _manifest(b"new engine", "new"))
-''')
+""")
 
 
 @pytest.mark.parametrize("kill_after", [1, 2, 3])
 @pytest.mark.parametrize("first_build", [False, True])
-def test_a_kill_between_any_two_renames_leaves_a_consistent_pair(tmp_path: Path, kill_after: int,
-                                                                 first_build: bool) -> None:
+def test_a_kill_between_any_two_renames_leaves_a_consistent_pair(
+    tmp_path: Path, kill_after: int, first_build: bool
+) -> None:
     out = tmp_path / "m.engine"
     if not first_build:
         engine.save(out, b"old engine", _manifest(b"old engine", "old"))
@@ -132,8 +141,11 @@ def test_ort_profiles_are_checked_and_recorded(tmp_path: Path) -> None:
     manifest = trtforge.build(model, tmp_path / "d.engine", BuildConfig(backend="onnxruntime", profiles=(profile,)))
     assert manifest.build["profiles"] == [profile.to_json()]
     with pytest.raises(TrtforgeError, match="nope"):
-        trtforge.build(model, tmp_path / "e.engine",
-                       BuildConfig(backend="onnxruntime", profiles=(ShapeRange.parse("nope:1x4", "nope:1x4", "nope:1x4"),)))
+        trtforge.build(
+            model,
+            tmp_path / "e.engine",
+            BuildConfig(backend="onnxruntime", profiles=(ShapeRange.parse("nope:1x4", "nope:1x4", "nope:1x4"),)),
+        )
     assert not (tmp_path / "e.engine").exists()
 
 

@@ -27,17 +27,17 @@ from trtforge.graph.shapes import Batch
 from trtforge.precision.cache import CacheFacts, CalibrationCache
 from trtforge.precision.ioformat import parse_formats
 
-settings.register_profile("fast", max_examples=80, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=2400, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=2400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("long" if os.environ.get("TRTFORGE_FUZZ") == "long" else "fast")
 
 # Characters that matter to these grammars, plus look-alikes (superscripts, full-width digits).
 _ALPHABET = " x:,=/.-+*0123456789eEnaifINFtyrgbwhlcdpmsk_[]?²５٣\u00a0\t"
-TEXT = st.one_of(st.text(max_size=60), st.text(alphabet=_ALPHABET, max_size=60),
-                 st.builds(lambda a, b: a + "9" * b, st.text(alphabet=_ALPHABET, max_size=8),
-                           st.integers(0, 5000)))
+TEXT = st.one_of(
+    st.text(max_size=60),
+    st.text(alphabet=_ALPHABET, max_size=60),
+    st.builds(lambda a, b: a + "9" * b, st.text(alphabet=_ALPHABET, max_size=8), st.integers(0, 5000)),
+)
 SPECS = [TensorSpec("x", "float32", (-1, 3, 4, 4)), TensorSpec("ids", "int64", ("N", 7))]
 
 
@@ -80,9 +80,25 @@ def test_io_formats_and_memory_pools(text: str) -> None:
     _only_user_errors(lambda: cli_parse.percentiles(text))
 
 
-_EXEC_FLAGS = ["--onnx", "--shapes", "--minShapes", "--memPoolSize", "--workspace", "--iterations", "--duration",
-               "--warmUp", "--streams", "--inputIOFormats", "--builderOptimizationLevel", "--percentile",
-               "--avgRuns", "--loadInputs", "--fp16", "--int8", "--noSuchFlag"]
+_EXEC_FLAGS = [
+    "--onnx",
+    "--shapes",
+    "--minShapes",
+    "--memPoolSize",
+    "--workspace",
+    "--iterations",
+    "--duration",
+    "--warmUp",
+    "--streams",
+    "--inputIOFormats",
+    "--builderOptimizationLevel",
+    "--percentile",
+    "--avgRuns",
+    "--loadInputs",
+    "--fp16",
+    "--int8",
+    "--noSuchFlag",
+]
 
 
 @given(st.lists(st.tuples(st.sampled_from(_EXEC_FLAGS), TEXT), max_size=4))
@@ -96,16 +112,35 @@ def test_cache_lines(header: str, line: str) -> None:
     _only_user_errors(lambda: CalibrationCache.from_text(f"TRT-100300-EntropyCalibration2\n{line}\n"))
 
 
-JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
-                    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                            st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                    max_leaves=12)
-_MANIFEST_KEYS = ["format_version", "backend", "backend_version", "precision", "device", "inputs", "outputs",
-                  "build", "calibration", "source_sha256", "engine_sha256", "trtforge_version", "created"]
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=12,
+)
+_MANIFEST_KEYS = [
+    "format_version",
+    "backend",
+    "backend_version",
+    "precision",
+    "device",
+    "inputs",
+    "outputs",
+    "build",
+    "calibration",
+    "source_sha256",
+    "engine_sha256",
+    "trtforge_version",
+    "created",
+]
 
 
-@given(st.one_of(st.binary(max_size=80), JSON.map(lambda v: json.dumps(v).encode()),
-                 st.dictionaries(st.sampled_from(_MANIFEST_KEYS), JSON).map(lambda v: json.dumps(v).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=80),
+        JSON.map(lambda v: json.dumps(v).encode()),
+        st.dictionaries(st.sampled_from(_MANIFEST_KEYS), JSON).map(lambda v: json.dumps(v).encode()),
+    )
+)
 def test_manifest_json(raw: bytes) -> None:
     from pathlib import Path
 

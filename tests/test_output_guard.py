@@ -83,8 +83,13 @@ def test_a_full_disk_is_one_line_and_nothing_partial(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (256, resource.RLIM_INFINITY))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "trtforge", "build", str(model), "-o", str(out)],
-                          capture_output=True, text=True, env=env, preexec_fn=limit)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trtforge", "build", str(model), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=limit,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write" in lines[0] and "Traceback" not in proc.stderr

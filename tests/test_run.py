@@ -17,8 +17,12 @@ from trtforge.run import run
 def _gray_mean_model(path: Path, size: int = 8) -> Path:
     """x[1,1,size,size] -> ReduceMean over H, W -> y[1,1]."""
     node = helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, size, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, path)
@@ -37,8 +41,18 @@ def test_a_bare_resize_mode_takes_the_model_inputs_size(tmp_path: Path, mode: st
     model = _gray_mean_model(tmp_path / "tiny.onnx")
     images = _images(tmp_path / "imgs", [0, 255])
     out = tmp_path / "out.npz"
-    code = main(["run", str(model), "--inputs", str(images), "--preprocess",
-                 f"color=gray,resize={mode},scale=1/255,layout=nchw", "-o", str(out)])
+    code = main(
+        [
+            "run",
+            str(model),
+            "--inputs",
+            str(images),
+            "--preprocess",
+            f"color=gray,resize={mode},scale=1/255,layout=nchw",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     y = np.load(out)["y"]
     assert y.shape == (2, 1)

@@ -20,8 +20,11 @@ from trtforge.sensitivity import Evaluator, cosine, layer_of, prepare_int8, sens
 @pytest.fixture(scope="module")
 def outlier(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("outlier")
-    return (outlier_channel_model(folder / "model.onnx"), inputs(folder / "calib.npz", 32, 1),
-            inputs(folder / "val.npz", 32, 2))
+    return (
+        outlier_channel_model(folder / "model.onnx"),
+        inputs(folder / "calib.npz", 32, 1),
+        inputs(folder / "val.npz", 32, 2),
+    )
 
 
 def _calibration(path: Path) -> CalibrationConfig:
@@ -29,8 +32,9 @@ def _calibration(path: Path) -> CalibrationConfig:
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "tensorrt"])
-def test_ranking_names_the_conv_reading_the_outlier_channel_first(outlier: tuple[Path, Path, Path],
-                                                                   backend: str) -> None:
+def test_ranking_names_the_conv_reading_the_outlier_channel_first(
+    outlier: tuple[Path, Path, Path], backend: str
+) -> None:
     model, calib, val = outlier
     result = sensitivity(model, _calibration(calib), val, backend=backend, metric="cosine")
     first, second = result.ranked[:2]
@@ -67,13 +71,29 @@ def test_layer_names_from_converters() -> None:
     assert layer_of("Conv_12") is None
 
 
-def test_budgeted_build_keeps_the_culprit_float_and_meets_the_budget(outlier: tuple[Path, Path, Path],
-                                                                     tmp_path: Path) -> None:
+def test_budgeted_build_keeps_the_culprit_float_and_meets_the_budget(
+    outlier: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     model, calib, val = outlier
     engine = tmp_path / "mixed.onnx"
-    proc = run_cli("build", str(model), "-o", str(engine), "--precision", "int8", "--calib-data", str(calib),
-                   "--calib-method", "minmax", "--max-accuracy-drop", "0.01", "--metric", "cosine",
-                   "--val-data", str(val))
+    proc = run_cli(
+        "build",
+        str(model),
+        "-o",
+        str(engine),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(calib),
+        "--calib-method",
+        "minmax",
+        "--max-accuracy-drop",
+        "0.01",
+        "--metric",
+        "cosine",
+        "--val-data",
+        str(val),
+    )
     assert proc.returncode == 0, proc.stderr
     mixed = json.loads(Path(f"{engine}.json").read_text())["build"]["mixed"]
     assert [u["name"] for u in mixed["kept_float"]] == [OUTLIER_UNIT]
@@ -94,9 +114,24 @@ def test_budgeted_build_keeps_the_culprit_float_and_meets_the_budget(outlier: tu
 def test_budget_out_of_reach_exits_1_with_the_table(outlier: tuple[Path, Path, Path], tmp_path: Path) -> None:
     model, calib, val = outlier
     engine = tmp_path / "never.onnx"
-    proc = run_cli("build", str(model), "-o", str(engine), "--precision", "int8", "--calib-data", str(calib),
-                   "--calib-method", "minmax", "--max-accuracy-drop", "0", "--metric", "max-abs",
-                   "--val-data", str(val))
+    proc = run_cli(
+        "build",
+        str(model),
+        "-o",
+        str(engine),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(calib),
+        "--calib-method",
+        "minmax",
+        "--max-accuracy-drop",
+        "0",
+        "--metric",
+        "max-abs",
+        "--val-data",
+        str(val),
+    )
     assert proc.returncode == 1
     assert "misses --max-accuracy-drop 0" in proc.stderr and OUTLIER_UNIT in proc.stderr
     assert not engine.exists() and not Path(f"{engine}.json").exists()
@@ -112,8 +147,22 @@ def test_budget_needs_validation_data_and_int8() -> None:
 def test_sensitivity_cli_writes_json_and_plot(outlier: tuple[Path, Path, Path], tmp_path: Path) -> None:
     model, calib, val = outlier
     out, png = tmp_path / "s.json", tmp_path / "s.png"
-    proc = run_cli("sensitivity", str(model), "--calib-data", str(calib), "--calib-method", "minmax",
-                   "--val-data", str(val), "--metric", "top1", "--json", str(out), "--plot", str(png))
+    proc = run_cli(
+        "sensitivity",
+        str(model),
+        "--calib-data",
+        str(calib),
+        "--calib-method",
+        "minmax",
+        "--val-data",
+        str(val),
+        "--metric",
+        "top1",
+        "--json",
+        str(out),
+        "--plot",
+        str(png),
+    )
     assert proc.returncode == 0, proc.stderr
     first_row = next(line for line in proc.stdout.splitlines() if line.strip().startswith("1 "))
     assert OUTLIER_UNIT in first_row and "conv_b" in first_row
@@ -124,10 +173,21 @@ def test_sensitivity_cli_writes_json_and_plot(outlier: tuple[Path, Path, Path], 
 def test_sensitivity_cli_custom_metric_and_bad_metric(outlier: tuple[Path, Path, Path], tmp_path: Path) -> None:
     model, calib, val = outlier
     metric = tmp_path / "m.py"
-    metric.write_text("import numpy as np\n"
-                      "def worst(out, ref):\n    return float(np.abs(out['logits'] - ref['logits']).max())\n")
-    proc = run_cli("sensitivity", str(model), "--calib-data", str(calib), "--calib-method", "minmax",
-                   "--val-data", str(val), "--metric", f"{metric}:worst")
+    metric.write_text(
+        "import numpy as np\ndef worst(out, ref):\n    return float(np.abs(out['logits'] - ref['logits']).max())\n"
+    )
+    proc = run_cli(
+        "sensitivity",
+        str(model),
+        "--calib-data",
+        str(calib),
+        "--calib-method",
+        "minmax",
+        "--val-data",
+        str(val),
+        "--metric",
+        f"{metric}:worst",
+    )
     assert proc.returncode == 0, proc.stderr
     assert OUTLIER_UNIT in next(line for line in proc.stdout.splitlines() if line.strip().startswith("1 "))
     bad = run_cli("sensitivity", str(model), "--calib-data", str(calib), "--val-data", str(val), "--metric", "nope")
@@ -140,8 +200,9 @@ def test_ranking_names_the_layer_fed_by_an_outlier_input(tmp_path: Path, backend
 
     model = outlier_input_model(tmp_path / "mlp.onnx")
     calibration = _calibration(outlier_inputs(tmp_path / "calib.npz", 64, 1))
-    result = sensitivity(model, calibration, outlier_inputs(tmp_path / "val.npz", 64, 2), backend=backend,
-                         metric="top1")
+    result = sensitivity(
+        model, calibration, outlier_inputs(tmp_path / "val.npz", 64, 2), backend=backend, metric="top1"
+    )
     assert result.all_int8 > 20  # plain INT8 changes over a fifth of the answers
     assert result.ranked[0].unit.name == OUTLIER_INPUT_UNIT and result.ranked[0].unit.layer == "dense_1"
     assert result.ranked[1].error < result.ranked[0].error / 4
@@ -155,6 +216,9 @@ def test_plain_build_excluding_a_reader_of_a_quantized_relu_stays_faithful(tmp_p
     model = outlier_channel_model(tmp_path / "plain.onnx", scale=1.0)
     calibration = _calibration(inputs(tmp_path / "calib.npz", 32, 1))
     val = dict(np.load(inputs(tmp_path / "val.npz", 32, 2)))
-    build(model, tmp_path / "e.onnx", BuildConfig(precision=Precision.INT8, calibration=calibration,
-                                                  exclude_nodes=("model/pool/Mean",)))
+    build(
+        model,
+        tmp_path / "e.onnx",
+        BuildConfig(precision=Precision.INT8, calibration=calibration, exclude_nodes=("model/pool/Mean",)),
+    )
     assert Evaluator(onnx.load(str(model)), val, cosine).error(onnx.load(str(tmp_path / "e.onnx"))) < 1e-3

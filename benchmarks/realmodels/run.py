@@ -2,7 +2,8 @@
 
 For each model (benchmarks/realmodels/fetch.py fetches them): convert (sources that are not
 ONNX), `reshape --batch 1` as a new user types it, reshape with `--shapes` where other dims are
-dynamic, build FP32/FP16/INT8 on ONNX Runtime CPU (INT8: minmax ranges from 8 synthetic samples, to keep the corpus run short),
+dynamic, build FP32/FP16/INT8 on ONNX Runtime CPU (INT8: minmax ranges from 8 synthetic samples, to keep the
+corpus run short),
 a short bench, run, compare (FP16 engine against the ONNX model) and deploy.  Every stage is the
 CLI in a subprocess; a cell is `ok`, `x2`/`x1` (exit code; the line is listed under the table),
 `TB` (a traceback: a bug) or `-` (skipped: an earlier stage failed).  The task columns compare
@@ -69,8 +70,12 @@ def text_image(h: int, w: int, rng: np.random.Generator, lines: int = 6) -> np.n
     words = ["trtforge", "engine", "batch", "ONNX", "2026", "latency", "FP16", "model", "quantize"]
     for i in range(lines):
         text = " ".join(rng.choice(words, size=3))
-        draw.text((int(rng.integers(0, max(1, w // 4))), int((i + 0.3) * h / lines)), text,
-                  fill=tuple(int(c) for c in rng.integers(0, 80, 3)), font=font)
+        draw.text(
+            (int(rng.integers(0, max(1, w // 4))), int((i + 0.3) * h / lines)),
+            text,
+            fill=tuple(int(c) for c in rng.integers(0, 80, 3)),
+            font=font,
+        )
     return np.asarray(image)
 
 
@@ -128,11 +133,13 @@ def _anchors(scores_ref: np.ndarray, scores_got: np.ndarray, k: int = 20) -> tup
 
 
 def _yolo(ref: Feeds, got: Feeds) -> str:
-    a, b = next(iter(ref.values())), next(iter(got.values()))       # N x (4 + classes) x anchors
+    a, b = next(iter(ref.values())), next(iter(got.values()))  # N x (4 + classes) x anchors
     share, best = _anchors(a[:, 4:].max(1), b[:, 4:].max(1))
+
     def xyxy(x: np.ndarray, i: int) -> np.ndarray:
-        c = x[i, :4, best[i]]                                        # k x 4: cx, cy, w, h
+        c = x[i, :4, best[i]]  # k x 4: cx, cy, w, h
         return np.stack([c[:, 0] - c[:, 2] / 2, c[:, 1] - c[:, 3] / 2, c[:, 0] + c[:, 2] / 2, c[:, 1] + c[:, 3] / 2], 1)
+
     iou = np.mean([_box_iou(xyxy(a, i), xyxy(b, i)).mean() for i in range(len(a))])
     return f"top20 {100 * share:.0f}%, IoU {iou:.3f}"
 
@@ -159,20 +166,22 @@ def _mask(threshold: float) -> Check:
         union = np.logical_or(a, b).sum()
         iou = 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
         return f"mask IoU {iou:.3f} ({100 * a.mean():.1f}% on)"
+
     return check
 
 
 def _landmarks(size: int) -> Check:
     def check(ref: Feeds, got: Feeds) -> str:
-        name = max(ref, key=lambda n: ref[n][0].size)                # the landmark vector
+        name = max(ref, key=lambda n: ref[n][0].size)  # the landmark vector
         err = np.abs(ref[name] - got[name]).max()
         return f"max err {float(err):.2f} px of {size}"
+
     return check
 
 
 def _vad(ref: Feeds, got: Feeds) -> str:
     a, b = ref["output"].ravel(), got["output"].ravel()
-    return f"p err {float(np.abs(a - b).max()):.4f}, same {100 * float(np.mean((a > .5) == (b > .5))):.0f}%"
+    return f"p err {float(np.abs(a - b).max()):.4f}, same {100 * float(np.mean((a > 0.5) == (b > 0.5))):.0f}%"
 
 
 # ---------------------------------------------------------------- the plan per model
@@ -180,32 +189,41 @@ def _vad(ref: Feeds, got: Feeds) -> str:
 class Plan:
     feeds: Callable[[int, np.random.Generator], Feeds]
     check: Check
-    shapes: str = ""                          # reshape --shapes for dims other than batch
-    axes: dict[str, int | None] = field(default_factory=dict)   # batch axis per input (default 0)
-    convert: tuple[str, ...] = ()             # extra convert options
-    bench: tuple[str, ...] = ()               # extra bench options (sizes of dims left dynamic)
+    shapes: str = ""  # reshape --shapes for dims other than batch
+    axes: dict[str, int | None] = field(default_factory=dict)  # batch axis per input (default 0)
+    convert: tuple[str, ...] = ()  # extra convert options
+    bench: tuple[str, ...] = ()  # extra bench options (sizes of dims left dynamic)
     fixed: dict[str, np.ndarray] = field(default_factory=dict)  # bench --inputs: values random ones must not take
 
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 PLANS: dict[str, Plan] = {
-    "yolov8n_det": Plan(lambda n, r: {"images": nchw(pictures(n, 320, 320, r), 0.0, 1.0)}, _yolo,
-                        shapes="images:1x3x320x320"),
+    "yolov8n_det": Plan(
+        lambda n, r: {"images": nchw(pictures(n, 320, 320, r), 0.0, 1.0)}, _yolo, shapes="images:1x3x320x320"
+    ),
     "picodet_layout": Plan(lambda n, r: {"image": nchw(pictures(n, 800, 608, r, text=True), *IMAGENET)}, _picodet),
-    "ppocr_det": Plan(lambda n, r: {"x": nchw(pictures(n, 320, 320, r, text=True), *IMAGENET)}, _mask(0.3),
-                      shapes="x:1x3x320x320"),
-    "ppocr_cls": Plan(lambda n, r: {"x": nchw(pictures(n, 48, 192, r, text=True)[:, :, :, :], 0.5, 0.5)}, _top1,
-                      shapes="x:1x3x48x192"),
+    "ppocr_det": Plan(
+        lambda n, r: {"x": nchw(pictures(n, 320, 320, r, text=True), *IMAGENET)}, _mask(0.3), shapes="x:1x3x320x320"
+    ),
+    "ppocr_cls": Plan(
+        lambda n, r: {"x": nchw(pictures(n, 48, 192, r, text=True)[:, :, :, :], 0.5, 0.5)}, _top1, shapes="x:1x3x48x192"
+    ),
     # Fixing input to 1x512 makes ONNX Runtime's inference of the 8 kHz If branch fail: batch 1 only.
-    "silero_vad": Plan(vad_feeds, _vad, axes={"state": 1, "sr": None}, bench=("--shapes", "input:1x512"),
-                       fixed={"sr": np.array(16000, np.int64)}),
+    "silero_vad": Plan(
+        vad_feeds,
+        _vad,
+        axes={"state": 1, "sr": None},
+        bench=("--shapes", "input:1x512"),
+        fixed={"sr": np.array(16000, np.int64)},
+    ),
     "face_detect": Plan(lambda n, r: {"input": nhwc(pictures(n, 128, 128, r), -1, 1)}, _face),
     "hand_landmark": Plan(lambda n, r: {"input_1": nhwc(pictures(n, 224, 224, r), 0, 1)}, _landmarks(224)),
     "iris_landmark": Plan(lambda n, r: {"input_1": nhwc(pictures(n, 64, 64, r), 0, 1)}, _landmarks(64)),
     "selfie_segment": Plan(lambda n, r: {"input_1": nhwc(pictures(n, 256, 256, r), 0, 1)}, _mask(0.5)),
     "fer_emotion": Plan(lambda n, r: {"input_1": gray(pictures(n, 64, 64, r)) / 127.5 - 1}, _top1),
-    "micro_wakeword": Plan(lambda n, r: {"serving_default_input_audio:0": r.integers(-128, 127, (n, 3, 40)).astype(np.int8)},
-                           _top1),
+    "micro_wakeword": Plan(
+        lambda n, r: {"serving_default_input_audio:0": r.integers(-128, 127, (n, 3, 40)).astype(np.int8)}, _top1
+    ),
 }
 
 
@@ -221,8 +239,9 @@ def trtforge(*args: str, timeout: float = 900) -> Cell:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, "-m", "trtforge", *args], capture_output=True, text=True,
-                              env=env, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-m", "trtforge", *args], capture_output=True, text=True, env=env, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return Cell("T/O", time.perf_counter() - start, f"timed out after {timeout:.0f} s")
     seconds = time.perf_counter() - start
@@ -243,7 +262,7 @@ def onnx_inputs(path: Path) -> list[str]:
 
 
 def save_feeds(feeds: Feeds, names: list[str], path: Path) -> None:
-    if set(feeds) != set(names):    # a converter may rename inputs: match by order
+    if set(feeds) != set(names):  # a converter may rename inputs: match by order
         feeds = dict(zip(names, feeds.values()))
     np.savez(path, **feeds)
 
@@ -279,7 +298,7 @@ def task(engines: dict[str, Path], samples: list[Feeds], names: list[str], plan:
     return results
 
 
-CALIB, VAL = 8, 4   # samples: INT8 calibration, and the run/compare/deploy/task checks
+CALIB, VAL = 8, 4  # samples: INT8 calibration, and the run/compare/deploy/task checks
 STAGES = ("convert", "reshape b1", "reshape", "fp32", "fp16", "int8", "bench", "run", "compare", "deploy")
 
 
@@ -320,17 +339,45 @@ def run_model(model: Model, work: Path) -> tuple[dict[str, Cell], dict[str, str]
         if plan.fixed:
             np.savez(folder / "fixed.npz", **plan.fixed)
             given = ("--inputs", str(folder / "fixed.npz"))
-        cells["bench"] = trtforge("bench", str(engines["fp32"]), "--warmup", "50", "--iterations", "10",
-                                  "--duration", "0.3", "--no-progress", *plan.bench, *given)
-        cells["run"] = trtforge("run", str(engines["fp32"]), "--inputs", str(folder / "val.npz"),
-                                "-o", str(folder / "out.npz"))
+        cells["bench"] = trtforge(
+            "bench",
+            str(engines["fp32"]),
+            "--warmup",
+            "50",
+            "--iterations",
+            "10",
+            "--duration",
+            "0.3",
+            "--no-progress",
+            *plan.bench,
+            *given,
+        )
+        cells["run"] = trtforge(
+            "run", str(engines["fp32"]), "--inputs", str(folder / "val.npz"), "-o", str(folder / "out.npz")
+        )
     if engines["fp16"].exists():
         cells["compare"] = trtforge("compare", str(engines["fp16"]), str(fixed), "--inputs", str(folder / "val.npz"))
-    cells["deploy"] = trtforge("deploy", str(fixed), "-o", str(folder / "deploy"), "--force",
-                               "--precision", "fp32,fp16,int8", "--calib-data", str(folder / "calib.npz"),
-                               "--calib-method", "minmax",
-                               "--val-data", str(folder / "val.npz"), "--warmup", "50", "--iterations", "10",
-                               "--duration", "0.3")
+    cells["deploy"] = trtforge(
+        "deploy",
+        str(fixed),
+        "-o",
+        str(folder / "deploy"),
+        "--force",
+        "--precision",
+        "fp32,fp16,int8",
+        "--calib-data",
+        str(folder / "calib.npz"),
+        "--calib-method",
+        "minmax",
+        "--val-data",
+        str(folder / "val.npz"),
+        "--warmup",
+        "50",
+        "--iterations",
+        "10",
+        "--duration",
+        "0.3",
+    )
     return cells, task(engines, val, onnx_inputs(fixed), plan)
 
 
@@ -341,8 +388,11 @@ def table(results: dict[str, tuple[dict[str, Cell], dict[str, str]]]) -> str:
     for name, (cells, checks) in results.items():
         row = [name] + [c.status for c in cells.values()] + [checks.get("fp16", "-"), checks.get("int8", "-")]
         rows.append("| " + " | ".join(row) + " |")
-        notes += [f"- {name} {stage}: {c.status}: {c.line}" for stage, c in cells.items()
-                  if c.status not in ("ok", "-") or c.line]
+        notes += [
+            f"- {name} {stage}: {c.status}: {c.line}"
+            for stage, c in cells.items()
+            if c.status not in ("ok", "-") or c.line
+        ]
     return "\n".join(rows + [""] + notes)
 
 
@@ -361,12 +411,18 @@ def main() -> None:
         start = time.perf_counter()
         results[model.name] = run_model(model, args.work)
         print(f"{model.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.uname().nodename}, "
-          f"{os.cpu_count()} CPUs, ONNX Runtime CPU")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.uname().nodename}, "
+        f"{os.cpu_count()} CPUs, ONNX Runtime CPU"
+    )
     print(table(results))
     if args.json:
-        args.json.write_text(json.dumps({n: {"cells": {s: vars(c) for s, c in cells.items()}, "task": t}
-                                         for n, (cells, t) in results.items()}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {n: {"cells": {s: vars(c) for s, c in cells.items()}, "task": t} for n, (cells, t) in results.items()},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -41,17 +41,48 @@ def main() -> None:
     trtforge("convert", f"{sample}/saved_model", "-o", f"{out}/digits.onnx", "--inputs-as-nchw", "image")
     trtforge("reshape", f"{out}/digits.onnx", "-o", f"{out}/digits-bs1.onnx", "--batch", "1")
     trtforge("build", f"{out}/digits-bs1.onnx", "-o", f"{out}/digits-fp32.engine", "--precision", "fp32")
-    trtforge("build", f"{out}/digits-bs1.onnx", "-o", f"{out}/digits-int8.engine", "--precision", "int8",
-             "--calib-data", f"{sample}/calib", "--preprocess", PREPROCESS)
+    trtforge(
+        "build",
+        f"{out}/digits-bs1.onnx",
+        "-o",
+        f"{out}/digits-int8.engine",
+        "--precision",
+        "int8",
+        "--calib-data",
+        f"{sample}/calib",
+        "--preprocess",
+        PREPROCESS,
+    )
     for precision in ("fp32", "int8"):
         trtforge("bench", f"{out}/digits-{precision}.engine", "--duration", args.duration)
 
     # The same path in one command, with FP16 added, every engine validated against FP32 on
     # the held-out split and the fastest one within 1 point of FP32's accuracy selected.
-    trtforge("deploy", f"{sample}/saved_model", "-o", f"{out}/deploy", "--force", "--inputs-as-nchw", "image",
-             "--batch", "1", "--precision", "fp32,fp16,int8", "--calib-data", f"{sample}/calib",
-             "--preprocess", PREPROCESS, "--val-data", f"{sample}/test", "--max-accuracy-drop", "1",
-             "--select", "fastest", "--duration", args.duration)
+    trtforge(
+        "deploy",
+        f"{sample}/saved_model",
+        "-o",
+        f"{out}/deploy",
+        "--force",
+        "--inputs-as-nchw",
+        "image",
+        "--batch",
+        "1",
+        "--precision",
+        "fp32,fp16,int8",
+        "--calib-data",
+        f"{sample}/calib",
+        "--preprocess",
+        PREPROCESS,
+        "--val-data",
+        f"{sample}/test",
+        "--max-accuracy-drop",
+        "1",
+        "--select",
+        "fastest",
+        "--duration",
+        args.duration,
+    )
     print(f"\nreport: {out}/deploy/report.md (plots: latency.png, accuracy_vs_latency.png)")
 
 

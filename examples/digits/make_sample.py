@@ -37,9 +37,7 @@ def load_digits_32() -> tuple[np.ndarray, np.ndarray]:
 
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
-    upsampled = np.stack(
-        [np.asarray(Image.fromarray(im).resize((SIZE, SIZE), Image.BILINEAR)) for im in images]
-    )
+    upsampled = np.stack([np.asarray(Image.fromarray(im).resize((SIZE, SIZE), Image.BILINEAR)) for im in images])
     return upsampled, digits.target.astype(np.int64)
 
 
@@ -63,8 +61,7 @@ def train(x: np.ndarray, y: np.ndarray):  # -> keras.Model
     h = keras.layers.Dense(64, activation="relu")(h)
     outputs = keras.layers.Dense(10, activation="softmax", name="probs")(h)
     model = keras.Model(inputs, outputs, name="digits_cnn")
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=32, epochs=20, verbose=0, shuffle=True)
     return model
 

@@ -19,8 +19,17 @@ from pathlib import Path
 
 from trtforge.errors import TrtforgeError
 
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
-                 errno.EISDIR, errno.ENOTDIR, errno.EIO}
+_WRITE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EIO,
+}
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -59,8 +68,9 @@ def _output_folder(target: Path) -> Path:
 
 
 def _write_error(target: Path, exc: OSError) -> TrtforgeError:
-    return TrtforgeError(f"cannot write {target}: {exc.strerror or exc} (nothing was written; free space "
-                         "or choose a writable location)")
+    return TrtforgeError(
+        f"cannot write {target}: {exc.strerror or exc} (nothing was written; free space or choose a writable location)"
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -76,7 +86,7 @@ def pid_alive(pid: int) -> bool:
 def _sweep_temporaries(folder: Path, name: str) -> None:
     """Remove temporaries of ``name`` that a killed writer left (its pid is in their name)."""
     for tmp in folder.glob(f".{glob_escape(name)}.*.tmp"):
-        pid = tmp.name[len(name) + 2:].split(".", 1)[0]
+        pid = tmp.name[len(name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
@@ -212,8 +222,9 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def check_folder_output(flag: str, folder: str | os.PathLike[str],
-                        inputs: Iterable[str | os.PathLike[str] | None]) -> None:
+def check_folder_output(
+    flag: str, folder: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None]
+) -> None:
     """Refuse an output folder that is, or holds, one of the inputs (replacing it would destroy them)."""
     target = os.path.realpath(folder)
     for given in inputs:
@@ -221,12 +232,15 @@ def check_folder_output(flag: str, folder: str | os.PathLike[str],
             continue
         real = os.path.realpath(given)
         if real == target or real.startswith(target.rstrip(os.sep) + os.sep):
-            raise TrtforgeError(f"{flag} {folder} holds the input {given}; writing it would destroy that input: "
-                                "choose another output folder")
+            raise TrtforgeError(
+                f"{flag} {folder} holds the input {given}; writing it would destroy that input: "
+                "choose another output folder"
+            )
 
 
-def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike[str] | None]],
-                  inputs: Iterable[str | os.PathLike[str] | None]) -> None:
+def check_outputs(
+    outputs: Iterable[tuple[str, str | os.PathLike[str] | None]], inputs: Iterable[str | os.PathLike[str] | None]
+) -> None:
     """Refuse an output that is one of the inputs, or an input engine's manifest, or another output.
 
     ``outputs`` pairs a flag with its path.  Paths are compared after resolving symlinks, and as
@@ -247,8 +261,9 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike[str] | None]],
         path = Path(out)
         for key in (os.path.realpath(path), _identity(path)):
             if key is not None and key in seen:
-                raise TrtforgeError(f"{flag} {path} is {seen[key]}; writing it would destroy it: "
-                                    "choose another output path")
+                raise TrtforgeError(
+                    f"{flag} {path} is {seen[key]}; writing it would destroy it: choose another output path"
+                )
         seen[os.path.realpath(path)] = f"also the output of another flag ({flag})"
         if (ident := _identity(path)) is not None:
             seen[ident] = f"also the output of another flag ({flag})"
@@ -285,7 +300,7 @@ def sweep_scratch(root: str | os.PathLike[str] | None = None) -> list[Path]:
 
     removed = []
     for folder in Path(root or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        pid = folder.name[len(SCRATCH_PREFIX):]
+        pid = folder.name[len(SCRATCH_PREFIX) :]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)) and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)

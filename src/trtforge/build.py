@@ -32,8 +32,10 @@ def settle(config: BuildConfig) -> BuildConfig:
     backend = auto_backend() if config.backend == "auto" else config.backend
     if config.tensorrt is not None and backend not in TENSORRT_FAMILY:
         found = " (--backend auto found no TensorRT with a GPU)" if config.backend == "auto" else ""
-        raise TrtforgeError(f"TensorRT builder options were given, but the backend is {backend}{found}, which "
-                            "has none; use --backend tensorrt or tensorrt-rtx, or drop them")
+        raise TrtforgeError(
+            f"TensorRT builder options were given, but the backend is {backend}{found}, which "
+            "has none; use --backend tensorrt or tensorrt-rtx, or drop them"
+        )
     if config.backend == "auto" and backend == "onnxruntime" and config.device == "cpu" and _openvino_imports():
         return config  # stays auto: build() measures ONNX Runtime and OpenVINO and keeps the faster
     return config if backend == config.backend else dataclasses.replace(config, backend=backend)
@@ -48,8 +50,9 @@ def _openvino_imports() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
-          config: BuildConfig | None = None) -> artifact.Manifest:
+def build(
+    onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], config: BuildConfig | None = None
+) -> artifact.Manifest:
     """Build an engine from ``onnx_path`` into ``output`` (+ ``output.json``); returns its manifest."""
     from trtforge.graph.model import load as load_model
     from trtforge.precision import apply as precision
@@ -72,18 +75,24 @@ def build(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
     built = backend.build(model, config)
     built.facts.update({k: v for k, v in facts.items() if k != "calibration" and v})
     manifest = artifact.Manifest(
-        backend=backend.name, backend_version=backend.version(), precision=str(config.precision),
-        device=backend.device_facts(config.device), inputs=built.inputs, outputs=built.outputs,
+        backend=backend.name,
+        backend_version=backend.version(),
+        precision=str(config.precision),
+        device=backend.device_facts(config.device),
+        inputs=built.inputs,
+        outputs=built.outputs,
         build={"device": config.device, "seconds": round(time.perf_counter() - started, 3), **built.facts},
-        calibration=facts["calibration"], source_sha256=artifact.source_digest(onnx_path),
+        calibration=facts["calibration"],
+        source_sha256=artifact.source_digest(onnx_path),
         engine_sha256=sha256_bytes(built.data),
     )
     artifact.save(output, built.data, manifest)
     return manifest
 
 
-def _build_fastest(onnx_path: str | os.PathLike[str], output: str | os.PathLike[str],
-                   config: BuildConfig) -> artifact.Manifest:
+def _build_fastest(
+    onnx_path: str | os.PathLike[str], output: str | os.PathLike[str], config: BuildConfig
+) -> artifact.Manifest:
     """``--backend auto`` on a CPU with OpenVINO: build with each CPU backend, time them in
     alternating rounds at batch 1 on the usable cores, keep the faster, record both medians."""
     import tempfile
@@ -107,9 +116,12 @@ def _build_fastest(onnx_path: str | os.PathLike[str], output: str | os.PathLike[
         medians = {name: round(statistics.median(t), 4) for name, t in times.items()}
         chosen = min(medians, key=medians.__getitem__)
         data, manifest = artifact.read_verified(paths[chosen])
-    manifest.build["auto"] = {"chosen": chosen, "median_ms": medians,
-                              "how": f"{_AUTO_ROUNDS} alternating rounds of {_AUTO_ROUND_S}s per backend, batch 1, "
-                                     "random inputs, each backend's default threads; the median of the round medians"}
+    manifest.build["auto"] = {
+        "chosen": chosen,
+        "median_ms": medians,
+        "how": f"{_AUTO_ROUNDS} alternating rounds of {_AUTO_ROUND_S}s per backend, batch 1, "
+        "random inputs, each backend's default threads; the median of the round medians",
+    }
     artifact.save(output, data, manifest)
     return manifest
 
@@ -122,8 +134,10 @@ def _auto_shapes(specs: list[TensorSpec], config: BuildConfig) -> dict[str, tupl
     try:
         shapes = {**concrete_shapes([s for s in specs if s.name not in given]), **given}
     except TrtforgeError as exc:
-        raise TrtforgeError(f"--backend auto times both CPU engines, but {str(exc).split(';')[0]}; give it with "
-                            "--opt-shapes NAME:DIMS, or choose --backend onnxruntime or openvino") from None
+        raise TrtforgeError(
+            f"--backend auto times both CPU engines, but {str(exc).split(';')[0]}; give it with "
+            "--opt-shapes NAME:DIMS, or choose --backend onnxruntime or openvino"
+        ) from None
     return shapes
 
 
@@ -149,9 +163,12 @@ def _check_outputs(onnx_path: str | os.PathLike[str], output: str | os.PathLike[
     calib, trt = config.calibration, config.tensorrt
     cache = calib.cache if calib is not None else None
     outputs: list[tuple[str, str | os.PathLike[str] | None]] = [
-        ("-o", output), ("-o (its manifest)", artifact.manifest_path(output)), ("--calib-cache", cache),
+        ("-o", output),
+        ("-o (its manifest)", artifact.manifest_path(output)),
+        ("--calib-cache", cache),
         ("--calib-cache (its sidecar)", artifact.manifest_path(cache) if cache else None),
-        ("--timing-cache", getattr(trt, "timing_cache", None))]
+        ("--timing-cache", getattr(trt, "timing_cache", None)),
+    ]
     loader = calib.loader.rpartition(":")[0] or calib.loader if calib is not None and calib.loader else None
     check_outputs(outputs, [onnx_path, calib.data if calib is not None else None, loader])
 
@@ -172,8 +189,9 @@ def cpu_threads(threads: int | None, streams: int) -> int:
     return threads or max(1, usable_cores() // streams)
 
 
-def load_runners(engine_path: str | os.PathLike[str], streams: int = 1, threads: int | None = None,
-                 **options: object) -> tuple[list[Runner], artifact.Manifest]:
+def load_runners(
+    engine_path: str | os.PathLike[str], streams: int = 1, threads: int | None = None, **options: object
+) -> tuple[list[Runner], artifact.Manifest]:
     """``streams`` runners of one engine, from one read of the file and one check of its manifest.
 
     CPU engines: ``threads`` intra-op threads per runner; without it, the usable cores are shared

@@ -11,7 +11,8 @@ Thresholds (:class:`Thresholds`) fail an output when any element has
 ``|a - b| > atol + rtol * |b|`` (numpy's ``allclose``), when a sample's cosine is below
 ``min_cosine``, or when a sample's largest error is above ``max_range_error`` of the reference's
 range (per field where the output mixes fields).  Without thresholds, :meth:`Thresholds.default`
-applies (cosine >= 0.9, error <= 30% of range): an all-zero answer never passes.  ``deploy`` uses :func:`run_all` and :func:`accuracy` from here.
+applies (cosine >= 0.9, error <= 30% of range): an all-zero answer never passes.  ``deploy`` uses
+:func:`run_all` and :func:`accuracy` from here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from trtforge.errors import TrtforgeError
 
 if TYPE_CHECKING:
     from trtforge.backends.base import Runner
+    from trtforge.config import TensorSpec
     from trtforge.converters import ConvertOptions
     from trtforge.data.preprocess import Preprocess
 
@@ -39,6 +41,7 @@ DEFAULT_MAX_RANGE_ERROR = 0.3
 
 # --------------------------------------------------------------------------- shared with deploy
 
+
 def _as_float(outputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.float64) for v in outputs.values()]
 
@@ -49,8 +52,10 @@ def run_all(runner: Runner, samples: Sequence[Mapping[str, np.ndarray]]) -> list
     from trtforge.data.arrays import conform
 
     specs = runner.inputs  # type: ignore[attr-defined]
-    return [_as_float(runner.infer(conform(feeds, specs, "validation sample")))  # type: ignore[attr-defined]
-            for feeds in samples]
+    return [
+        _as_float(runner.infer(conform(feeds, specs, "validation sample")))  # type: ignore[attr-defined]
+        for feeds in samples
+    ]
 
 
 AGREE_COSINE = 0.999
@@ -82,8 +87,13 @@ def _sample_agreement(outs: list[np.ndarray], refs: list[np.ndarray], kind: str)
     return float(np.mean(agree))
 
 
-def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
-             labels: list[int] | None, names: Sequence[str] = (), metric: str = "auto") -> dict[str, float | None]:
+def accuracy(
+    outputs: list[list[np.ndarray]],
+    reference: list[list[np.ndarray]],
+    labels: list[int] | None,
+    names: Sequence[str] = (),
+    metric: str = "auto",
+) -> dict[str, float | None]:
     """Errors against the reference over all outputs, and agreement by ``metric`` (see :data:`METRICS`).
 
     ``agreement`` is the worst output's; ``agreement[NAME]`` each output's (top-1 for class scores,
@@ -100,7 +110,9 @@ def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
     result: dict[str, float | None] = {
         "max_abs_error": float(max(d.max() for d in diffs)) if diffs else 0.0,
         "mean_abs_error": float(np.mean([d.mean() for d in diffs])) if diffs else 0.0,
-        "cosine": cosine, "top1_agreement": None, "top1_accuracy": None,
+        "cosine": cosine,
+        "top1_agreement": None,
+        "top1_accuracy": None,
     }
     if first.shape[1] > 1 and (metric == "top1" or output_kind(outputs[0][0]) == "classification"):
         predicted = first.argmax(axis=1)
@@ -119,6 +131,7 @@ def accuracy(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]],
 
 
 # --------------------------------------------------------------------------- compare
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -189,14 +202,17 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return np.concatenate([cos, -np.ones(int(((na > 0) != (nb > 0)).sum()))])
 
 
-def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thresholds: Thresholds,
-                   labels: np.ndarray | None = None) -> OutputMetrics:
+def output_metrics(
+    name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thresholds: Thresholds, labels: np.ndarray | None = None
+) -> OutputMetrics:
     from trtforge.data.arrays import is_classifier
 
     a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a64.shape != b64.shape:
-        raise TrtforgeError(f"output {name!r} has shape {'x'.join(map(str, a64.shape))}, but the reference's "
-                            f"{ref_name!r} has {'x'.join(map(str, b64.shape))}: they cannot be compared")
+        raise TrtforgeError(
+            f"output {name!r} has shape {'x'.join(map(str, a64.shape))}, but the reference's "
+            f"{ref_name!r} has {'x'.join(map(str, b64.shape))}: they cannot be compared"
+        )
     diff = np.abs(a64 - b64)
     rel = diff / np.maximum(np.abs(b64), TINY)
     cos = _cosines(a64, b64) if a64.ndim else None
@@ -215,8 +231,10 @@ def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thres
         not_close = int(bad.sum())
         if not_close:
             worst = np.unravel_index(int(np.argmax(diff - (atol + rtol * np.abs(b64)))), diff.shape)
-            failures.append(f"{not_close} of {diff.size} values beyond atol={atol:g} + rtol={rtol:g}*|ref| "
-                            f"(worst at {list(map(int, worst))}: {a64[worst]:.6g} vs {b64[worst]:.6g})")
+            failures.append(
+                f"{not_close} of {diff.size} values beyond atol={atol:g} + rtol={rtol:g}*|ref| "
+                f"(worst at {list(map(int, worst))}: {a64[worst]:.6g} vs {b64[worst]:.6g})"
+            )
     if thresholds.min_cosine is not None and cos is not None and cos.min() < thresholds.min_cosine:
         failures.append(f"cosine {cos.min():.6f} on its worst sample is below --min-cosine {thresholds.min_cosine:g}")
     range_error = None
@@ -227,15 +245,31 @@ def output_metrics(name: str, ref_name: str, a: np.ndarray, b: np.ndarray, thres
         range_error = float(errors.max())
         if range_error > thresholds.max_range_error:
             sample = int(errors.argmax())
-            where = f"sample {sample}" + (f", field {int(fields[sample])} along axis {axis}" if axis is not None else "")
-            failures.append(f"max error {range_error:.1%} of the reference's range ({where}) is above "
-                            f"--max-range-error {thresholds.max_range_error:g}")
+            where = f"sample {sample}" + (
+                f", field {int(fields[sample])} along axis {axis}" if axis is not None else ""
+            )
+            failures.append(
+                f"max error {range_error:.1%} of the reference's range ({where}) is above "
+                f"--max-range-error {thresholds.max_range_error:g}"
+            )
     return OutputMetrics(
-        name, ref_name, tuple(a64.shape), float(diff.max()) if diff.size else 0.0,
-        float(diff.mean()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
-        float(rel.mean()) if rel.size else 0.0, float(cos.min()) if cos is not None else None,
-        float(cos.mean()) if cos is not None else None, top1, acc, ref_acc, not_close, tuple(failures), range_error,
-        _zero_side(a64, b64))
+        name,
+        ref_name,
+        tuple(a64.shape),
+        float(diff.max()) if diff.size else 0.0,
+        float(diff.mean()) if diff.size else 0.0,
+        float(rel.max()) if rel.size else 0.0,
+        float(rel.mean()) if rel.size else 0.0,
+        float(cos.min()) if cos is not None else None,
+        float(cos.mean()) if cos is not None else None,
+        top1,
+        acc,
+        ref_acc,
+        not_close,
+        tuple(failures),
+        range_error,
+        _zero_side(a64, b64),
+    )
 
 
 @dataclass
@@ -254,44 +288,65 @@ class CompareResult:
         return not any(o.failures for o in self.outputs)
 
     def to_json(self) -> dict[str, object]:
-        return {"engine": self.engine, "reference": self.reference, "samples": self.samples,
-                "inputs": self.source, "labels": self.labels_source, "thresholds": asdict(self.thresholds),
-                "passed": self.passed, "outputs": [asdict(o) for o in self.outputs], "notes": self.notes}
+        return {
+            "engine": self.engine,
+            "reference": self.reference,
+            "samples": self.samples,
+            "inputs": self.source,
+            "labels": self.labels_source,
+            "thresholds": asdict(self.thresholds),
+            "passed": self.passed,
+            "outputs": [asdict(o) for o in self.outputs],
+            "notes": self.notes,
+        }
 
 
 def _pair_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], notes: list[str]) -> list[tuple[str, str]]:
     if set(a) == set(b):
         return [(n, n) for n in a]
     if len(a) != len(b):
-        raise TrtforgeError(f"the engine has outputs {', '.join(a)} and the reference {', '.join(b)}: "
-                            "neither the names nor the counts match")
-    notes.append("output names differ; compared by position: "
-                 + ", ".join(f"{x} ~ {y}" for x, y in zip(a, b)))
+        raise TrtforgeError(
+            f"the engine has outputs {', '.join(a)} and the reference {', '.join(b)}: "
+            "neither the names nor the counts match"
+        )
+    notes.append("output names differ; compared by position: " + ", ".join(f"{x} ~ {y}" for x, y in zip(a, b)))
     return list(zip(a, b))
 
 
-def _fit_reference(feeds: Mapping[str, np.ndarray], specs: Sequence[object], notes: list[str]) -> dict[str, np.ndarray]:
+def _fit_reference(
+    feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], notes: list[str]
+) -> dict[str, np.ndarray]:
     """The engine's inputs checked against the reference's; a layout mismatch gets its fix named."""
     from trtforge.data.arrays import conform
 
     for spec in specs:
-        array = feeds.get(spec.name)  # type: ignore[attr-defined]
-        shape = spec.shape  # type: ignore[attr-defined]
+        array = feeds.get(spec.name)
+        shape = spec.shape
         if array is None or array.ndim != 4 or len(shape) != 4:
             continue
         fixed = [(axis, d) for axis, d in enumerate(shape) if axis and isinstance(d, int) and d > 0]
         if any(array.shape[a] != d for a, d in fixed) and all(array.shape[(0, 2, 3, 1)[a]] == d for a, d in fixed):
             raise TrtforgeError(
-                f"the reference takes {spec.name!r} as NHWC ({'x'.join(map(str, shape))}) and the engine as NCHW "  # type: ignore[attr-defined]
-                f"({'x'.join(map(str, array.shape))}); pass --inputs-as-nchw {spec.name}, as to trtforge convert")  # type: ignore[attr-defined]
-    return conform(feeds, specs, "the reference's inputs", notes, samples=True)  # type: ignore[arg-type]
+                f"the reference takes {spec.name!r} as NHWC ({'x'.join(map(str, shape))}) and the engine as NCHW "
+                f"({'x'.join(map(str, array.shape))}); pass --inputs-as-nchw {spec.name}, as to trtforge convert"
+            )
+    return conform(feeds, specs, "the reference's inputs", notes, samples=True)
 
 
-def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
-            inputs: str | os.PathLike[str] | None = None, preprocess: Preprocess | None = None, *,
-            random: int | None = None, labels: str | None = None, thresholds: Thresholds | None = None,
-            limit: int | None = None, seed: int = 0, source_options: ConvertOptions | None = None,
-            source_format: str | None = None) -> CompareResult:
+def compare(
+    engine: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    inputs: str | os.PathLike[str] | None = None,
+    preprocess: Preprocess | None = None,
+    *,
+    random: int | None = None,
+    labels: str | None = None,
+    thresholds: Thresholds | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    source_options: ConvertOptions | None = None,
+    source_format: str | None = None,
+) -> CompareResult:
     """Run ``engine`` and ``reference`` on the same inputs.
 
     ``reference``: another engine, an ONNX model (run in FP32 by ONNX Runtime), or the source
@@ -313,17 +368,22 @@ def compare(engine: str | os.PathLike[str], reference: str | os.PathLike[str],
             ref_feeds = {resolve_input_name(k, ref_names): v for k, v in samples.feeds.items()}
         except TrtforgeError:
             ref_feeds = dict(zip(ref_names, samples.feeds.values()))
-            notes.append("input names differ; fed by position: "
-                         + ", ".join(f"{x} -> {y}" for x, y in zip(samples.feeds, ref_names)))
+            notes.append(
+                "input names differ; fed by position: "
+                + ", ".join(f"{x} -> {y}" for x, y in zip(samples.feeds, ref_names))
+            )
     else:
         ref_feeds = samples.feeds
     ref_feeds = _fit_reference(ref_feeds, ref_runner.inputs, notes)  # type: ignore[attr-defined]
     out_a = run_samples(runner, samples.feeds)
     out_b = run_samples(ref_runner, ref_feeds)
-    metrics = [output_metrics(x, y, out_a[x], out_b[y], thresholds, samples.labels)
-               for x, y in _pair_outputs(out_a, out_b, notes)]
-    return CompareResult(described, ref_described, len(samples), samples.source, metrics, thresholds,
-                         samples.labels_source, notes)
+    metrics = [
+        output_metrics(x, y, out_a[x], out_b[y], thresholds, samples.labels)
+        for x, y in _pair_outputs(out_a, out_b, notes)
+    ]
+    return CompareResult(
+        described, ref_described, len(samples), samples.source, metrics, thresholds, samples.labels_source, notes
+    )
 
 
 def _fmt(value: float | None, pattern: str = ".4g") -> str:
@@ -331,8 +391,11 @@ def _fmt(value: float | None, pattern: str = ".4g") -> str:
 
 
 def render(result: CompareResult) -> str:
-    lines = [f"engine:    {result.engine}", f"reference: {result.reference}",
-             f"inputs:    {result.source} ({result.samples} samples)"]
+    lines = [
+        f"engine:    {result.engine}",
+        f"reference: {result.reference}",
+        f"inputs:    {result.source} ({result.samples} samples)",
+    ]
     if result.labels_source:
         lines.append(f"labels:    {result.labels_source}")
     # Top-1 columns only where some output holds class scores (not for boxes, masks, landmarks).
@@ -344,8 +407,15 @@ def render(result: CompareResult) -> str:
         name = o.name if o.name == o.reference_name else f"{o.name} ~ {o.reference_name}"
         acc = "n/a" if o.top1_accuracy is None else f"{o.top1_accuracy:.2%} / {o.reference_top1_accuracy:.2%}"
         verdict = "–" if not result.thresholds.any else ("no" if o.failures else "yes")
-        cells = [name, "x".join(map(str, o.shape)), _fmt(o.max_abs_error), _fmt(o.mean_abs_error),
-                 _fmt(o.max_rel_error), _fmt(o.mean_rel_error), o.cosine_text()]
+        cells = [
+            name,
+            "x".join(map(str, o.shape)),
+            _fmt(o.max_abs_error),
+            _fmt(o.mean_abs_error),
+            _fmt(o.max_rel_error),
+            _fmt(o.mean_rel_error),
+            o.cosine_text(),
+        ]
         cells += [_fmt(o.top1_agreement, ".2%"), acc] if classes else []
         lines.append("| " + " | ".join(cells + [verdict]) + " |")
     for o in result.outputs:

@@ -167,9 +167,7 @@ class BuildConfig:
             if self.validation is None:
                 raise TrtforgeError("--max-accuracy-drop needs --val-data DIR|FILE.npz to measure the drop on")
         if self.precision is Precision.INT8 and self.calibration is None:
-            raise TrtforgeError(
-                "INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy"
-            )
+            raise TrtforgeError("INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy")
 
 
 @dataclass(frozen=True)

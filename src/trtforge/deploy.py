@@ -108,12 +108,19 @@ class DeployReport:
     settings: dict[str, object]
 
     def to_json(self) -> dict[str, object]:
-        return {"outdir": str(self.outdir), "onnx": self.onnx, "selected": self.selected,
-                "validation": self.validation, "settings": self.settings, "commands": self.commands,
-                "engines": [vars(e) for e in self.engines]}
+        return {
+            "outdir": str(self.outdir),
+            "onnx": self.onnx,
+            "selected": self.selected,
+            "validation": self.validation,
+            "settings": self.settings,
+            "commands": self.commands,
+            "engines": [vars(e) for e in self.engines],
+        }
 
 
 # --------------------------------------------------------------------------- validation data
+
 
 @dataclass
 class Validation:
@@ -131,20 +138,28 @@ def _labels_csv(folder: Path) -> dict[str, int] | None:
 
 def _held_out(files: list[Path]) -> tuple[list[Path], list[Path]]:
     """(calibration files, validation files): every HOLDOUT_EVERY-th file is held out."""
-    val = files[HOLDOUT_EVERY - 1::HOLDOUT_EVERY]
+    val = files[HOLDOUT_EVERY - 1 :: HOLDOUT_EVERY]
     held = set(val)
     return [f for f in files if f not in held], val
 
 
-def load_validation(path: Path, input_names: list[str], preprocess: Preprocess | None, num: int,
-                    files: list[Path] | None = None, axes: Mapping[str, int | None] | None = None) -> Validation:
+def load_validation(
+    path: Path,
+    input_names: list[str],
+    preprocess: Preprocess | None,
+    num: int,
+    files: list[Path] | None = None,
+    axes: Mapping[str, int | None] | None = None,
+) -> Validation:
     """Samples from an image folder (labels from ``labels.csv`` if present) or a ``.npz``/``.npy``."""
     from trtforge.data.images import image_files
 
     if path.is_dir() or files is not None:
         if len(input_names) != 1:
-            raise TrtforgeError(f"an image folder feeds one input, but the model has {len(input_names)}; "
-                                "pass --val-data FILE.npz keyed by input name")
+            raise TrtforgeError(
+                f"an image folder feeds one input, but the model has {len(input_names)}; "
+                "pass --val-data FILE.npz keyed by input name"
+            )
         if preprocess is None:
             raise TrtforgeError("validation images need --preprocess to say how images become inputs")
         files = (files if files is not None else image_files(path))[:num]
@@ -188,8 +203,9 @@ def _split_calibration(data: Path) -> _Split:
     files = image_files(data)
     calib, val = _held_out(files)
     if not val:
-        raise TrtforgeError(f"{data} holds {len(files)} image(s): too few to hold some out for validation; "
-                            "pass --val-data")
+        raise TrtforgeError(
+            f"{data} holds {len(files)} image(s): too few to hold some out for validation; pass --val-data"
+        )
     scratch = tempfile.TemporaryDirectory(prefix="trtforge-calib-")
     for i, file in enumerate(calib):
         os.symlink(file.resolve(), Path(scratch.name) / f"{i:06d}{file.suffix.lower()}")
@@ -197,6 +213,7 @@ def _split_calibration(data: Path) -> _Split:
 
 
 # --------------------------------------------------------------------------- accuracy
+
 
 def _drop(acc: Mapping[str, float | None], ref: Mapping[str, float | None]) -> float | None:
     top1, ref_top1 = acc.get("top1_accuracy"), ref.get("top1_accuracy")
@@ -208,6 +225,7 @@ def _drop(acc: Mapping[str, float | None], ref: Mapping[str, float | None]) -> f
 
 # --------------------------------------------------------------------------- the run
 
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -216,8 +234,9 @@ def _quote(*words: object) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
 
 
-def _build_command(onnx: str, engine: str, precision: Precision, options: DeployOptions,
-                   calibration: CalibrationConfig | None) -> str:
+def _build_command(
+    onnx: str, engine: str, precision: Precision, options: DeployOptions, calibration: CalibrationConfig | None
+) -> str:
     words: list[object] = ["trtforge", "build", onnx, "-o", engine, "--precision", precision]
     if options.backend != "onnxruntime" or options.device != "cpu":
         words += ["--backend", options.backend, "--device", options.device]
@@ -229,8 +248,14 @@ def _build_command(onnx: str, engine: str, precision: Precision, options: Deploy
             words += ["--preprocess", spec]
         words += ["--calib-method", calibration.method, "--calib-num", calibration.num]
         if options.max_accuracy_drop is not None:
-            words += ["--max-accuracy-drop", options.max_accuracy_drop, "--val-data",
-                      Path(engine).parent / "validation.npz", "--val-num", "1000000"]
+            words += [
+                "--max-accuracy-drop",
+                options.max_accuracy_drop,
+                "--val-data",
+                Path(engine).parent / "validation.npz",
+                "--val-num",
+                "1000000",
+            ]
     return _quote(*words)
 
 
@@ -260,8 +285,9 @@ class _Staged:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _staged_inputs(source: Path, options: DeployOptions, stage: Path, final: Path,
-                   commands: list[str]) -> tuple[Path, str]:
+def _staged_inputs(
+    source: Path, options: DeployOptions, stage: Path, final: Path, commands: list[str]
+) -> tuple[Path, str]:
     """Convert (unless ONNX) and reshape; returns (model in stage, its final path as text)."""
     import trtforge
 
@@ -302,11 +328,14 @@ def _validation(model: Path, options: DeployOptions) -> tuple[Validation, Calibr
         return load_validation(options.val_data, names, preprocess, options.val_num, axes=axes), calibration, None
     data = calibration.data if calibration else None
     if data is None:
-        raise TrtforgeError("no validation data: pass --val-data DIR|FILE.npz, or --calib-data DIR "
-                            "(every 5th image is then held out for validation)")
+        raise TrtforgeError(
+            "no validation data: pass --val-data DIR|FILE.npz, or --calib-data DIR "
+            "(every 5th image is then held out for validation)"
+        )
     if not data.is_dir():
-        raise TrtforgeError(f"--calib-data {data} is not an image folder, so no part of it can be held out; "
-                            "pass --val-data FILE.npz")
+        raise TrtforgeError(
+            f"--calib-data {data} is not an image folder, so no part of it can be held out; pass --val-data FILE.npz"
+        )
     split = _split_calibration(data)
     assert calibration is not None and split.calib is not None
     validation = load_validation(data, names, preprocess, options.val_num, split.val_files, axes=axes)
@@ -314,8 +343,9 @@ def _validation(model: Path, options: DeployOptions) -> tuple[Validation, Calibr
     return validation, replace(calibration, data=split.calib), split
 
 
-def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
-           options: DeployOptions | None = None) -> DeployReport:
+def deploy(
+    source: str | os.PathLike[str], outdir: str | os.PathLike[str], options: DeployOptions | None = None
+) -> DeployReport:
     """Convert, shape, build every precision, validate against FP32, bench, and write ``outdir``."""
     options = options or DeployOptions()
     src = Path(source)
@@ -327,8 +357,9 @@ def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
         check_source(src)
     final = Path(outdir)
     calib = options.calibration
-    check_folder_output("-o", final, [src, options.val_data, calib.data if calib else None,
-                                      calib.cache if calib else None])
+    check_folder_output(
+        "-o", final, [src, options.val_data, calib.data if calib else None, calib.cache if calib else None]
+    )
     staged = _Staged(final, options.force)
     split = None
     try:
@@ -337,10 +368,20 @@ def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
         validation, calibration, split = _validation(model, options)
         engines = list(_engines(model, model_text, options, calibration, validation, staged.path, final, commands))
         selected = _select(engines, options, staged.path)
-        report = DeployReport(final, model_text, engines, selected, {
-            "source": validation.source, "samples": len(validation.samples),
-            "labels": validation.labels is not None, "reference": "fp32 engine"},
-            commands, _settings(options))
+        report = DeployReport(
+            final,
+            model_text,
+            engines,
+            selected,
+            {
+                "source": validation.source,
+                "samples": len(validation.samples),
+                "labels": validation.labels is not None,
+                "reference": "fp32 engine",
+            },
+            commands,
+            _settings(options),
+        )
         _write_report(report, staged.path)
         staged.commit()
     except BaseException:
@@ -352,8 +393,16 @@ def deploy(source: str | os.PathLike[str], outdir: str | os.PathLike[str],
     return report
 
 
-def _engines(model: Path, model_text: str, options: DeployOptions, calibration: CalibrationConfig | None,
-             validation: Validation, stage: Path, final: Path, commands: list[str]) -> Iterator[EngineReport]:
+def _engines(
+    model: Path,
+    model_text: str,
+    options: DeployOptions,
+    calibration: CalibrationConfig | None,
+    validation: Validation,
+    stage: Path,
+    final: Path,
+    commands: list[str],
+) -> Iterator[EngineReport]:
     import trtforge
     from trtforge.bench import BenchSettings
 
@@ -363,9 +412,13 @@ def _engines(model: Path, model_text: str, options: DeployOptions, calibration: 
     settings = options.bench if isinstance(options.bench, BenchSettings) else BenchSettings()
     for precision in order:
         name = f"model-{precision}.engine"
-        config = BuildConfig(precision=precision, backend=options.backend, device=options.device,
-                             calibration=calibration if precision is Precision.INT8 else None,
-                             allow_inaccurate=True)  # deploy judges accuracy itself, on the validation data
+        config = BuildConfig(
+            precision=precision,
+            backend=options.backend,
+            device=options.device,
+            calibration=calibration if precision is Precision.INT8 else None,
+            allow_inaccurate=True,
+        )  # deploy judges accuracy itself, on the validation data
         _say(f"[deploy] building {precision} ({options.backend}, {options.device})")
         started = time.perf_counter()
         mixed = _build_engine(model, stage / name, config, options, validation, stage)
@@ -386,15 +439,26 @@ def _engines(model: Path, model_text: str, options: DeployOptions, calibration: 
         if precision not in options.precisions:
             continue  # the FP32 reference was built only to compare against
         p99 = result.latency.percentiles.get(99.0, result.latency.max)
-        report = EngineReport(str(precision), name, (stage / name).stat().st_size, round(build_s, 3),
-                              result.latency.median, p99, result.qps, result.samples_per_s, acc,
-                              0.0 if precision is Precision.FP32 else _drop(acc, ref_acc), mixed=mixed)
+        report = EngineReport(
+            str(precision),
+            name,
+            (stage / name).stat().st_size,
+            round(build_s, 3),
+            result.latency.median,
+            p99,
+            result.qps,
+            result.samples_per_s,
+            acc,
+            0.0 if precision is Precision.FP32 else _drop(acc, ref_acc),
+            mixed=mixed,
+        )
         report.passed, report.why = _judge(report, options.max_accuracy_drop)
         yield report
 
 
-def _build_engine(model: Path, engine: Path, config: BuildConfig, options: DeployOptions,
-                  validation: Validation, stage: Path) -> dict[str, object] | None:
+def _build_engine(
+    model: Path, engine: Path, config: BuildConfig, options: DeployOptions, validation: Validation, stage: Path
+) -> dict[str, object] | None:
     """Build ``engine``; INT8 with a budget searches a mixed model first (top-1 changes vs FP32 on the
     validation samples), and falls back to plain INT8, saying so, when no mix meets the budget."""
     import trtforge
@@ -405,8 +469,13 @@ def _build_engine(model: Path, engine: Path, config: BuildConfig, options: Deplo
         return None
     val = stage / "validation.npz"  # kept in OUTDIR: the recorded build command reads it
     np.savez(val, **{k: np.concatenate([s[k] for s in validation.samples]) for k in validation.samples[0]})
-    mixed = replace(config, max_accuracy_drop=options.max_accuracy_drop, validation=val, metric="top1",
-                    val_num=len(validation.samples))
+    mixed = replace(
+        config,
+        max_accuracy_drop=options.max_accuracy_drop,
+        validation=val,
+        metric="top1",
+        val_num=len(validation.samples),
+    )
     try:
         trtforge.build(model, engine, mixed)
     except VerificationError as exc:
@@ -432,8 +501,10 @@ def _select(engines: list[EngineReport], options: DeployOptions, stage: Path) ->
         return None
     candidates = [e for e in engines if e.passed is not False]
     if not candidates:
-        raise TrtforgeError("no engine passed --max-accuracy-drop, so none was selected; the per-engine "
-                            "numbers are in the report (raise the limit or add a precision)")
+        raise TrtforgeError(
+            "no engine passed --max-accuracy-drop, so none was selected; the per-engine "
+            "numbers are in the report (raise the limit or add a precision)"
+        )
     best = min(candidates, key=lambda e: e.median_ms)
     shutil.copyfile(stage / best.engine, stage / "model.engine")
     shutil.copyfile(stage / f"{best.engine}.json", stage / "model.engine.json")
@@ -443,8 +514,11 @@ def _select(engines: list[EngineReport], options: DeployOptions, stage: Path) ->
 def _settings(options: DeployOptions) -> dict[str, object]:
     bench = options.bench
     return {
-        "backend": options.backend, "device": options.device, "batch": options.batch,
-        "precisions": [str(p) for p in options.precisions], "max_accuracy_drop": options.max_accuracy_drop,
+        "backend": options.backend,
+        "device": options.device,
+        "batch": options.batch,
+        "precisions": [str(p) for p in options.precisions],
+        "max_accuracy_drop": options.max_accuracy_drop,
         "bench": {k: getattr(bench, k) for k in ("warmup_ms", "iterations", "duration_s")} if bench else None,
         "command": options.command,
     }
@@ -452,13 +526,14 @@ def _settings(options: DeployOptions) -> dict[str, object]:
 
 # --------------------------------------------------------------------------- the report
 
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None else format(value, pattern)
 
 
 def _agreement_text(acc: Mapping[str, float | None]) -> str:
     """The worst output's agreement, then each output's when there are several."""
-    per = {k[len("agreement["):-1]: v for k, v in acc.items() if k.startswith("agreement[")}
+    per = {k[len("agreement[") : -1]: v for k, v in acc.items() if k.startswith("agreement[")}
     text = _fmt(acc.get("agreement", acc.get("top1_agreement")), ".2%")
     if len(per) > 1:
         text += " (" + ", ".join(f"{k} {_fmt(v, '.0%')}" for k, v in per.items()) + ")"
@@ -466,9 +541,11 @@ def _agreement_text(acc: Mapping[str, float | None]) -> str:
 
 
 def report_table(report: DeployReport) -> str:
-    rows = ["| precision | top-1 | agreement with fp32 | max abs error | drop (points) | pass | "
-            "median (ms) | p99 (ms) | throughput (qps) | size (KiB) | build (s) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| precision | top-1 | agreement with fp32 | max abs error | drop (points) | pass | "
+        "median (ms) | p99 (ms) | throughput (qps) | size (KiB) | build (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for e in report.engines:
         mark = {True: "yes", False: "no", None: "–"}[e.passed]
         if report.selected == e.engine:
@@ -477,23 +554,32 @@ def report_table(report: DeployReport) -> str:
             f"| {e.precision} | {_fmt(e.accuracy.get('top1_accuracy'), '.2%')} | "
             f"{_agreement_text(e.accuracy)} | {_fmt(e.accuracy.get('max_abs_error'), '.3g')} | "
             f"{_fmt(e.drop_points, '.2f')} | {mark} | {e.median_ms:.4f} | {e.p99_ms:.4f} | {e.qps:,.0f} | "
-            f"{e.size_bytes / 1024:,.1f} | {e.build_s:.2f} |")
+            f"{e.size_bytes / 1024:,.1f} | {e.build_s:.2f} |"
+        )
     return "\n".join(rows)
 
 
 def _markdown(report: DeployReport) -> str:
     v = report.validation
-    lines = [f"# trtforge deploy: {report.onnx}", "",
-             f"Validation: {v['samples']} samples from {v['source']}; reference: the fp32 engine; "
-             f"top-1 {'against labels' if v['labels'] else 'not measured (no labels.csv)'}.", "",
-             report_table(report), ""]
+    lines = [
+        f"# trtforge deploy: {report.onnx}",
+        "",
+        f"Validation: {v['samples']} samples from {v['source']}; reference: the fp32 engine; "
+        f"top-1 {'against labels' if v['labels'] else 'not measured (no labels.csv)'}.",
+        "",
+        report_table(report),
+        "",
+    ]
     if report.selected:
         lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
     lines += _mixed_markdown(report)
     lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
     if "held out" in str(v["source"]):
-        lines += [f"deploy calibrated on the images of the calibration folder that were not held out "
-                  f"(all but every {HOLDOUT_EVERY}th); `trtforge build` above calibrates on the whole folder.", ""]
+        lines += [
+            f"deploy calibrated on the images of the calibration folder that were not held out "
+            f"(all but every {HOLDOUT_EVERY}th); `trtforge build` above calibrates on the whole folder.",
+            "",
+        ]
     if report.settings.get("command"):
         lines += ["This report was written by:", "", "```", str(report.settings["command"]), "```", ""]
     return "\n".join(lines)
@@ -511,14 +597,21 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
             continue
         err, lat = m["error"], m["latency_ms"]
         assert isinstance(err, dict) and isinstance(lat, dict) and isinstance(m["kept_float"], list)
-        lines += ["## Mixed INT8 (--max-accuracy-drop)", "",
-                  f"{len(m['kept_float'])} of {m['units']} unit(s) kept FP32; changed top-1 answers vs fp32 "
-                  f"in points; latency: {m['latency_measured']}.", "",
-                  "| candidate | top-1 changed (points) | latency (ms) |", "|---|---|---|"]
+        lines += [
+            "## Mixed INT8 (--max-accuracy-drop)",
+            "",
+            f"{len(m['kept_float'])} of {m['units']} unit(s) kept FP32; changed top-1 answers vs fp32 "
+            f"in points; latency: {m['latency_measured']}.",
+            "",
+            "| candidate | top-1 changed (points) | latency (ms) |",
+            "|---|---|---|",
+        ]
         lines += [f"| {k} | {err[k]:.2f} | {lat[k]:.3f} |" for k in ("fp32", "int8", "mixed")]
         lines += ["", "| unit kept float | op | layer | alone | gain |", "|---|---|---|---|---|"]
-        lines += [f"| `{u['name']}` | {u['op_type']} | {u['layer'] or '-'} | {u['error_alone']:.2f} | "
-                  f"{u['gain']:.2f} |" for u in m["kept_float"]]
+        lines += [
+            f"| `{u['name']}` | {u['op_type']} | {u['layer'] or '-'} | {u['error_alone']:.2f} | {u['gain']:.2f} |"
+            for u in m["kept_float"]
+        ]
         lines.append("")
     return lines
 
@@ -568,9 +661,17 @@ def _sensitivity_plot(report: DeployReport, stage: Path) -> list[str]:
     ranking, errors = mixed["ranking"], mixed["error"]
     assert isinstance(ranking, list) and isinstance(errors, dict)
     result = SensitivityResult(
-        str(mixed["metric"]), "", str(mixed["scheme"]), int(str(mixed["samples"])), float(errors["int8"]),
-        tuple(UnitError(Unit(r["name"], r["op_type"], (r["name"],), r["layer"], i), r["error"])
-              for i, r in enumerate(ranking)), {})
+        str(mixed["metric"]),
+        "",
+        str(mixed["scheme"]),
+        int(str(mixed["samples"])),
+        float(errors["int8"]),
+        tuple(
+            UnitError(Unit(r["name"], r["op_type"], (r["name"],), r["layer"], i), r["error"])
+            for i, r in enumerate(ranking)
+        ),
+        {},
+    )
     plot(result, stage / "sensitivity.png")
     return ["sensitivity.png"]
 

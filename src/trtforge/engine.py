@@ -20,8 +20,21 @@ from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
 
 FORMAT_VERSION = 1
-_CPU_FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni",
-                          "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "neon", "asimddp")
+_CPU_FLAGS_OF_INTEREST = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimddp",
+)
 
 
 def cpu_facts() -> dict[str, object]:
@@ -36,13 +49,17 @@ def cpu_facts() -> dict[str, object]:
     except OSError:
         pass
     flags = cpu_flags()
-    return {"kind": "cpu", "name": name, "machine": platform.machine(),
-            "cores": os.cpu_count(), "flags": [f for f in _CPU_FLAGS_OF_INTEREST if f in flags]}
+    return {
+        "kind": "cpu",
+        "name": name,
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "flags": [f for f in _CPU_FLAGS_OF_INTEREST if f in flags],
+    }
 
 
 def manifest_path(engine: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(engine)}.json")
-
 
 
 def kind_of(path: str | os.PathLike[str]) -> str:
@@ -95,26 +112,41 @@ class Manifest:
         """A manifest from its JSON, each field checked against the schema (one error naming the field)."""
         version = _field(data, "format_version", int, where)
         if version > FORMAT_VERSION:
-            raise TrtforgeError(f"{where} was written by a newer trtforge (manifest format {version}); upgrade trtforge")
+            raise TrtforgeError(
+                f"{where} was written by a newer trtforge (manifest format {version}); upgrade trtforge"
+            )
         text = {k: _field(data, k, str, where) for k in _TEXT_FIELDS}
         calibration = data.get("calibration")
         if calibration is not None and not isinstance(calibration, dict):
             raise _bad_field(where, "calibration", "an object or null")
         return cls(
-            device=_field(data, "device", dict, where), build=_field(data, "build", dict, where),
-            inputs=_tensors(data, "inputs", where), outputs=_tensors(data, "outputs", where),
-            calibration=calibration, format_version=version, **text,
+            device=_field(data, "device", dict, where),
+            build=_field(data, "build", dict, where),
+            inputs=_tensors(data, "inputs", where),
+            outputs=_tensors(data, "outputs", where),
+            calibration=calibration,
+            format_version=version,
+            **text,
         )
 
 
-_TEXT_FIELDS = ("backend", "backend_version", "precision", "source_sha256", "engine_sha256",
-                "trtforge_version", "created")
+_TEXT_FIELDS = (
+    "backend",
+    "backend_version",
+    "precision",
+    "source_sha256",
+    "engine_sha256",
+    "trtforge_version",
+    "created",
+)
 _TYPE_WORDS = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
 
 
 def _bad_field(where: Path, name: str, expected: str) -> TrtforgeError:
-    return TrtforgeError(f"{where} is not a valid trtforge manifest: field {name!r} must be {expected}; "
-                         "rebuild the engine with trtforge build")
+    return TrtforgeError(
+        f"{where} is not a valid trtforge manifest: field {name!r} must be {expected}; "
+        "rebuild the engine with trtforge build"
+    )
 
 
 def _field(data: dict[str, object], name: str, kind: type, where: Path) -> Any:
@@ -130,9 +162,14 @@ def _tensors(data: dict[str, object], name: str, where: Path) -> list[TensorSpec
         at = f"{name}[{i}]"
         if not isinstance(item, dict):
             raise _bad_field(where, at, "an object with name, dtype and shape")
-        tensor_name, dtype, shape = _field(item, "name", str, where), _field(item, "dtype", str, where), item.get("shape")
+        tensor_name, dtype, shape = (
+            _field(item, "name", str, where),
+            _field(item, "dtype", str, where),
+            item.get("shape"),
+        )
         if not isinstance(shape, list) or not all(
-                (isinstance(d, int) and not isinstance(d, bool) and d >= -1) or isinstance(d, str) for d in shape):
+            (isinstance(d, int) and not isinstance(d, bool) and d >= -1) or isinstance(d, str) for d in shape
+        ):
             raise _bad_field(where, f"{at}.shape", "a list of dimensions (integers or names)")
         specs.append(TensorSpec(tensor_name, dtype, tuple(shape)))
     return specs

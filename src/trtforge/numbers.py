@@ -45,8 +45,14 @@ def integer(text: str | int, flag: str, low: int | None = None, high: int | None
     return value
 
 
-def real(text: str | float, flag: str, low: float | None = None, high: float | None = None,
-         low_open: bool = False, fraction: bool = False) -> float:
+def real(
+    text: str | float,
+    flag: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    fraction: bool = False,
+) -> float:
     """``text`` as a finite float within the range (``A/B`` too with ``fraction``), or a user error."""
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise TrtforgeError(f"{flag}: expected a number, got {text!r}")
@@ -82,7 +88,8 @@ def int_arg(flag: str, low: int | None = None, high: int | None = None) -> Calla
     return lambda text: integer(text, flag, low, high)
 
 
-def real_arg(flag: str, low: float | None = None, high: float | None = None,
-             low_open: bool = False) -> Callable[[str], float]:
+def real_arg(
+    flag: str, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> Callable[[str], float]:
     """An argparse ``type=`` for :func:`real`."""
     return lambda text: real(text, flag, low, high, low_open)

@@ -66,12 +66,17 @@ class SourceRunner:
             at = ", ".join(f"{k}:{'x'.join(map(str, v.shape))}" for k, v in source.items())
             last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise TrtforgeError(f"{ref.framework} could not run the source model at {at}: {last}") from None
-        return {o.name: (np.asarray(raw[o.name]).transpose(0, 3, 1, 2) if o.name in ref.nchw_outputs
-                         else np.asarray(raw[o.name])) for o in self.outputs}
+        return {
+            o.name: (
+                np.asarray(raw[o.name]).transpose(0, 3, 1, 2) if o.name in ref.nchw_outputs else np.asarray(raw[o.name])
+            )
+            for o in self.outputs
+        }
 
 
-def open_runner(path: str | os.PathLike[str], source_options: ConvertOptions | None = None,
-                source_format: str | None = None) -> tuple[Runner, str]:
+def open_runner(
+    path: str | os.PathLike[str], source_options: ConvertOptions | None = None, source_format: str | None = None
+) -> tuple[Runner, str]:
     """A trtforge engine (verified against its manifest), an ONNX model run in FP32 by ONNX Runtime,
     or a source model run by its framework (:class:`SourceRunner`, with ``source_options``:
     a ConvertOptions saying e.g. which inputs the ONNX takes as NCHW)."""
@@ -128,8 +133,7 @@ def run_samples(runner: Runner, feeds: Mapping[str, np.ndarray]) -> dict[str, np
         real = min(size, n - start)
         if not fixed:
             index = index[:real]
-        chunk = {k: take(v, axes.get(k, 0), index).astype(dtypes.get(k, v.dtype), copy=False)
-                 for k, v in feeds.items()}
+        chunk = {k: take(v, axes.get(k, 0), index).astype(dtypes.get(k, v.dtype), copy=False) for k, v in feeds.items()}
         out = runner.infer(chunk)  # type: ignore[attr-defined]
         for name, value in out.items():
             value = np.asarray(value)
@@ -156,9 +160,16 @@ class RunResult:
         return out
 
 
-def run(engine: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = None,
-        preprocess: Preprocess | None = None, output: str | os.PathLike[str] | None = None, *, random: int | None = None,
-        limit: int | None = None, seed: int = 0) -> RunResult:
+def run(
+    engine: str | os.PathLike[str],
+    inputs: str | os.PathLike[str] | None = None,
+    preprocess: Preprocess | None = None,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    random: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> RunResult:
     """Run ``engine`` on every sample of ``inputs``; write the outputs to ``output`` (``.npz``) if given."""
     from trtforge._files import check_outputs
 

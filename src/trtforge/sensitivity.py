@@ -55,8 +55,13 @@ class Unit:
     index: int
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "op_type": self.op_type, "nodes": list(self.nodes),
-                "layer": self.layer, "index": self.index}
+        return {
+            "name": self.name,
+            "op_type": self.op_type,
+            "nodes": list(self.nodes),
+            "layer": self.layer,
+            "index": self.index,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,23 +89,34 @@ class SensitivityResult:
         return sorted(self.errors, key=lambda e: (-e.error, e.unit.index))
 
     def to_json(self) -> dict[str, object]:
-        return {"metric": self.metric, "flavour": self.flavour, "scheme": self.scheme, "samples": self.samples,
-                "all_int8_error": self.all_int8, "seconds": self.seconds,
-                "ranked": [{**e.unit.to_json(), "error": e.error} for e in self.ranked]}
+        return {
+            "metric": self.metric,
+            "flavour": self.flavour,
+            "scheme": self.scheme,
+            "samples": self.samples,
+            "all_int8_error": self.all_int8,
+            "seconds": self.seconds,
+            "ranked": [{**e.unit.to_json(), "error": e.error} for e in self.ranked],
+        }
 
     def table(self, limit: int | None = 20) -> str:
         rows = self.ranked[:limit] if limit else self.ranked
-        lines = [f"{'rank':>4}  {'error':>10}  {'op':<18} {'layer':<24} node",
-                 f"{'':>4}  {self.all_int8:>10.4g}  {'(all INT8)':<18}"]
+        lines = [
+            f"{'rank':>4}  {'error':>10}  {'op':<18} {'layer':<24} node",
+            f"{'':>4}  {self.all_int8:>10.4g}  {'(all INT8)':<18}",
+        ]
         for i, e in enumerate(rows, 1):
-            lines.append(f"{i:>4}  {e.error:>10.4g}  {e.unit.op_type:<18} {e.unit.layer or '-':<24} {e.unit.name}"
-                         + (f" (+{len(e.unit.nodes) - 1} fused)" if len(e.unit.nodes) > 1 else ""))
+            lines.append(
+                f"{i:>4}  {e.error:>10.4g}  {e.unit.op_type:<18} {e.unit.layer or '-':<24} {e.unit.name}"
+                + (f" (+{len(e.unit.nodes) - 1} fused)" if len(e.unit.nodes) > 1 else "")
+            )
         if limit and len(self.errors) > limit:
             lines.append(f"... {len(self.errors) - limit} more unit(s) (--json has all)")
         return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- metrics
+
 
 def _first_classifier(outputs: Mapping[str, np.ndarray]) -> str | None:
     from trtforge.data.arrays import is_classifier
@@ -112,8 +128,9 @@ def top1(outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray])
     """Percentage points of samples whose top-1 class differs from FP32's (first class-score output)."""
     name = _first_classifier(reference)
     if name is None:
-        raise TrtforgeError("--metric top1: no output holds class scores (samples x classes); "
-                            "use --metric cosine or max-abs")
+        raise TrtforgeError(
+            "--metric top1: no output holds class scores (samples x classes); use --metric cosine or max-abs"
+        )
     a, b = (np.asarray(x[name]).reshape(len(x[name]), -1) for x in (outputs, reference))
     return float(100.0 * np.mean(a.argmax(1) != b.argmax(1)))
 
@@ -166,6 +183,7 @@ def metric_from(spec: str | Metric) -> tuple[str, Metric]:
 
 
 # --------------------------------------------------------------------------- units
+
 
 def layer_of(name: str) -> str | None:
     """``model/conv2d_1/BiasAdd`` -> ``conv2d_1``; ``/layer1/layer1.0/conv1/Conv`` -> ``conv1``."""
@@ -227,6 +245,7 @@ def units(model: onnx.ModelProto, flavour: QuantFlavour) -> list[Unit]:
 
 # --------------------------------------------------------------------------- evaluation
 
+
 class Evaluator:
     """FP32 reference outputs of the validation samples, and the error of any variant against them."""
 
@@ -247,14 +266,14 @@ class Evaluator:
         names = [o.name for o in session.get_outputs()]
         chunks: list[list[np.ndarray]] = []
         for start in range(0, n - size + 1 if isinstance(first, int) and first > 0 else n, size):
-            chunks.append(session.run(names, {k: v[start:start + size] for k, v in self.feeds.items()}))
+            chunks.append(session.run(names, {k: v[start : start + size] for k, v in self.feeds.items()}))
         if not chunks:
             raise TrtforgeError(f"the validation data has {n} sample(s), fewer than the model's fixed batch {size}")
         return {name: np.concatenate([c[i] for c in chunks]) for i, name in enumerate(names)}
 
     def error(self, model: onnx.ModelProto) -> float:
         out = self.outputs(model)
-        return float(self.metric(out, {k: v[:len(out[k])] for k, v in self.reference.items()}))
+        return float(self.metric(out, {k: v[: len(out[k])] for k, v in self.reference.items()}))
 
     def latency_ms(self, model: onnx.ModelProto, repeats: int = 10) -> float:
         """Median ms of one batch (the first validation chunk) on ONNX Runtime CPU, one thread, after a warm-up."""
@@ -289,6 +308,7 @@ def validation_feeds(model: onnx.ModelProto, data: str | Path, preprocess: Prepr
 
 
 # --------------------------------------------------------------------------- sensitivity
+
 
 @dataclass
 class Prepared:
@@ -366,15 +386,29 @@ def rank(prepared: Prepared, evaluator: Evaluator, metric: str, progress: bool =
             print(f"sensitivity: {i}/{len(prepared.units)} units measured", file=sys.stderr)
     elapsed = time.perf_counter() - started
     return SensitivityResult(
-        metric, prepared.flavour.name, "one unit quantized at a time, the rest float, vs FP32 (ONNX Runtime CPU)",
-        len(next(iter(evaluator.feeds.values()))), all_int8, tuple(errors),
-        {"calibrate": round(prepared.seconds, 2), "units": round(elapsed, 2),
-         "per_unit": round(elapsed / max(1, len(prepared.units) + 1), 3)})
+        metric,
+        prepared.flavour.name,
+        "one unit quantized at a time, the rest float, vs FP32 (ONNX Runtime CPU)",
+        len(next(iter(evaluator.feeds.values()))),
+        all_int8,
+        tuple(errors),
+        {
+            "calibrate": round(prepared.seconds, 2),
+            "units": round(elapsed, 2),
+            "per_unit": round(elapsed / max(1, len(prepared.units) + 1), 3),
+        },
+    )
 
 
-def sensitivity(model: str | Path | onnx.ModelProto, calibration: CalibrationConfig, validation: str | Path,
-                backend: str = "onnxruntime", metric: str | Metric = "top1", preprocess: Preprocess | None = None,
-                val_num: int = 64) -> SensitivityResult:
+def sensitivity(
+    model: str | Path | onnx.ModelProto,
+    calibration: CalibrationConfig,
+    validation: str | Path,
+    backend: str = "onnxruntime",
+    metric: str | Metric = "top1",
+    preprocess: Preprocess | None = None,
+    val_num: int = 64,
+) -> SensitivityResult:
     """Rank ``model``'s INT8 units by the error each adds, measured on ``validation`` (images or .npz).
 
     ``backend`` picks the Q/DQ flavour (and so the units); ``preprocess`` defaults to the calibration's.
@@ -403,6 +437,7 @@ def _fitted(calibration: CalibrationConfig, model: onnx.ModelProto) -> Calibrati
 
 # --------------------------------------------------------------------------- the budgeted search
 
+
 @dataclass(frozen=True)
 class Try:
     unit: Unit
@@ -413,8 +448,9 @@ class Try:
     """Units that went float with it: their only reader is now float, so ONNX Runtime cannot fuse them."""
 
 
-def search(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult,
-           budget: float, max_float: int | None = None) -> tuple[list[Try], float]:
+def search(
+    prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult, budget: float, max_float: int | None = None
+) -> tuple[list[Try], float]:
     """Keep the most sensitive units float, one at a time, until the error is within ``budget``.
 
     A unit whose float version does not lower the error goes back to INT8. Units that add no error
@@ -431,15 +467,16 @@ def search(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult,
         together = prepared.closure([*kept, candidate.unit])
         trial = evaluator.error(prepared.quantized(together))
         gain = error - trial
-        tries.append(Try(candidate.unit, trial, gain, gain > 0, tuple(together[len(kept) + 1:])))
+        tries.append(Try(candidate.unit, trial, gain, gain > 0, tuple(together[len(kept) + 1 :])))
         if gain > 0:
             kept = together
             error = trial
     return tries, error
 
 
-def apply_budget(model: onnx.ModelProto, config: BuildConfig,
-                 flavour: QuantFlavour) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def apply_budget(
+    model: onnx.ModelProto, config: BuildConfig, flavour: QuantFlavour
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """INT8 within ``config.max_accuracy_drop``: the precision stage for a budgeted build.
 
     Returns the mixed Q/DQ model and the facts by manifest section (``calibration``, ``mixed``).
@@ -453,8 +490,10 @@ def apply_budget(model: onnx.ModelProto, config: BuildConfig,
     prepared = prepare_int8(model, _fitted(config.calibration, model), flavour)
     extra = [n for n in config.exclude_nodes if n not in {x.name for x in prepared.model.graph.node}]
     if extra or config.exclude_op_types:
-        raise TrtforgeError("--max-accuracy-drop chooses the float units itself; drop --exclude-nodes/"
-                            "--exclude-op-types, or build without the budget")
+        raise TrtforgeError(
+            "--max-accuracy-drop chooses the float units itself; drop --exclude-nodes/"
+            "--exclude-op-types, or build without the budget"
+        )
     ranking = rank(prepared, evaluator, metric_name)
     tries, error = search(prepared, evaluator, ranking, config.max_accuracy_drop)
     kept = [u for t in tries if t.kept for u in (t.unit, *t.with_units)]
@@ -468,64 +507,105 @@ def apply_budget(model: onnx.ModelProto, config: BuildConfig,
             f"INT8 misses --max-accuracy-drop {config.max_accuracy_drop:g} ({metric_name}): all-INT8 error "
             f"{ranking.all_int8:.4g}, {error:.4g} with {len(kept)} of {len(tries)} tried unit(s) kept float "
             f"(at most half of the {len(prepared.units)} units are); the ranking is above (raise the budget, "
-            "or build FP16/FP32)")
-    calibration = {**prepared.calibration, "flavour": flavour.to_json(),
-                   "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)"}
+            "or build FP16/FP32)"
+        )
+    calibration = {
+        **prepared.calibration,
+        "flavour": flavour.to_json(),
+        "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
+    }
     result: dict[str, Any] = {"calibration": calibration, "mixed": facts, "cast": None, "io_formats": None}
     if config.input_formats or config.output_formats:
         from trtforge.precision import ioformat
 
         mixed_model, changed = ioformat.apply(mixed_model, config.input_formats, config.output_formats)
-        result["io_formats"] = {"inputs": [str(f) for f in config.input_formats],
-                                "outputs": [str(f) for f in config.output_formats], "retyped": changed}
+        result["io_formats"] = {
+            "inputs": [str(f) for f in config.input_formats],
+            "outputs": [str(f) for f in config.output_formats],
+            "retyped": changed,
+        }
     return mixed_model, result
 
 
-def _mixed_facts(prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult, tries: list[Try],
-                 error: float, config: BuildConfig, fp32: onnx.ModelProto,
-                 mixed: onnx.ModelProto) -> dict[str, Any]:
+def _mixed_facts(
+    prepared: Prepared,
+    evaluator: Evaluator,
+    ranking: SensitivityResult,
+    tries: list[Try],
+    error: float,
+    config: BuildConfig,
+    fp32: onnx.ModelProto,
+    mixed: onnx.ModelProto,
+) -> dict[str, Any]:
     all_int8 = prepared.quantized()
     models = {"fp32": fp32, "int8": all_int8, "mixed": mixed}
     return {
-        "metric": ranking.metric, "budget": config.max_accuracy_drop, "scheme": ranking.scheme,
-        "validation": str(config.validation), "samples": ranking.samples, "units": len(prepared.units),
-        "kept_float": [{**t.unit.to_json(), "gain": t.gain, "error_after": t.error, "error_alone":
-                        next(e.error for e in ranking.errors if e.unit is t.unit),
-                        "with": [u.name for u in t.with_units]} for t in tries if t.kept],
+        "metric": ranking.metric,
+        "budget": config.max_accuracy_drop,
+        "scheme": ranking.scheme,
+        "validation": str(config.validation),
+        "samples": ranking.samples,
+        "units": len(prepared.units),
+        "kept_float": [
+            {
+                **t.unit.to_json(),
+                "gain": t.gain,
+                "error_after": t.error,
+                "error_alone": next(e.error for e in ranking.errors if e.unit is t.unit),
+                "with": [u.name for u in t.with_units],
+            }
+            for t in tries
+            if t.kept
+        ],
         "tried": [{"name": t.unit.name, "error_after": t.error, "gain": t.gain, "kept": t.kept} for t in tries],
         "error": {"fp32": 0.0, "int8": ranking.all_int8, "mixed": error},
         "latency_ms": {k: round(evaluator.latency_ms(m), 4) for k, m in models.items()},
         "latency_measured": "ONNX Runtime CPU, 1 thread, median of 10 runs of one batch, Q/DQ graphs"
-                            + (": not the TensorRT target, whose speed is not measured here"
-                               if prepared.flavour.placement == "tensorrt" else ""),
+        + (
+            ": not the TensorRT target, whose speed is not measured here"
+            if prepared.flavour.placement == "tensorrt"
+            else ""
+        ),
         "latency_is_target": prepared.flavour.placement != "tensorrt",
         "onnx_bytes": {k: m.ByteSize() for k, m in models.items()},
-        "int8_fraction": round(1 - sum(len(u.nodes) for t in tries if t.kept for u in (t.unit, *t.with_units))
-                               / max(1, sum(len(u.nodes) for u in prepared.units)), 4),
+        "int8_fraction": round(
+            1
+            - sum(len(u.nodes) for t in tries if t.kept for u in (t.unit, *t.with_units))
+            / max(1, sum(len(u.nodes) for u in prepared.units)),
+            4,
+        ),
         "ranking_seconds": ranking.seconds,
-        "ranking": [{"name": e.unit.name, "op_type": e.unit.op_type, "layer": e.unit.layer, "error": e.error}
-                    for e in sorted(ranking.errors, key=lambda e: e.unit.index)],
+        "ranking": [
+            {"name": e.unit.name, "op_type": e.unit.op_type, "layer": e.unit.layer, "error": e.error}
+            for e in sorted(ranking.errors, key=lambda e: e.unit.index)
+        ],
         "kept_precision": "fp32",
     }
 
 
 def render_mixed(facts: Mapping[str, Any]) -> str:
     err, lat, size = facts["error"], facts["latency_ms"], facts["onnx_bytes"]
-    lines = [f"mixed precision ({facts['metric']}, budget {facts['budget']:g}): "
-             f"{sum(1 + len(u['with']) for u in facts['kept_float'])} of {facts['units']} unit(s) kept FP32"]
+    lines = [
+        f"mixed precision ({facts['metric']}, budget {facts['budget']:g}): "
+        f"{sum(1 + len(u['with']) for u in facts['kept_float'])} of {facts['units']} unit(s) kept FP32"
+    ]
     for u in facts["kept_float"]:
-        lines.append(f"  kept float: {u['name']} ({u['op_type']}, layer {u['layer'] or '-'}): "
-                     f"alone {u['error_alone']:.4g}, gain {u['gain']:.4g}"
-                     + (f"; with {', '.join(u['with'])} (its reader is float, so unfusable)" if u["with"] else ""))
+        lines.append(
+            f"  kept float: {u['name']} ({u['op_type']}, layer {u['layer'] or '-'}): "
+            f"alone {u['error_alone']:.4g}, gain {u['gain']:.4g}"
+            + (f"; with {', '.join(u['with'])} (its reader is float, so unfusable)" if u["with"] else "")
+        )
     lines.append(f"  {'':<6} {'error':>10} {'latency ms':>11} {'ONNX KiB':>9}")
     for k in ("fp32", "int8", "mixed"):
         lines.append(f"  {k:<6} {err[k]:>10.4g} {lat[k]:>11.3f} {size[k] / 1024:>9.1f}")
     if not facts["latency_is_target"]:
         lines.append(f"  latency: {facts['latency_measured']}")
     elif facts["kept_float"] and lat["mixed"] > lat["fp32"]:
-        lines.append(f"  warning: the mixed model is slower than FP32 here ({lat['mixed']:.3f} vs {lat['fp32']:.3f} ms, "
-                     f"{facts['latency_measured']}): the Q/DQ pairs at the float units' borders cost more than the "
-                     "INT8 units save; FP32 (or FP16) may be the better build")
+        lines.append(
+            f"  warning: the mixed model is slower than FP32 here ({lat['mixed']:.3f} vs {lat['fp32']:.3f} ms, "
+            f"{facts['latency_measured']}): the Q/DQ pairs at the float units' borders cost more than the "
+            "INT8 units save; FP32 (or FP16) may be the better build"
+        )
     return "\n".join(lines)
 
 

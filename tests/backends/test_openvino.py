@@ -13,8 +13,16 @@ from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
 
 pytest.importorskip("openvino")
 
-INT8 = ("--precision", "int8", "--calib-data", str(DIGITS / "calib"), "--preprocess", DIGITS_PREPROCESS,
-        "--calib-num", "40")
+INT8 = (
+    "--precision",
+    "int8",
+    "--calib-data",
+    str(DIGITS / "calib"),
+    "--preprocess",
+    DIGITS_PREPROCESS,
+    "--calib-num",
+    "40",
+)
 FAST_BENCH = ("--duration", "0.2", "--warmup", "20", "--iterations", "20")
 
 
@@ -38,8 +46,9 @@ def _manifest(engine: Path) -> dict:
 
 
 @pytest.mark.parametrize("precision, atol", [("fp32", 1e-5), ("int8", 0.05)])
-def test_outputs_on_digit_images_are_close_to_onnxruntime_fp32(engines: dict[str, Path], digits_bs1: Path,
-                                                               precision: str, atol: float) -> None:
+def test_outputs_on_digit_images_are_close_to_onnxruntime_fp32(
+    engines: dict[str, Path], digits_bs1: Path, precision: str, atol: float
+) -> None:
     import onnxruntime as ort
 
     from trtforge.build import load
@@ -98,26 +107,50 @@ def test_threads_asked_at_load_reach_the_compiled_model(engines: dict[str, Path]
 
 def test_deploy_and_exec_build_with_openvino(digits_bs1: Path, tmp_path: Path) -> None:
     out = tmp_path / "deploy"
-    proc = run_cli("deploy", str(digits_bs1), "-o", str(out), "--backend", "openvino", "--precision", "fp32",
-                   "--val-data", str(DIGITS / "test"), "--preprocess", DIGITS_PREPROCESS, *FAST_BENCH)
+    proc = run_cli(
+        "deploy",
+        str(digits_bs1),
+        "-o",
+        str(out),
+        "--backend",
+        "openvino",
+        "--precision",
+        "fp32",
+        "--val-data",
+        str(DIGITS / "test"),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        *FAST_BENCH,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["backend"] == "openvino"
     assert report["engines"][0]["accuracy"]["top1_agreement"] == 1.0
     shutil.copy(digits_bs1, tmp_path / "m.onnx")
-    proc = run_cli("exec", "--onnx=m.onnx", "--saveEngine=m.ov", "--backend=openvino", "--duration=0.2",
-                   "--warmUp=10", cwd=tmp_path)
+    proc = run_cli(
+        "exec",
+        "--onnx=m.onnx",
+        "--saveEngine=m.ov",
+        "--backend=openvino",
+        "--duration=0.2",
+        "--warmUp=10",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "&&&& PASSED" in proc.stdout and _manifest(tmp_path / "m.ov")["backend"] == "openvino"
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("--device", "cuda"), "runs on the CPU only"),
-    (("--input-format", "fp32:hwc8"), "linear (chw) tensors only"),
-    (("--workspace", "64"), "TensorRT builder options were given, but the backend is openvino"),
-])
-def test_what_openvino_cannot_do_is_refused_in_one_line(digits_bs1: Path, tmp_path: Path,
-                                                        extra: tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--device", "cuda"), "runs on the CPU only"),
+        (("--input-format", "fp32:hwc8"), "linear (chw) tensors only"),
+        (("--workspace", "64"), "TensorRT builder options were given, but the backend is openvino"),
+    ],
+)
+def test_what_openvino_cannot_do_is_refused_in_one_line(
+    digits_bs1: Path, tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
     engine = tmp_path / "m.ov"
     proc = run_cli("build", str(digits_bs1), "-o", str(engine), "--backend", "openvino", *extra)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
@@ -135,8 +168,9 @@ def test_a_blob_from_another_openvino_version_is_refused(engines: dict[str, Path
     assert proc.returncode == 2 and "compiled by openvino 2024.0.0" in proc.stderr and "rebuild" in proc.stderr
 
 
-def test_without_openvino_the_error_names_the_pip_command(digits_bs1: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_openvino_the_error_names_the_pip_command(
+    digits_bs1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # what an environment without it imports
     proc = run_cli("build", str(digits_bs1), "-o", str(tmp_path / "m.ov"), "--backend", "openvino")
     assert proc.returncode == 2 and "pip install 'trtforge[openvino]'" in proc.stderr, proc.stderr
@@ -168,8 +202,9 @@ def test_auto_needs_the_shapes_it_times_and_says_so_before_building(tmp_path: Pa
     proc = run_cli("build", str(model), "-o", str(tmp_path / "m.engine"), "--backend", "auto")
     assert proc.returncode == 2 and "--opt-shapes" in proc.stderr and "dynamic dimension 'h'" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["relu.onnx"]
-    proc = run_cli("build", str(model), "-o", str(tmp_path / "m.engine"), "--backend", "auto",
-                   "--opt-shapes", "x:1x3x8x8")
+    proc = run_cli(
+        "build", str(model), "-o", str(tmp_path / "m.engine"), "--backend", "auto", "--opt-shapes", "x:1x3x8x8"
+    )
     assert proc.returncode == 0, proc.stderr
     assert _manifest(tmp_path / "m.engine")["build"]["profiles"]
 
@@ -180,5 +215,9 @@ def test_the_openvino_flavour_keeps_7_bit_weights_only_without_vnni() -> None:
     vnni, avx2 = openvino_flavour(frozenset({"avx2", "avx512_vnni"})), openvino_flavour(frozenset({"avx2"}))
     assert not vnni.reduce_range and avx2.reduce_range
     for f in (vnni, avx2):
-        assert (f.activation_type, f.activation_symmetric, f.placement, f.quantize_bias) == ("uint8", False,
-                                                                                         "tensorrt", False)
+        assert (f.activation_type, f.activation_symmetric, f.placement, f.quantize_bias) == (
+            "uint8",
+            False,
+            "tensorrt",
+            False,
+        )

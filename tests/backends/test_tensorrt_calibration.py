@@ -25,7 +25,7 @@ INPUTS = [TensorSpec("a", "float32", (4, 3)), TensorSpec("b", "float32", (4, 2))
 def test_rebatch_regroups_every_input_into_the_networks_batch() -> None:
     a = np.arange(27, dtype=np.float32).reshape(9, 3)
     b = np.arange(18, dtype=np.float32).reshape(9, 2)
-    source = ({"a": a[i:i + 3], "b": b[i:i + 3]} for i in range(0, 9, 3))
+    source = ({"a": a[i : i + 3], "b": b[i : i + 3]} for i in range(0, 9, 3))
     batches = list(rebatch(source, 4))
     assert [len(x["a"]) for x in batches] == [4, 4]  # the ninth sample cannot fill a batch: dropped
     np.testing.assert_array_equal(np.concatenate([x["a"] for x in batches]), a[:8])

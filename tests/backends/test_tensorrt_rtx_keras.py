@@ -30,9 +30,22 @@ def test_mobilenet_v3_small_builds_with_a_batch_profile(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     name = json.loads(run_cli("inspect", str(model), "--json").stdout)["inputs"][0]["name"]
     plan = tmp_path / "mobilenet.plan"
-    proc = run_cli("build", str(model), "-o", str(plan), "--backend", "tensorrt-rtx",
-                   "--min-shapes", f"{name}:1x96x96x3", "--opt-shapes", f"{name}:4x96x96x3",
-                   "--max-shapes", f"{name}:8x96x96x3", "--profiling-verbosity", "detailed")
+    proc = run_cli(
+        "build",
+        str(model),
+        "-o",
+        str(plan),
+        "--backend",
+        "tensorrt-rtx",
+        "--min-shapes",
+        f"{name}:1x96x96x3",
+        "--opt-shapes",
+        f"{name}:4x96x96x3",
+        "--max-shapes",
+        f"{name}:8x96x96x3",
+        "--profiling-verbosity",
+        "detailed",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = json.loads(Path(f"{plan}.json").read_text())
     assert plan.stat().st_size > 1_000_000  # ~1.5 M parameters in FP32

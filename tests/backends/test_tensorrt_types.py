@@ -42,9 +42,21 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _mypy(stubs: Path, *files: Path) -> list[str]:
     env = {**os.environ, "MYPYPATH": str(stubs), "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-incremental",
-                           "--ignore-missing-imports", *map(str, files)],
-                          capture_output=True, text=True, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--follow-imports=silent",
+            "--no-incremental",
+            "--ignore-missing-imports",
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     wanted = {str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files}
     return [line for line in proc.stdout.splitlines() if line.split(":", 1)[0] in wanted and ": error:" in line]
 

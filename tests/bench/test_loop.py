@@ -19,6 +19,7 @@ from trtforge.errors import TrtforgeError
 
 # --------------------------------------------------------------------------- statistics
 
+
 def test_percentile_follows_trtexecs_rule_with_few_samples() -> None:
     # trtexec: exclude = int((1 - p/100) * n); value = sorted[max(n - 1 - exclude, 0)]
     values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
@@ -78,11 +79,18 @@ def test_gpu_rows_come_from_the_events() -> None:
     no_copies = BenchResult.from_trace(trace, 1, BenchSettings(data_transfers=False))
     assert no_copies.h2d is None and no_copies.d2h is None
     text = performance_summary(result)
-    for row in ("Enqueue Time:", "H2D Latency:", "GPU Compute Time:", "D2H Latency:", "Total GPU Compute Time: 0.008 s"):
+    for row in (
+        "Enqueue Time:",
+        "H2D Latency:",
+        "GPU Compute Time:",
+        "D2H Latency:",
+        "Total GPU Compute Time: 0.008 s",
+    ):
         assert row in text
 
 
 # --------------------------------------------------------------------------- warnings
+
 
 def test_unstable_warning_uses_trtexecs_one_percent_bound() -> None:
     steady = BenchResult.from_trace(cpu_trace([1.0] * 20), 1, BenchSettings())
@@ -111,13 +119,26 @@ def test_several_streams_say_use_throughput() -> None:
 
 # --------------------------------------------------------------------------- files
 
+
 def test_export_times_is_trtexecs_list_in_start_order(tmp_path: Path) -> None:
     trace = [gpu_query(5.0, 0.5, 2.0, 0.25, 0.1), gpu_query(0.0, 0.5, 2.0, 0.25, 0.1)]
     write_times(BenchResult.from_trace(trace, 1, BenchSettings()), tmp_path / "t.json")
     times = json.loads((tmp_path / "t.json").read_text())
     assert [t["startHostMs"] for t in times] == [0.0, 5.0]
-    keys = {"startEnqMs", "endEnqMs", "startH2dMs", "endH2dMs", "startComputeMs", "endComputeMs",
-            "startD2hMs", "endD2hMs", "h2dMs", "computeMs", "d2hMs", "latencyMs"}
+    keys = {
+        "startEnqMs",
+        "endEnqMs",
+        "startH2dMs",
+        "endH2dMs",
+        "startComputeMs",
+        "endComputeMs",
+        "startD2hMs",
+        "endD2hMs",
+        "h2dMs",
+        "computeMs",
+        "d2hMs",
+        "latencyMs",
+    }
     assert keys <= set(times[0])
     assert times[0]["latencyMs"] == pytest.approx(2.75) and times[0]["computeMs"] == pytest.approx(2.0)
     cpu = BenchResult.from_trace(cpu_trace([1.0, 2.0]), 1, BenchSettings()).export_times()
@@ -129,9 +150,19 @@ def test_json_holds_summary_settings_and_machine(tmp_path: Path) -> None:
     result = BenchResult.from_trace(cpu_trace([1.0, 2.0, 3.0], streams=2), 4, settings, {"engine": "x"})
     write_json(result, tmp_path / "b.json")
     data = json.loads((tmp_path / "b.json").read_text())
-    assert data["settings"] == {"warmup_ms": 5, "iterations": 3, "duration_s": 0, "percentiles": [90.0, 95.0, 99.0],
-                                "seed": 7, "streams": 2, "threads": 1, "cuda_graph": False,
-                                "data_transfers": True, "spin_wait": False, "avg_runs": 10}
+    assert data["settings"] == {
+        "warmup_ms": 5,
+        "iterations": 3,
+        "duration_s": 0,
+        "percentiles": [90.0, 95.0, 99.0],
+        "seed": 7,
+        "streams": 2,
+        "threads": 1,
+        "cuda_graph": False,
+        "data_transfers": True,
+        "spin_wait": False,
+        "avg_runs": 10,
+    }
     assert data["latency_ms"]["median"] == 2.0 and data["latency_ms"]["percentiles"]["90"] == 3.0
     assert data["queries"] == 3 and data["batch"] == 4 and data["context"] == {"engine": "x"}
     assert data["throughput_samples_per_s"] == pytest.approx(4 * data["throughput_qps"])
@@ -142,8 +173,11 @@ def test_json_holds_summary_settings_and_machine(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- inputs
 
-SPECS = [TensorSpec("x", "float32", ("batch", 3, 4)), TensorSpec("ids", "int64", (1, "n")),
-         TensorSpec("pix", "uint8", (2, 2))]
+SPECS = [
+    TensorSpec("x", "float32", ("batch", 3, 4)),
+    TensorSpec("ids", "int64", (1, "n")),
+    TensorSpec("pix", "uint8", (2, 2)),
+]
 
 
 def test_shapes_fill_dynamic_dims_and_batch_the_leading_one() -> None:
@@ -189,8 +223,9 @@ def test_trtexec_load_inputs_reads_raw_bin_and_npy(tmp_path: Path) -> None:
     x.tofile(tmp_path / "x.bin")
     np.save(tmp_path / "y.npy", np.arange(4, dtype=np.int32))
     notes: list[str] = []
-    feeds = load_trtexec_inputs(f"x:{tmp_path / 'x.bin'},y:{tmp_path / 'y.npy'}", specs,
-                                {"x": (2, 3), "y": (4,), "z": (1,)}, notes)
+    feeds = load_trtexec_inputs(
+        f"x:{tmp_path / 'x.bin'},y:{tmp_path / 'y.npy'}", specs, {"x": (2, 3), "y": (4,), "z": (1,)}, notes
+    )
     assert np.array_equal(feeds["x"], x) and feeds["y"].tolist() == [0, 1, 2, 3]
     assert any("random values for z" in n for n in notes)
     with pytest.raises(TrtforgeError, match="24 bytes"):
@@ -198,6 +233,7 @@ def test_trtexec_load_inputs_reads_raw_bin_and_npy(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the loop, on a real session
+
 
 class Sleeper:
     """A runner made of a real onnxruntime session, for run-length tests."""
@@ -245,8 +281,11 @@ def test_streams_load_one_session_each_and_time_them_together(engine: Path) -> N
 
 
 def test_gpu_options_on_a_cpu_engine_are_refused(engine: Path) -> None:
-    for settings in (BenchSettings(cuda_graph=True), BenchSettings(data_transfers=False),
-                     BenchSettings(spin_wait=True)):
+    for settings in (
+        BenchSettings(cuda_graph=True),
+        BenchSettings(data_transfers=False),
+        BenchSettings(spin_wait=True),
+    ):
         with pytest.raises(TrtforgeError, match="runs on the CPU"):
             bench(engine, settings=settings)
 

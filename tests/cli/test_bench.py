@@ -24,9 +24,25 @@ def engines(digits_onnx: Path, digits_bs1: Path, tmp_path_factory: pytest.TempPa
 
 
 def test_summary_json_times_and_plot(engines: dict[str, Path], tmp_path: Path) -> None:
-    proc = run_cli("bench", str(engines["bs1"]), *FAST, "--iterations", "60", "--streams", "2", "--threads", "1",
-                   "--percentile", "50,99", "--json", str(tmp_path / "b.json"), "--export-times",
-                   str(tmp_path / "t.json"), "--plot", str(tmp_path / "p.png"))
+    proc = run_cli(
+        "bench",
+        str(engines["bs1"]),
+        *FAST,
+        "--iterations",
+        "60",
+        "--streams",
+        "2",
+        "--threads",
+        "1",
+        "--percentile",
+        "50,99",
+        "--json",
+        str(tmp_path / "b.json"),
+        "--export-times",
+        str(tmp_path / "t.json"),
+        "--plot",
+        str(tmp_path / "p.png"),
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "=== Performance summary ===" in out and "Throughput:" in out and "samples/s" in out
@@ -47,30 +63,36 @@ def test_summary_json_times_and_plot(engines: dict[str, Path], tmp_path: Path) -
 
 def test_inputs_file_and_dynamic_shapes(engines: dict[str, Path], tmp_path: Path) -> None:
     np.savez(tmp_path / "x.npz", image=np.full((3, 1, 32, 32), 0.5, np.float32))
-    proc = run_cli("bench", str(engines["dynamic"]), *FAST, "--inputs", str(tmp_path / "x.npz"),
-                   "--json", str(tmp_path / "b.json"))
+    proc = run_cli(
+        "bench", str(engines["dynamic"]), *FAST, "--inputs", str(tmp_path / "x.npz"), "--json", str(tmp_path / "b.json")
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "b.json").read_text())
     assert data["batch"] == 3 and data["context"]["input_source"] == str(tmp_path / "x.npz")
-    proc = run_cli("bench", str(engines["dynamic"]), *FAST, "--shapes", "image:5x1x32x32", "--json",
-                   str(tmp_path / "b.json"))
+    proc = run_cli(
+        "bench", str(engines["dynamic"]), *FAST, "--shapes", "image:5x1x32x32", "--json", str(tmp_path / "b.json")
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "b.json").read_text())["batch"] == 5
     proc = run_cli("bench", str(engines["dynamic"]), *FAST, "--batch", "4")
     assert proc.returncode == 0 and "samples/s at batch 4" in proc.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--cuda-graph",), "runs on the CPU"),
-    (("--no-data-transfers", "--spin-wait"), "--no-data-transfers, --spin-wait"),
-    (("--shapes", "image:1x3x32x32"), "dimension 1 is fixed at 1"),
-    (("--shapes", "nothere:1x1x32x32"), "no input named 'nothere'"),
-    (("--batch", "2"), "fixed batch of 1"),
-    (("--percentile", "150"), "bad percentile"),
-    (("--streams", "0"), "--streams: 0 is out of range"),
-])
-def test_bad_settings_are_one_line_exit_2(engines: dict[str, Path], args: tuple[str, ...], message: str,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--cuda-graph",), "runs on the CPU"),
+        (("--no-data-transfers", "--spin-wait"), "--no-data-transfers, --spin-wait"),
+        (("--shapes", "image:1x3x32x32"), "dimension 1 is fixed at 1"),
+        (("--shapes", "nothere:1x1x32x32"), "no input named 'nothere'"),
+        (("--batch", "2"), "fixed batch of 1"),
+        (("--percentile", "150"), "bad percentile"),
+        (("--streams", "0"), "--streams: 0 is out of range"),
+    ],
+)
+def test_bad_settings_are_one_line_exit_2(
+    engines: dict[str, Path], args: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from trtforge.cli import main  # in process: these fail before any timing, a subprocess each is slow
 
     assert main(["bench", str(engines["bs1"]), *FAST, *args]) == 2
@@ -81,11 +103,24 @@ def test_bad_settings_are_one_line_exit_2(engines: dict[str, Path], args: tuple[
 def test_exec_bench_flags(engines: dict[str, Path], tmp_path: Path) -> None:
     x = np.random.default_rng(1).uniform(0, 1, (1, 1, 32, 32)).astype(np.float32)
     x.tofile(tmp_path / "x.bin")
-    proc = run_cli("exec", f"--loadEngine={engines['bs1']}", "--iterations=30", "--duration=0", "--warmUp=0",
-                   "--percentile=50", "--infStreams=2", "--avgRuns=5", "--verbose", "--useCudaGraph",
-                   f"--loadInputs=image:{tmp_path / 'x.bin'}", f"--exportOutput={tmp_path / 'o.json'}",
-                   f"--exportTimes={tmp_path / 't.json'}", "--dumpProfile", f"--exportLayerInfo={tmp_path / 'l.json'}",
-                   cwd=tmp_path)
+    proc = run_cli(
+        "exec",
+        f"--loadEngine={engines['bs1']}",
+        "--iterations=30",
+        "--duration=0",
+        "--warmUp=0",
+        "--percentile=50",
+        "--infStreams=2",
+        "--avgRuns=5",
+        "--verbose",
+        "--useCudaGraph",
+        f"--loadInputs=image:{tmp_path / 'x.bin'}",
+        f"--exportOutput={tmp_path / 'o.json'}",
+        f"--exportTimes={tmp_path / 't.json'}",
+        "--dumpProfile",
+        f"--exportLayerInfo={tmp_path / 'l.json'}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "=== Performance summary ===" in out and "percentile(50%)" in out and "percentile(99%)" not in out

@@ -26,7 +26,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "    rng = np.random.default_rng(0)\n"
         "    for _ in range(4):\n"
         "        yield {'a': rng.standard_normal((5, 6)).astype(np.float32),\n"
-        "               'b': rng.standard_normal((5, 6)).astype(np.float32)}\n")
+        "               'b': rng.standard_normal((5, 6)).astype(np.float32)}\n"
+    )
     return root
 
 
@@ -40,8 +41,17 @@ def _manifest(work: Path, engine: str) -> dict:
 
 def test_cache_is_written_then_used_without_data(work: Path) -> None:
     cache = work / "res.cache"
-    first = _build(work, "res.onnx", "a.engine", "--calib-data", str(work / "x.npy"), "--calib-cache", str(cache),
-                   "--calib-method", "minmax")
+    first = _build(
+        work,
+        "res.onnx",
+        "a.engine",
+        "--calib-data",
+        str(work / "x.npy"),
+        "--calib-cache",
+        str(cache),
+        "--calib-method",
+        "minmax",
+    )
     assert first.returncode == 0, first.stderr
     assert cache.read_text().startswith("TRT-") and "MinMaxCalibration" in cache.read_text().splitlines()[0]
     facts = json.loads(Path(f"{cache}.json").read_text())
@@ -56,8 +66,12 @@ def test_cache_is_written_then_used_without_data(work: Path) -> None:
 
 def test_cache_for_another_model_is_refused_unless_forced(work: Path) -> None:
     cache = work / "res2.cache"
-    assert _build(work, "res.onnx", "c.engine", "--calib-data", str(work / "x.npy"), "--calib-cache",
-                  str(cache)).returncode == 0
+    assert (
+        _build(
+            work, "res.onnx", "c.engine", "--calib-data", str(work / "x.npy"), "--calib-cache", str(cache)
+        ).returncode
+        == 0
+    )
     refused = _build(work, "other.onnx", "d.engine", "--calib-cache", str(cache))
     assert refused.returncode == 2 and "another model" in refused.stderr and "--calib-cache-force" in refused.stderr
     assert "Traceback" not in refused.stderr and not (work / "d.engine").exists()
@@ -91,11 +105,24 @@ def test_loader_feeds_a_two_input_model(work: Path) -> None:
 
 
 def test_exclusions_reach_the_quantizer(work: Path) -> None:
-    proc = _build(work, "res.onnx", "h.engine", "--calib-data", str(work / "x.npy"),
-                  "--exclude-nodes", "block_conv1", "--exclude-op-types", "Gemm", "--allow-inaccurate")
+    proc = _build(
+        work,
+        "res.onnx",
+        "h.engine",
+        "--calib-data",
+        str(work / "x.npy"),
+        "--exclude-nodes",
+        "block_conv1",
+        "--exclude-op-types",
+        "Gemm",
+        "--allow-inaccurate",
+    )
     assert proc.returncode == 0, proc.stderr  # random weights: the self-check may fail; allowed here
     assert _manifest(work, "h.engine")["calibration"]["excluded"] == {
-        "nodes": ["block_conv1"], "op_types": ["Gemm"], "float_nodes": {"block_conv1": ["block_conv1"], "fc": ["fc"]}}
+        "nodes": ["block_conv1"],
+        "op_types": ["Gemm"],
+        "float_nodes": {"block_conv1": ["block_conv1"], "fc": ["fc"]},
+    }
     model = onnx.load(str(work / "h.engine"))
     nodes = {n.name: n for n in model.graph.node}
     assert nodes["block_conv1"].input[1] == "w1" and nodes["fc"].input[1] == "fc_w"

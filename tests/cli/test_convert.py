@@ -1,4 +1,7 @@
-"""`trtforge convert` from the command line: what it prints, and its exit codes (2: fix the input; 1: the check failed)."""
+"""`trtforge convert` from the command line: what it prints, and its exit codes.
+
+2: fix the input; 1: the check failed.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ def test_h5_with_custom_objects_prints_the_check(models: dict[str, Path], tmp_pa
 def test_h5_custom_layer_missing_names_the_class(models: dict[str, Path], tmp_path: Path) -> None:
     # A fresh process: once a test registered the class with --custom-objects, Keras's registry knows it.
     out = tmp_path / "x.onnx"
-    one_line_error(run_cli_subprocess("convert", str(models["custom_h5"]), "-o", str(out)), 2, "'Scale'", "--custom-objects")
+    one_line_error(
+        run_cli_subprocess("convert", str(models["custom_h5"]), "-o", str(out)), 2, "'Scale'", "--custom-objects"
+    )
     assert not out.exists()
 
 
@@ -48,9 +53,11 @@ def test_torch_module_factory(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     (tmp_path / "tiny.py").write_text(
         "import torch\n\ndef build():\n    torch.manual_seed(0)\n"
-        "    return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3))\n")
+        "    return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3))\n"
+    )
     out = tmp_path / "tiny.onnx"
-    proc = run_cli("convert", f"{tmp_path / 'tiny.py'}:build", "-o", str(out), "--input-shape", "x:1x3x6x6",
-                   "--batch", "dynamic")
+    proc = run_cli(
+        "convert", f"{tmp_path / 'tiny.py'}:build", "-o", str(out), "--input-shape", "x:1x3x6x6", "--batch", "dynamic"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "verified against PyTorch" in proc.stdout and "output 'output' max abs error" in proc.stdout

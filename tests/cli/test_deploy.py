@@ -14,11 +14,31 @@ FAST_BENCH = ("--duration", "0.2", "--warmup", "20", "--iterations", "20")
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("deploy") / "out"
-    proc = run_cli("deploy", str(DIGITS / "saved_model"), "-o", str(out), "--inputs-as-nchw", "image",
-                   "--batch", "1", "--precision", "fp32,int8", "--calib-data", str(DIGITS / "calib"),
-                   "--preprocess", DIGITS_PREPROCESS, "--val-data", str(DIGITS / "test"),
-                   "--max-accuracy-drop", "1.5", "--select", "fastest", "--triton", str(out.parent / "repo"),
-                   *FAST_BENCH)
+    proc = run_cli(
+        "deploy",
+        str(DIGITS / "saved_model"),
+        "-o",
+        str(out),
+        "--inputs-as-nchw",
+        "image",
+        "--batch",
+        "1",
+        "--precision",
+        "fp32,int8",
+        "--calib-data",
+        str(DIGITS / "calib"),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        "--val-data",
+        str(DIGITS / "test"),
+        "--max-accuracy-drop",
+        "1.5",
+        "--select",
+        "fastest",
+        "--triton",
+        str(out.parent / "repo"),
+        *FAST_BENCH,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "| precision |" in proc.stdout
     return out
@@ -34,9 +54,20 @@ def test_deploy_triton_exports_the_selected_engine(deployed: Path) -> None:
 
 
 def test_deploy_writes_engines_onnx_reports_and_plots(deployed: Path) -> None:
-    for name in ("model.onnx", "model-bs1.onnx", "model-fp32.engine", "model-fp32.engine.json",
-                 "model-int8.engine", "model-int8.engine.json", "report.md", "report.json",
-                 "latency.png", "accuracy_vs_latency.png", "model.engine", "model.engine.json"):
+    for name in (
+        "model.onnx",
+        "model-bs1.onnx",
+        "model-fp32.engine",
+        "model-fp32.engine.json",
+        "model-int8.engine",
+        "model-int8.engine.json",
+        "report.md",
+        "report.json",
+        "latency.png",
+        "accuracy_vs_latency.png",
+        "model.engine",
+        "model.engine.json",
+    ):
         assert (deployed / name).is_file(), name
     assert not [p for p in deployed.parent.iterdir() if p.name.startswith(".out.")], "staging folder left behind"
 
@@ -52,7 +83,8 @@ def test_report_measures_every_engine_against_labels_and_fp32(deployed: Path) ->
     assert int8["accuracy"]["max_abs_error"] > 0.0  # quantized: not identical...
     assert int8["accuracy"]["mean_abs_error"] < 0.02 and int8["accuracy"]["top1_agreement"] > 0.97  # ...but close
     assert int8["drop_points"] == pytest.approx(
-        (fp32["accuracy"]["top1_accuracy"] - int8["accuracy"]["top1_accuracy"]) * 100, abs=1e-3)
+        (fp32["accuracy"]["top1_accuracy"] - int8["accuracy"]["top1_accuracy"]) * 100, abs=1e-3
+    )
     for e in engines.values():
         assert e["median_ms"] > 0 and e["p99_ms"] >= e["median_ms"] and e["qps"] > 0
         assert e["size_bytes"] == (deployed / e["engine"]).stat().st_size
@@ -76,8 +108,19 @@ def test_report_md_has_the_table_and_the_commands_to_reproduce(deployed: Path) -
 
 def test_default_validation_holds_out_part_of_the_calibration_folder(digits_bs1: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = run_cli("deploy", str(digits_bs1), "-o", str(out), "--precision", "fp32",
-                   "--calib-data", str(DIGITS / "calib"), "--preprocess", DIGITS_PREPROCESS, *FAST_BENCH)
+    proc = run_cli(
+        "deploy",
+        str(digits_bs1),
+        "-o",
+        str(out),
+        "--precision",
+        "fp32",
+        "--calib-data",
+        str(DIGITS / "calib"),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        *FAST_BENCH,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["validation"]["samples"] == 60  # every 5th of 300
@@ -90,8 +133,19 @@ def test_a_non_empty_outdir_is_refused_unless_forced(digits_bs1: Path, tmp_path:
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    args = ["deploy", str(digits_bs1), "-o", str(out), "--precision", "fp32",
-            "--val-data", str(DIGITS / "test"), "--preprocess", DIGITS_PREPROCESS, *FAST_BENCH]
+    args = [
+        "deploy",
+        str(digits_bs1),
+        "-o",
+        str(out),
+        "--precision",
+        "fp32",
+        "--val-data",
+        str(DIGITS / "test"),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        *FAST_BENCH,
+    ]
     proc = run_cli(*args)
     assert proc.returncode == 2 and "--force" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "keep.txt").exists()
@@ -100,13 +154,17 @@ def test_a_non_empty_outdir_is_refused_unless_forced(digits_bs1: Path, tmp_path:
     assert not (out / "keep.txt").exists() and (out / "report.md").exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--precision", "fp32,int8"], "--calib-data"),
-    (["--precision", "fp32"], "--val-data"),
-    (["--precision", "fp64"], "precision"),
-])
-def test_bad_requests_exit_2_and_write_nothing(digits_bs1: Path, tmp_path: Path, extra: list[str],
-                                               message: str) -> None:
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--precision", "fp32,int8"], "--calib-data"),
+        (["--precision", "fp32"], "--val-data"),
+        (["--precision", "fp64"], "precision"),
+    ],
+)
+def test_bad_requests_exit_2_and_write_nothing(
+    digits_bs1: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
     out = tmp_path / "out"
     proc = run_cli("deploy", str(digits_bs1), "-o", str(out), *extra)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
@@ -118,7 +176,8 @@ def test_deploy_takes_convert_flags_for_a_torch_factory(tmp_path: Path) -> None:
 
     (tmp_path / "net.py").write_text(
         "import torch\n\n\ndef make():\n    torch.manual_seed(0)\n"
-        "    return torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU()).eval()\n")
+        "    return torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU()).eval()\n"
+    )
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "val.npz", x=rng.normal(size=(16, 6)).astype(np.float32))
     np.savez(tmp_path / "bad.npz", x=rng.normal(size=(16, 1, 6)).astype(np.float32))
@@ -137,9 +196,23 @@ def test_int8_over_budget_becomes_a_mixed_engine_that_passes(tmp_path: Path) -> 
 
     model = outlier_channel_model(tmp_path / "outlier.onnx")
     out = tmp_path / "out"
-    proc = run_cli("deploy", str(model), "-o", str(out), "--precision", "fp32,int8",
-                   "--calib-data", str(inputs(tmp_path / "calib.npz", 32, 1)), "--calib-method", "minmax",
-                   "--val-data", str(inputs(tmp_path / "val.npz", 32, 2)), "--max-accuracy-drop", "5", *FAST_BENCH)
+    proc = run_cli(
+        "deploy",
+        str(model),
+        "-o",
+        str(out),
+        "--precision",
+        "fp32,int8",
+        "--calib-data",
+        str(inputs(tmp_path / "calib.npz", 32, 1)),
+        "--calib-method",
+        "minmax",
+        "--val-data",
+        str(inputs(tmp_path / "val.npz", 32, 2)),
+        "--max-accuracy-drop",
+        "5",
+        *FAST_BENCH,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     int8 = next(e for e in report["engines"] if e["precision"] == "int8")

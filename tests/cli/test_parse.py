@@ -13,7 +13,9 @@ def test_names_drop_empty_items_and_spaces() -> None:
     assert names(None) == () and names("") == ()
 
 
-@pytest.mark.parametrize(("text", "expected"), [("256", 256 << 20), ("48K", 48 << 10), ("1G", 1 << 30), ("0.5m", 1 << 19)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("256", 256 << 20), ("48K", 48 << 10), ("1G", 1 << 30), ("0.5m", 1 << 19)]
+)
 def test_sizes_are_mib_or_suffixed(text: str, expected: int) -> None:
     assert mib(text, "--workspace") == expected
 
@@ -26,7 +28,9 @@ def test_sizes_that_are_not_positive_finite_numbers_are_refused(text: str) -> No
 
 def test_memory_pools_fold_in_the_workspace_and_name_bad_pools() -> None:
     assert mem_pools("tacticSharedMem:48K", "--memPoolSize", workspace_mib=64) == (
-        ("workspace", 64 << 20), ("tacticSharedMem", 48 << 10))
+        ("workspace", 64 << 20),
+        ("tacticSharedMem", 48 << 10),
+    )
     with pytest.raises(TrtforgeError, match="POOL one of workspace"):
         mem_pools("vram:1G", "--memPoolSize")
     with pytest.raises(TrtforgeError, match="--memPoolSize"):

@@ -20,8 +20,9 @@ def engines(digits_onnx: Path, digits_bs1: Path, tmp_path_factory: pytest.TempPa
     folder = tmp_path_factory.mktemp("run-compare")
     out = {"fp32": folder / "fp32.engine", "int8": folder / "int8.engine"}
     trtforge.build(digits_bs1, out["fp32"])
-    calib = trtforge.CalibrationConfig(data=DIGITS / "calib", num=40,
-                                       preprocess=trtforge.Preprocess.parse(DIGITS_PREPROCESS))
+    calib = trtforge.CalibrationConfig(
+        data=DIGITS / "calib", num=40, preprocess=trtforge.Preprocess.parse(DIGITS_PREPROCESS)
+    )
     trtforge.build(digits_bs1, out["int8"], trtforge.BuildConfig(precision=trtforge.Precision.INT8, calibration=calib))
     return out
 
@@ -33,19 +34,33 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     files = sorted(TEST_IMAGES.glob("*.png"))[:12]
     for f in files:
         shutil.copy(f, folder / f.name)
-    rows = [line for line in (TEST_IMAGES / "labels.csv").read_text().splitlines()
-            if line.startswith("file") or line.split(",")[0] in {f.name for f in files}]
+    rows = [
+        line
+        for line in (TEST_IMAGES / "labels.csv").read_text().splitlines()
+        if line.startswith("file") or line.split(",")[0] in {f.name for f in files}
+    ]
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     return folder
 
 
-def test_run_on_images_uses_the_calibration_preprocessing(engines: dict[str, Path], images: Path,
-                                                          tmp_path: Path) -> None:
+def test_run_on_images_uses_the_calibration_preprocessing(
+    engines: dict[str, Path], images: Path, tmp_path: Path
+) -> None:
     import trtforge
 
     out = tmp_path / "out.npz"
-    proc = run_cli("run", str(engines["fp32"]), "--inputs", str(images), "--preprocess", DIGITS_PREPROCESS,
-                   "-o", str(out), "--top-k", "2")
+    proc = run_cli(
+        "run",
+        str(engines["fp32"]),
+        "--inputs",
+        str(images),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        "-o",
+        str(out),
+        "--top-k",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "output output_0: float32 12x10" in proc.stdout and "top-2 of output_0:" in proc.stdout
     files = sorted(images.glob("*.png"))
@@ -74,10 +89,24 @@ def _npz(folder: Path, **arrays: np.ndarray) -> Path:
     return folder / "x.npz"
 
 
-def test_compare_identical_engine_and_onnx_passes(engines: dict[str, Path], digits_bs1: Path, images: Path,
-                                                  tmp_path: Path) -> None:
-    proc = run_cli("compare", str(engines["fp32"]), str(digits_bs1), "--inputs", str(images), "--preprocess",
-                   DIGITS_PREPROCESS, "--atol", "1e-6", "--min-cosine", "0.99999", "--json", str(tmp_path / "c.json"))
+def test_compare_identical_engine_and_onnx_passes(
+    engines: dict[str, Path], digits_bs1: Path, images: Path, tmp_path: Path
+) -> None:
+    proc = run_cli(
+        "compare",
+        str(engines["fp32"]),
+        str(digits_bs1),
+        "--inputs",
+        str(images),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        "--atol",
+        "1e-6",
+        "--min-cosine",
+        "0.99999",
+        "--json",
+        str(tmp_path / "c.json"),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASSED" in proc.stdout and "labels.csv" in proc.stdout
     data = json.loads((tmp_path / "c.json").read_text())
@@ -87,8 +116,9 @@ def test_compare_identical_engine_and_onnx_passes(engines: dict[str, Path], digi
     assert o["top1_accuracy"] == o["reference_top1_accuracy"] is not None
 
 
-def test_compare_int8_against_fp32_metrics_and_threshold_exit_1(engines: dict[str, Path], digits_bs1: Path,
-                                                                images: Path, tmp_path: Path) -> None:
+def test_compare_int8_against_fp32_metrics_and_threshold_exit_1(
+    engines: dict[str, Path], digits_bs1: Path, images: Path, tmp_path: Path
+) -> None:
     import trtforge
 
     result = trtforge.compare(engines["int8"], digits_bs1, images, trtforge.Preprocess.parse(DIGITS_PREPROCESS))
@@ -107,15 +137,26 @@ def test_compare_int8_against_fp32_metrics_and_threshold_exit_1(engines: dict[st
     assert o.min_cosine == pytest.approx(cos.min())
     assert result.passed  # no thresholds given
     tight = o.max_abs_error / 2
-    proc = run_cli("compare", str(engines["int8"]), str(digits_bs1), "--inputs", str(images), "--preprocess",
-                   DIGITS_PREPROCESS, "--atol", str(tight))
+    proc = run_cli(
+        "compare",
+        str(engines["int8"]),
+        str(digits_bs1),
+        "--inputs",
+        str(images),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        "--atol",
+        str(tight),
+    )
     assert proc.returncode == 1 and "FAILED" in proc.stdout and "beyond atol" in proc.stdout
 
 
-def test_compare_random_and_labels_from_file_names(engines: dict[str, Path], digits_onnx: Path, images: Path,
-                                                   tmp_path: Path) -> None:
-    proc = run_cli("compare", str(engines["fp32"]), str(digits_onnx), "--random", "4", "--rtol", "1e-4",
-                   "--atol", "1e-6")
+def test_compare_random_and_labels_from_file_names(
+    engines: dict[str, Path], digits_onnx: Path, images: Path, tmp_path: Path
+) -> None:
+    proc = run_cli(
+        "compare", str(engines["fp32"]), str(digits_onnx), "--random", "4", "--rtol", "1e-4", "--atol", "1e-6"
+    )
     assert proc.returncode == 0 and "random (seed 0)" in proc.stdout, proc.stdout + proc.stderr
     no_csv = tmp_path / "imgs"
     shutil.copytree(images, no_csv)
@@ -127,15 +168,23 @@ def test_compare_random_and_labels_from_file_names(engines: dict[str, Path], dig
     assert result.outputs[0].top1_accuracy is not None
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--inputs", "IMAGES"), "needs --preprocess"),
-    ((), "no inputs"),
-    (("--random", "2", "--inputs", "IMAGES"), "not both"),
-    (("--random", "2", "--min-cosine", "2"), "--min-cosine: 2 is out of range"),
-])
-def test_compare_bad_input_is_exit_2(engines: dict[str, Path], digits_bs1: Path, images: Path,
-                                     args: tuple[str, ...], message: str,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--inputs", "IMAGES"), "needs --preprocess"),
+        ((), "no inputs"),
+        (("--random", "2", "--inputs", "IMAGES"), "not both"),
+        (("--random", "2", "--min-cosine", "2"), "--min-cosine: 2 is out of range"),
+    ],
+)
+def test_compare_bad_input_is_exit_2(
+    engines: dict[str, Path],
+    digits_bs1: Path,
+    images: Path,
+    args: tuple[str, ...],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from trtforge.cli import main
 
     args = tuple(str(images) if a == "IMAGES" else a for a in args)
@@ -145,9 +194,21 @@ def test_compare_bad_input_is_exit_2(engines: dict[str, Path], digits_bs1: Path,
 
 
 def test_compare_against_the_source_savedmodel(engines: dict[str, Path], images: Path, tmp_path: Path) -> None:
-    proc = run_cli("compare", str(engines["fp32"]), str(DIGITS / "saved_model"), "--inputs-as-nchw", "image",
-                   "--inputs", str(images), "--preprocess", DIGITS_PREPROCESS, "--atol", "1e-4",
-                   "--json", str(tmp_path / "c.json"))
+    proc = run_cli(
+        "compare",
+        str(engines["fp32"]),
+        str(DIGITS / "saved_model"),
+        "--inputs-as-nchw",
+        "image",
+        "--inputs",
+        str(images),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        "--atol",
+        "1e-4",
+        "--json",
+        str(tmp_path / "c.json"),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "TensorFlow, the source model" in proc.stdout and "PASSED" in proc.stdout
     (o,) = json.loads((tmp_path / "c.json").read_text())["outputs"]
@@ -171,6 +232,12 @@ def test_library_names_survive_submodule_imports() -> None:
     from trtforge.deploy import deploy
     from trtforge.run import run
 
-    assert (trtforge.compare, trtforge.deploy, trtforge.run, trtforge.build, trtforge.load, trtforge.bench) == \
-        (compare, deploy, run, build, load, bench)
+    assert (trtforge.compare, trtforge.deploy, trtforge.run, trtforge.build, trtforge.load, trtforge.bench) == (
+        compare,
+        deploy,
+        run,
+        build,
+        load,
+        bench,
+    )
     assert callable(trtforge.convert) and callable(trtforge.reshape)

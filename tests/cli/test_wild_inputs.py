@@ -29,7 +29,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _samples(folder: Path, sr: int = 16000) -> Path:
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    state = np.arange(18, dtype=np.float32).reshape(2, 3, 3)   # three samples along axis 1
+    state = np.arange(18, dtype=np.float32).reshape(2, 3, 3)  # three samples along axis 1
     np.savez(folder / "samples.npz", x=x, state=state, sr=np.array(sr, np.int64))
     return folder / "samples.npz"
 
@@ -51,8 +51,19 @@ def test_compare_feeds_both_sides_the_same_samples(engine: Path) -> None:
 
 def test_bench_takes_fixed_values_for_some_inputs_and_random_for_the_rest(engine: Path) -> None:
     np.savez(engine.parent / "sr.npz", sr=np.array(16000, np.int64))
-    done = run_cli("bench", str(engine), "--inputs", str(engine.parent / "sr.npz"), "--duration", "0.05",
-                   "--warmup", "5", "--iterations", "3", "--no-progress")
+    done = run_cli(
+        "bench",
+        str(engine),
+        "--inputs",
+        str(engine.parent / "sr.npz"),
+        "--duration",
+        "0.05",
+        "--warmup",
+        "5",
+        "--iterations",
+        "3",
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr
     assert "x, state: not in" in done.stdout + done.stderr
 
@@ -81,23 +92,38 @@ def test_agreement_is_chosen_by_output_kind() -> None:
     from trtforge.compare import accuracy
 
     rng = np.random.default_rng(0)
-    boxes = [[rng.uniform(0, 1, (1, 16, 4))] for _ in range(6)]           # a detector's regression output
-    near = [[b[0] + 1e-4] for b in boxes]                                  # numerically close, argmax flips
+    boxes = [[rng.uniform(0, 1, (1, 16, 4))] for _ in range(6)]  # a detector's regression output
+    near = [[b[0] + 1e-4] for b in boxes]  # numerically close, argmax flips
     auto = accuracy(near, boxes, None, ["boxes"])
     assert auto["agreement"] == 1.0 and auto["agreement[boxes]"] == 1.0 and auto["top1_agreement"] is None
     logits = [[rng.normal(0, 1, (1, 5))] for _ in range(6)]
     flipped = [[-scores[0]] for scores in logits]
-    assert accuracy(flipped, logits, None, ["logits"])["agreement"] == 0.0   # class scores: top-1
-    forced = accuracy(near, boxes, None, metric="top1")                     # the old measure, when asked for
+    assert accuracy(flipped, logits, None, ["logits"])["agreement"] == 0.0  # class scores: top-1
+    forced = accuracy(near, boxes, None, metric="top1")  # the old measure, when asked for
     assert forced["agreement"] == forced["top1_agreement"] is not None and "agreement[boxes]" not in forced
 
 
 def test_deploy_judges_a_regression_model_by_cosine(tmp_path: Path, engine: Path) -> None:
     x = np.random.default_rng(1).uniform(-1, 1, (4, 4)).astype(np.float32)
     np.savez(tmp_path / "val.npz", x=x, state=np.zeros((2, 4, 3), np.float32), sr=np.array(16000, np.int64))
-    done = run_cli("deploy", str(engine.parent / "vad-b1.onnx"), "-o", str(tmp_path / "out"),
-                   "--precision", "fp32,fp16", "--val-data", str(tmp_path / "val.npz"), "--max-accuracy-drop", "1",
-                   "--duration", "0.05", "--warmup", "5", "--iterations", "3")
+    done = run_cli(
+        "deploy",
+        str(engine.parent / "vad-b1.onnx"),
+        "-o",
+        str(tmp_path / "out"),
+        "--precision",
+        "fp32,fp16",
+        "--val-data",
+        str(tmp_path / "val.npz"),
+        "--max-accuracy-drop",
+        "1",
+        "--duration",
+        "0.05",
+        "--warmup",
+        "5",
+        "--iterations",
+        "3",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     fp16 = report["engines"][1]["accuracy"]
@@ -106,8 +132,16 @@ def test_deploy_judges_a_regression_model_by_cosine(tmp_path: Path, engine: Path
 
 def test_int8_calibrates_from_an_npz_with_a_state_and_a_scalar(engine: Path) -> None:
     out = engine.parent / "vad-int8.engine"
-    done = run_cli("build", str(engine.parent / "vad-b1.onnx"), "-o", str(out), "--precision", "int8",
-                   "--calib-data", str(_samples(engine.parent)))
+    done = run_cli(
+        "build",
+        str(engine.parent / "vad-b1.onnx"),
+        "-o",
+        str(out),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(_samples(engine.parent)),
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(Path(f"{out}.json").read_text())["calibration"]["samples"] == 3
 
@@ -118,8 +152,9 @@ def test_bench_on_inputs_the_engine_refuses_is_one_line_with_the_fix(tmp_path: P
     onnx.save(valid_convs(fixed_size=100), tmp_path / "m.onnx")
     done = run_cli("build", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.engine"), "--precision", "fp32")
     assert done.returncode == 0, done.stderr
-    done = run_cli_subprocess("bench", str(tmp_path / "m.engine"), "--shapes", "raw:1x3x64x64",
-                              "--duration", "0.05", "--no-progress")  # a subprocess: ORT's own log lines show
+    done = run_cli_subprocess(
+        "bench", str(tmp_path / "m.engine"), "--shapes", "raw:1x3x64x64", "--duration", "0.05", "--no-progress"
+    )  # a subprocess: ORT's own log lines show
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("trtforge: error: the engine fails on random (seed 0) at raw:1x3x64x64")
     assert "--inputs FILE.npz" in done.stderr

@@ -45,8 +45,10 @@ def net_py(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def shapes(path: Path) -> dict[str, list[object]]:
     model = onnx.load(str(path))
-    return {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
-            for v in [*model.graph.input, *model.graph.output]}
+    return {
+        v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+        for v in [*model.graph.input, *model.graph.output]
+    }
 
 
 def test_exported_program_keeps_its_dynamic_batch(net_py: Path, tmp_path: Path) -> None:
@@ -54,15 +56,20 @@ def test_exported_program_keeps_its_dynamic_batch(net_py: Path, tmp_path: Path) 
 
     model = import_file(net_py, "test module").make().eval()
     batch = torch.export.Dim("batch")
-    program = torch.export.export(model, (torch.rand(2, 3, 8, 8), torch.rand(2, 5)),
-                                  dynamic_shapes=({0: batch}, {0: batch}))
+    program = torch.export.export(
+        model, (torch.rand(2, 3, 8, 8), torch.rand(2, 5)), dynamic_shapes=({0: batch}, {0: batch})
+    )
     torch.export.save(program, tmp_path / "net.pt2")
     out = tmp_path / "net.onnx"
     result = trtforge.convert(tmp_path / "net.pt2", out)
     assert result.form == "torch" and result.framework == "PyTorch"
     assert len(result.checks) == 2 and all(c.ok for c in result.checks)
-    assert shapes(out) == {"image": ["batch", 3, 8, 8], "extra": ["batch", 5],
-                           "output_0": ["batch", 2], "output_1": ["batch", 4, 8, 8]}
+    assert shapes(out) == {
+        "image": ["batch", 3, 8, 8],
+        "extra": ["batch", 5],
+        "output_0": ["batch", 2],
+        "output_1": ["batch", 4, 8, 8],
+    }
 
 
 def test_module_factory_with_input_shapes_and_batch(net_py: Path, tmp_path: Path) -> None:
@@ -72,7 +79,10 @@ def test_module_factory_with_input_shapes_and_batch(net_py: Path, tmp_path: Path
     result = trtforge.convert(f"{net_py}:make", out, input_shapes="image:1x3x8x8,extra:1x5", batch=4)
     assert all(c.ok for c in result.checks) and len(result.checks) == 2
     assert shapes(out)["image"] == [4, 3, 8, 8]
-    x, e = np.random.default_rng(1).random((4, 3, 8, 8), np.float32), np.random.default_rng(2).random((4, 5), np.float32)
+    x, e = (
+        np.random.default_rng(1).random((4, 3, 8, 8), np.float32),
+        np.random.default_rng(2).random((4, 5), np.float32),
+    )
     from trtforge.converters import import_file
 
     with torch.no_grad():
@@ -110,10 +120,12 @@ def test_nhwc_module_exposed_as_nchw(tmp_path: Path) -> None:
         "import torch\n\nclass Net(torch.nn.Module):\n"
         "    def __init__(self):\n        super().__init__()\n        self.conv = torch.nn.Conv2d(3, 2, 1)\n"
         "    def forward(self, x):\n        return self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)\n\n"
-        "def make():\n    torch.manual_seed(0)\n    return Net()\n")
+        "def make():\n    torch.manual_seed(0)\n    return Net()\n"
+    )
     out = tmp_path / "nchw.onnx"
-    result = trtforge.convert(f"{tmp_path / 'nhwc.py'}:make", out, input_shapes="x:1x5x6x3",
-                              inputs_as_nchw="x", outputs_as_nchw="output")
+    result = trtforge.convert(
+        f"{tmp_path / 'nhwc.py'}:make", out, input_shapes="x:1x5x6x3", inputs_as_nchw="x", outputs_as_nchw="output"
+    )
     assert len(result.checks) == 1 and result.checks[0].ok
     assert shapes(out) == {"x": [1, 3, 5, 6], "output": [1, 2, 5, 6]}
     with pytest.raises(TrtforgeError, match="rank 2"):

@@ -39,7 +39,10 @@ def test_saved_model_serving_signature_with_nchw_image(models: dict[str, Path], 
     assert result.form == "savedmodel" and "serving_default" in result.note
     assert_checked(result, 2)
     inputs, outputs = io(out)
-    assert inputs == {"image": ["?", 3, 8, 8], "extra": ["?", 4]} or inputs == {"extra": ["?", 4], "image": ["?", 3, 8, 8]}
+    assert inputs == {"image": ["?", 3, 8, 8], "extra": ["?", 4]} or inputs == {
+        "extra": ["?", 4],
+        "image": ["?", 3, 8, 8],
+    }
     assert sorted(outputs) == ["output_0", "output_1"]
 
 
@@ -114,8 +117,9 @@ def test_frozen_graph_needs_names_and_lists_candidates(models: dict[str, Path], 
 
 def test_frozen_graph_with_shape_and_renames(models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "pb.onnx"
-    result = trtforge.convert(models["pb"], out, inputs="x:0[4,6]", outputs="y:0",
-                              rename_inputs="x=features", rename_outputs="score")
+    result = trtforge.convert(
+        models["pb"], out, inputs="x:0[4,6]", outputs="y:0", rename_inputs="x=features", rename_outputs="score"
+    )
     assert_checked(result, 1)
     inputs, outputs = io(out)
     assert inputs == {"features": [4, 6]} and outputs == {"score": [4, 2]}
@@ -142,8 +146,9 @@ def test_over_tolerance_raises_and_writes_nothing(models: dict[str, Path], tmp_p
 
 def test_saved_model_batch_nchw_output_and_rename(models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "sm3.onnx"
-    result = trtforge.convert(models["savedmodel"], out, batch=3, outputs_as_nchw="output_1",
-                              rename_outputs="output_0=scores")
+    result = trtforge.convert(
+        models["savedmodel"], out, batch=3, outputs_as_nchw="output_1", rename_outputs="output_0=scores"
+    )
     assert_checked(result, 2)
     inputs, outputs = io(out)
     assert inputs["image"] == [3, 8, 8, 3] and outputs == {"scores": [3, 3], "output_1": [3, 4, 8, 8]}

@@ -47,10 +47,13 @@ def test_int8_weight_source_is_judged_as_quantized_not_blamed_on_the_converter(i
 def test_an_unconverted_tflite_custom_op_is_named() -> None:
     from trtforge.converters.tensorflow import unconverted_ops
 
-    nodes = [h.make_node("TFL_Convolution2DTransposeBias", ["x"], ["y"], name="segment"),
-             h.make_node("Relu", ["y"], ["z"], name="relu")]
-    graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, [1])],
-                         [h.make_tensor_value_info("z", T.FLOAT, [1])])
+    nodes = [
+        h.make_node("TFL_Convolution2DTransposeBias", ["x"], ["y"], name="segment"),
+        h.make_node("Relu", ["y"], ["z"], name="relu"),
+    ]
+    graph = h.make_graph(
+        nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, [1])], [h.make_tensor_value_info("z", T.FLOAT, [1])]
+    )
     assert unconverted_ops(h.make_model(graph)) == {"Convolution2DTransposeBias": "segment"}
     assert unconverted_ops(onnx.ModelProto()) == {}
 

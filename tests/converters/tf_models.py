@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CUSTOM_LAYER_SOURCE = '''
+CUSTOM_LAYER_SOURCE = """
 import keras
 
 
@@ -19,7 +19,7 @@ class Scale(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
-'''
+"""
 
 
 def two_in_two_out():
@@ -57,9 +57,14 @@ def save_all(folder: Path) -> dict[str, Path]:
 
     model = two_in_two_out()
     paths = {
-        "keras": folder / "two.keras", "h5": folder / "two.h5", "savedmodel": folder / "two_saved",
-        "tflite": folder / "two.tflite", "pb": folder / "frozen.pb", "custom_h5": folder / "custom.h5",
-        "custom_py": folder / "custom_layers.py", "tf2ckpt": folder / "tf2ckpt" / "ckpt",
+        "keras": folder / "two.keras",
+        "h5": folder / "two.h5",
+        "savedmodel": folder / "two_saved",
+        "tflite": folder / "two.tflite",
+        "pb": folder / "frozen.pb",
+        "custom_h5": folder / "custom.h5",
+        "custom_py": folder / "custom_layers.py",
+        "tf2ckpt": folder / "tf2ckpt" / "ckpt",
     }
     model.save(paths["keras"])
     model.save(paths["h5"])

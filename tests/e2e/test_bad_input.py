@@ -42,8 +42,18 @@ def test_bad_batch(digits_onnx: Path, tmp_path: Path, batch: str) -> None:
 @pytest.mark.parametrize("spec", ["color=purple", "resize=32", "scale=1/0", "layout=chwn", "size=3", "color"])
 def test_bad_preprocess(digits_bs1: Path, tmp_path: Path, spec: str) -> None:
     out = tmp_path / "x.engine"
-    proc = run_cli("build", str(digits_bs1), "-o", str(out), "--precision", "int8",
-                   "--calib-data", str(DIGITS / "calib"), "--preprocess", spec)
+    proc = run_cli(
+        "build",
+        str(digits_bs1),
+        "-o",
+        str(out),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(DIGITS / "calib"),
+        "--preprocess",
+        spec,
+    )
     assert_user_error(proc, out, "preprocess")
 
 
@@ -51,8 +61,18 @@ def test_empty_calibration_folder(digits_bs1: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "x.engine"
-    proc = run_cli("build", str(digits_bs1), "-o", str(out), "--precision", "int8",
-                   "--calib-data", str(empty), "--preprocess", DIGITS_PREPROCESS)
+    proc = run_cli(
+        "build",
+        str(digits_bs1),
+        "-o",
+        str(out),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(empty),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+    )
     assert_user_error(proc, out, "no images")
 
 
@@ -62,8 +82,18 @@ def test_folder_with_no_readable_image(digits_bs1: Path, tmp_path: Path) -> None
     for i in range(3):
         (broken / f"{i}.png").write_bytes(b"not a png")
     out = tmp_path / "x.engine"
-    proc = run_cli("build", str(digits_bs1), "-o", str(out), "--precision", "int8",
-                   "--calib-data", str(broken), "--preprocess", DIGITS_PREPROCESS)
+    proc = run_cli(
+        "build",
+        str(digits_bs1),
+        "-o",
+        str(out),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(broken),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+    )
     assert proc.returncode == 2 and "none of the 3 images" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 
@@ -75,8 +105,18 @@ def test_unreadable_images_are_skipped_and_counted(digits_bs1: Path, tmp_path: P
         shutil.copy(src, mixed / src.name)
     (mixed / "zz-broken.png").write_bytes(b"not a png")
     out = tmp_path / "x.engine"
-    proc = run_cli("build", str(digits_bs1), "-o", str(out), "--precision", "int8",
-                   "--calib-data", str(mixed), "--preprocess", DIGITS_PREPROCESS)
+    proc = run_cli(
+        "build",
+        str(digits_bs1),
+        "-o",
+        str(out),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(mixed),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "skipped 1 unreadable file" in proc.stderr and out.exists()
 

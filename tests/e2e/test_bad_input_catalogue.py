@@ -42,18 +42,42 @@ CASES: list[tuple[str, str, int, str]] = [
     ("5000-digit shape", f"reshape {{d}}/m.onnx -o {{d}}/o.onnx --shapes x:{LONG}x3x4x4", 2, "dimension"),
     ("opset huge", "convert {d}/net.py:make -o {d}/o.onnx --opset 99999999999999999999", 2, "--opset"),
     ("val-num 0", "deploy {d}/m.onnx -o {d}/dep --val-num 0", 2, "--val-num"),
-    ("sensitivity val-num 0", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --val-num 0",
-     2, "--val-num"),
-    ("sensitivity metric unknown", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz "
-                                   "--metric nope", 2, "--metric"),
-    ("sensitivity val-data missing", "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/none.npz",
-     2, "none.npz"),
-    ("build budget without val-data", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz "
-                                      "--max-accuracy-drop 1", 2, "--val-data"),
-    ("preprocess resize superscript", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
-                                      "--preprocess resize=²x2", 2, "resize"),
-    ("preprocess scale 1e400", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
-                               "--preprocess scale=1e400", 2, "scale"),
+    (
+        "sensitivity val-num 0",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --val-num 0",
+        2,
+        "--val-num",
+    ),
+    (
+        "sensitivity metric unknown",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --metric nope",
+        2,
+        "--metric",
+    ),
+    (
+        "sensitivity val-data missing",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/none.npz",
+        2,
+        "none.npz",
+    ),
+    (
+        "build budget without val-data",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1",
+        2,
+        "--val-data",
+    ),
+    (
+        "preprocess resize superscript",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img --preprocess resize=²x2",
+        2,
+        "resize",
+    ),
+    (
+        "preprocess scale 1e400",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img --preprocess scale=1e400",
+        2,
+        "scale",
+    ),
     ("exec memPoolSize inf", "exec --onnx={d}/m.onnx --memPoolSize=workspace:inf", 2, "memPoolSize"),
     ("exec duration nan", "exec --onnx={d}/m.onnx --duration=nan", 2, "--duration"),
     ("exec iterations 0", "exec --onnx={d}/m.onnx --iterations=0", 2, "--iterations"),
@@ -75,8 +99,12 @@ CASES: list[tuple[str, str, int, str]] = [
     ("compare --json the model", "compare {d}/m.engine {d}/m.onnx --random 2 --json {d}/m.onnx", 2, "would destroy"),
     ("reshape onto its model", "reshape {d}/m.onnx -o {d}/m.onnx --batch 1", 2, "would destroy"),
     ("convert onto its module", "convert {d}/net.py:make -o {d}/net.py", 2, "would destroy"),
-    ("calib-cache onto the model", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz "
-                                   "--calib-cache {d}/m.onnx", 2, "would destroy"),
+    (
+        "calib-cache onto the model",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --calib-cache {d}/m.onnx",
+        2,
+        "would destroy",
+    ),
     ("exec saveEngine the model", "exec --onnx={d}/m.onnx --saveEngine={d}/m.onnx", 2, "would destroy"),
     ("exec exportTimes the engine", "exec --loadEngine={d}/m.engine --exportTimes={d}/m.engine", 2, "would destroy"),
     ("deploy --force over its source", "deploy {d}/m.onnx -o {d} --force", 2, "holds the input"),
@@ -85,14 +113,20 @@ CASES: list[tuple[str, str, int, str]] = [
     ("run -o a folder", "run {d}/m.engine --random 2 -o {d}/sub", 2, "is a folder"),
     ("build under a file", "build {d}/m.onnx -o {d}/good.npz/o.engine", 2, "cannot create output folder"),
     # 4. calibration cache scales and sidecars
-    ("cache scale inf", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/inf.cache", 2,
-     "line 2"),
-    ("cache scale nan", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/nan.cache", 2,
-     "line 2"),
-    ("cache scale negative", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/neg.cache", 2,
-     "line 2"),
-    ("sidecar wrong type", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/badside.cache", 2,
-     "'samples'"),
+    ("cache scale inf", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/inf.cache", 2, "line 2"),
+    ("cache scale nan", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/nan.cache", 2, "line 2"),
+    (
+        "cache scale negative",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/neg.cache",
+        2,
+        "line 2",
+    ),
+    (
+        "sidecar wrong type",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-cache {d}/badside.cache",
+        2,
+        "'samples'",
+    ),
     # 5. manifests read against their schema
     ("manifest string shape", "inspect {d}/strshape.engine", 2, "inputs[0].shape"),
     ("manifest binary", "run {d}/binary.engine --random 1", 2, "UTF-8"),
@@ -109,23 +143,47 @@ CASES: list[tuple[str, str, int, str]] = [
     ("zero samples", "run {d}/m.engine --inputs {d}/zero.npz", 2, "no samples"),
     ("model with no inputs", "run {d}/noin.onnx --random 1", 2, "no inputs"),
     ("calibration nan", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/nan.npz", 2, "NaN"),
-    ("calib-loader ragged", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-loader {d}/ragged.py", 2,
-     "ragged"),
-    ("calib-loader strings", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-loader {d}/strings.py", 2,
-     "not numbers"),
-    ("calib-loader wrong shape", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-loader {d}/shape.py", 2,
-     "dimension"),
-    ("preprocess gray into rgb", "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
-                                 "--preprocess color=gray,resize=4x4,layout=nchw", 2, "1-channel"),
+    (
+        "calib-loader ragged",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-loader {d}/ragged.py",
+        2,
+        "ragged",
+    ),
+    (
+        "calib-loader strings",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-loader {d}/strings.py",
+        2,
+        "not numbers",
+    ),
+    (
+        "calib-loader wrong shape",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-loader {d}/shape.py",
+        2,
+        "dimension",
+    ),
+    (
+        "preprocess gray into rgb",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/img "
+        "--preprocess color=gray,resize=4x4,layout=nchw",
+        2,
+        "1-channel",
+    ),
     ("exec loadInputs nan", "exec --loadEngine={d}/m.engine --loadInputs=x:{d}/nan.npy", 2, "NaN"),
     # 7. shape profiles on ONNX Runtime
-    ("exec profile unknown input", "exec --onnx={d}/dyn.onnx --minShapes=nope:1x4 --optShapes=nope:1x4 "
-                                   "--maxShapes=nope:1x4", 2, "nope"),
-    ("exec profile rank mismatch", "exec --onnx={d}/dyn.onnx --minShapes=x:1 --optShapes=x:1 --maxShapes=x:1", 2,
-     "x"),
+    (
+        "exec profile unknown input",
+        "exec --onnx={d}/dyn.onnx --minShapes=nope:1x4 --optShapes=nope:1x4 --maxShapes=nope:1x4",
+        2,
+        "nope",
+    ),
+    ("exec profile rank mismatch", "exec --onnx={d}/dyn.onnx --minShapes=x:1 --optShapes=x:1 --maxShapes=x:1", 2, "x"),
     # 8. --custom-objects with a source that is not Keras
-    ("custom objects on torch", "convert {d}/net.py:make -o {d}/o.onnx --custom-objects {d}/co.py", 2,
-     "--custom-objects"),
+    (
+        "custom objects on torch",
+        "convert {d}/net.py:make -o {d}/o.onnx --custom-objects {d}/co.py",
+        2,
+        "--custom-objects",
+    ),
 ]
 
 
@@ -152,8 +210,15 @@ def _engine_variant(folder: Path, name: str, manifest: object, data: bytes | Non
 
 def _caches(folder: Path, model: onnx.ModelProto) -> None:
     sha = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
-    facts = {"format": "trtforge-calibration-cache/1", "model_sha256": sha, "method": "entropy",
-             "preprocess": None, "samples": 4, "data": None, "ranges": {}}
+    facts = {
+        "format": "trtforge-calibration-cache/1",
+        "model_sha256": sha,
+        "method": "entropy",
+        "preprocess": None,
+        "samples": 4,
+        "data": None,
+        "ranges": {},
+    }
     for name, scale in (("inf", "7f800000"), ("nan", "7fc00000"), ("neg", "bf800000"), ("badside", "3c010a14")):
         (folder / f"{name}.cache").write_text(f"TRT-100300-EntropyCalibration2\nx: {scale}\n")
         side = dict(facts, samples="four") if name == "badside" else facts
@@ -178,8 +243,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     onnx.save(dynamic(), str(d / "dyn.onnx"))
     out = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
     const = helper.make_node("Constant", [], ["y"], value=onnx.numpy_helper.from_array(np.ones(1, np.float32)))
-    onnx.save(helper.make_model(helper.make_graph([const], "g", [], [out]),
-                                opset_imports=[helper.make_opsetid("", 17)]), str(d / "noin.onnx"))
+    onnx.save(
+        helper.make_model(helper.make_graph([const], "g", [], [out]), opset_imports=[helper.make_opsetid("", 17)]),
+        str(d / "noin.onnx"),
+    )
     os.link(d / "m.onnx", d / "hard.onnx")
     (d / "link.onnx").symlink_to(d / "m.onnx")
     trtforge.build(d / "m.onnx", d / "m.engine", BuildConfig(backend="onnxruntime"))
@@ -215,8 +282,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("case, command, code, words", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                   case: str, command: str, code: int, words: str) -> None:
+def test_bad_input(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, command: str, code: int, words: str
+) -> None:
     folder = tmp_path / "d"
     shutil.copytree(prepared, folder, symlinks=True)
     (folder / "link.onnx").unlink()
@@ -259,8 +327,16 @@ def test_the_catalogue_covers_every_command() -> None:
 
 # Every numeric flag of every command, with values no flag accepts: one line naming the flag.
 NUMERIC_FLAGS = {
-    "build {d}/m.onnx -o {d}/o.engine": ["--calib-num", "--calib-batch-size", "--calib-percentile", "--calib-seed",
-                                         "--workspace", "--opt-level", "--max-accuracy-drop", "--val-num"],
+    "build {d}/m.onnx -o {d}/o.engine": [
+        "--calib-num",
+        "--calib-batch-size",
+        "--calib-percentile",
+        "--calib-seed",
+        "--workspace",
+        "--opt-level",
+        "--max-accuracy-drop",
+        "--val-num",
+    ],
     "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz": ["--calib-num", "--val-num", "--top"],
     "bench {d}/m.engine": ["--batch", "--seed", "--warmup", "--iterations", "--duration", "--streams", "--threads"],
     "run {d}/m.engine --random 2": ["--limit", "--top-k", "--show"],
@@ -268,17 +344,40 @@ NUMERIC_FLAGS = {
     "compare {d}/m.engine {d}/m.onnx --random 2": ["--seed", "--atol", "--rtol", "--min-cosine"],
     "compare {d}/m.engine {d}/m.onnx": ["--random"],
     "convert {d}/net.py:make -o {d}/o.onnx": ["--opset", "--atol", "--rtol"],
-    "deploy {d}/m.onnx -o {d}/dep": ["--calib-num", "--val-num", "--max-accuracy-drop", "--warmup", "--iterations",
-                                     "--duration"],
+    "deploy {d}/m.onnx -o {d}/dep": [
+        "--calib-num",
+        "--val-num",
+        "--max-accuracy-drop",
+        "--warmup",
+        "--iterations",
+        "--duration",
+    ],
     "export triton {d}/m.engine -o {d}/repo": ["--max-batch", "--max-queue-delay-us", "--instances"],
-    "serve {d}/m.engine": ["--http-port", "--grpc-port", "--metrics-port", "--max-batch", "--max-queue-delay-us",
-                           "--instances"],
-    "exec --onnx={d}/m.onnx": ["--workspace", "--builderOptimizationLevel", "--iterations", "--duration", "--warmUp",
-                               "--avgRuns", "--streams"],
+    "serve {d}/m.engine": [
+        "--http-port",
+        "--grpc-port",
+        "--metrics-port",
+        "--max-batch",
+        "--max-queue-delay-us",
+        "--instances",
+    ],
+    "exec --onnx={d}/m.onnx": [
+        "--workspace",
+        "--builderOptimizationLevel",
+        "--iterations",
+        "--duration",
+        "--warmUp",
+        "--avgRuns",
+        "--streams",
+    ],
 }
 HOSTILE_NUMBERS = ["nan", "inf", "-inf", "1e400", "²", "５", "9" * 5000, "1_000", "0x10", "", "1e", "−1"]
-SWEEP = [(f"{command} {flag}", value) for command, flags in NUMERIC_FLAGS.items() for flag in flags
-         for value in HOSTILE_NUMBERS]
+SWEEP = [
+    (f"{command} {flag}", value)
+    for command, flags in NUMERIC_FLAGS.items()
+    for flag in flags
+    for value in HOSTILE_NUMBERS
+]
 
 
 @pytest.fixture(scope="module")
@@ -287,8 +386,9 @@ def prepared_hash(prepared: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("command, value", SWEEP, ids=[f"{c.split()[0]} {c.split()[-1]}={v[:6]!r}" for c, v in SWEEP])
-def test_hostile_number(prepared: Path, prepared_hash: dict[str, str], capsys: pytest.CaptureFixture[str],
-                        command: str, value: str) -> None:
+def test_hostile_number(
+    prepared: Path, prepared_hash: dict[str, str], capsys: pytest.CaptureFixture[str], command: str, value: str
+) -> None:
     words = command.format(d=prepared).split()
     flag = words.pop()
     argv = [*words, f"{flag}={value}"] if words[0] == "exec" else [*words, flag, value]

@@ -22,8 +22,13 @@ CONTRACT = [
 def test_demo_prints_the_contract_commands_and_ends_with_the_report_table(tmp_path: Path) -> None:
     out = os.path.relpath(tmp_path / "build", ROOT)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run([sys.executable, "examples/digits/demo.py", "--out", out, "--duration", "0.2"],
-                          cwd=ROOT, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "examples/digits/demo.py", "--out", out, "--duration", "0.2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for command in CONTRACT:
         assert command.format(out=out) in proc.stdout, command

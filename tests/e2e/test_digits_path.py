@@ -21,7 +21,7 @@ def top1(engine: Path) -> float:
         rows = list(csv.DictReader(f))
     x = np.stack([preprocess.load(DIGITS / "test" / r["file"]) for r in rows])
     labels = np.array([int(r["label"]) for r in rows])
-    predictions = [np.argmax(runner.infer({"image": x[i:i + 1]})["output_0"]) for i in range(len(x))]
+    predictions = [np.argmax(runner.infer({"image": x[i : i + 1]})["output_0"]) for i in range(len(x))]
     return float((np.array(predictions) == labels).mean())
 
 
@@ -31,8 +31,18 @@ def engines(digits_bs1: Path) -> dict[str, Path]:
     fp32, int8 = out / "digits-fp32.engine", out / "digits-int8.engine"
     proc = run_cli("build", str(digits_bs1), "-o", str(fp32), "--precision", "fp32")
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("build", str(digits_bs1), "-o", str(int8), "--precision", "int8",
-                   "--calib-data", str(DIGITS / "calib"), "--preprocess", DIGITS_PREPROCESS)
+    proc = run_cli(
+        "build",
+        str(digits_bs1),
+        "-o",
+        str(int8),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(DIGITS / "calib"),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "onnxruntime" not in proc.stderr, proc.stderr  # a failed internal probe is not the user's business
     return {"fp32": fp32, "int8": int8}
@@ -84,8 +94,9 @@ def test_manifest_describes_the_engine(engines: dict[str, Path], digits_bs1: Pat
 
 def test_bench_prints_trtexec_summary_and_writes_json(engines: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = run_cli("bench", str(engines["fp32"]), "--duration", "0.2", "--iterations", "50",
-                   "--warmup", "20", "--json", str(out))
+    proc = run_cli(
+        "bench", str(engines["fp32"]), "--duration", "0.2", "--iterations", "50", "--warmup", "20", "--json", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     assert "=== Performance summary ===" in proc.stdout
     assert "Throughput:" in proc.stdout and "percentile(99%)" in proc.stdout

@@ -16,8 +16,9 @@ from tests.conftest import ROOT
 
 def _start(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "trtforge", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trtforge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.1, 0.3, 0.6])

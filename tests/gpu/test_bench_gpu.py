@@ -27,8 +27,7 @@ def test_bench_separates_transfers_and_compute(cuda_engine: Path) -> None:
 
 def test_bench_cli_prints_gpu_rows_with_cuda_graph(cuda_engine: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = run_cli("bench", str(cuda_engine), "--duration", "0.3", "--cuda-graph", "--no-progress",
-                   "--json", str(out))
+    proc = run_cli("bench", str(cuda_engine), "--duration", "0.3", "--cuda-graph", "--no-progress", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     for row in ("H2D Latency", "GPU Compute Time", "D2H Latency", "Enqueue Time", "Total GPU Compute Time"):
         assert row in proc.stdout, row
@@ -39,8 +38,9 @@ def test_bench_cli_prints_gpu_rows_with_cuda_graph(cuda_engine: Path, tmp_path: 
 
 
 def test_bench_without_transfers_times_compute_only(cuda_engine: Path) -> None:
-    result = bench(cuda_engine, settings=BenchSettings(warmup_ms=50, iterations=50, duration_s=0.2,
-                                                       data_transfers=False))
+    result = bench(
+        cuda_engine, settings=BenchSettings(warmup_ms=50, iterations=50, duration_s=0.2, data_transfers=False)
+    )
     assert result.compute is not None and result.compute.median > 0
     assert result.latency.median <= result.compute.median * 1.5 + 0.05
 

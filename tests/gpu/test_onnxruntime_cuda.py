@@ -35,8 +35,9 @@ def test_manifest_records_gpu_and_provider_options(cuda_engine: Path) -> None:
     timed = [v for v in build_facts["tuning_compute_ms"].values() if isinstance(v, float)]
     assert timed and all(v > 0 for v in timed)
     # every node of this net runs on the CUDA provider, so CUDA graphs are allowed and chosen when fastest
-    assert any(k.endswith("enable_cuda_graph=1") and isinstance(v, float)
-               for k, v in build_facts["tuning_compute_ms"].items())
+    assert any(
+        k.endswith("enable_cuda_graph=1") and isinstance(v, float) for k, v in build_facts["tuning_compute_ms"].items()
+    )
 
 
 def test_cuda_runner_matches_cpu_provider(cuda_engine: Path, conv_onnx: Path) -> None:

@@ -42,8 +42,11 @@ def test_dynamic_plan_matches_cpu_at_two_batches(tmp_path: Path, cuda_graph: boo
     model = tmp_path / "conv-dyn.onnx"
     onnx.save(conv_net("N"), model)
     plan = tmp_path / "conv.plan"
-    build(model, plan, BuildConfig(backend=backend, profiles=(
-        ShapeRange.parse("x:1x3x16x16", "x:4x3x16x16", "x:8x3x16x16"),)))
+    build(
+        model,
+        plan,
+        BuildConfig(backend=backend, profiles=(ShapeRange.parse("x:1x3x16x16", "x:4x3x16x16", "x:8x3x16x16"),)),
+    )
     runner = load(plan, cuda_graph=cuda_graph)
     rng = np.random.default_rng(0)
     for batch in (1, 8, 8, 3):

@@ -17,8 +17,13 @@ def _i64(name: str, values: list[int]) -> onnx.TensorProto:
 
 
 def _model(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], x: list[int], y: list[int]) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y)], inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y)],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -32,17 +37,29 @@ def test_expand_of_a_batch_tensor_is_patched_to_broadcast() -> None:
 
 def test_tile_of_a_constant_by_the_batch_is_refused() -> None:
     row = numpy_helper.from_array(np.ones((1, 5), np.float32), "row")
-    model = _model([helper.make_node("Tile", ["row", "r"], ["rows"], name="tile"),
-                    helper.make_node("Add", ["x", "rows"], ["y"], name="add")],
-                   [row, _i64("r", [2, 1])], [2, 5], [2, 5])
+    model = _model(
+        [
+            helper.make_node("Tile", ["row", "r"], ["rows"], name="tile"),
+            helper.make_node("Add", ["x", "rows"], ["y"], name="add"),
+        ],
+        [row, _i64("r", [2, 1])],
+        [2, 5],
+        [2, 5],
+    )
     assert [(f.describe(), f.kind) for f in find_batch_constants(model, 2, ["x"])] == [("Tile 'tile'", "refuse")]
 
 
 def test_weight_reshapes_are_left_alone() -> None:
     bias = numpy_helper.from_array(np.ones(3, np.float32), "bias")
-    model = _model([helper.make_node("Reshape", ["bias", "s"], ["b4"], name="bias_4d"),
-                    helper.make_node("Add", ["x", "b4"], ["y"], name="add")],
-                   [bias, _i64("s", [1, 3, 1, 1])], [1, 3, 2, 2], [1, 3, 2, 2])
+    model = _model(
+        [
+            helper.make_node("Reshape", ["bias", "s"], ["b4"], name="bias_4d"),
+            helper.make_node("Add", ["x", "b4"], ["y"], name="add"),
+        ],
+        [bias, _i64("s", [1, 3, 1, 1])],
+        [1, 3, 2, 2],
+        [1, 3, 2, 2],
+    )
     assert find_batch_constants(model, 1, ["x"]) == []
 
 

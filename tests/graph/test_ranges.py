@@ -16,8 +16,9 @@ FIXED = TensorSpec("scale", "float32", (1,))
 
 
 def test_parses_trtexec_syntax_with_quoted_names() -> None:
-    r = ShapeRange.parse("image:1x3x224x224,'mask:0':1x8", "image:4x3x224x224,'mask:0':4x64",
-                         "image:8x3x224x224,'mask:0':8x128")
+    r = ShapeRange.parse(
+        "image:1x3x224x224,'mask:0':1x8", "image:4x3x224x224,'mask:0':4x64", "image:8x3x224x224,'mask:0':8x128"
+    )
     assert r.inputs == ("image", "mask:0")
     assert r.min == {"image": (1, 3, 224, 224), "mask:0": (1, 8)}
     assert r.opt["mask:0"] == (4, 64)
@@ -39,19 +40,23 @@ def test_missing_range_kinds_default_from_the_others() -> None:
     assert fixed.min == fixed.opt == fixed.max
 
 
-@pytest.mark.parametrize(("lo", "opt", "hi", "message"), [
-    ("image:4x3x224x224", "image:2x3x224x224", "image:8x3x224x224", "min <= opt <= max"),
-    ("image:1x3x224", "image:1x3x224x224", "image:1x3x224x224", "different ranks"),
-    ("image:1x3x224x224", "image:1x3x224x224", "other:1x3", "but not in"),
-])
+@pytest.mark.parametrize(
+    ("lo", "opt", "hi", "message"),
+    [
+        ("image:4x3x224x224", "image:2x3x224x224", "image:8x3x224x224", "min <= opt <= max"),
+        ("image:1x3x224", "image:1x3x224x224", "image:1x3x224x224", "different ranks"),
+        ("image:1x3x224x224", "image:1x3x224x224", "other:1x3", "but not in"),
+    ],
+)
 def test_bad_ranges_say_what_is_wrong(lo: str, opt: str, hi: str, message: str) -> None:
     with pytest.raises(TrtforgeError, match=message):
         ShapeRange.parse(lo, opt, hi)
 
 
 def test_validate_checks_the_model() -> None:
-    ok = ShapeRange.parse("image:1x3x224x224,mask:1x8", "image:2x3x224x224,mask:2x8",
-                          "image:4x3x224x224,mask:4x16").validate([IMAGE, MASK, FIXED])
+    ok = ShapeRange.parse(
+        "image:1x3x224x224,mask:1x8", "image:2x3x224x224,mask:2x8", "image:4x3x224x224,mask:4x16"
+    ).validate([IMAGE, MASK, FIXED])
     assert ok.inputs == ("image", "mask:0")  # the model's exact name
     with pytest.raises(TrtforgeError, match="fixed at 3"):
         ShapeRange.parse("image:1x1x224x224,mask:1x8", None, None).validate([IMAGE, MASK])
@@ -64,8 +69,9 @@ def test_validate_checks_the_model() -> None:
 
 
 def test_several_profiles() -> None:
-    profiles = parse_profiles(["image:1x3x224x224", "image:8x3x224x224"], [],
-                              ["image:4x3x224x224", "image:16x3x224x224"])
+    profiles = parse_profiles(
+        ["image:1x3x224x224", "image:8x3x224x224"], [], ["image:4x3x224x224", "image:16x3x224x224"]
+    )
     assert [p.max["image"][0] for p in validate_profiles(profiles, [IMAGE])] == [4, 16]
     with pytest.raises(TrtforgeError, match="same number"):
         parse_profiles(["image:1x3x224x224"], [], ["image:4x3x224x224", "image:16x3x224x224"])

@@ -29,8 +29,8 @@ def test_baked_reshape_is_patched_and_matches_per_sample(exported: int, through_
     x = np.random.default_rng(1).standard_normal((4, 3, 4, 4)).astype(np.float32)
     (y,) = _run(result.model, x=x)
     for i in range(0, 4, exported):  # the original, at its own batch, sample by sample
-        (want,) = _run(original, x=x[i:i + exported])
-        np.testing.assert_allclose(y[i:i + exported], want, rtol=1e-5, atol=1e-5)
+        (want,) = _run(original, x=x[i : i + exported])
+        np.testing.assert_allclose(y[i : i + exported], want, rtol=1e-5, atol=1e-5)
 
 
 def test_unpatched_baked_reshape_fails_the_run_check() -> None:

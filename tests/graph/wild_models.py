@@ -9,8 +9,13 @@ from onnx import helper as h
 from onnx import numpy_helper
 
 
-def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
-           initializers: list[onnx.TensorProto] = (), opset: int = 13) -> onnx.ModelProto:  # type: ignore[assignment]
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    initializers: list[onnx.TensorProto] = (),
+    opset: int = 13,
+) -> onnx.ModelProto:  # type: ignore[assignment]
     graph = h.make_graph(nodes, "wild", inputs, outputs, list(initializers))
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)])
     model.ir_version = 8
@@ -36,14 +41,20 @@ def stateful() -> onnx.ModelProto:
         h.make_node("Add", ["state", "one"], ["stateN"]),
         h.make_node("Identity", ["summed"], ["y"]),
     ]
-    inits = [numpy_helper.from_array(np.array(16000, np.int64), "rate"),
-             numpy_helper.from_array(np.array([1], np.int64), "axes"),
-             numpy_helper.from_array(np.array(1.0, np.float32), "one")]
-    inputs = [h.make_tensor_value_info("x", T.FLOAT, ["N", 4]),
-              h.make_tensor_value_info("state", T.FLOAT, [2, "N", 3]),
-              h.make_tensor_value_info("sr", T.INT64, [])]
-    outputs = [h.make_tensor_value_info("y", T.FLOAT, ["N", 1]),
-               h.make_tensor_value_info("stateN", T.FLOAT, [2, "N", 3])]
+    inits = [
+        numpy_helper.from_array(np.array(16000, np.int64), "rate"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    ]
+    inputs = [
+        h.make_tensor_value_info("x", T.FLOAT, ["N", 4]),
+        h.make_tensor_value_info("state", T.FLOAT, [2, "N", 3]),
+        h.make_tensor_value_info("sr", T.INT64, []),
+    ]
+    outputs = [
+        h.make_tensor_value_info("y", T.FLOAT, ["N", 1]),
+        h.make_tensor_value_info("stateN", T.FLOAT, [2, "N", 3]),
+    ]
     return _model(nodes, inputs, outputs, inits)
 
 
@@ -53,10 +64,15 @@ def valid_convs(fixed_size: int | None = None) -> onnx.ModelProto:
     With ``fixed_size`` a Reshape bakes H = W = fixed_size in, so only that size runs.
     """
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w1"),
-             numpy_helper.from_array(rng.normal(0, 0.3, (2, 4, 3, 3)).astype(np.float32), "w2")]
-    nodes = [h.make_node("Conv", ["images", "w1"], ["c1"]), h.make_node("Relu", ["c1"], ["r1"]),
-             h.make_node("Conv", ["r1", "w2"], ["out"])]
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.3, (2, 4, 3, 3)).astype(np.float32), "w2"),
+    ]
+    nodes = [
+        h.make_node("Conv", ["images", "w1"], ["c1"]),
+        h.make_node("Relu", ["c1"], ["r1"]),
+        h.make_node("Conv", ["r1", "w2"], ["out"]),
+    ]
     source = "images"
     if fixed_size is not None:
         inits.append(numpy_helper.from_array(np.array([-1, 3, fixed_size, fixed_size], np.int64), "hw"))

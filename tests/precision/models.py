@@ -22,8 +22,16 @@ def residual_cnn(batch: int | str = "N", channels: int = 8, size: int = 8) -> on
     """
     rng = np.random.default_rng(0)
     c = channels
-    inits = [_w("w0", (c, 3, 3, 3), rng), _w("b0", (c,), rng), _w("w1", (c, c, 3, 3), rng), _w("b1", (c,), rng),
-             _w("w2", (c, c, 3, 3), rng), _w("b2", (c,), rng), _w("fc_w", (4, c), rng), _w("fc_b", (4,), rng)]
+    inits = [
+        _w("w0", (c, 3, 3, 3), rng),
+        _w("b0", (c,), rng),
+        _w("w1", (c, c, 3, 3), rng),
+        _w("b1", (c,), rng),
+        _w("w2", (c, c, 3, 3), rng),
+        _w("b2", (c,), rng),
+        _w("fc_w", (4, c), rng),
+        _w("fc_b", (4,), rng),
+    ]
     pads = {"pads": [1, 1, 1, 1]}
     nodes = [
         helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="stem", **pads),
@@ -47,11 +55,14 @@ def residual_cnn(batch: int | str = "N", channels: int = 8, size: int = 8) -> on
 def two_inputs(batch: int | str = "N") -> onnx.ModelProto:
     """a[B,6], b[B,6] -> MatMul(a, W) + b -> ReLU: a model no image folder can feed."""
     rng = np.random.default_rng(1)
-    nodes = [helper.make_node("MatMul", ["a", "w"], ["m"], name="mm"),
-             helper.make_node("Add", ["m", "b"], ["s"], name="add"),
-             helper.make_node("Relu", ["s"], ["y"], name="relu")]
-    graph = helper.make_graph(nodes, "two", [_f("a", [batch, 6]), _f("b", [batch, 6])], [_f("y", [batch, 6])],
-                              [_w("w", (6, 6), rng)])
+    nodes = [
+        helper.make_node("MatMul", ["a", "w"], ["m"], name="mm"),
+        helper.make_node("Add", ["m", "b"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes, "two", [_f("a", [batch, 6]), _f("b", [batch, 6])], [_f("y", [batch, 6])], [_w("w", (6, 6), rng)]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -60,11 +71,15 @@ def two_inputs(batch: int | str = "N") -> onnx.ModelProto:
 
 def wide(batch: int | str = "N", features: int = 16384) -> onnx.ModelProto:
     """x[B,F] -> Mul -> Relu -> Add: three activations of F floats per sample (for the memory test)."""
-    nodes = [helper.make_node("Mul", ["x", "two"], ["m"], name="mul"),
-             helper.make_node("Relu", ["m"], ["r"], name="relu"),
-             helper.make_node("Add", ["r", "one"], ["y"], name="add")]
-    inits = [numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-             numpy_helper.from_array(np.array(1.0, np.float32), "one")]
+    nodes = [
+        helper.make_node("Mul", ["x", "two"], ["m"], name="mul"),
+        helper.make_node("Relu", ["m"], ["r"], name="relu"),
+        helper.make_node("Add", ["r", "one"], ["y"], name="add"),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    ]
     graph = helper.make_graph(nodes, "wide", [_f("x", [batch, features])], [_f("y", [batch, features])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -83,11 +98,18 @@ def _model(nodes, name, inputs, outputs, inits, opset: int = 17) -> onnx.ModelPr
 def softmax_classifier(batch: int | str = "N", classes: int = 1000) -> onnx.ModelProto:
     """x[B,16] -> MatMul + Add -> Softmax -> probs[B,classes]: most probabilities are below 1/255."""
     rng = np.random.default_rng(2)
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="dense/MatMul"),
-             helper.make_node("Add", ["m", "b"], ["logits"], name="dense/BiasAdd"),
-             helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1)]
-    return _model(nodes, "softmax", [_f("x", [batch, 16])], [_f("probs", [batch, classes])],
-                  [_w("w", (16, classes), rng), _w("b", (classes,), rng)])
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="dense/MatMul"),
+        helper.make_node("Add", ["m", "b"], ["logits"], name="dense/BiasAdd"),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1),
+    ]
+    return _model(
+        nodes,
+        "softmax",
+        [_f("x", [batch, 16])],
+        [_f("probs", [batch, classes])],
+        [_w("w", (16, classes), rng), _w("b", (classes,), rng)],
+    )
 
 
 def detector_head(batch: int | str = "N") -> onnx.ModelProto:
@@ -96,17 +118,22 @@ def detector_head(batch: int | str = "N") -> onnx.ModelProto:
     YOLO's shape of trouble: one Concat joins tensors whose ranges differ by ~300x.
     """
     rng = np.random.default_rng(3)
-    inits = [_w("wb", (4, 3, 3, 3), rng), _w("ws", (2, 3, 3, 3), rng, scale=1.0),
-             numpy_helper.from_array(np.array(80.0, np.float32), "stride"),
-             numpy_helper.from_array(np.array([0, 6, 64], np.int64), "shape")]
+    inits = [
+        _w("wb", (4, 3, 3, 3), rng),
+        _w("ws", (2, 3, 3, 3), rng, scale=1.0),
+        numpy_helper.from_array(np.array(80.0, np.float32), "stride"),
+        numpy_helper.from_array(np.array([0, 6, 64], np.int64), "shape"),
+    ]
     pads = {"pads": [1, 1, 1, 1]}
-    nodes = [helper.make_node("Conv", ["x", "wb"], ["cb"], name="box_conv", **pads),
-             helper.make_node("Relu", ["cb"], ["rb"], name="box_relu"),
-             helper.make_node("Mul", ["rb", "stride"], ["boxes"], name="box_scale"),
-             helper.make_node("Conv", ["x", "ws"], ["cs"], name="score_conv", **pads),
-             helper.make_node("Sigmoid", ["cs"], ["scores"], name="score_sigmoid"),
-             helper.make_node("Concat", ["boxes", "scores"], ["joined"], name="join", axis=1),
-             helper.make_node("Reshape", ["joined", "shape"], ["preds"], name="flatten")]
+    nodes = [
+        helper.make_node("Conv", ["x", "wb"], ["cb"], name="box_conv", **pads),
+        helper.make_node("Relu", ["cb"], ["rb"], name="box_relu"),
+        helper.make_node("Mul", ["rb", "stride"], ["boxes"], name="box_scale"),
+        helper.make_node("Conv", ["x", "ws"], ["cs"], name="score_conv", **pads),
+        helper.make_node("Sigmoid", ["cs"], ["scores"], name="score_sigmoid"),
+        helper.make_node("Concat", ["boxes", "scores"], ["joined"], name="join", axis=1),
+        helper.make_node("Reshape", ["joined", "shape"], ["preds"], name="flatten"),
+    ]
     return _model(nodes, "head", [_f("x", [batch, 3, 8, 8])], [_f("preds", [batch, 6, 64])], inits)
 
 
@@ -127,15 +154,22 @@ def conv_bn_dense(batch: int | str = "N", opset: int = 17) -> onnx.ModelProto:
     """
     rng = np.random.default_rng(5)
     c = 4
-    inits = [_w("wc", (c, 3, 3, 3), rng), _w("bc", (c,), rng),
-             numpy_helper.from_array(np.abs(rng.standard_normal(c)).astype(np.float32) + 0.5, "gamma"),
-             _w("beta", (c,), rng), _w("mean", (c,), rng),
-             numpy_helper.from_array(np.abs(rng.standard_normal(c)).astype(np.float32) + 0.5, "var"),
-             _w("wd", (c * 16, 5), rng), _w("bd", (5,), rng)]
-    nodes = [helper.make_node("Conv", ["x", "wc", "bc"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn"),
-             helper.make_node("Relu", ["n"], ["r"], name="relu"),
-             helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
-             helper.make_node("MatMul", ["f", "wd"], ["m"], name="dense/MatMul"),
-             helper.make_node("Add", ["m", "bd"], ["y"], name="dense/BiasAdd")]
+    inits = [
+        _w("wc", (c, 3, 3, 3), rng),
+        _w("bc", (c,), rng),
+        numpy_helper.from_array(np.abs(rng.standard_normal(c)).astype(np.float32) + 0.5, "gamma"),
+        _w("beta", (c,), rng),
+        _w("mean", (c,), rng),
+        numpy_helper.from_array(np.abs(rng.standard_normal(c)).astype(np.float32) + 0.5, "var"),
+        _w("wd", (c * 16, 5), rng),
+        _w("bd", (5,), rng),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "wc", "bc"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn"),
+        helper.make_node("Relu", ["n"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+        helper.make_node("MatMul", ["f", "wd"], ["m"], name="dense/MatMul"),
+        helper.make_node("Add", ["m", "bd"], ["y"], name="dense/BiasAdd"),
+    ]
     return _model(nodes, "convbn", [_f("x", [batch, 3, 4, 4])], [_f("y", [batch, 5])], inits, opset)

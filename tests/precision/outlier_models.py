@@ -24,9 +24,19 @@ def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0, batc
     wa[0] *= scale
     ba[0] *= scale
     wb[:, 0] /= scale
-    inits = [numpy_helper.from_array(a, n) for a, n in [
-        (wa, "wa"), (ba, "ba"), (wb, "wb"), (np.zeros(8, np.float32), "bb"), (wc, "wc"),
-        (np.zeros(8, np.float32), "bc"), (wd, "wd"), (np.zeros(10, np.float32), "bd")]]
+    inits = [
+        numpy_helper.from_array(a, n)
+        for a, n in [
+            (wa, "wa"),
+            (ba, "ba"),
+            (wb, "wb"),
+            (np.zeros(8, np.float32), "bb"),
+            (wc, "wc"),
+            (np.zeros(8, np.float32), "bc"),
+            (wd, "wd"),
+            (np.zeros(10, np.float32), "bd"),
+        ]
+    ]
     conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
     nodes = [
         helper.make_node("Conv", ["x", "wa", "ba"], ["a"], "model/conv_a/Conv2D", **conv),
@@ -39,8 +49,13 @@ def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0, batc
         helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
         helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
     ]
-    graph = helper.make_graph(nodes, "outlier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "outlier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -65,9 +80,14 @@ def outlier_input_model(path: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     w1 = rng.normal(0, 0.5, (32, 16)).astype(np.float32)
     w1[:, 0] /= 1000.0
-    weights = [(w1, "w1"), (np.zeros(32, np.float32), "b1"), (rng.normal(0, 0.3, (32, 32)).astype(np.float32), "w2"),
-               (np.zeros(32, np.float32), "b2"), (rng.normal(0, 0.3, (10, 32)).astype(np.float32), "w3"),
-               (np.zeros(10, np.float32), "b3")]
+    weights = [
+        (w1, "w1"),
+        (np.zeros(32, np.float32), "b1"),
+        (rng.normal(0, 0.3, (32, 32)).astype(np.float32), "w2"),
+        (np.zeros(32, np.float32), "b2"),
+        (rng.normal(0, 0.3, (10, 32)).astype(np.float32), "w3"),
+        (np.zeros(10, np.float32), "b3"),
+    ]
     nodes = [
         helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], OUTLIER_INPUT_UNIT, transB=1),
         helper.make_node("Relu", ["h1"], ["r1"], "mlp/dense_1/Relu"),
@@ -75,9 +95,13 @@ def outlier_input_model(path: Path, seed: int = 0) -> Path:
         helper.make_node("Relu", ["h2"], ["r2"], "mlp/dense_2/Relu"),
         helper.make_node("Gemm", ["r2", "w3", "b3"], ["logits"], "mlp/dense_3/MatMul", transB=1),
     ]
-    graph = helper.make_graph(nodes, "outlier_input", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-                              [numpy_helper.from_array(a, n) for a, n in weights])
+    graph = helper.make_graph(
+        nodes,
+        "outlier_input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [numpy_helper.from_array(a, n) for a, n in weights],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))

@@ -34,8 +34,13 @@ conv1/Relu:0: 3d8b4c2a
 def test_known_tensorrt_cache_parses() -> None:
     cache = CalibrationCache.from_text(TRT_TEXT)
     assert cache.header == "TRT-8401-EntropyCalibration2" and cache.calibrator == "EntropyCalibration2"
-    assert list(cache.scales) == ["input_1", "conv1/Relu:0", "371", "(Unnamed Layer* 64) [Shuffle]_output",
-                                  "(Unnamed Layer* 85) [Shuffle]_output"]
+    assert list(cache.scales) == [
+        "input_1",
+        "conv1/Relu:0",
+        "371",
+        "(Unnamed Layer* 64) [Shuffle]_output",
+        "(Unnamed Layer* 85) [Shuffle]_output",
+    ]
     assert cache.scales["(Unnamed Layer* 64) [Shuffle]_output"] == 0.0
     # 0x3c010a14 is the float32 0.0078748...: an input scaled to [-1, 1] has range 127 * scale ~ 1.0
     assert cache.dynamic_range("input_1") == pytest.approx(1.0, abs=1e-3)
@@ -56,11 +61,18 @@ def test_round_trip_keeps_ranges(tmp_path: Path) -> None:
     assert CalibrationCache.from_text(TRT_TEXT).to_text() == TRT_TEXT.replace("_output: 0\n", "_output: 00000000\n")
 
 
-@pytest.mark.parametrize("text, line", [
-    ("", 1), ("EntropyCalibration2\nx: 3c010a14\n", 1), ("TRT-8601-EntropyCalibration2\nx 3c010a14\n", 2),
-    ("TRT-8601-EntropyCalibration2\nx: 3c010a14\ny: 3c01zz14\n", 3), ("TRT-8601-MinMax\nx: 3c0100001\n", 2),
-    ("TRT-8601-MinMax\nx: 3c01\ny:\n", 3), ("TRT-8601-MinMax\nx: 0x3c01\n", 2),
-])
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("", 1),
+        ("EntropyCalibration2\nx: 3c010a14\n", 1),
+        ("TRT-8601-EntropyCalibration2\nx 3c010a14\n", 2),
+        ("TRT-8601-EntropyCalibration2\nx: 3c010a14\ny: 3c01zz14\n", 3),
+        ("TRT-8601-MinMax\nx: 3c0100001\n", 2),
+        ("TRT-8601-MinMax\nx: 3c01\ny:\n", 3),
+        ("TRT-8601-MinMax\nx: 0x3c01\n", 2),
+    ],
+)
 def test_malformed_cache_names_the_line(tmp_path: Path, text: str, line: int) -> None:
     (tmp_path / "bad.cache").write_text(text)
     with pytest.raises(TrtforgeError, match=f"line {line}"):
@@ -68,9 +80,14 @@ def test_malformed_cache_names_the_line(tmp_path: Path, text: str, line: int) ->
 
 
 def _facts(**changes) -> CacheFacts:
-    base = dict(model_sha256="a" * 64, method="entropy", samples=10, data="imgs",
-                preprocess={"spec": "scale=1/255", "color": "rgb", "size": [8, 8], "scale": 1 / 255},
-                ranges={"x": (0.0, 2.0)})
+    base = dict(
+        model_sha256="a" * 64,
+        method="entropy",
+        samples=10,
+        data="imgs",
+        preprocess={"spec": "scale=1/255", "color": "rgb", "size": [8, 8], "scale": 1 / 255},
+        ranges={"x": (0.0, 2.0)},
+    )
     base.update(changes)
     return CacheFacts(**base)
 

@@ -38,7 +38,7 @@ def test_methods_clip_differently() -> None:
     rng = np.random.default_rng(0)
     data = rng.standard_normal((64, 64)).astype(np.float32)
     data[0, 0] = 40.0  # one outlier
-    batches = [{"x": data[i:i + 16]} for i in range(0, 64, 16)]
+    batches = [{"x": data[i : i + 16]} for i in range(0, 64, 16)]
     hi = {m: calibrate(model, batches, m, percentile=99.0)["x"][1] for m in CalibMethod}
     assert hi[CalibMethod.MINMAX] == pytest.approx(40.0)
     assert hi[CalibMethod.ENTROPY] < 20.0 and hi[CalibMethod.PERCENTILE] < 20.0
@@ -49,8 +49,11 @@ def test_entropy_search_matches_onnxruntime(tail: str) -> None:
     from onnxruntime.quantization.calibrate import HistogramCollector
 
     rng = np.random.default_rng(1)
-    data = {"normal": rng.standard_normal(40000), "relu": np.maximum(rng.standard_normal(40000) * 3, 0),
-            "heavy": rng.standard_t(3, 40000)}[tail].astype(np.float32)
+    data = {
+        "normal": rng.standard_normal(40000),
+        "relu": np.maximum(rng.standard_normal(40000) * 3, 0),
+        "heavy": rng.standard_t(3, 40000),
+    }[tail].astype(np.float32)
     collector = HistogramCollector("entropy", True, 512, 128, 99.99, "same")
     for part in np.array_split(data, 4):  # merged batch by batch, so the bins grow as in calibration
         collector.collect_value({"t": part})
@@ -90,8 +93,9 @@ def test_memory_probe_sees_activations_held_by_a_calibrator(tmp_path) -> None:
 
     path = tmp_path / "wide.onnx"
     onnx.save(wide(features=FEATURES), str(path))
-    calibrator = create_calibrator(path, None, augmented_model_path=str(tmp_path / "aug.onnx"),
-                                   calibrate_method=CalibrationMethod.Percentile)
+    calibrator = create_calibrator(
+        path, None, augmented_model_path=str(tmp_path / "aug.onnx"), calibrate_method=CalibrationMethod.Percentile
+    )
 
     class AllAtOnce:
         def __init__(self) -> None:
@@ -111,16 +115,17 @@ def test_histograms_keep_their_bins_as_the_range_grows(method: CalibMethod) -> N
 
     from trtforge.precision.calibrate import bounded_collector
 
-    calibrator = SimpleNamespace(method=method.value, symmetric=True, num_bins=2048, num_quantized_bins=128,
-                                 percentile=99.999, scenario="same")  # what bounded_collector reads off ORT's
+    calibrator = SimpleNamespace(
+        method=method.value, symmetric=True, num_bins=2048, num_quantized_bins=128, percentile=99.999, scenario="same"
+    )  # what bounded_collector reads off ORT's
     collector = bounded_collector(calibrator)
     rng = np.random.default_rng(0)
     total = 0
     for i in range(30):  # each batch twice as wide as the last: 2**29 times the first range
-        batch = (rng.standard_normal(1000) * 2.0 ** i).astype(np.float32)
+        batch = (rng.standard_normal(1000) * 2.0**i).astype(np.float32)
         total += batch.size
         collector.collect({"t": [batch]})
     hist = collector.histogram_dict["t"][0]
     assert hist.size == 2048 and int(hist.sum()) == total
     low, high = collector.compute_collection_result()["t"][:2]
-    assert 2.0 ** 26 < max(abs(float(low)), abs(float(high))) <= 2.0 ** 32
+    assert 2.0**26 < max(abs(float(low)), abs(float(high))) <= 2.0**32

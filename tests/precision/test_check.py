@@ -48,7 +48,9 @@ def _config(data: Path, **kw) -> BuildConfig:
 
 def test_a_far_off_int8_model_is_refused_naming_output_and_node(tmp_path: Path) -> None:
     data = _outlier_data(tmp_path / "x.npy")
-    with pytest.raises(VerificationError, match=r"far from FP32 on 8 samples.*: y \(worst cosine.*suspected nodes: proj"):
+    with pytest.raises(
+        VerificationError, match=r"far from FP32 on 8 samples.*: y \(worst cosine.*suspected nodes: proj"
+    ):
         apply(outlier_input(), _config(data), cpu_flavour())
     _, facts = apply(outlier_input(), _config(data, allow_inaccurate=True), cpu_flavour())
     check = facts["calibration"]["check"]
@@ -86,8 +88,16 @@ def test_cli_exits_1_unless_allow_inaccurate(tmp_path: Path) -> None:
 
     onnx.save(outlier_input(), str(tmp_path / "m.onnx"))
     data = _outlier_data(tmp_path / "x.npy")
-    args = ("build", str(tmp_path / "m.onnx"), "--precision", "int8", "--calib-data", str(data),
-            "--calib-method", "minmax")
+    args = (
+        "build",
+        str(tmp_path / "m.onnx"),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(data),
+        "--calib-method",
+        "minmax",
+    )
     bad = run_cli(*args, "-o", str(tmp_path / "a.onnx"))
     assert bad.returncode == 1 and "suspected nodes: proj" in bad.stderr and "--allow-inaccurate" in bad.stderr
     assert not (tmp_path / "a.onnx").exists()

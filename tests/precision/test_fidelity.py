@@ -35,8 +35,13 @@ from trtforge.precision.quantize import (
 FLAVOURS = [cpu_flavour(), TENSORRT_FLAVOUR]
 
 
-def _int8(model: onnx.ModelProto, data: dict[str, np.ndarray], flavour: QuantFlavour,
-          method: CalibMethod = CalibMethod.ENTROPY, **kw) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+def _int8(
+    model: onnx.ModelProto,
+    data: dict[str, np.ndarray],
+    flavour: QuantFlavour,
+    method: CalibMethod = CalibMethod.ENTROPY,
+    **kw,
+) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     prepared = prepare(model)
     ranges = calibrate(prepared, [data], method)
     return prepared, quantize(prepared, ranges, flavour, **kw)
@@ -74,8 +79,9 @@ def test_sigmoid_range_is_its_known_range_not_a_clipped_histogram(flavour: Quant
     assert bounded_ranges(model)["scores"] == (0.0, 1.0)
     clipped = {**calibrate(model, [_head_data()], CalibMethod.MINMAX), "scores": (0.0, 0.063)}
     q = quantize(model, clipped, flavour)
-    scales = {n.input[0]: numpy_helper.to_array(_init(q, n.input[1])) for n in q.graph.node
-              if n.op_type == "QuantizeLinear"}
+    scales = {
+        n.input[0]: numpy_helper.to_array(_init(q, n.input[1])) for n in q.graph.node if n.op_type == "QuantizeLinear"
+    }
     if "scores" in scales:  # TensorRT places no Q/DQ on a Concat input; ONNX Runtime's CPU flavour does
         assert float(scales["scores"]) == pytest.approx(1 / 255 if flavour.activation_type == "uint8" else 1 / 127)
     ref, got = run(model, _head_data())["preds"], run(q, _head_data())["preds"]

@@ -19,14 +19,22 @@ from trtforge.precision.ioformat import parse_formats
 
 def _scale_chain() -> onnx.ModelProto:
     """x * 300 * 300 / 90000: the middle tensor reaches 9e4 for |x| near 1, past FP16's 65504."""
-    consts = [numpy_helper.from_array(np.array(v, np.float32), n)
-              for n, v in (("k300", 300.0), ("k_inv", 1.0 / 90000.0))]
-    nodes = [helper.make_node("Mul", ["x", "k300"], ["a"], name="up1"),
-             helper.make_node("Mul", ["a", "k300"], ["b"], name="up2"),
-             helper.make_node("Mul", ["b", "k_inv"], ["c"], name="down"),
-             helper.make_node("Relu", ["c"], ["y"], name="relu")]
-    graph = helper.make_graph(nodes, "overflow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], consts)
+    consts = [
+        numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("k300", 300.0), ("k_inv", 1.0 / 90000.0))
+    ]
+    nodes = [
+        helper.make_node("Mul", ["x", "k300"], ["a"], name="up1"),
+        helper.make_node("Mul", ["a", "k300"], ["b"], name="up2"),
+        helper.make_node("Mul", ["b", "k_inv"], ["c"], name="down"),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "overflow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        consts,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -100,14 +108,18 @@ def test_fp16_digits_engine_keeps_accuracy(digits_bs1: Path, tmp_path: Path) -> 
 
 def test_fp16_io_formats_give_fp16_boundaries_without_edge_casts(digits_bs1: Path, tmp_path: Path) -> None:
     engine = tmp_path / "io.engine"
-    config = BuildConfig(precision=Precision.FP16, input_formats=parse_formats("fp16:chw"),
-                         output_formats=parse_formats("fp16:chw"))
+    config = BuildConfig(
+        precision=Precision.FP16, input_formats=parse_formats("fp16:chw"), output_formats=parse_formats("fp16:chw")
+    )
     manifest = trtforge.build(digits_bs1, engine, config)
     assert manifest.inputs[0].dtype == "float16" and manifest.outputs[0].dtype == "float16"
     assert manifest.build["io_formats"]["retyped"] == {"image": "float16", "output_0": "float16"}
     model = onnx.load(str(engine))
-    float_casts = [n for n in model.graph.node if n.op_type == "Cast"
-                   and n.attribute[0].i in (TensorProto.FLOAT, TensorProto.FLOAT16)]
+    float_casts = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Cast" and n.attribute[0].i in (TensorProto.FLOAT, TensorProto.FLOAT16)
+    ]
     assert not float_casts, [n.name for n in float_casts]
     runner = trtforge.load(engine)
     x = np.random.default_rng(0).uniform(0, 1, (1, 1, 32, 32)).astype(np.float16)

@@ -66,8 +66,7 @@ def test_cpu_flavour_differs_from_tensorrt(model_and_ranges) -> None:
     model, ranges = model_and_ranges
     q = quantize(model, ranges, cpu_flavour())
     consts = _consts(q)
-    activation_zps = [consts[n.input[2]] for n in q.graph.node
-                      if n.op_type == "QuantizeLinear"]
+    activation_zps = [consts[n.input[2]] for n in q.graph.node if n.op_type == "QuantizeLinear"]
     assert activation_zps and all(z.dtype == np.uint8 for z in activation_zps)
 
 
@@ -118,19 +117,31 @@ def test_prepare_fuses_folded_batchnorm_so_no_qdq_splits_it() -> None:
     from trtforge.precision.quantize import prepare
 
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
-             numpy_helper.from_array(rng.uniform(0.5, 2, (1, 4, 1, 1)).astype(np.float32), "gamma")]
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("Mul", ["c", "gamma"], ["m"], name="bn_mul"),
-             helper.make_node("Relu", ["m"], ["y"], name="relu")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])], inits)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.uniform(0.5, 2, (1, 4, 1, 1)).astype(np.float32), "gamma"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c", "gamma"], ["m"], name="bn_mul"),
+        helper.make_node("Relu", ["m"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     prepared = prepare(model)
     assert [n.op_type for n in prepared.graph.node] == ["Conv", "Relu"]
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]  # noqa: E731
+
+    def run(m: onnx.ModelProto) -> np.ndarray:
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
     np.testing.assert_allclose(run(prepared), run(model), rtol=1e-5, atol=1e-5)
     q = quantize(prepared, calibrate(prepared, [{"x": x}], CalibMethod.MINMAX), cpu_flavour())
     assert "Mul" not in {n.op_type for n in q.graph.node}

@@ -46,11 +46,14 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path: Path) -> None:
     assert sum(len(b["x"]) for b in batches) == 3 and len(source.skipped.files) == 1
 
 
-@pytest.mark.parametrize("mode, expect", [
-    ("stretch", (10, 6)),  # the whole 20x6 image squeezed
-    ("fit", (10, 10)),     # centre crop of the scaled image
-    ("letterbox", (10, 3)),  # scaled to 10x3 inside grey padding
-])
+@pytest.mark.parametrize(
+    "mode, expect",
+    [
+        ("stretch", (10, 6)),  # the whole 20x6 image squeezed
+        ("fit", (10, 10)),  # centre crop of the scaled image
+        ("letterbox", (10, 3)),  # scaled to 10x3 inside grey padding
+    ],
+)
 def test_resize_modes(tmp_path: Path, mode: str, expect: tuple[int, int]) -> None:
     img = _image(tmp_path / "wide.png", (20, 6), value=250)
     pre = Preprocess.parse(f"resize=10x10:{mode},layout=nhwc")
@@ -96,7 +99,7 @@ def test_npy_feeds_a_single_input(tmp_path: Path) -> None:
         list(CalibrationSource(path, ["x", "y"]).batches())
 
 
-LOADER = '''
+LOADER = """
 import numpy as np
 
 def batches():
@@ -106,7 +109,7 @@ def batches():
 
 def broken():
     yield {"a": np.ones((4, 6))}
-'''
+"""
 
 
 def test_loader_yields_batches_up_to_num(tmp_path: Path) -> None:

@@ -21,10 +21,32 @@ pytest.importorskip("pytriton")
 def test_deploy_serve_ends_with_the_selected_engine_served(digits_bs1: Path, tmp_path: Path) -> None:
     (port,) = _free_ports(1)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "trtforge", "deploy", str(digits_bs1), "-o", str(tmp_path / "digits"),
-           "--precision", "fp32", "--calib-data", str(DIGITS / "calib"), "--preprocess", DIGITS_PREPROCESS,
-           "--select", "fastest", "--duration", "0.2", "--warmup", "20", "--iterations", "20",
-           "--serve", "--serve-port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trtforge",
+        "deploy",
+        str(digits_bs1),
+        "-o",
+        str(tmp_path / "digits"),
+        "--precision",
+        "fp32",
+        "--calib-data",
+        str(DIGITS / "calib"),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        "--select",
+        "fastest",
+        "--duration",
+        "0.2",
+        "--warmup",
+        "20",
+        "--iterations",
+        "20",
+        "--serve",
+        "--serve-port",
+        str(port),
+    ]
     log = tmp_path / "deploy.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)

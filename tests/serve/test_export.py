@@ -23,8 +23,21 @@ def engines(digits_onnx: Path, digits_bs1: Path, tmp_path_factory: pytest.TempPa
 
 
 def test_dynamic_batch_engine_exports_as_onnxruntime_with_batching(engines: dict[str, Path], tmp_path: Path) -> None:
-    proc = run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path / "repo"), "--name", "digits",
-                   "--max-batch", "16", "--instances", "2", "--max-queue-delay-us", "500")
+    proc = run_cli(
+        "export",
+        "triton",
+        str(engines["dynamic"]),
+        "-o",
+        str(tmp_path / "repo"),
+        "--name",
+        "digits",
+        "--max-batch",
+        "16",
+        "--instances",
+        "2",
+        "--max-queue-delay-us",
+        "500",
+    )
     assert proc.returncode == 0, proc.stderr
     folder = tmp_path / "repo" / "digits"
     config = parse_config((folder / "config.pbtxt").read_text())
@@ -52,28 +65,37 @@ def test_python_backend_batches_a_fixed_batch_engine(engines: dict[str, Path], t
     assert proc.returncode == 0, proc.stderr
     config = parse_config((tmp_path / "bs1" / "config.pbtxt").read_text())
     assert (config.backend, config.platform, config.max_batch_size) == ("python", "", 8)
-    assert sorted(p.name for p in (tmp_path / "bs1" / "1").iterdir()) == ["model.engine", "model.engine.json",
-                                                                          "model.py"]
+    assert sorted(p.name for p in (tmp_path / "bs1" / "1").iterdir()) == [
+        "model.engine",
+        "model.engine.json",
+        "model.py",
+    ]
     compile((tmp_path / "bs1" / "1" / "model.py").read_text(), "model.py", "exec")
 
 
 def test_export_replaces_an_existing_model_whole(engines: dict[str, Path], tmp_path: Path) -> None:
     for batch in ("4", "2"):
-        assert run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path), "--max-batch", batch
-                       ).returncode == 0
+        assert (
+            run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path), "--max-batch", batch).returncode
+            == 0
+        )
     assert parse_config((tmp_path / "dynamic" / "config.pbtxt").read_text()).max_batch_size == 2
     assert [p.name for p in tmp_path.iterdir()] == ["dynamic"]
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--max-batch", "4"], "fixed batch of 1"),
-    (["--kind", "tpu"], "instance kind"),
-    (["--backend", "vllm"], "Triton backend"),
-    (["--name", "a/b"], "bad model name"),
-    (["--instances", "0"], "--instances"),
-])
-def test_bad_options_are_one_line_and_write_nothing(engines: dict[str, Path], tmp_path: Path, extra: list[str],
-                                                    words: str) -> None:
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--max-batch", "4"], "fixed batch of 1"),
+        (["--kind", "tpu"], "instance kind"),
+        (["--backend", "vllm"], "Triton backend"),
+        (["--name", "a/b"], "bad model name"),
+        (["--instances", "0"], "--instances"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(
+    engines: dict[str, Path], tmp_path: Path, extra: list[str], words: str
+) -> None:
     proc = run_cli("export", "triton", str(engines["bs1"]), "-o", str(tmp_path / "repo"), *extra)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
@@ -87,18 +109,25 @@ def test_a_missing_engine_or_an_empty_folder_is_a_user_error(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("command, hidden", [(["export", "triton"], "tritonclient"), (["serve"], "pytriton")])
-def test_without_the_serve_extra_one_line_names_the_pip_command(engines: dict[str, Path], tmp_path: Path,
-                                                                command: list[str], hidden: str) -> None:
+def test_without_the_serve_extra_one_line_names_the_pip_command(
+    engines: dict[str, Path], tmp_path: Path, command: list[str], hidden: str
+) -> None:
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
     args = [*command, str(engines["dynamic"]), *(["-o", str(tmp_path / "repo")] if command[0] == "export" else [])]
-    code = (f"import sys; sys.modules[{hidden!r}] = None\n"  # the import system's way to make a package absent
-            f"from trtforge.cli import main; sys.exit(main({args!r}))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    code = (
+        f"import sys; sys.modules[{hidden!r}] = None\n"  # the import system's way to make a package absent
+        f"from trtforge.cli import main; sys.exit(main({args!r}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "pip install 'trtforge[serve]'" in proc.stderr and not (tmp_path / "repo").exists()
@@ -127,16 +156,36 @@ def test_cuda_engine_config_runs_on_gpu_with_the_chosen_cuda_options(engines: di
 def test_preferred_batch_sizes_given_or_from_a_measured_sweep(engines: dict[str, Path], tmp_path: Path) -> None:
     proc = run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path / "a"), "--preferred-batch", "4,2")
     assert proc.returncode == 0, proc.stderr
-    assert list(parse_config((tmp_path / "a" / "dynamic" / "config.pbtxt").read_text())
-                .dynamic_batching.preferred_batch_size) == [2, 4]
-    proc = run_cli("export", "triton", str(engines["dynamic"]), "-o", str(tmp_path / "b"), "--max-batch", "4",
-                   "--preferred-batch", "auto")
+    assert list(
+        parse_config((tmp_path / "a" / "dynamic" / "config.pbtxt").read_text()).dynamic_batching.preferred_batch_size
+    ) == [2, 4]
+    proc = run_cli(
+        "export",
+        "triton",
+        str(engines["dynamic"]),
+        "-o",
+        str(tmp_path / "b"),
+        "--max-batch",
+        "4",
+        "--preferred-batch",
+        "auto",
+    )
     assert proc.returncode == 0, proc.stderr
-    chosen = list(parse_config((tmp_path / "b" / "dynamic" / "config.pbtxt").read_text())
-                  .dynamic_batching.preferred_batch_size)
+    chosen = list(
+        parse_config((tmp_path / "b" / "dynamic" / "config.pbtxt").read_text()).dynamic_batching.preferred_batch_size
+    )
     assert chosen and set(chosen) <= {1, 2, 4}
-    proc = run_cli("export", "triton", str(engines["bs1"]), "-o", str(tmp_path / "c"), "--backend", "python",
-                   "--preferred-batch", "auto")
+    proc = run_cli(
+        "export",
+        "triton",
+        str(engines["bs1"]),
+        "-o",
+        str(tmp_path / "c"),
+        "--backend",
+        "python",
+        "--preferred-batch",
+        "auto",
+    )
     assert proc.returncode == 2 and "fixed batch" in proc.stderr
 
 
@@ -144,8 +193,13 @@ def test_the_sweep_prefers_the_smallest_batch_near_the_best_and_the_best() -> No
     from trtforge.serve.sweep import SweepPoint, preferred_batches, sweep_sizes
 
     assert sweep_sizes(12) == [1, 2, 4, 8, 12]
-    points = [SweepPoint(1, 100.0, 1.0), SweepPoint(2, 180.0, 1.1), SweepPoint(4, 300.0, 1.3),
-              SweepPoint(8, 320.0, 2.5), SweepPoint(16, 310.0, 5.0)]
+    points = [
+        SweepPoint(1, 100.0, 1.0),
+        SweepPoint(2, 180.0, 1.1),
+        SweepPoint(4, 300.0, 1.3),
+        SweepPoint(8, 320.0, 2.5),
+        SweepPoint(16, 310.0, 5.0),
+    ]
     assert preferred_batches(points) == [4, 8]  # 300 >= 0.9 * 320; 8 is the best
 
 
@@ -196,7 +250,8 @@ def test_the_python_model_runs_batches_in_pieces_the_profile_takes(engines: dict
 
     model = EngineModel(Recording(), plan_model(_tensorrt_manifest(engines["dynamic"], 4), "d", "python", 16))
     x = np.random.default_rng(0).random((9, 1, 32, 32), dtype=np.float32)
-    out = model.infer([{"image": x[i:i + 3]} for i in range(0, 9, 3)])
+    out = model.infer([{"image": x[i : i + 3]} for i in range(0, 9, 3)])
     assert seen == [4, 4, 1]
-    np.testing.assert_allclose(np.concatenate([o["output_0"] for o in out]), runner.infer({"image": x})["output_0"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate([o["output_0"] for o in out]), runner.infer({"image": x})["output_0"], rtol=1e-5, atol=1e-6
+    )

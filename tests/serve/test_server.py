@@ -77,8 +77,20 @@ def engines(digits_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     folder = tmp_path_factory.mktemp("served")
     built = {"fp32": folder / "digits_fp32.engine", "int8": folder / "digits_int8.engine"}
     assert run_cli("build", str(digits_onnx), "-o", str(built["fp32"])).returncode == 0
-    proc = run_cli("build", str(digits_onnx), "-o", str(built["int8"]), "--precision", "int8", "--calib-data",
-                   str(DIGITS / "calib"), "--preprocess", DIGITS_PREPROCESS, "--calib-num", "32")
+    proc = run_cli(
+        "build",
+        str(digits_onnx),
+        "-o",
+        str(built["int8"]),
+        "--precision",
+        "int8",
+        "--calib-data",
+        str(DIGITS / "calib"),
+        "--preprocess",
+        DIGITS_PREPROCESS,
+        "--calib-num",
+        "32",
+    )
     assert proc.returncode == 0, proc.stderr
     return built
 
@@ -87,16 +99,34 @@ def engines(digits_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 def served(engines: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     http, grpc, metrics = _free_ports(3)
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
-    env = {**os.environ, "TRTFORGE_SERVE_TOKEN": TOKEN,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "TRTFORGE_SERVE_TOKEN": TOKEN,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    }
     # A long queue delay, so that concurrent requests surely meet in the batcher.
-    cmd = [sys.executable, "-m", "trtforge", "serve", *map(str, engines.values()), "--http-port", str(http),
-           "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--max-batch", "16",
-           "--max-queue-delay-us", "50000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trtforge",
+        "serve",
+        *map(str, engines.values()),
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+        "--max-batch",
+        "16",
+        "--max-queue-delay-us",
+        "50000",
+    ]
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    served = Served(process, f"localhost:{http}", f"localhost:{grpc}",
-                    {f"digits_{k}": v for k, v in engines.items()}, log)
+    served = Served(
+        process, f"localhost:{http}", f"localhost:{grpc}", {f"digits_{k}": v for k, v in engines.items()}, log
+    )
     try:
         client = httpclient.InferenceServerClient(served.http)
         deadline = time.monotonic() + 90
@@ -184,8 +214,23 @@ def test_bench_server_measures_each_concurrency_over_both_protocols(served: Serv
 
     for protocol, url in (("http", served.http), ("grpc", served.grpc)):
         out = tmp_path / f"{protocol}.json"
-        proc = run_cli("bench", "--server", url, "--model", "digits_fp32", "--protocol", protocol,
-                       "--concurrency", "1,2", "--warmup", "100", "--duration", "0.5", "--json", str(out))
+        proc = run_cli(
+            "bench",
+            "--server",
+            url,
+            "--model",
+            "digits_fp32",
+            "--protocol",
+            protocol,
+            "--concurrency",
+            "1,2",
+            "--warmup",
+            "100",
+            "--duration",
+            "0.5",
+            "--json",
+            str(out),
+        )
         assert proc.returncode == 0, proc.stderr
         levels = json.loads(out.read_text())["levels"]
         assert [lv["concurrency"] for lv in levels] == [1, 2]
@@ -200,8 +245,16 @@ def test_a_port_in_use_is_one_line_before_anything_starts(engines: dict[str, Pat
         busy.listen()
         port = busy.getsockname()[1]
         http, metrics = _free_ports(2)
-        proc = run_cli("serve", str(engines["fp32"]), "--http-port", str(http), "--grpc-port", str(port),
-                       "--metrics-port", str(metrics))
+        proc = run_cli(
+            "serve",
+            str(engines["fp32"]),
+            "--http-port",
+            str(http),
+            "--grpc-port",
+            str(port),
+            "--metrics-port",
+            str(metrics),
+        )
     assert proc.returncode == 2 and f"port {port} (--grpc-port)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 

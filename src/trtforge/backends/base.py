@@ -93,7 +93,6 @@ class Forkable(Protocol):
     def fork(self) -> Runner: ...
 
 
-
 @dataclass(frozen=True)
 class BuiltEngine:
     data: bytes

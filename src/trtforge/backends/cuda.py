@@ -54,6 +54,7 @@ def _text(value: Any) -> str:
 
 # ---- devices ---------------------------------------------------------------------------------
 
+
 def device_count() -> int:
     """CUDA devices visible to this process; 0 when there is no driver or no device."""
     rt = runtime()
@@ -96,7 +97,9 @@ def device_facts(index: int = 0) -> dict[str, object]:
     rt = runtime()
     props = _properties(index)
     return {
-        "kind": "cuda", "index": index, "name": device_name(index),
+        "kind": "cuda",
+        "index": index,
+        "name": device_name(index),
         "compute_capability": "{}.{}".format(*compute_capability(index)),
         "memory_gib": round(int(props.totalGlobalMem) / 2**30, 1),
         "multiprocessors": int(props.multiProcessorCount),
@@ -106,6 +109,7 @@ def device_facts(index: int = 0) -> dict[str, object]:
 
 
 # ---- streams and events ----------------------------------------------------------------------
+
 
 class _Owned:
     """A CUDA resource that ``close`` releases, as garbage collection does too (errors ignored
@@ -181,6 +185,7 @@ class Event(_Owned):
 
 # ---- memory ----------------------------------------------------------------------------------
 
+
 class DeviceBuffer(_Owned):
     """``nbytes`` of device memory (cudaMalloc); ``ptr`` is its address."""
 
@@ -204,8 +209,9 @@ class PinnedArray(_Owned):
         self.shape = tuple(int(d) for d in shape)
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         rt = runtime()
-        self.ptr: int = int(check(rt.cudaHostAlloc(max(self.nbytes, 1), rt.cudaHostAllocDefault),
-                                  f"cudaHostAlloc({self.nbytes})"))
+        self.ptr: int = int(
+            check(rt.cudaHostAlloc(max(self.nbytes, 1), rt.cudaHostAllocDefault), f"cudaHostAlloc({self.nbytes})")
+        )
         raw = (ctypes.c_uint8 * max(self.nbytes, 1)).from_address(self.ptr)
         flat = np.ctypeslib.as_array(raw)[: self.nbytes]
         self.array: np.ndarray = flat.view(self.dtype).reshape(self.shape)
@@ -222,15 +228,19 @@ class PinnedArray(_Owned):
 def memcpy_htod_async(dst: DeviceBuffer, src: PinnedArray, stream: Stream) -> None:
     rt = runtime()
     n = min(dst.nbytes, src.nbytes)
-    check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, n, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.raw),
-          "cudaMemcpyAsync(host to device)")
+    check(
+        rt.cudaMemcpyAsync(dst.ptr, src.ptr, n, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.raw),
+        "cudaMemcpyAsync(host to device)",
+    )
 
 
 def memcpy_dtoh_async(dst: PinnedArray, src: DeviceBuffer, stream: Stream) -> None:
     rt = runtime()
     n = min(dst.nbytes, src.nbytes)
-    check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, n, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.raw),
-          "cudaMemcpyAsync(device to host)")
+    check(
+        rt.cudaMemcpyAsync(dst.ptr, src.ptr, n, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.raw),
+        "cudaMemcpyAsync(device to host)",
+    )
 
 
 class TensorBuffers:
@@ -270,6 +280,7 @@ class TensorBuffers:
 
 
 # ---- CUDA graphs -----------------------------------------------------------------------------
+
 
 class Graph(_Owned):
     """Capture the work a callable enqueues on ``stream`` once, then replay it with ``launch``.

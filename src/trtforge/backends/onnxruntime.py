@@ -38,11 +38,21 @@ CPU_SESSION_CONFIG: Mapping[str, str] = {"session.intra_op.allow_spinning": "0"}
 
 
 def _specs(args: list) -> list[TensorSpec]:  # list[onnxruntime.NodeArg]
-    kinds = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-             "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
-             "tensor(uint8)": "uint8", "tensor(bool)": "bool", "tensor(bfloat16)": "bfloat16"}
-    return [TensorSpec(a.name, kinds.get(a.type, a.type),
-                       tuple(d if isinstance(d, int) else str(d) for d in a.shape)) for a in args]
+    kinds = {
+        "tensor(float)": "float32",
+        "tensor(float16)": "float16",
+        "tensor(double)": "float64",
+        "tensor(int64)": "int64",
+        "tensor(int32)": "int32",
+        "tensor(int8)": "int8",
+        "tensor(uint8)": "uint8",
+        "tensor(bool)": "bool",
+        "tensor(bfloat16)": "bfloat16",
+    }
+    return [
+        TensorSpec(a.name, kinds.get(a.type, a.type), tuple(d if isinstance(d, int) else str(d) for d in a.shape))
+        for a in args
+    ]
 
 
 class OnnxRuntimeRunner:
@@ -75,8 +85,9 @@ class OnnxRuntimeBackend:
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
         return cpu_flavour()
 
-    def _session(self, data: bytes, device: str, threads: int | None = None,
-                 config: Mapping[str, object] | None = None):
+    def _session(
+        self, data: bytes, device: str, threads: int | None = None, config: Mapping[str, object] | None = None
+    ):
         import onnxruntime as ort
 
         provider = _PROVIDERS.get(device)
@@ -103,7 +114,8 @@ class OnnxRuntimeBackend:
             if not fmt.linear:
                 raise TrtforgeError(
                     f"IO format {fmt}: onnxruntime reads and writes linear (chw) tensors only; "
-                    f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx for {'+'.join(fmt.formats)}"
+                    f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx "
+                    f"for {'+'.join(fmt.formats)}"
                 )
         data = model.SerializeToString()
         profiles = _checked_profiles(model, config)
@@ -118,18 +130,31 @@ class OnnxRuntimeBackend:
         except Exception as exc:
             first = str(exc).splitlines()[0]
             if config.precision is Precision.BF16:
-                raise TrtforgeError(f"onnxruntime cannot run this BF16 graph ({first}); ONNX Runtime has few BF16 "
-                                    "kernels: build bf16 with --backend tensorrt-rtx or tensorrt, "
-                                    "or use fp16 here") from None
+                raise TrtforgeError(
+                    f"onnxruntime cannot run this BF16 graph ({first}); ONNX Runtime has few BF16 "
+                    "kernels: build bf16 with --backend tensorrt-rtx or tensorrt, "
+                    "or use fp16 here"
+                ) from None
             raise TrtforgeError(f"onnxruntime cannot load the model: {first}") from None
         if config.precision in (Precision.FP16, Precision.BF16) and config.device == "cpu":
-            warnings.warn(f"{config.precision} on ONNX Runtime's CPU provider: it has no fast {config.precision} "
-                          "kernels, so this engine is likely slower than FP32 (bench shows by how much); "
-                          "it is built as asked", stacklevel=2)
+            warnings.warn(
+                f"{config.precision} on ONNX Runtime's CPU provider: it has no fast {config.precision} "
+                "kernels, so this engine is likely slower than FP32 (bench shows by how much); "
+                "it is built as asked",
+                stacklevel=2,
+            )
         runner = OnnxRuntimeRunner(session)
-        return BuiltEngine(data, runner.inputs, runner.outputs,
-                           {"providers": session.get_providers(), "graph_optimization_level": "ORT_ENABLE_ALL",
-                            "runtime_settings": dict(CPU_SESSION_CONFIG), **profiles})
+        return BuiltEngine(
+            data,
+            runner.inputs,
+            runner.outputs,
+            {
+                "providers": session.get_providers(),
+                "graph_optimization_level": "ORT_ENABLE_ALL",
+                "runtime_settings": dict(CPU_SESSION_CONFIG),
+                **profiles,
+            },
+        )
 
     def load(self, data: bytes, manifest: Manifest, **options: object) -> OnnxRuntimeRunner | OrtCudaRunner:
         threads = options.get("threads")
@@ -147,7 +172,9 @@ class OnnxRuntimeBackend:
             raise
         except Exception as exc:  # bytes that match the manifest's sha but are no model
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise TrtforgeError(f"onnxruntime cannot load this engine ({first}); rebuild it with trtforge build") from None
+            raise TrtforgeError(
+                f"onnxruntime cannot load this engine ({first}); rebuild it with trtforge build"
+            ) from None
         return OnnxRuntimeRunner(session)
 
 
@@ -182,14 +209,21 @@ _CUDA_BASE_OPTIONS = {
 # Candidates the build times, fastest kept: NHWC kernels (cuDNN's native tensor-core layout for
 # FP16), cuDNN's conv+bias fusion when ORT accepts it, and cuDNN's heuristic pick (which can
 # reach engines the exhaustive legacy search does not).
-_CUDA_CANDIDATES = ({"prefer_nhwc": "1"}, {"prefer_nhwc": "0"}, {"prefer_nhwc": "1", "fuse_conv_bias": "1"},
-                    {"prefer_nhwc": "1", "cudnn_conv_algo_search": "HEURISTIC"})
+_CUDA_CANDIDATES = (
+    {"prefer_nhwc": "1"},
+    {"prefer_nhwc": "0"},
+    {"prefer_nhwc": "1", "fuse_conv_bias": "1"},
+    {"prefer_nhwc": "1", "cudnn_conv_algo_search": "HEURISTIC"},
+)
 _TUNE_RUNS = 50
 
 
 def cuda_provider_options(prefer_nhwc: bool = True, cuda_graph: bool = True) -> dict[str, str]:
-    return {**_CUDA_BASE_OPTIONS, "prefer_nhwc": "1" if prefer_nhwc else "0",
-            "enable_cuda_graph": "1" if cuda_graph else "0"}
+    return {
+        **_CUDA_BASE_OPTIONS,
+        "prefer_nhwc": "1" if prefer_nhwc else "0",
+        "enable_cuda_graph": "1" if cuda_graph else "0",
+    }
 
 
 def _require_cuda_provider():  # -> onnxruntime module
@@ -265,13 +299,20 @@ def build_cuda(data: bytes) -> BuiltEngine:
         raise TrtforgeError(f"onnxruntime cannot run the model on the CUDA provider: {timings}")
     ms, options, result = best
     inputs, outputs = ([TensorSpec.from_json(t) for t in cast(list, result[key])] for key in ("inputs", "outputs"))
-    return BuiltEngine(data, inputs, outputs, {
-        "providers": result["providers"], "graph_optimization_level": "ORT_ENABLE_ALL",
-        "provider_options": options, "cuda_graph": options.get("enable_cuda_graph") == "1",
-        "tuning_compute_ms": timings,
-        "tuning": f"median GPU compute of {_TUNE_RUNS} runs per candidate at batch 1 for dynamic dims, "
-                  "each candidate in a fresh process",
-    })
+    return BuiltEngine(
+        data,
+        inputs,
+        outputs,
+        {
+            "providers": result["providers"],
+            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "provider_options": options,
+            "cuda_graph": options.get("enable_cuda_graph") == "1",
+            "tuning_compute_ms": timings,
+            "tuning": f"median GPU compute of {_TUNE_RUNS} runs per candidate at batch 1 for dynamic dims, "
+            "each candidate in a fresh process",
+        },
+    )
 
 
 def _time_in_child(model_path: Path, options: Mapping[str, str], graph: bool) -> dict[str, object]:
@@ -281,12 +322,18 @@ def _time_in_child(model_path: Path, options: Mapping[str, str], graph: bool) ->
 
     package_root = str(Path(trtforge.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))}
-    command = [sys.executable, "-m", "trtforge.backends._cuda_timing", str(model_path), json.dumps(dict(options)),
-               "1" if graph else "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "trtforge.backends._cuda_timing",
+        str(model_path),
+        json.dumps(dict(options)),
+        "1" if graph else "0",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(_CHILD_TAG):
-            return json.loads(line[len(_CHILD_TAG):])
+            return json.loads(line[len(_CHILD_TAG) :])
     tail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
     return {"error": f"the timing process failed: {tail[:300]}"}
 
@@ -300,8 +347,11 @@ def _child_main(argv: list[str]) -> int:
     try:
         runner = OrtCudaRunner(model_path.read_bytes(), options, cuda_graph=graph)
         result: dict[str, object] = {
-            "ms": _time_compute(runner), "providers": runner.session.get_providers(),
-            "inputs": [t.to_json() for t in runner.inputs], "outputs": [t.to_json() for t in runner.outputs]}
+            "ms": _time_compute(runner),
+            "providers": runner.session.get_providers(),
+            "inputs": [t.to_json() for t in runner.inputs],
+            "outputs": [t.to_json() for t in runner.outputs],
+        }
     except Exception as exc:
         result = {"error": _first_line(exc)}
     print(_CHILD_TAG + json.dumps(result), flush=True)
@@ -363,8 +413,11 @@ class OrtCudaRunner:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        provider = {**self.provider_options, "enable_cuda_graph": "1" if self.cuda_graph else "0",
-                    "user_compute_stream": str(self.stream.handle)}
+        provider = {
+            **self.provider_options,
+            "enable_cuda_graph": "1" if self.cuda_graph else "0",
+            "user_compute_stream": str(self.stream.handle),
+        }
         self.session = ort.InferenceSession(self._data, options, providers=[("CUDAExecutionProvider", provider)])
         if self.session.get_providers()[0] != "CUDAExecutionProvider":  # ORT fell back to the CPU
             raise RuntimeError(f"the CUDA provider refused options {provider}")
@@ -376,8 +429,10 @@ class OrtCudaRunner:
     def use_cuda_graph(self) -> None:
         """Replay a CUDA graph from now on (a new session: ORT decides this when it creates one)."""
         if not self.supports_cuda_graph:
-            raise TrtforgeError("this engine's build found no capturable CUDA graph (see tuning_compute_ms "
-                                "in its manifest); bench it without --cuda-graph")
+            raise TrtforgeError(
+                "this engine's build found no capturable CUDA graph (see tuning_compute_ms "
+                "in its manifest); bench it without --cuda-graph"
+            )
         if not self.cuda_graph:
             self.stream.synchronize()
             self.cuda_graph = True
@@ -387,11 +442,15 @@ class OrtCudaRunner:
         for spec in self.inputs:
             if spec.name in self._dev_in:
                 host = self._host_in[spec.name]
-                self._binding.bind_input(spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_in[spec.name].ptr)
+                self._binding.bind_input(
+                    spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_in[spec.name].ptr
+                )
         for spec in self.outputs:
             if spec.name in self._dev_out:
                 host = self._host_out[spec.name]
-                self._binding.bind_output(spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_out[spec.name].ptr)
+                self._binding.bind_output(
+                    spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_out[spec.name].ptr
+                )
 
     def _allocate(self, feeds: Mapping[str, np.ndarray]) -> None:
         from trtforge.backends import cuda

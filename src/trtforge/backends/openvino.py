@@ -34,8 +34,14 @@ _INFERENCE_PRECISION = {Precision.FP32: "f32", Precision.INT8: "f32", Precision.
 _CAPABILITY = {Precision.FP16: "FP16", Precision.BF16: "BF16"}
 # Runtime layers that move data in and out rather than compute (left out of the precision counts).
 _NOT_COMPUTE = frozenset({"Input", "Output", "Const", "Parameter", "Result", "Constant"})
-_RECORDED = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
-             "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING")
+_RECORDED = (
+    "PERFORMANCE_HINT",
+    "NUM_STREAMS",
+    "INFERENCE_NUM_THREADS",
+    "INFERENCE_PRECISION_HINT",
+    "ENABLE_CPU_PINNING",
+    "ENABLE_HYPER_THREADING",
+)
 
 
 def _ov() -> Any:  # the openvino module
@@ -44,14 +50,19 @@ def _ov() -> Any:  # the openvino module
 
 def _check_cpu(device: str) -> None:
     if device != "cpu":
-        raise TrtforgeError(f"--device {device}: the openvino backend runs on the CPU only; use --device cpu, "
-                            "or --backend tensorrt/tensorrt-rtx/onnxruntime for an NVIDIA GPU")
+        raise TrtforgeError(
+            f"--device {device}: the openvino backend runs on the CPU only; use --device cpu, "
+            "or --backend tensorrt/tensorrt-rtx/onnxruntime for an NVIDIA GPU"
+        )
 
 
 def compile_properties(precision: Precision, threads: int | None = None) -> dict[str, object]:
     """What every engine is compiled with: latency hint, one stream, an explicit inference precision."""
-    properties: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                                     "INFERENCE_PRECISION_HINT": _INFERENCE_PRECISION[precision]}
+    properties: dict[str, object] = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_PRECISION_HINT": _INFERENCE_PRECISION[precision],
+    }
     if threads:
         properties["INFERENCE_NUM_THREADS"] = threads
     return properties
@@ -82,8 +93,10 @@ def layer_precisions(compiled: Any) -> dict[str, object]:
         by_precision[precision] += 1
         if precision in ("u8", "i8"):
             int8_types[kind] += 1
-    return {"layers_by_precision": dict(by_precision.most_common()),
-            "int8_layers_by_type": dict(int8_types.most_common())}
+    return {
+        "layers_by_precision": dict(by_precision.most_common()),
+        "int8_layers_by_type": dict(int8_types.most_common()),
+    }
 
 
 class OpenVinoRunner:
@@ -109,8 +122,11 @@ class OpenVinoBackend:
     def device_facts(self, device: str) -> dict[str, object]:
         _check_cpu(device)
         core = _ov().Core()
-        return {**cpu_facts(), "openvino_device": str(core.get_property("CPU", "FULL_DEVICE_NAME")),
-                "optimization_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))}
+        return {
+            **cpu_facts(),
+            "openvino_device": str(core.get_property("CPU", "FULL_DEVICE_NAME")),
+            "optimization_capabilities": list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
+        }
 
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
         return openvino_flavour()
@@ -119,13 +135,17 @@ class OpenVinoBackend:
         _check_cpu(config.device)
         for fmt in config.input_formats + config.output_formats:
             if not fmt.linear:
-                raise TrtforgeError(f"IO format {fmt}: openvino reads and writes linear (chw) tensors only; "
-                                    f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx "
-                                    f"for {'+'.join(fmt.formats)}")
+                raise TrtforgeError(
+                    f"IO format {fmt}: openvino reads and writes linear (chw) tensors only; "
+                    f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx "
+                    f"for {'+'.join(fmt.formats)}"
+                )
         needed = _CAPABILITY.get(config.precision)
         if needed and needed not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise TrtforgeError(f"{config.precision} on openvino needs a CPU with {needed} arithmetic, which this "
-                                f"one ({core.get_property('CPU', 'FULL_DEVICE_NAME')}) lacks; build fp32 or int8")
+            raise TrtforgeError(
+                f"{config.precision} on openvino needs a CPU with {needed} arithmetic, which this "
+                f"one ({core.get_property('CPU', 'FULL_DEVICE_NAME')}) lacks; build fp32 or int8"
+            )
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
         from trtforge.graph.model import graph_inputs, graph_outputs
@@ -140,9 +160,12 @@ class OpenVinoBackend:
             raise TrtforgeError(f"openvino cannot compile the model: {first}") from None
         blob = io.BytesIO()
         compiled.export_model(blob)
-        facts: dict[str, object] = {"engine_format": "openvino compiled model (export_model blob)",
-                                    "runtime_settings": properties, "properties": _read_properties(compiled),
-                                    **layer_precisions(compiled)}
+        facts: dict[str, object] = {
+            "engine_format": "openvino compiled model (export_model blob)",
+            "runtime_settings": properties,
+            "properties": _read_properties(compiled),
+            **layer_precisions(compiled),
+        }
         if config.profiles:  # OpenVINO runs any shape in range; the manifest keeps the range asked for
             from trtforge.graph.ranges import validate_profiles
 
@@ -153,9 +176,11 @@ class OpenVinoBackend:
         ov = _ov()
         _check_cpu(str(options.get("device") or manifest.device.get("kind", "cpu")))
         if manifest.backend_version != ov.__version__:
-            raise TrtforgeError(f"this engine was compiled by openvino {manifest.backend_version}, but openvino "
-                                f"{ov.__version__} is installed; a compiled blob loads only in the version that "
-                                "wrote it: rebuild it with trtforge build")
+            raise TrtforgeError(
+                f"this engine was compiled by openvino {manifest.backend_version}, but openvino "
+                f"{ov.__version__} is installed; a compiled blob loads only in the version that "
+                "wrote it: rebuild it with trtforge build"
+            )
         recorded = manifest.build.get("runtime_settings")
         properties = dict(recorded) if isinstance(recorded, dict) else {}
         threads = options.get("threads")

@@ -33,6 +33,7 @@ from trtforge.errors import TrtforgeError
 
 # --------------------------------------------------------------------------- the loops
 
+
 class _Clock:
     """Shared run state: the time origin, the query count, and when to stop."""
 
@@ -72,8 +73,14 @@ class _Clock:
         return self.done >= self.settings.iterations and now >= self.deadline
 
 
-def _cpu_stream(runner: Runner, feeds: Mapping[str, np.ndarray], index: int, clock: _Clock,
-                ready: threading.Barrier | None, out: list[Query]) -> None:
+def _cpu_stream(
+    runner: Runner,
+    feeds: Mapping[str, np.ndarray],
+    index: int,
+    clock: _Clock,
+    ready: threading.Barrier | None,
+    out: list[Query],
+) -> None:
     now = time.perf_counter
     infer = runner.infer
     warm_end = now() + clock.settings.warmup_ms / 1000.0
@@ -106,8 +113,14 @@ DEVICE_DEPTH = 2
 GPU runs the current one, so GPU Compute Time holds no host launch gap."""
 
 
-def _device_stream(runner: DeviceRunner, feeds: Mapping[str, np.ndarray], index: int, clock: _Clock,
-                   ready: threading.Barrier | None, out: list[Query]) -> None:
+def _device_stream(
+    runner: DeviceRunner,
+    feeds: Mapping[str, np.ndarray],
+    index: int,
+    clock: _Clock,
+    ready: threading.Barrier | None,
+    out: list[Query],
+) -> None:
     """One GPU stream: ``DEVICE_DEPTH`` queries in flight (events time each phase of each)."""
     from collections import deque
 
@@ -192,16 +205,22 @@ def _prepare_device(runners: Sequence[DeviceRunner], settings: BenchSettings, no
         return settings
     for runner in runners:
         if not runner.supports_cuda_graph:
-            notes.append("--cuda-graph: this runner cannot capture a CUDA graph, so it fell back to plain "
-                         "enqueue; the numbers are without a graph (recorded as cuda_graph: false)")
+            notes.append(
+                "--cuda-graph: this runner cannot capture a CUDA graph, so it fell back to plain "
+                "enqueue; the numbers are without a graph (recorded as cuda_graph: false)"
+            )
             return replace(settings, cuda_graph=False)
     for runner in runners:
         runner.use_cuda_graph()
     return settings
 
 
-def _run(runners: Sequence[object], feeds: Mapping[str, np.ndarray], settings: BenchSettings,
-         progress: Callable[[float], object] | None) -> tuple[list[Query], int]:
+def _run(
+    runners: Sequence[object],
+    feeds: Mapping[str, np.ndarray],
+    settings: BenchSettings,
+    progress: Callable[[float], object] | None,
+) -> tuple[list[Query], int]:
     device = is_device_runner(runners[0])
     loop = _device_stream if device else _cpu_stream
     clock = _Clock(settings, progress)
@@ -235,8 +254,12 @@ def _batch_of(feeds: Mapping[str, np.ndarray]) -> int:
     return int(first.shape[0]) if first is not None and first.ndim else 1
 
 
-def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], settings: BenchSettings,
-             load_options: Mapping[str, object], context: dict[str, object]) -> list[Runner]:
+def _runners(
+    target: Runner | Sequence[Runner] | str | os.PathLike[str],
+    settings: BenchSettings,
+    load_options: Mapping[str, object],
+    context: dict[str, object],
+) -> list[Runner]:
     if isinstance(target, (str, os.PathLike)):
         from trtforge.build import cpu_threads, load_runners
 
@@ -245,15 +268,22 @@ def _runners(target: Runner | Sequence[Runner] | str | os.PathLike[str], setting
         threads = int(str(threads)) if threads else None
         loaded, manifest = load_runners(target, settings.streams, threads, **options)
         device = manifest.device.get("kind", "cpu")
-        context.update(engine=os.fspath(target), backend=manifest.backend, precision=manifest.precision,
-                       device=device, threads=cpu_threads(threads, settings.streams) if device == "cpu" else threads)
+        context.update(
+            engine=os.fspath(target),
+            backend=manifest.backend,
+            precision=manifest.precision,
+            device=device,
+            threads=cpu_threads(threads, settings.streams) if device == "cpu" else threads,
+        )
         if manifest.build.get("runtime_settings"):  # what the backend applies at load (spinning, hints...)
             context["runtime_settings"] = manifest.build["runtime_settings"]
         return loaded
     runners: list[Runner] = list(target) if isinstance(target, Sequence) else [target]  # type: ignore[arg-type]
     if len(runners) != settings.streams:
-        raise TrtforgeError(f"--streams {settings.streams} needs {settings.streams} runners (one per stream), "
-                            f"got {len(runners)}; pass the engine's path and bench loads them")
+        raise TrtforgeError(
+            f"--streams {settings.streams} needs {settings.streams} runners (one per stream), "
+            f"got {len(runners)}; pass the engine's path and bench loads them"
+        )
     return runners
 
 
@@ -264,15 +294,22 @@ def _refused(exc: Exception, feeds: Mapping[str, np.ndarray], source: str) -> Tr
     return TrtforgeError(
         f"the engine fails on {source} at {at} ({first[:300]}); give values it takes with "
         "--inputs FILE.npz (inputs the file lacks stay seeded random), e.g. a scalar that selects "
-        "a branch, or other sizes with --shapes")
+        "a branch, or other sizes with --shapes"
+    )
 
 
-def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
-          feeds: Mapping[str, np.ndarray] | str | os.PathLike[str] | None = None,
-          settings: BenchSettings | None = None, context: Mapping[str, object] | None = None,
-          progress: Callable[[float], object] | None = None, *, shapes: str | None = None,
-          batch: int | None = None, load_options: Mapping[str, object] | None = None,
-          notes: Sequence[str] = ()) -> BenchResult:
+def bench(
+    target: Runner | Sequence[Runner] | str | os.PathLike[str],
+    feeds: Mapping[str, np.ndarray] | str | os.PathLike[str] | None = None,
+    settings: BenchSettings | None = None,
+    context: Mapping[str, object] | None = None,
+    progress: Callable[[float], object] | None = None,
+    *,
+    shapes: str | None = None,
+    batch: int | None = None,
+    load_options: Mapping[str, object] | None = None,
+    notes: Sequence[str] = (),
+) -> BenchResult:
     """Time an engine like trtexec: warm up, then at least ``iterations`` queries and ``duration_s``.
 
     ``target`` is an engine path (``settings.streams`` runners are loaded, with ``settings.threads``
@@ -291,9 +328,11 @@ def bench(target: Runner | Sequence[Runner] | str | os.PathLike[str],
     if is_device_runner(runners[0]):
         settings = _prepare_device(runners, settings, all_notes)  # type: ignore[arg-type]
     elif settings.gpu_only:
-        raise TrtforgeError(f"{', '.join(settings.gpu_only)}: GPU options, but this engine runs on the CPU "
-                            "(there is no CUDA graph or host-device copy to change); drop them, or build "
-                            "for --device cuda")
+        raise TrtforgeError(
+            f"{', '.join(settings.gpu_only)}: GPU options, but this engine runs on the CPU "
+            "(there is no CUDA graph or host-device copy to change); drop them, or build "
+            "for --device cuda"
+        )
     specs = runners[0].inputs
     if feeds is None:
         feeds = conform(random_feeds(specs, concrete_shapes(specs, shapes, batch), settings.seed), specs, "--random")

@@ -17,8 +17,11 @@ def machine_facts() -> dict[str, object]:
     from trtforge.engine import cpu_facts
 
     facts: dict[str, object] = {
-        "cpu": cpu_facts(), "python": platform.python_version(), "numpy": np.__version__,
-        "platform": platform.platform(), "trtforge": __version__,
+        "cpu": cpu_facts(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "trtforge": __version__,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if hasattr(os, "getloadavg"):

@@ -45,8 +45,15 @@ class BenchSettings:
     @property
     def gpu_only(self) -> list[str]:
         """The GPU-only options that are switched on, by their bench flag."""
-        return [flag for flag, on in (("--cuda-graph", self.cuda_graph), ("--no-data-transfers",
-                not self.data_transfers), ("--spin-wait", self.spin_wait)) if on]
+        return [
+            flag
+            for flag, on in (
+                ("--cuda-graph", self.cuda_graph),
+                ("--no-data-transfers", not self.data_transfers),
+                ("--spin-wait", self.spin_wait),
+            )
+            if on
+        ]
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -79,8 +86,17 @@ class Query:
             entry.update(startEnqMs=self.enqueue[0], endEnqMs=self.enqueue[1])
         if self.device is not None:
             h, c, ce, d = self.device
-            entry.update(startH2dMs=h, endH2dMs=c, startComputeMs=c, endComputeMs=ce, startD2hMs=ce,
-                         endD2hMs=d, h2dMs=c - h, computeMs=ce - c, d2hMs=d - ce)
+            entry.update(
+                startH2dMs=h,
+                endH2dMs=c,
+                startComputeMs=c,
+                endComputeMs=ce,
+                startD2hMs=ce,
+                endD2hMs=d,
+                h2dMs=c - h,
+                computeMs=ce - c,
+                d2hMs=d - ce,
+            )
         entry["latencyMs"] = self.latency_ms
         entry["stream"] = self.stream
         return entry
@@ -104,9 +120,15 @@ class BenchResult:
     """Things the user should know about how this was measured (fallbacks, casts)."""
 
     @classmethod
-    def from_trace(cls, trace: Sequence[Query], batch: int, settings: BenchSettings,
-                   context: Mapping[str, object] | None = None, warmup_queries: int = 0,
-                   notes: Sequence[str] = ()) -> BenchResult:
+    def from_trace(
+        cls,
+        trace: Sequence[Query],
+        batch: int,
+        settings: BenchSettings,
+        context: Mapping[str, object] | None = None,
+        warmup_queries: int = 0,
+        notes: Sequence[str] = (),
+    ) -> BenchResult:
         if not trace:
             raise TrtforgeError("no timings were recorded; increase --iterations or --duration")
         ps = settings.percentiles
@@ -120,12 +142,20 @@ class BenchResult:
         enq = Stats.of([q.enqueue[1] - q.enqueue[0] for q in trace if q.enqueue], ps) if gpu else None
         transfers = settings.data_transfers
         return cls(
-            Stats.of([q.latency_ms for q in trace], ps), len(trace), (last - first) / 1000.0, batch, settings,
-            dict(context or {}), tuple(trace), enq,
+            Stats.of([q.latency_ms for q in trace], ps),
+            len(trace),
+            (last - first) / 1000.0,
+            batch,
+            settings,
+            dict(context or {}),
+            tuple(trace),
+            enq,
             series(lambda q: q.device[1] - q.device[0]) if transfers else None,  # type: ignore[index]
             series(lambda q: q.device[2] - q.device[1]),  # type: ignore[index]
             series(lambda q: q.device[3] - q.device[2]) if transfers else None,  # type: ignore[index]
-            warmup_queries, tuple(notes))
+            warmup_queries,
+            tuple(notes),
+        )
 
     @property
     def qps(self) -> float:
@@ -141,42 +171,71 @@ class BenchResult:
         wall_ms = self.walltime_s * 1000.0
         bound = BOUND_FRACTION * wall_ms
         if self.enqueue is not None and self.enqueue.total > bound:
-            out.append("Throughput may be bound by Enqueue Time rather than GPU Compute and the GPU may be "
-                       "under-utilized." + ("" if self.settings.cuda_graph else
-                                            " If not already in use, --cuda-graph may increase the throughput."))
-        for stats, what in ((self.h2d, "host-to-device transfers for the inputs"),
-                            (self.d2h, "device-to-host transfers for the outputs")):
+            out.append(
+                "Throughput may be bound by Enqueue Time rather than GPU Compute and the GPU may be "
+                "under-utilized."
+                + (
+                    ""
+                    if self.settings.cuda_graph
+                    else " If not already in use, --cuda-graph may increase the throughput."
+                )
+            )
+        for stats, what in (
+            (self.h2d, "host-to-device transfers for the inputs"),
+            (self.d2h, "device-to-host transfers for the outputs"),
+        ):
             if stats is not None and stats.total > bound:
-                out.append(f"Throughput may be bound by {what} rather than GPU Compute and the GPU may be "
-                           "under-utilized. Add --no-data-transfers to leave data transfers out.")
+                out.append(
+                    f"Throughput may be bound by {what} rather than GPU Compute and the GPU may be "
+                    "under-utilized. Add --no-data-transfers to leave data transfers out."
+                )
         timed, name = (self.compute, "GPU compute time") if self.compute else (self.latency, "Latency")
         if timed.cv * 100.0 > UNSTABLE_CV_PERCENT:
-            hint = ("locking GPU clock frequency or adding --spin-wait may improve the stability"
-                    if self.compute else "other load on the machine, CPU frequency scaling or too few "
-                    "queries make it so; pin threads or run longer on a quiet machine")
-            out.append(f"{name} is unstable, with coefficient of variance = {timed.cv * 100.0:.3g}% "
-                       f"(over {UNSTABLE_CV_PERCENT:g}%): {hint}.")
+            hint = (
+                "locking GPU clock frequency or adding --spin-wait may improve the stability"
+                if self.compute
+                else "other load on the machine, CPU frequency scaling or too few "
+                "queries make it so; pin threads or run longer on a quiet machine"
+            )
+            out.append(
+                f"{name} is unstable, with coefficient of variance = {timed.cv * 100.0:.3g}% "
+                f"(over {UNSTABLE_CV_PERCENT:g}%): {hint}."
+            )
         threads = self.context.get("threads")
         cores = usable_cores()
         if self.compute is None and isinstance(threads, int) and cores and self.settings.streams * threads > cores:
-            out.append(f"{self.settings.streams} stream(s) x {threads} thread(s) exceed the {cores} usable cores: "
-                       "sessions compete for cores, so latency includes waiting for one.")
+            out.append(
+                f"{self.settings.streams} stream(s) x {threads} thread(s) exceed the {cores} usable cores: "
+                "sessions compete for cores, so latency includes waiting for one."
+            )
         if self.settings.streams > 1:
-            out.append("Multiple inference streams are used. Latencies may not be accurate since inferences may "
-                       'run in parallel. Please use "Throughput" as the performance metric instead.')
+            out.append(
+                "Multiple inference streams are used. Latencies may not be accurate since inferences may "
+                'run in parallel. Please use "Throughput" as the performance metric instead.'
+            )
         return out
 
     def to_json(self) -> dict[str, object]:
-        rows = {"latency_ms": self.latency, "enqueue_ms": self.enqueue, "h2d_ms": self.h2d,
-                "gpu_compute_ms": self.compute, "d2h_ms": self.d2h}
+        rows = {
+            "latency_ms": self.latency,
+            "enqueue_ms": self.enqueue,
+            "h2d_ms": self.h2d,
+            "gpu_compute_ms": self.compute,
+            "d2h_ms": self.d2h,
+        }
         return {
-            "throughput_qps": self.qps, "throughput_samples_per_s": self.samples_per_s,
+            "throughput_qps": self.qps,
+            "throughput_samples_per_s": self.samples_per_s,
             **{k: v.to_json() for k, v in rows.items() if v is not None},
-            "queries": self.queries, "warmup_queries": self.warmup_queries,
+            "queries": self.queries,
+            "warmup_queries": self.warmup_queries,
             "total_host_walltime_s": self.walltime_s,
             "total_gpu_compute_time_s": self.compute.total / 1000.0 if self.compute else None,
-            "batch": self.batch, "settings": self.settings.to_json(), "context": self.context,
-            "warnings": self.warnings(), "notes": list(self.notes),
+            "batch": self.batch,
+            "settings": self.settings.to_json(),
+            "context": self.context,
+            "warnings": self.warnings(),
+            "notes": list(self.notes),
         }
 
     def export_times(self) -> list[dict[str, float | int]]:

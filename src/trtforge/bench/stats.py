@@ -59,13 +59,26 @@ class Stats:
         total = float(sum(ordered))
         mean = total / len(ordered)
         std = float(np.std(ordered))
-        return cls(ordered[0], ordered[-1], mean, median(ordered),
-                   {p: percentile(ordered, p) for p in percentiles}, std / mean if mean else 0.0, total)
+        return cls(
+            ordered[0],
+            ordered[-1],
+            mean,
+            median(ordered),
+            {p: percentile(ordered, p) for p in percentiles},
+            std / mean if mean else 0.0,
+            total,
+        )
 
     def to_json(self) -> dict[str, object]:
-        return {"min": self.min, "max": self.max, "mean": self.mean, "median": self.median,
-                "percentiles": {f"{p:g}": v for p, v in self.percentiles.items()}, "cv": self.cv,
-                "total": self.total}
+        return {
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "median": self.median,
+            "percentiles": {f"{p:g}": v for p, v in self.percentiles.items()},
+            "cv": self.cv,
+            "total": self.total,
+        }
 
 
 # --------------------------------------------------------------------------- settings and results

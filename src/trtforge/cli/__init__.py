@@ -102,7 +102,9 @@ class _SigInt:
     def __init__(self) -> None:
         self.seen, self.armed, self.previous = 0, True, None
         if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) not in (
-                signal.SIG_IGN, None):  # else not ours to catch (another thread), or ignored on purpose (nohup)
+            signal.SIG_IGN,
+            None,
+        ):  # else not ours to catch (another thread), or ignored on purpose (nohup)
             self.previous = signal.signal(signal.SIGINT, self._on_sigint)
 
     def _on_sigint(self, signum: int, frame: object) -> None:

@@ -11,16 +11,33 @@ from trtforge.numbers import int_arg, real_arg
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    p = sub.add_parser(name, help="convert, build every precision, validate, bench, and report",
-                       description="From a trained model (anything convert takes, or ONNX) to engines "
-                       "validated against FP32 and benchmarked, with report.md / report.json / plots in OUTDIR.")
+    p = sub.add_parser(
+        name,
+        help="convert, build every precision, validate, bench, and report",
+        description="From a trained model (anything convert takes, or ONNX) to engines "
+        "validated against FP32 and benchmarked, with report.md / report.json / plots in OUTDIR.",
+    )
     p.add_argument("source", help="model: SavedModel folder, .keras/.h5, .pb, .tflite, torch, or .onnx")
     p.add_argument("-o", "--output", required=True, help="folder to write (refused if not empty, unless --force)")
-    p.add_argument("--serve", action="store_true", help="at the end, serve the selected engine on Triton until "
-                   "SIGTERM (as trtforge serve OUTDIR; HTTP on --serve-port, gRPC +1, metrics +2)")
-    p.add_argument("--serve-port", type=int_arg("--serve-port", 1, 65533), default=8000, metavar="PORT", help="HTTP port for --serve (default 8000)")
-    p.add_argument("--triton", metavar="REPO", help="at the end, export the selected engine into this Triton model "
-                   "repository (as trtforge export triton OUTDIR -o REPO; model name = OUTDIR's name)")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="at the end, serve the selected engine on Triton until "
+        "SIGTERM (as trtforge serve OUTDIR; HTTP on --serve-port, gRPC +1, metrics +2)",
+    )
+    p.add_argument(
+        "--serve-port",
+        type=int_arg("--serve-port", 1, 65533),
+        default=8000,
+        metavar="PORT",
+        help="HTTP port for --serve (default 8000)",
+    )
+    p.add_argument(
+        "--triton",
+        metavar="REPO",
+        help="at the end, export the selected engine into this Triton model "
+        "repository (as trtforge export triton OUTDIR -o REPO; model name = OUTDIR's name)",
+    )
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
     p.add_argument("--batch", help="N or dynamic: fix the batch (reshape, verified); default: keep the model's")
     p.add_argument("--precision", default="fp32,fp16", help="comma-separated: fp32,fp16,bf16,int8 (default fp32,fp16)")
@@ -33,21 +50,47 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--calib-data", help="images folder or FILE.npz/.npy for INT8 calibration")
     cal.add_argument("--preprocess", help="image preprocessing spec (shared by calibration and validation)")
     cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
-    cal.add_argument("--calib-num", type=int_arg("--calib-num", 1, 10**7), default=500, help="calibration samples at most (default 500)")
-    cal.add_argument("--val-data", help="validation images (labels.csv with file,label for top-1) or FILE.npz; "
-                     "default: every 5th image of --calib-data, held out of calibration")
-    cal.add_argument("--val-num", type=int_arg("--val-num", 1, 10**7), default=500, help="validation samples at most (default 500)")
-    cal.add_argument("--max-accuracy-drop", type=real_arg("--max-accuracy-drop", 0, 100), default=None, metavar="POINTS",
-                     help="largest allowed top-1 drop vs FP32, in percentage points")
+    cal.add_argument(
+        "--calib-num",
+        type=int_arg("--calib-num", 1, 10**7),
+        default=500,
+        help="calibration samples at most (default 500)",
+    )
+    cal.add_argument(
+        "--val-data",
+        help="validation images (labels.csv with file,label for top-1) or FILE.npz; "
+        "default: every 5th image of --calib-data, held out of calibration",
+    )
+    cal.add_argument(
+        "--val-num", type=int_arg("--val-num", 1, 10**7), default=500, help="validation samples at most (default 500)"
+    )
+    cal.add_argument(
+        "--max-accuracy-drop",
+        type=real_arg("--max-accuracy-drop", 0, 100),
+        default=None,
+        metavar="POINTS",
+        help="largest allowed top-1 drop vs FP32, in percentage points",
+    )
     cal.add_argument("--select", choices=["fastest"], help="copy the fastest passing engine to OUTDIR/model.engine")
-    cal.add_argument("--metric", default="auto", choices=["auto", "top1", "cosine"],
-                     help="agreement with fp32 without labels: auto (per output: top-1 for class scores, "
-                          "cosine >= 0.999 per sample for boxes/masks/landmarks), top1 (argmax of the first "
-                          "output) or cosine (default auto)")
+    cal.add_argument(
+        "--metric",
+        default="auto",
+        choices=["auto", "top1", "cosine"],
+        help="agreement with fp32 without labels: auto (per output: top-1 for class scores, "
+        "cosine >= 0.999 per sample for boxes/masks/landmarks), top1 (argmax of the first "
+        "output) or cosine (default auto)",
+    )
     b = p.add_argument_group("benchmark")
     b.add_argument("--warmup", type=real_arg("--warmup", 0, 3.6e6), default=200.0, help="warm-up in ms (default 200)")
-    b.add_argument("--iterations", type=int_arg("--iterations", 1, 10**9), default=10, help="at least N queries (default 10)")
-    b.add_argument("--duration", type=real_arg("--duration", 0, 86400), default=3.0, help="at least S seconds per engine (default 3)")
+    b.add_argument(
+        "--iterations", type=int_arg("--iterations", 1, 10**9), default=10, help="at least N queries (default 10)"
+    )
+    b.add_argument(
+        "--duration",
+        type=real_arg("--duration", 0, 86400),
+        default=3.0,
+        help="at least S seconds per engine (default 3)",
+    )
     p.set_defaults(run=run)
 
 
@@ -62,15 +105,28 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
     preprocess = Preprocess.parse(args.preprocess) if args.preprocess else None
     calibration = None
     if args.calib_data:
-        calibration = CalibrationConfig(data=Path(args.calib_data), preprocess=preprocess, num=args.calib_num,
-                                        method=CalibMethod.parse(args.calib_method))
+        calibration = CalibrationConfig(
+            data=Path(args.calib_data),
+            preprocess=preprocess,
+            num=args.calib_num,
+            method=CalibMethod.parse(args.calib_method),
+        )
     convert = convert_options(args)  # the batch is fixed after conversion, by the verified reshape
     return DeployOptions(
-        precisions=precisions, backend=args.backend, device=args.device, source_format=args.source_format,
-        convert=convert, batch=args.batch, calibration=calibration,
-        val_data=Path(args.val_data) if args.val_data else None, val_num=args.val_num,
-        max_accuracy_drop=args.max_accuracy_drop, select=args.select, metric=args.metric,
-        bench=BenchSettings(args.warmup, args.iterations, args.duration), force=args.force,
+        precisions=precisions,
+        backend=args.backend,
+        device=args.device,
+        source_format=args.source_format,
+        convert=convert,
+        batch=args.batch,
+        calibration=calibration,
+        val_data=Path(args.val_data) if args.val_data else None,
+        val_num=args.val_num,
+        max_accuracy_drop=args.max_accuracy_drop,
+        select=args.select,
+        metric=args.metric,
+        bench=BenchSettings(args.warmup, args.iterations, args.duration),
+        force=args.force,
         command="trtforge " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         preprocess=preprocess,
     )

@@ -10,7 +10,9 @@ _SHOW = 8  # node names listed per dynamic dim in text output (--json lists all)
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="show a model's or engine's inputs, outputs and contents")
-    p.add_argument("path", help="ONNX model, engine built by trtforge, or a source: .tflite, Keras .h5/.keras, SavedModel")
+    p.add_argument(
+        "path", help="ONNX model, engine built by trtforge, or a source: .tflite, Keras .h5/.keras, SavedModel"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
@@ -76,8 +78,10 @@ def _model(args: argparse.Namespace) -> int:
         shown = ", ".join(users[:_SHOW]) + (f", ... ({len(users)} in all)" if len(users) > _SHOW else "")
         print(f"dynamic dim {dim!r}: {', '.join(where)}; nodes: {shown or 'none known'}")
     if s.custom_ops:
-        print("custom-domain ops (TensorRT needs plugins for these): "
-              + ", ".join(f"{op} x{n}" for op, n in s.custom_ops.items()))
+        print(
+            "custom-domain ops (TensorRT needs plugins for these): "
+            + ", ".join(f"{op} x{n}" for op, n in s.custom_ops.items())
+        )
     return 0
 
 
@@ -90,8 +94,10 @@ def _engine(args: argparse.Namespace) -> int:
         return 0
     m = details["manifest"]
     assert isinstance(m, dict)
-    print(f"engine {args.path}: {m['backend']} {m['backend_version']}, {m['precision']}, "
-          f"built {m['created']} by trtforge {m['trtforge_version']}")
+    print(
+        f"engine {args.path}: {m['backend']} {m['backend_version']}, {m['precision']}, "
+        f"built {m['created']} by trtforge {m['trtforge_version']}"
+    )
     for kind in ("input", "output"):
         for t in m[f"{kind}s"]:
             print(f"{kind:6s} {t['name']}: {t['dtype']} {'x'.join(map(str, t['shape'])) or 'scalar'}")

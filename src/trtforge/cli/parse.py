@@ -38,8 +38,9 @@ def mem_pools(text: str | None, flag: str, workspace_mib: float | None = None) -
     for item in names(text):
         name, sep, size = item.partition(":")
         if not sep or name.strip() not in MEMORY_POOLS:
-            raise TrtforgeError(f"{flag}: bad item {item!r}; expected POOL:SIZE with POOL one of "
-                                f"{', '.join(MEMORY_POOLS)}")
+            raise TrtforgeError(
+                f"{flag}: bad item {item!r}; expected POOL:SIZE with POOL one of {', '.join(MEMORY_POOLS)}"
+            )
         pools[name.strip()] = mib(size, flag)
     return tuple(pools.items())
 

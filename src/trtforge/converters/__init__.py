@@ -68,8 +68,7 @@ def detect_format(source: Path) -> str:
     if source.suffix.lower() == ".onnx":
         raise TrtforgeError(f"{source} is already an ONNX model: nothing to convert (pass it to reshape/build)")
     raise TrtforgeError(
-        f"cannot tell what kind of model {source} is; supported: "
-        f"{', '.join(converters())} (pass --from to say which)"
+        f"cannot tell what kind of model {source} is; supported: {', '.join(converters())} (pass --from to say which)"
     )
 
 
@@ -113,11 +112,15 @@ def convert(
     if name not in table:
         raise TrtforgeError(f"unknown source format {name!r}; expected one of: {', '.join(table)}")
     if options.custom_objects is not None and name not in KERAS_FORMATS:
-        raise TrtforgeError(f"--custom-objects is for Keras models (.keras, .h5), but {src} is a {name} source, "
-                            "which would not use it; drop the flag")
+        raise TrtforgeError(
+            f"--custom-objects is for Keras models (.keras, .h5), but {src} is a {name} source, "
+            "which would not use it; drop the flag"
+        )
     if options.opset > table[name].max_opset:
-        raise TrtforgeError(f"--opset {options.opset}: the {name} converter emits opsets up to "
-                            f"{table[name].max_opset}; use 13..{table[name].max_opset} (default {DEFAULT_OPSET})")
+        raise TrtforgeError(
+            f"--opset {options.opset}: the {name} converter emits opsets up to "
+            f"{table[name].max_opset}; use 13..{table[name].max_opset} (default {DEFAULT_OPSET})"
+        )
     with atomic_path(output) as tmp, quiet_native_logs():
         reference = table[name].run(src, tmp, options)
         renamed = _rename(tmp, options)
@@ -175,7 +178,9 @@ def _rename(path: Path, options: ConvertOptions) -> dict[str, str]:
     return renamed
 
 
-def _check(path: Path, reference: Reference, renamed: dict[str, str], options: ConvertOptions) -> tuple[OutputCheck, ...]:
+def _check(
+    path: Path, reference: Reference, renamed: dict[str, str], options: ConvertOptions
+) -> tuple[OutputCheck, ...]:
     import numpy as np
 
     from trtforge.graph.model import graph_outputs, load
@@ -210,9 +215,16 @@ def _check(path: Path, reference: Reference, renamed: dict[str, str], options: C
         value = np.asarray(raw[original])
         expected[name] = value.transpose(0, 3, 1, 2) if original in reference.nchw_outputs else value
     spread = reference.spread(source_feeds) if reference.spread is not None else {}
-    checks = tuple(check for name in got for check in compare_outputs(
-        {name: expected[name]}, {name: got[name]},
-        max(options.atol, 2 * spread.get(renamed.get(name, name), 0.0)), options.rtol))
+    checks = tuple(
+        check
+        for name in got
+        for check in compare_outputs(
+            {name: expected[name]},
+            {name: got[name]},
+            max(options.atol, 2 * spread.get(renamed.get(name, name), 0.0)),
+            options.rtol,
+        )
+    )
     bad = [c for c in checks if not c.ok]
     if bad and reference.quantized:
         raise VerificationError(_quantized_mismatch(bad, expected, reference, spread, options))
@@ -226,8 +238,13 @@ def _check(path: Path, reference: Reference, renamed: dict[str, str], options: C
     return checks
 
 
-def _quantized_mismatch(bad: list[OutputCheck], expected: dict[str, Any], reference: Reference,
-                        spread: dict[str, float], options: ConvertOptions) -> str:
+def _quantized_mismatch(
+    bad: list[OutputCheck],
+    expected: dict[str, Any],
+    reference: Reference,
+    spread: dict[str, float],
+    options: ConvertOptions,
+) -> str:
     """A quantized source against its float conversion: the facts, and no blame without evidence."""
     import numpy as np
 
@@ -237,8 +254,10 @@ def _quantized_mismatch(bad: list[OutputCheck], expected: dict[str, Any], refere
         facts.append(f"{check.describe()} ({check.max_abs / step:.1f} int8 steps of its range)")
     measured = max(spread.values(), default=0.0)
     suggest = max(c.max_abs for c in bad) * 1.5
-    return (f"the converted model differs from {reference.framework} beyond atol {options.atol:g} + rtol "
-            f"{options.rtol:g}: {'; '.join(facts)}; the source has {reference.quantized}, which its kernels "
-            f"compute in reduced precision while the ONNX model computes in float (the source's own kernels "
-            f"differ from each other by {measured:.3g}); nothing was written. If that difference is "
-            f"acceptable for a quantized model, pass --atol {suggest:.2g}, or --no-verify")
+    return (
+        f"the converted model differs from {reference.framework} beyond atol {options.atol:g} + rtol "
+        f"{options.rtol:g}: {'; '.join(facts)}; the source has {reference.quantized}, which its kernels "
+        f"compute in reduced precision while the ONNX model computes in float (the source's own kernels "
+        f"differ from each other by {measured:.3g}); nothing was written. If that difference is "
+        f"acceptable for a quantized model, pass --atol {suggest:.2g}, or --no-verify"
+    )

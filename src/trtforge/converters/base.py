@@ -90,7 +90,7 @@ def parse_renames(value: str | Mapping[str, str] | Iterable[Any]) -> tuple[tuple
     if isinstance(value, Mapping):
         return tuple((str(k), str(v)) for k, v in value.items())
     pairs = []
-    for item in (value.split(",") if isinstance(value, str) else value):
+    for item in value.split(",") if isinstance(value, str) else value:
         if isinstance(item, str) and not item.strip():
             continue
         if isinstance(item, str):
@@ -165,15 +165,19 @@ class ConvertOptions:
     def cli_args(self) -> list[str]:
         """The ``trtforge convert`` flags that give these options (defaults left out)."""
         words: list[str] = [] if self.opset == DEFAULT_OPSET else ["--opset", str(self.opset)]
-        joined = {"--inputs-as-nchw": ",".join(self.inputs_as_nchw),
-                  "--outputs-as-nchw": ",".join(self.outputs_as_nchw),
-                  "--rename-inputs": ",".join(f"{a}={b}" for a, b in self.rename_inputs),
-                  "--rename-outputs": ",".join(f"{a}={b}" for a, b in self.rename_outputs),
-                  "--tag": self.tag or "", "--signature": self.signature or "",
-                  "--custom-objects": str(self.custom_objects or ""),
-                  "--inputs": ",".join(map(str, self.inputs)), "--outputs": ",".join(self.outputs),
-                  "--input-shape": ",".join(map(str, self.input_shapes)),
-                  "--batch": str(self.batch) if self.batch is not None else ""}
+        joined = {
+            "--inputs-as-nchw": ",".join(self.inputs_as_nchw),
+            "--outputs-as-nchw": ",".join(self.outputs_as_nchw),
+            "--rename-inputs": ",".join(f"{a}={b}" for a, b in self.rename_inputs),
+            "--rename-outputs": ",".join(f"{a}={b}" for a, b in self.rename_outputs),
+            "--tag": self.tag or "",
+            "--signature": self.signature or "",
+            "--custom-objects": str(self.custom_objects or ""),
+            "--inputs": ",".join(map(str, self.inputs)),
+            "--outputs": ",".join(self.outputs),
+            "--input-shape": ",".join(map(str, self.input_shapes)),
+            "--batch": str(self.batch) if self.batch is not None else "",
+        }
         words += [w for flag, value in joined.items() if value for w in (flag, value)]
         if not self.verify:
             words.append("--no-verify")

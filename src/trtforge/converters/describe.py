@@ -34,9 +34,15 @@ class SourceSummary:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return {"path": self.path, "form": self.form, "inputs": [t.to_json() for t in self.inputs],
-                "outputs": [t.to_json() for t in self.outputs], "ops": self.ops,
-                "parameters": self.parameters, "notes": self.notes}
+        return {
+            "path": self.path,
+            "form": self.form,
+            "inputs": [t.to_json() for t in self.inputs],
+            "outputs": [t.to_json() for t in self.outputs],
+            "ops": self.ops,
+            "parameters": self.parameters,
+            "notes": self.notes,
+        }
 
 
 def _spec(name: str, dtype: Any, shape: Any) -> TensorSpec:
@@ -79,8 +85,15 @@ def _tflite(tf: Any, source: Path, form: str) -> SourceSummary:
         notes.append(f"quantized: {quantized}")
     if set(ops) & _STATE_OPS:
         notes.append("state kept in resource variables (a streaming model): tf2onnx cannot convert it")
-    return SourceSummary(str(source), form, [spec(d) for d in interpreter.get_input_details()],
-                         [spec(d) for d in interpreter.get_output_details()], dict(ops.most_common()), None, notes)
+    return SourceSummary(
+        str(source),
+        form,
+        [spec(d) for d in interpreter.get_input_details()],
+        [spec(d) for d in interpreter.get_output_details()],
+        dict(ops.most_common()),
+        None,
+        notes,
+    )
 
 
 def _keras(tf: Any, source: Path, form: str) -> SourceSummary:

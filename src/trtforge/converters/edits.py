@@ -38,8 +38,9 @@ def _rename_in_graph(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
                 _rename_in_graph(sub, mapping)
 
 
-def rename(model: onnx.ModelProto, inputs: tuple[tuple[str, str], ...],
-           outputs: tuple[tuple[str, str], ...]) -> dict[str, str]:
+def rename(
+    model: onnx.ModelProto, inputs: tuple[tuple[str, str], ...], outputs: tuple[tuple[str, str], ...]
+) -> dict[str, str]:
     """Rename graph inputs/outputs in place; returns new name -> old name."""
     mapping = _targets(inputs, [t.name for t in graph_inputs(model)], "input")
     mapping.update(_targets(outputs, [t.name for t in graph_outputs(model)], "output"))
@@ -57,8 +58,9 @@ def transpose_boundary(model: onnx.ModelProto, inputs: list[str], outputs: list[
         inner = f"{name}__nhwc"
         for node in model.graph.node:
             node.input[:] = [inner if n == name else n for n in node.input]
-        model.graph.node.insert(0, helper.make_node("Transpose", [name], [inner], perm=[0, 2, 3, 1],
-                                                    name=f"{name}__to_nhwc"))
+        model.graph.node.insert(
+            0, helper.make_node("Transpose", [name], [inner], perm=[0, 2, 3, 1], name=f"{name}__to_nhwc")
+        )
         _permute(value, [0, 3, 1, 2])
     for name in outputs:
         value = next(v for v in model.graph.output if v.name == name)
@@ -66,8 +68,9 @@ def transpose_boundary(model: onnx.ModelProto, inputs: list[str], outputs: list[
         for node in model.graph.node:
             node.output[:] = [inner if n == name else n for n in node.output]
             node.input[:] = [inner if n == name else n for n in node.input]
-        model.graph.node.append(helper.make_node("Transpose", [inner], [name], perm=[0, 3, 1, 2],
-                                                 name=f"{name}__to_nchw"))
+        model.graph.node.append(
+            helper.make_node("Transpose", [inner], [name], perm=[0, 3, 1, 2], name=f"{name}__to_nchw")
+        )
         _permute(value, [0, 3, 1, 2])
 
 

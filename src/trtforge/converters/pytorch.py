@@ -117,8 +117,10 @@ def _from_factory(torch: Any, source: Path, options: ConvertOptions) -> tuple[An
     if not callable(make):
         raise TrtforgeError(f"{file} has no function {factory!r} (expected FILE.py:FACTORY returning the nn.Module)")
     if not options.input_shapes or any(a.shape is None for a in options.input_shapes):
-        raise TrtforgeError(f"{source}: pass --input-shape NAME:DIMS for each input (e.g. input:1x3x224x224), "
-                            f"since a Python module does not record its input shapes")
+        raise TrtforgeError(
+            f"{source}: pass --input-shape NAME:DIMS for each input (e.g. input:1x3x224x224), "
+            f"since a Python module does not record its input shapes"
+        )
     try:
         model = make()
     except Exception as exc:
@@ -132,15 +134,20 @@ def _override(args: list[TensorArg], options: ConvertOptions) -> list[TensorArg]
     given = {a.name: a for a in options.input_shapes}
     unknown = set(given) - {a.name for a in args}
     if unknown:
-        raise TrtforgeError(f"--input-shape names {sorted(unknown)[0]!r}, which is not an input; "
-                            f"the model's inputs are: {', '.join(a.name for a in args)}")
-    return [TensorArg(a.name, given[a.name].shape or a.shape, given[a.name].dtype or a.dtype) if a.name in given else a
-            for a in args]
+        raise TrtforgeError(
+            f"--input-shape names {sorted(unknown)[0]!r}, which is not an input; "
+            f"the model's inputs are: {', '.join(a.name for a in args)}"
+        )
+    return [
+        TensorArg(a.name, given[a.name].shape or a.shape, given[a.name].dtype or a.dtype) if a.name in given else a
+        for a in args
+    ]
 
 
 def _example(torch: Any, arg: TensorArg, options: ConvertOptions) -> Any:
-    shape = [d if d is not None else _PROBE.get(axis, 16)
-             for axis, d in enumerate(with_batch(arg.shape or (), options))]
+    shape = [
+        d if d is not None else _PROBE.get(axis, 16) for axis, d in enumerate(with_batch(arg.shape or (), options))
+    ]
     dtype = getattr(torch, arg.dtype or "float32", None)
     if not isinstance(dtype, torch.dtype):
         raise TrtforgeError(f"input {arg.name!r}: unknown dtype {arg.dtype!r} (use float32, float16, int64, ...)")
@@ -161,7 +168,8 @@ def convert_torch(source: Path, output: Path, options: ConvertOptions) -> Refere
             f"{source} is a pickled PyTorch file (weights or TorchScript) without the code that builds the model; "
             f"save an ExportedProgram instead: torch.export.save(torch.export.export(model.eval(), (example,)), "
             f"'model.pt2'), or pass FILE.py:FACTORY (a function that builds the model and loads the weights) "
-            f"with --input-shape NAME:DIMS")
+            f"with --input-shape NAME:DIMS"
+        )
     torch = require("torch", "torch", "Converting a PyTorch model")
     exported = source.suffix.lower() == ".pt2"
     dynamic: set[str] = set()
@@ -179,9 +187,15 @@ def convert_torch(source: Path, output: Path, options: ConvertOptions) -> Refere
     except Exception as exc:
         at = ", ".join(f"{a.name}:{'x'.join(map(str, e.shape))}" for a, e in zip(args, examples))
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-        hint = (" (an ExportedProgram takes only the shapes it was exported for: re-export it with "
-                "dynamic_shapes, or leave --batch out)" if exported else "")
-        raise TrtforgeError(f"{source} does not run at {at}: {lines[0] if lines else type(exc).__name__}{hint}") from None
+        hint = (
+            " (an ExportedProgram takes only the shapes it was exported for: re-export it with "
+            "dynamic_shapes, or leave --batch out)"
+            if exported
+            else ""
+        )
+        raise TrtforgeError(
+            f"{source} does not run at {at}: {lines[0] if lines else type(exc).__name__}{hint}"
+        ) from None
     in_names = [a.name for a in args]
     out_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
     nchw_out = layout_names(options.outputs_as_nchw, {n: o.dim() for n, o in zip(out_names, outputs)}, "output")
@@ -200,18 +214,39 @@ def convert_torch(source: Path, output: Path, options: ConvertOptions) -> Refere
     return Reference("PyTorch", run, tuple(nchw_in), tuple(nchw_out))
 
 
-def _export(torch: Any, source: Path, module: Any, examples: list[Any], output: Path, options: ConvertOptions,
-            in_names: list[str], out_names: list[str], axes: dict[str, dict[int, str]] | None, exported: bool) -> None:
+def _export(
+    torch: Any,
+    source: Path,
+    module: Any,
+    examples: list[Any],
+    output: Path,
+    options: ConvertOptions,
+    in_names: list[str],
+    out_names: list[str],
+    axes: dict[str, dict[int, str]] | None,
+    exported: bool,
+) -> None:
     # An ExportedProgram's module cannot switch train/eval mode: keep it as it is.
     mode = torch.onnx.TrainingMode.PRESERVE if exported else torch.onnx.TrainingMode.EVAL
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, tuple(examples), str(output), dynamo=False, opset_version=options.opset,
-                              input_names=in_names, output_names=out_names, dynamic_axes=axes, training=mode)
+            torch.onnx.export(
+                module,
+                tuple(examples),
+                str(output),
+                dynamo=False,
+                opset_version=options.opset,
+                input_names=in_names,
+                output_names=out_names,
+                dynamic_axes=axes,
+                training=mode,
+            )
     except Exception as exc:
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-        raise TrtforgeError(f"torch.onnx could not export {source}: {lines[0] if lines else type(exc).__name__}") from None
+        raise TrtforgeError(
+            f"torch.onnx could not export {source}: {lines[0] if lines else type(exc).__name__}"
+        ) from None
 
 
 def _transpose(output: Path, inputs: list[str], outputs: list[str]) -> None:

@@ -32,9 +32,23 @@ from trtforge.errors import TrtforgeError, require
 
 TF2ONNX_MAX_OPSET = 18  # tf2onnx 1.17
 
-_NOT_OUTPUTS = {"Const", "NoOp", "Assert", "Placeholder", "PlaceholderWithDefault", "VarHandleOp",
-                "VariableV2", "Variable", "SaveV2", "RestoreV2", "Assign", "AssignVariableOp",
-                "MergeV2Checkpoints", "ShardedFilename", "StringJoin"}
+_NOT_OUTPUTS = {
+    "Const",
+    "NoOp",
+    "Assert",
+    "Placeholder",
+    "PlaceholderWithDefault",
+    "VarHandleOp",
+    "VariableV2",
+    "Variable",
+    "SaveV2",
+    "RestoreV2",
+    "Assign",
+    "AssignVariableOp",
+    "MergeV2Checkpoints",
+    "ShardedFilename",
+    "StringJoin",
+}
 
 
 def _tf() -> Any:
@@ -56,7 +70,9 @@ def _tf2onnx(call: Callable[..., Any], source: Path, **kwargs: Any) -> None:
         raise
     except Exception as exc:
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-        raise TrtforgeError(f"tf2onnx could not convert {source}: {lines[-1] if lines else type(exc).__name__}") from None
+        raise TrtforgeError(
+            f"tf2onnx could not convert {source}: {lines[-1] if lines else type(exc).__name__}"
+        ) from None
 
 
 def _tensor(name: str) -> str:
@@ -80,6 +96,7 @@ def _dims(shape: Any) -> list[int | None]:
 
 # --- SavedModel ----------------------------------------------------------------------------------
 
+
 def _is_saved_model(path: Path) -> bool:
     return path.is_dir() and ((path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists())
 
@@ -100,14 +117,22 @@ def _pick_graph(source: Path, options: ConvertOptions) -> tuple[list[str], str, 
     graph = graphs.get(tuple(sorted(tags)))
     if graph is None:
         choices = " | ".join(",".join(t) or "''" for t in graphs)
-        raise TrtforgeError(f"{source} has no graph tagged {','.join(tags)!r}; its tag sets are: {choices} (pass --tag)")
+        raise TrtforgeError(
+            f"{source} has no graph tagged {','.join(tags)!r}; its tag sets are: {choices} (pass --tag)"
+        )
     signatures = {k: v for k, v in graph.signature_def.items() if not k.startswith("__")}
     name = options.signature
     if name is None:
-        name = "serving_default" if "serving_default" in signatures else (next(iter(signatures)) if len(signatures) == 1 else None)
+        name = (
+            "serving_default"
+            if "serving_default" in signatures
+            else (next(iter(signatures)) if len(signatures) == 1 else None)
+        )
         if name is None:
-            raise TrtforgeError(f"{source} has several signatures and none is 'serving_default': "
-                                f"{', '.join(signatures) or 'none'}; pass --signature NAME")
+            raise TrtforgeError(
+                f"{source} has several signatures and none is 'serving_default': "
+                f"{', '.join(signatures) or 'none'}; pass --signature NAME"
+            )
     if name not in signatures:
         raise TrtforgeError(f"{source} has no signature {name!r}; its signatures are: {', '.join(signatures)}")
     return tags, name, signatures[name]
@@ -126,10 +151,13 @@ def convert_saved_model(source: Path, output: Path, options: ConvertOptions) -> 
 
     tags, name, signature = _pick_graph(source, options)
     nchw_in = layout_names(options.inputs_as_nchw, {k: _proto_rank(v) for k, v in signature.inputs.items()}, "input")
-    nchw_out = layout_names(options.outputs_as_nchw, {k: _proto_rank(v) for k, v in signature.outputs.items()}, "output")
+    nchw_out = layout_names(
+        options.outputs_as_nchw, {k: _proto_rank(v) for k, v in signature.outputs.items()}, "output"
+    )
     try:
         graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
-            str(source), None, None, tag=tags, signatures=[name], return_tensors_to_rename=True)
+            str(source), None, None, tag=tags, signatures=[name], return_tensors_to_rename=True
+        )
     except Exception as exc:
         raise TrtforgeError(f"TensorFlow could not load {source}: {str(exc).strip().splitlines()[-1]}") from None
     override = None
@@ -139,10 +167,23 @@ def convert_saved_model(source: Path, output: Path, options: ConvertOptions) -> 
         for key, info in signature.inputs.items():
             dims = [d.size for d in info.tensor_shape.dim]
             if dims:
-                override[by_key.get(key, info.name)] = [-1 if d is None or d < 0 else d for d in with_batch(dims, options)]
-    _tf2onnx(from_graph_def, source, graph_def=graph_def, name=name, input_names=inputs, output_names=outputs,
-             opset=options.opset, inputs_as_nchw=nchw_in or None, outputs_as_nchw=nchw_out or None,
-             shape_override=override, tensors_to_rename=renames, output_path=str(output))
+                override[by_key.get(key, info.name)] = [
+                    -1 if d is None or d < 0 else d for d in with_batch(dims, options)
+                ]
+    _tf2onnx(
+        from_graph_def,
+        source,
+        graph_def=graph_def,
+        name=name,
+        input_names=inputs,
+        output_names=outputs,
+        opset=options.opset,
+        inputs_as_nchw=nchw_in or None,
+        outputs_as_nchw=nchw_out or None,
+        shape_override=override,
+        tensors_to_rename=renames,
+        output_path=str(output),
+    )
 
     loaded = tf.saved_model.load(str(source), tags=tags)
     function = loaded.signatures[name]
@@ -155,6 +196,7 @@ def convert_saved_model(source: Path, output: Path, options: ConvertOptions) -> 
 
 
 # --- Keras ---------------------------------------------------------------------------------------
+
 
 def _is_keras(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".keras"
@@ -172,12 +214,17 @@ def _custom_objects(path: Path | None) -> dict[str, Any]:
     listed = getattr(module, "CUSTOM_OBJECTS", None) or getattr(module, "custom_objects", None)
     if isinstance(listed, dict):
         return dict(listed)
-    return {k: v for k, v in vars(module).items()
-            if callable(v) and getattr(v, "__module__", None) == module.__name__ and not k.startswith("_")}
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if callable(v) and getattr(v, "__module__", None) == module.__name__ and not k.startswith("_")
+    }
 
 
-_MISSING = re.compile(r"(?:Could not locate (?:class|function)|Unknown (?:layer|object|activation|loss|metric|"
-                      r"regularizer|initializer|constraint|optimizer)[\w ]*?):? *['\"`]?([\w.>]+)")
+_MISSING = re.compile(
+    r"(?:Could not locate (?:class|function)|Unknown (?:layer|object|activation|loss|metric|"
+    r"regularizer|initializer|constraint|optimizer)[\w ]*?):? *['\"`]?([\w.>]+)"
+)
 
 
 def _load_keras(source: Path, options: ConvertOptions) -> Any:
@@ -190,12 +237,16 @@ def _load_keras(source: Path, options: ConvertOptions) -> Any:
         missing = _MISSING.search(text)
         if missing:
             name = missing.group(1).split(">")[-1]
-            hint = (f"{options.custom_objects} does not define it" if options.custom_objects
-                    else "pass --custom-objects FILE.py")
+            hint = (
+                f"{options.custom_objects} does not define it"
+                if options.custom_objects
+                else "pass --custom-objects FILE.py"
+            )
             raise TrtforgeError(
                 f"{source} uses a custom Keras object {name!r} that is not available; {hint}: a Python file that "
                 f"defines class {name} (decorated with @keras.saving.register_keras_serializable() or listed in "
-                f"CUSTOM_OBJECTS = {{'{name}': {name}}})") from None
+                f"CUSTOM_OBJECTS = {{'{name}': {name}}})"
+            ) from None
         line = next((ln for ln in text.strip().splitlines() if ln.strip()), type(exc).__name__)
         raise TrtforgeError(f"Keras could not load {source}: {line}") from None
 
@@ -208,13 +259,16 @@ def convert_keras(source: Path, output: Path, options: ConvertOptions) -> Refere
     try:
         inputs = list(model.inputs)
     except (AttributeError, ValueError):
-        raise TrtforgeError(f"{source} holds a Keras model without defined inputs (a subclassed model that was "
-                            f"never built); save it after calling it once, or export a SavedModel") from None
+        raise TrtforgeError(
+            f"{source} holds a Keras model without defined inputs (a subclassed model that was "
+            f"never built); save it after calling it once, or export a SavedModel"
+        ) from None
     in_names = [_plain(getattr(t, "name", f"input_{i}")) for i, t in enumerate(inputs)]
     out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
     nchw_in = layout_names(options.inputs_as_nchw, {n: len(t.shape) for n, t in zip(in_names, inputs)}, "input")
-    nchw_out = layout_names(options.outputs_as_nchw,
-                            {n: len(t.shape) for n, t in zip(out_names, model.outputs)}, "output")
+    nchw_out = layout_names(
+        options.outputs_as_nchw, {n: len(t.shape) for n, t in zip(out_names, model.outputs)}, "output"
+    )
     specs = [tf.TensorSpec(with_batch(t.shape, options), t.dtype, name=n) for n, t in zip(in_names, inputs)]
 
     def call(*xs: Any) -> dict[str, Any]:
@@ -223,8 +277,16 @@ def convert_keras(source: Path, output: Path, options: ConvertOptions) -> Refere
         return dict(zip(out_names, result))
 
     function = tf.function(call, input_signature=specs)
-    _tf2onnx(from_function, source, function=function, input_signature=specs, opset=options.opset,
-             inputs_as_nchw=nchw_in or None, outputs_as_nchw=nchw_out or None, output_path=str(output))
+    _tf2onnx(
+        from_function,
+        source,
+        function=function,
+        input_signature=specs,
+        opset=options.opset,
+        inputs_as_nchw=nchw_in or None,
+        outputs_as_nchw=nchw_out or None,
+        output_path=str(output),
+    )
     _order_outputs(output, out_names)
 
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -252,6 +314,7 @@ def _order_outputs(path: Path, names: list[str]) -> None:
 
 # --- Frozen GraphDef and TF1 checkpoints ---------------------------------------------------------
 
+
 def _is_frozen_graph(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".pb" and path.name != "saved_model.pb"
 
@@ -265,8 +328,11 @@ def _candidates(graph_def: Any) -> tuple[list[str], list[str]]:
             shape = node.attr["shape"].shape
             dims = "?" if shape.unknown_rank else "x".join(str(d.size) for d in shape.dim)
             inputs.append(f"{node.name}:0 ({dims})")
-    outputs = [f"{n.name}:0" for n in graph_def.node
-               if n.name not in consumed and n.op not in _NOT_OUTPUTS and not n.name.startswith("save/")]
+    outputs = [
+        f"{n.name}:0"
+        for n in graph_def.node
+        if n.name not in consumed and n.op not in _NOT_OUTPUTS and not n.name.startswith("save/")
+    ]
     return inputs, outputs[:12]
 
 
@@ -274,11 +340,14 @@ def _need_names(source: Path, graph_def: Any, options: ConvertOptions) -> None:
     if options.inputs and options.outputs:
         return
     inputs, outputs = _candidates(graph_def)
-    missing = " and ".join(f for f, given in (("--inputs", options.inputs), ("--outputs", options.outputs)) if not given)
+    missing = " and ".join(
+        f for f, given in (("--inputs", options.inputs), ("--outputs", options.outputs)) if not given
+    )
     raise TrtforgeError(
         f"{source} is a bare TensorFlow graph: pass {missing} (NAME[:SHAPE],...). "
         f"Candidate inputs (placeholders): {', '.join(inputs) or 'none'}; "
-        f"candidate outputs (ops nothing consumes): {', '.join(outputs) or 'none'}")
+        f"candidate outputs (ops nothing consumes): {', '.join(outputs) or 'none'}"
+    )
 
 
 def _graph_tensors(source: Path, graph: Any, options: ConvertOptions, graph_def: Any) -> tuple[list[str], list[str]]:
@@ -289,35 +358,61 @@ def _graph_tensors(source: Path, graph: Any, options: ConvertOptions, graph_def:
             names.append(graph.get_tensor_by_name(_tensor(name)).name)
         except (KeyError, ValueError):
             inputs, outputs = _candidates(graph_def)
-            raise TrtforgeError(f"{source} has no tensor {name!r}; candidate inputs: {', '.join(inputs) or 'none'}; "
-                                f"candidate outputs: {', '.join(outputs) or 'none'}") from None
-    return names[:len(options.inputs)], names[len(options.inputs):]
+            raise TrtforgeError(
+                f"{source} has no tensor {name!r}; candidate inputs: {', '.join(inputs) or 'none'}; "
+                f"candidate outputs: {', '.join(outputs) or 'none'}"
+            ) from None
+    return names[: len(options.inputs)], names[len(options.inputs) :]
 
 
-def _convert_graph(source: Path, output: Path, options: ConvertOptions, graph_def: Any,
-                   graph: Any, inputs: list[str], outputs: list[str]) -> tuple[list[str], list[str]]:
+def _convert_graph(
+    source: Path,
+    output: Path,
+    options: ConvertOptions,
+    graph_def: Any,
+    graph: Any,
+    inputs: list[str],
+    outputs: list[str],
+) -> tuple[list[str], list[str]]:
     """Convert a frozen graph; ONNX names drop ':0'.  Returns the NCHW tensors by ONNX name."""
     from tf2onnx.convert import from_graph_def
 
     tensors = {n: graph.get_tensor_by_name(n) for n in inputs + outputs}
     onnx_names = {n: _plain(n) for n in inputs + outputs}
     nchw_in = layout_names(options.inputs_as_nchw, {onnx_names[n]: _rank(tensors[n].shape) for n in inputs}, "input")
-    nchw_out = layout_names(options.outputs_as_nchw, {onnx_names[n]: _rank(tensors[n].shape) for n in outputs}, "output")
+    nchw_out = layout_names(
+        options.outputs_as_nchw, {onnx_names[n]: _rank(tensors[n].shape) for n in outputs}, "output"
+    )
     override = {}
     for arg, name in zip(options.inputs, inputs):
-        dims = list(arg.shape) if arg.shape is not None else (
-            _dims(tensors[name].shape.as_list()) if _rank(tensors[name].shape) else None)
+        dims = (
+            list(arg.shape)
+            if arg.shape is not None
+            else (_dims(tensors[name].shape.as_list()) if _rank(tensors[name].shape) else None)
+        )
         if dims is not None and (arg.shape is not None or options.batch is not None):
             override[name] = [-1 if d is None else d for d in with_batch(dims, options)]
     graph_name = {v: k for k, v in onnx_names.items()}
-    _tf2onnx(from_graph_def, source, graph_def=graph_def, name=source.stem, input_names=inputs, output_names=outputs,
-             opset=options.opset, inputs_as_nchw=[graph_name[n] for n in nchw_in] or None,
-             outputs_as_nchw=[graph_name[n] for n in nchw_out] or None, shape_override=override or None,
-             tensors_to_rename=onnx_names, output_path=str(output))
+    _tf2onnx(
+        from_graph_def,
+        source,
+        graph_def=graph_def,
+        name=source.stem,
+        input_names=inputs,
+        output_names=outputs,
+        opset=options.opset,
+        inputs_as_nchw=[graph_name[n] for n in nchw_in] or None,
+        outputs_as_nchw=[graph_name[n] for n in nchw_out] or None,
+        shape_override=override or None,
+        tensors_to_rename=onnx_names,
+        output_path=str(output),
+    )
     return nchw_in, nchw_out
 
 
-def _session_run(session: Any, inputs: list[str], outputs: list[str]) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+def _session_run(
+    session: Any, inputs: list[str], outputs: list[str]
+) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = session.run(outputs, {n: feeds[_plain(n)] for n in inputs})
         return {_plain(n): v for n, v in zip(outputs, values)}
@@ -344,8 +439,11 @@ def convert_frozen_graph(source: Path, output: Path, options: ConvertOptions) ->
 
 def _is_checkpoint(path: Path) -> bool:
     text = str(path)
-    return (path.suffix in (".meta", ".index") or Path(text + ".index").exists()
-            or (path.is_dir() and ((path / "checkpoint").exists() or any(path.glob("*.index")))))
+    return (
+        path.suffix in (".meta", ".index")
+        or Path(text + ".index").exists()
+        or (path.is_dir() and ((path / "checkpoint").exists() or any(path.glob("*.index"))))
+    )
 
 
 def _checkpoint_meta(source: Path) -> tuple[Path | None, str]:
@@ -368,7 +466,8 @@ def convert_checkpoint(source: Path, output: Path, options: ConvertOptions) -> R
             f"Rebuild the model in Python, restore the weights and export it, e.g. model = build_model(); "
             f"tf.train.Checkpoint(model=model).restore('{prefix}').expect_partial(); "
             f"then model.export('saved_model') (or model.save('model.keras')), "
-            f"and run: trtforge convert saved_model -o model.onnx")
+            f"and run: trtforge convert saved_model -o model.onnx"
+        )
     tf = _tf()
     from tensorflow.core.protobuf import meta_graph_pb2
     from tf2onnx import tf_loader
@@ -388,11 +487,11 @@ def convert_checkpoint(source: Path, output: Path, options: ConvertOptions) -> R
     session = tf.compat.v1.Session(graph=graph)
     with graph.as_default():
         saver.restore(session, prefix)
-    return Reference("TensorFlow (checkpoint)", _session_run(session, inputs, outputs),
-                     tuple(nchw_in), tuple(nchw_out))
+    return Reference("TensorFlow (checkpoint)", _session_run(session, inputs, outputs), tuple(nchw_in), tuple(nchw_out))
 
 
 # --- TFLite --------------------------------------------------------------------------------------
+
 
 def _is_tflite(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".tflite"
@@ -426,8 +525,14 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
     nchw_out = layout_names(options.outputs_as_nchw, {name(d): len(d["shape"]) for d in outs}, "output")
     # tf2onnx's TFLite path transposes the wrong tensor for outputs_as_nchw when outputs share an
     # op (two outputs of one StatefulPartitionedCall): outputs get a boundary Transpose instead.
-    _tf2onnx(from_tflite, source, tflite_path=str(source), opset=options.opset,
-             inputs_as_nchw=[tensor[n] for n in nchw_in] or None, output_path=str(output))
+    _tf2onnx(
+        from_tflite,
+        source,
+        tflite_path=str(source),
+        opset=options.opset,
+        inputs_as_nchw=[tensor[n] for n in nchw_in] or None,
+        output_path=str(output),
+    )
     _refuse_unconverted(source, output)
     _rename_file(output, names, nchw_out)
     note = ""
@@ -456,17 +561,22 @@ def convert_tflite(source: Path, output: Path, options: ConvertOptions) -> Refer
 
 def _quantized_weights(interpreter: Any) -> str:
     """'int8 weights' (or another type) when the model's constant tensors are quantized, else ''."""
-    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()
-             if t["dtype"] in (np.int8, np.uint8, np.int16, np.float16) and len(t["shape"]) > 1}
+    kinds = {
+        np.dtype(t["dtype"]).name
+        for t in interpreter.get_tensor_details()
+        if t["dtype"] in (np.int8, np.uint8, np.int16, np.float16) and len(t["shape"]) > 1
+    }
     return " and ".join(f"{k} weights" for k in sorted(kinds))
 
 
-def _kernel_spread(source: Path, feeds: dict[str, np.ndarray], run: Callable[..., dict[str, np.ndarray]],
-                   name: Callable[[Any], str]) -> dict[str, float]:
+def _kernel_spread(
+    source: Path, feeds: dict[str, np.ndarray], run: Callable[..., dict[str, np.ndarray]], name: Callable[[Any], str]
+) -> dict[str, float]:
     """Per output: max |default kernels - reference kernels| of the TFLite interpreter itself."""
     tf = _tf()
-    reference = tf.lite.Interpreter(model_path=str(source),
-                                    experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    reference = tf.lite.Interpreter(
+        model_path=str(source), experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF
+    )
     for d in reference.get_input_details():
         reference.resize_tensor_input(d["index"], list(feeds[name(d)].shape))
     reference.allocate_tensors()
@@ -474,9 +584,12 @@ def _kernel_spread(source: Path, feeds: dict[str, np.ndarray], run: Callable[...
         reference.set_tensor(d["index"], feeds[name(d)].astype(d["dtype"]))
     reference.invoke()
     default = run(feeds)
-    return {name(d): float(np.abs(reference.get_tensor(d["index"]).astype(np.float64)
-                                  - default[name(d)].astype(np.float64)).max())
-            for d in reference.get_output_details()}
+    return {
+        name(d): float(
+            np.abs(reference.get_tensor(d["index"]).astype(np.float64) - default[name(d)].astype(np.float64)).max()
+        )
+        for d in reference.get_output_details()
+    }
 
 
 _STATE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
@@ -494,7 +607,8 @@ def _refuse_resource_variables(source: Path, interpreter: Any) -> None:
             f"{source} keeps state between calls in resource variables ({', '.join(state)}: a streaming "
             "model), which tf2onnx cannot convert and ONNX has no op for; nothing was written; export the "
             "model without them (a non-streaming version, or one taking the state as an input and "
-            "returning it as an output)")
+            "returning it as an output)"
+        )
 
 
 def unconverted_ops(model: Any) -> dict[str, str]:
@@ -504,7 +618,7 @@ def unconverted_ops(model: Any) -> dict[str, str]:
     found: dict[str, str] = {}
     for node in model.graph.node:
         if node.op_type.startswith("TFL_") and not onnx.defs.has(node.op_type, node.domain):
-            found.setdefault(node.op_type[len("TFL_"):], node.name)
+            found.setdefault(node.op_type[len("TFL_") :], node.name)
     return found
 
 
@@ -518,7 +632,8 @@ def _refuse_unconverted(source: Path, output: Path) -> None:
             f"{source} uses TFLite custom op(s) {ops} that tf2onnx cannot convert and ONNX has no op "
             "for; nothing was written; export the model without them (e.g. a standard transposed "
             "convolution plus bias instead of MediaPipe's Convolution2DTransposeBias), or convert the "
-            "op yourself (a tf2onnx custom-op handler, then a TensorRT plugin for the engine)")
+            "op yourself (a tf2onnx custom-op handler, then a TensorRT plugin for the engine)"
+        )
 
 
 def _rename_file(path: Path, names: dict[str, str], nchw_outputs: list[str]) -> None:

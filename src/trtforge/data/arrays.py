@@ -31,16 +31,17 @@ Feeds = dict[str, np.ndarray]
 
 # (low, high) of the uniform/integers draw per numpy dtype kind or name; high is exclusive.
 _RANGES: dict[str, tuple[float, float]] = {
-    "f": (-1.0, 1.0),      # floats: activations and normalised pixels live here
-    "uint8": (0, 256),     # raw pixels
+    "f": (-1.0, 1.0),  # floats: activations and normalised pixels live here
+    "uint8": (0, 256),  # raw pixels
     "int8": (-128, 128),
-    "i": (0, 8),           # other ints are often indices or ids: keep them small and valid
+    "i": (0, 8),  # other ints are often indices or ids: keep them small and valid
     "u": (0, 8),
 }
 
 
-def concrete_shapes(specs: Sequence[TensorSpec], shapes: str | None = None,
-                    batch: int | None = None) -> dict[str, tuple[int, ...]]:
+def concrete_shapes(
+    specs: Sequence[TensorSpec], shapes: str | None = None, batch: int | None = None
+) -> dict[str, tuple[int, ...]]:
     """Each input's shape with no dynamic dimension left, or a user error saying what to pass."""
     given: dict[str, tuple[int, ...]] = {}
     if shapes:
@@ -66,8 +67,10 @@ def concrete_shapes(specs: Sequence[TensorSpec], shapes: str | None = None,
             static = isinstance(d, int) and d > 0
             if axis == at and batch is not None:
                 if static and d != batch:
-                    raise TrtforgeError(f"--batch {batch}: input {spec.name!r} has a fixed batch of {d} "
-                                        f"({spec.shape_text()}); rebuild with trtforge reshape --batch {batch}")
+                    raise TrtforgeError(
+                        f"--batch {batch}: input {spec.name!r} has a fixed batch of {d} "
+                        f"({spec.shape_text()}); rebuild with trtforge reshape --batch {batch}"
+                    )
                 dims.append(batch)
             elif static:
                 dims.append(int(d))
@@ -75,15 +78,18 @@ def concrete_shapes(specs: Sequence[TensorSpec], shapes: str | None = None,
                 dims.append(1)
             else:
                 example = "x".join(str(x) if isinstance(x, int) and x > 0 else "N" for x in spec.shape)
-                raise TrtforgeError(f"input {spec.name!r} has a dynamic dimension {d!r} at axis {axis} "
-                                    f"({spec.shape_text()}); give its shape with --shapes {spec.name}:{example} "
-                                    "(N replaced by numbers)")
+                raise TrtforgeError(
+                    f"input {spec.name!r} has a dynamic dimension {d!r} at axis {axis} "
+                    f"({spec.shape_text()}); give its shape with --shapes {spec.name}:{example} "
+                    "(N replaced by numbers)"
+                )
         out[spec.name] = tuple(dims)
     return out
 
 
-def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]] | None = None,
-                 seed: int = 0) -> Feeds:
+def random_feeds(
+    specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]] | None = None, seed: int = 0
+) -> Feeds:
     """Seeded random inputs in a range that suits each dtype; see :data:`_RANGES`."""
     shapes = shapes if shapes is not None else concrete_shapes(specs)
     rng = np.random.default_rng(seed)
@@ -96,8 +102,10 @@ def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ..
             continue
         bounds = _RANGES.get(dtype.name) or _RANGES.get(dtype.kind)
         if bounds is None:
-            raise TrtforgeError(f"input {spec.name!r} has dtype {dtype}, for which trtforge cannot make "
-                                "random values; pass --inputs FILE.npz")
+            raise TrtforgeError(
+                f"input {spec.name!r} has dtype {dtype}, for which trtforge cannot make "
+                "random values; pass --inputs FILE.npz"
+            )
         low, high = bounds
         if dtype.kind == "f":
             values = rng.uniform(low, high, shape).astype(dtype)
@@ -116,21 +124,29 @@ def _numpy_dtype(spec: TensorSpec) -> np.dtype:
     try:
         return np.dtype(spec.dtype)
     except TypeError:
-        raise TrtforgeError(f"input {spec.name!r} has dtype {spec.dtype}, which numpy cannot hold; "
-                            "pass inputs in a dtype the engine takes") from None
+        raise TrtforgeError(
+            f"input {spec.name!r} has dtype {spec.dtype}, which numpy cannot hold; "
+            "pass inputs in a dtype the engine takes"
+        ) from None
 
 
 def engine_arrays(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) -> Feeds:
     """An array for every input of the engine, in the input's dtype: what device runners stage."""
     missing = [s.name for s in specs if s.name not in feeds]
     if missing:
-        raise TrtforgeError(f"no array for input(s) {', '.join(missing)}; the engine takes "
-                            f"{', '.join(s.name for s in specs)}")
+        raise TrtforgeError(
+            f"no array for input(s) {', '.join(missing)}; the engine takes {', '.join(s.name for s in specs)}"
+        )
     return {s.name: np.asarray(feeds[s.name], dtype=np.dtype(s.dtype)) for s in specs}
 
 
-def conform(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], where: str,
-            notes: list[str] | None = None, samples: bool = False) -> Feeds:
+def conform(
+    feeds: Mapping[str, np.ndarray],
+    specs: Sequence[TensorSpec],
+    where: str,
+    notes: list[str] | None = None,
+    samples: bool = False,
+) -> Feeds:
     """Feeds checked against the engine's inputs (see :func:`trtforge.data.check.check_feeds`).
 
     ``samples``: each input's batch axis (:func:`trtforge.graph.batch.batch_axes`: axis 0, a
@@ -149,8 +165,9 @@ def _read_numpy(path: Path) -> object:
         raise TrtforgeError(f"cannot read {path} as numpy data (.npz/.npy): {str(exc).splitlines()[0]}") from None
 
 
-def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: list[str] | None = None,
-             samples: bool = False) -> Feeds:
+def load_npz(
+    path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: list[str] | None = None, samples: bool = False
+) -> Feeds:
     """``--inputs FILE.npz`` keyed by input name (or ``FILE.npy`` for a one-input engine)."""
     from trtforge._files import existing_file
 
@@ -158,16 +175,24 @@ def load_npz(path: str | os.PathLike[str], specs: Sequence[TensorSpec], notes: l
     loaded = _read_numpy(p)
     if isinstance(loaded, np.ndarray):
         if len(specs) != 1:
-            raise TrtforgeError(f"{p} is one array, but the engine has {len(specs)} inputs "
-                                f"({', '.join(s.name for s in specs)}); use a .npz keyed by input name")
+            raise TrtforgeError(
+                f"{p} is one array, but the engine has {len(specs)} inputs "
+                f"({', '.join(s.name for s in specs)}); use a .npz keyed by input name"
+            )
         arrays = {specs[0].name: loaded}
     else:
         arrays = {k: loaded[k] for k in loaded.files}  # type: ignore[attr-defined,index]
     return conform(arrays, specs, str(p), notes, samples)
 
 
-def load_npz_partial(path: str | os.PathLike[str], specs: Sequence[TensorSpec], shapes: str | None = None,
-                     batch: int | None = None, seed: int = 0, notes: list[str] | None = None) -> Feeds:
+def load_npz_partial(
+    path: str | os.PathLike[str],
+    specs: Sequence[TensorSpec],
+    shapes: str | None = None,
+    batch: int | None = None,
+    seed: int = 0,
+    notes: list[str] | None = None,
+) -> Feeds:
     """``bench --inputs FILE.npz``: the inputs the file holds; the others seeded random (said in ``notes``).
 
     Giving only some inputs is how fixed values reach a model: a sample rate that picks a
@@ -192,8 +217,9 @@ def load_npz_partial(path: str | os.PathLike[str], specs: Sequence[TensorSpec], 
     return {s.name: feeds[s.name] for s in specs}
 
 
-def load_trtexec_inputs(text: str, specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]],
-                        notes: list[str] | None = None) -> Feeds:
+def load_trtexec_inputs(
+    text: str, specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]], notes: list[str] | None = None
+) -> Feeds:
     """``--loadInputs=name:file[,name:file]``: ``.npy`` files, or raw ``.bin`` in the input's dtype.
 
     Inputs not named are filled with random values, as trtexec does.
@@ -217,9 +243,11 @@ def load_trtexec_inputs(text: str, specs: Sequence[TensorSpec], shapes: Mapping[
             raw = path.read_bytes()
             want = int(np.prod(shape)) * dtype.itemsize
             if len(raw) != want:
-                raise TrtforgeError(f"--loadInputs {path}: {len(raw)} bytes, but {name!r} at "
-                                    f"{'x'.join(map(str, shape))} in {dtype} needs {want}; "
-                                    "check --shapes, or save the array as .npy")
+                raise TrtforgeError(
+                    f"--loadInputs {path}: {len(raw)} bytes, but {name!r} at "
+                    f"{'x'.join(map(str, shape))} in {dtype} needs {want}; "
+                    "check --shapes, or save the array as .npy"
+                )
             array = np.frombuffer(raw, dtype=dtype).reshape(shape)
         loaded[name] = array
     rest = [s for s in specs if s.name not in loaded]
@@ -230,17 +258,21 @@ def load_trtexec_inputs(text: str, specs: Sequence[TensorSpec], shapes: Mapping[
     return conform(loaded, specs, "--loadInputs", notes)
 
 
-def image_feeds(folder: str | os.PathLike[str], specs: Sequence[TensorSpec], preprocess: Preprocess | None,
-                limit: int | None = None) -> tuple[Feeds, list[Path]]:
+def image_feeds(
+    folder: str | os.PathLike[str], specs: Sequence[TensorSpec], preprocess: Preprocess | None, limit: int | None = None
+) -> tuple[Feeds, list[Path]]:
     """An image folder as one batch for a one-input engine, and the files in batch order."""
     from trtforge.data.images import image_files
 
     if len(specs) != 1:
-        raise TrtforgeError(f"an image folder feeds one input, but the engine has {len(specs)} "
-                            f"({', '.join(s.name for s in specs)}); pass --inputs FILE.npz")
+        raise TrtforgeError(
+            f"an image folder feeds one input, but the engine has {len(specs)} "
+            f"({', '.join(s.name for s in specs)}); pass --inputs FILE.npz"
+        )
     if preprocess is None:
-        raise TrtforgeError("an image folder needs --preprocess to say how images become inputs "
-                            "(the same spec as for calibration)")
+        raise TrtforgeError(
+            "an image folder needs --preprocess to say how images become inputs (the same spec as for calibration)"
+        )
     preprocess = preprocess.resolve(specs[0])
     files = image_files(Path(folder))[:limit]
     arrays, used = [], []

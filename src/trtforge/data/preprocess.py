@@ -28,8 +28,10 @@ def _number(key: str, text: str) -> float:
     try:
         return real(text, f"--preprocess {key}", fraction=True)
     except TrtforgeError as exc:
-        raise TrtforgeError(f"bad --preprocess value {key}={text!r}: expected a finite number like 0.5 or 1/255 "
-                            f"({str(exc).split(': ', 1)[-1]})") from None
+        raise TrtforgeError(
+            f"bad --preprocess value {key}={text!r}: expected a finite number like 0.5 or 1/255 "
+            f"({str(exc).split(': ', 1)[-1]})"
+        ) from None
 
 
 def _numbers(key: str, text: str) -> tuple[float, ...]:
@@ -125,8 +127,10 @@ class Preprocess:
                     f"set color={'gray' if channels == 1 else 'rgb'} or layout={'nhwc' if axis == 1 else 'nchw'}"
                 )
         elif spec.shape:
-            raise TrtforgeError(f"--preprocess makes images, but input {spec.name!r} is {spec.shape_text()} "
-                                "(not rank 4); pass --inputs FILE.npz instead")
+            raise TrtforgeError(
+                f"--preprocess makes images, but input {spec.name!r} is {spec.shape_text()} "
+                "(not rank 4); pass --inputs FILE.npz instead"
+            )
         return fitted
 
     def _resized(self, img):  # PIL.Image -> PIL.Image
@@ -167,9 +171,17 @@ class Preprocess:
         return np.ascontiguousarray(pixels.astype(self.dtype))
 
     def to_json(self) -> dict[str, object]:
-        return {"spec": self.spec, "color": self.color, "size": self.size, "resize": self.resize,
-                "scale": self.scale,
-                "mean": self.mean, "std": self.std, "layout": self.layout, "dtype": self.dtype}
+        return {
+            "spec": self.spec,
+            "color": self.color,
+            "size": self.size,
+            "resize": self.resize,
+            "scale": self.scale,
+            "mean": self.mean,
+            "std": self.std,
+            "layout": self.layout,
+            "dtype": self.dtype,
+        }
 
 
 def _resize(value: str) -> dict[str, object]:

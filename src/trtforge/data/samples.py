@@ -45,7 +45,7 @@ def sample_count(feeds: Mapping[str, np.ndarray], axes: Mapping[str, int | None]
 
 def with_batch(shape: tuple[int, ...], axis: int | None, n: int) -> tuple[int, ...]:
     """``shape`` with ``n`` on the batch ``axis`` (unchanged without one)."""
-    return shape if axis is None else shape[:axis] + (n,) + shape[axis + 1:]
+    return shape if axis is None else shape[:axis] + (n,) + shape[axis + 1 :]
 
 
 def take(array: np.ndarray, axis: int | None, index: slice | np.ndarray) -> np.ndarray:
@@ -57,23 +57,31 @@ def take(array: np.ndarray, axis: int | None, index: slice | np.ndarray) -> np.n
     return array[tuple(where)]
 
 
-
-def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSpec], preprocess: Preprocess | None = None,
-                 random: int | None = None, labels: str | None = None, limit: int | None = None,
-                 seed: int = 0, notes: list[str] | None = None) -> Samples:
+def load_samples(
+    source: str | os.PathLike[str] | None,
+    specs: Sequence[TensorSpec],
+    preprocess: Preprocess | None = None,
+    random: int | None = None,
+    labels: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    notes: list[str] | None = None,
+) -> Samples:
     """Samples for ``specs`` from a ``.npz``/``.npy``, an image folder, or ``random`` seeded samples."""
     if source is None:
         if not random:
-            raise TrtforgeError("no inputs: give --inputs FILE.npz, --inputs IMAGE_DIR with --preprocess, "
-                                "or --random N")
+            raise TrtforgeError(
+                "no inputs: give --inputs FILE.npz, --inputs IMAGE_DIR with --preprocess, or --random N"
+            )
         shapes = concrete_shapes(specs)
         axes = batch_axes(specs)
         for spec in specs:
             axis = axes[spec.name]
             fixed = spec.shape[axis] if axis is not None else None
             if isinstance(fixed, int) and fixed > 1:
-                raise TrtforgeError(f"--random: input {spec.name!r} has a fixed batch of {fixed}; "
-                                    "pass --inputs FILE.npz instead")
+                raise TrtforgeError(
+                    f"--random: input {spec.name!r} has a fixed batch of {fixed}; pass --inputs FILE.npz instead"
+                )
         resized = {k: with_batch(v, axes[k], random) for k, v in shapes.items()}
         feeds = random_feeds(specs, resized, seed)
         return Samples(check_feeds(feeds, specs, "--random", samples=True), f"random (seed {seed})", axes=axes)
@@ -81,8 +89,9 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
     if path.is_dir():
         feeds, files = image_feeds(path, specs, preprocess, limit)
         found, where = labels_for(path, files, labels)
-        return Samples(feeds, f"{path} (images, --preprocess {preprocess.spec if preprocess else ''})",
-                       files, found, where)
+        return Samples(
+            feeds, f"{path} (images, --preprocess {preprocess.spec if preprocess else ''})", files, found, where
+        )
     feeds = load_npz(path, specs, notes, samples=True)
     axes = batch_axes(specs)
     if limit is not None:
@@ -90,8 +99,10 @@ def load_samples(source: str | os.PathLike[str] | None, specs: Sequence[TensorSp
     samples = Samples(feeds, str(path), axes=axes)
     if labels:
         if labels.lower().endswith(".csv"):
-            raise TrtforgeError("--labels FILE.csv names image files; with --inputs FILE.npz give the labels "
-                                "as .txt (one integer per line) or .npy, in sample order")
+            raise TrtforgeError(
+                "--labels FILE.csv names image files; with --inputs FILE.npz give the labels "
+                "as .txt (one integer per line) or .npy, in sample order"
+            )
         values, where = labels_for(path.parent, [Path(str(i)) for i in range(len(samples))], labels)
         samples.labels, samples.labels_source = values, where
     return samples

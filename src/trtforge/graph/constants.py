@@ -151,8 +151,9 @@ def symbolic_shapes(model: onnx.ModelProto, batch_inputs: Iterable[str]) -> dict
     for v in list(scratch.graph.input) + list(scratch.graph.value_info) + list(scratch.graph.output):
         t = v.type.tensor_type
         if t.HasField("shape"):
-            shapes[v.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                                   for d in t.shape.dim)
+            shapes[v.name] = tuple(
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
+            )
     return shapes
 
 
@@ -249,8 +250,27 @@ def _batch_sized_constant(node: onnx.NodeProto, g: _Graph, batch: int) -> Findin
     return None
 
 
-_BROADCASTING = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where",
-                 "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Concat")
+_BROADCASTING = (
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Max",
+    "Min",
+    "Sum",
+    "Mean",
+    "Where",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "Concat",
+)
 
 RULES: dict[str, Rule] = {
     **{op: _batch_sized_constant for op in _BROADCASTING},
@@ -308,7 +328,10 @@ def prune(model: onnx.ModelProto) -> None:
 
 
 def patch_batch_constants(
-    model: onnx.ModelProto, batch: int, batch_inputs: Iterable[str], max_rounds: int = 16,
+    model: onnx.ModelProto,
+    batch: int,
+    batch_inputs: Iterable[str],
+    max_rounds: int = 16,
 ) -> tuple[list[Finding], list[Finding]]:
     """Patch, in place, every exact rewrite; return (patched, not patched: refused and suspects).
 

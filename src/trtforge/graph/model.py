@@ -31,8 +31,13 @@ def save(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     large = model.ByteSize() > 2_000_000_000 if _fits_protobuf(model) else True
     with atomic_path(target) as tmp:
         if large:
-            onnx.save(model, str(tmp), save_as_external_data=True,
-                      location=target.name + ".data", all_tensors_to_one_file=True)
+            onnx.save(
+                model,
+                str(tmp),
+                save_as_external_data=True,
+                location=target.name + ".data",
+                all_tensors_to_one_file=True,
+            )
         else:
             onnx.save(model, str(tmp))
     return target
@@ -76,10 +81,7 @@ def graph_inputs(model: onnx.ModelProto) -> list[TensorSpec]:
 
 
 def graph_outputs(model: onnx.ModelProto) -> list[TensorSpec]:
-    return [
-        TensorSpec(v.name, dtype_name(v.type.tensor_type.elem_type), _dims(v))
-        for v in model.graph.output
-    ]
+    return [TensorSpec(v.name, dtype_name(v.type.tensor_type.elem_type), _dims(v)) for v in model.graph.output]
 
 
 def resolve_input_name(name: str, names: list[str], what: str = "input") -> str:

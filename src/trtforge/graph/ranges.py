@@ -41,14 +41,14 @@ def split_items(text: str, what: str) -> list[tuple[str, str]]:
             end = text.find("'", i + 1)
             if end < 0:
                 raise TrtforgeError(f"bad {what} {text!r}: unclosed quote in a name")
-            name = text[i + 1:end]
+            name = text[i + 1 : end]
             if end + 1 >= n or text[end + 1] != ":":
                 raise TrtforgeError(f"bad {what} {text!r}: expected ':' after the quoted name '{name}'")
             comma = text.find(",", end + 2)
-            dims = text[end + 2: n if comma < 0 else comma]
+            dims = text[end + 2 : n if comma < 0 else comma]
         else:
             comma = text.find(",", i)
-            item = text[i: n if comma < 0 else comma]
+            item = text[i : n if comma < 0 else comma]
             name, sep, dims = item.rpartition(":")
             if not sep:
                 raise TrtforgeError(f"bad {what} {text!r}: item {item!r} needs NAME:DIMS, e.g. input:1x3x224x224")
@@ -105,8 +105,11 @@ class InputShapes:
     @classmethod
     def parse(cls, text: str) -> InputShapes:
         what = "--shapes"
-        return cls(tuple((name, parse_dims(dims, f"{name}:{dims}", what, dynamic=True))
-                         for name, dims in split_items(text, what)))
+        return cls(
+            tuple(
+                (name, parse_dims(dims, f"{name}:{dims}", what, dynamic=True)) for name, dims in split_items(text, what)
+            )
+        )
 
     def as_dict(self) -> dict[str, tuple[Dim, ...]]:
         return dict(self.shapes)
@@ -121,7 +124,8 @@ class InputShapes:
             if len(dims) != ranks[real]:
                 raise TrtforgeError(
                     f"--shapes gives {name!r} {len(dims)} dimensions, but the model's input has "
-                    f"{ranks[real]} ({'x'.join(str(d) for d in next(t.shape for t in inputs if t.name == real)) or 'scalar'})"
+                    f"{ranks[real]} "
+                    f"({'x'.join(str(d) for d in next(t.shape for t in inputs if t.name == real)) or 'scalar'})"
                 )
             resolved.append((real, dims))
         return InputShapes(tuple(resolved))
@@ -162,7 +166,8 @@ class ShapeRange:
             for name in set(names) ^ set(parsed[kind]):
                 raise TrtforgeError(
                     f"input {name!r} has a shape in {'--opt-shapes' if name in names else f'--{kind}-shapes'} "
-                    f"but not in {f'--{kind}-shapes' if name in names else '--opt-shapes'}; give every input in all three"
+                    f"but not in {f'--{kind}-shapes' if name in names else '--opt-shapes'}; "
+                    "give every input in all three"
                 )
         entries = tuple(InputRange(n, parsed["min"][n], parsed["opt"][n], parsed["max"][n]) for n in names)
         for e in entries:
@@ -223,8 +228,7 @@ def _parse_static(text: str, what: str) -> dict[str, tuple[int, ...]]:
 def _check_order(e: InputRange) -> None:
     if not len(e.min) == len(e.opt) == len(e.max):
         raise TrtforgeError(
-            f"input {e.name!r}: min, opt and max shapes have different ranks "
-            f"({len(e.min)}, {len(e.opt)}, {len(e.max)})"
+            f"input {e.name!r}: min, opt and max shapes have different ranks ({len(e.min)}, {len(e.opt)}, {len(e.max)})"
         )
     for axis, (lo, mid, hi) in enumerate(zip(e.min, e.opt, e.max)):
         if not lo <= mid <= hi:
@@ -249,7 +253,9 @@ def _check_against(e: InputRange, spec: TensorSpec) -> None:
 
 
 def parse_profiles(
-    mins: Sequence[str], opts: Sequence[str], maxs: Sequence[str],
+    mins: Sequence[str],
+    opts: Sequence[str],
+    maxs: Sequence[str],
 ) -> tuple[ShapeRange, ...]:
     """Several profiles, trtexec style: the i-th ``--min/--opt/--max-shapes`` form profile i."""
     count = max(len(mins), len(opts), len(maxs))

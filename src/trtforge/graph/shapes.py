@@ -45,9 +45,7 @@ class Batch:
                     raise ValueError(digits)
                 value = int(digits)
             except ValueError:
-                raise TrtforgeError(
-                    f"bad batch {text!r}: expected a positive integer or 'dynamic'"
-                ) from None
+                raise TrtforgeError(f"bad batch {text!r}: expected a positive integer or 'dynamic'") from None
         if value is None or not 1 <= value <= MAX_DIM:
             raise TrtforgeError(f"bad batch {str(text)[:40]!r}: expected an integer from 1 to {MAX_DIM} or 'dynamic'")
         return cls(value, dim_name)
@@ -58,7 +56,6 @@ class Batch:
 
     def __str__(self) -> str:
         return DYNAMIC if self.size is None else str(self.size)
-
 
 
 @dataclass(frozen=True)
@@ -75,8 +72,10 @@ class Reshaped:
 
 
 def target_shapes(
-    model: onnx.ModelProto, batch: Batch | int | str | None = None,
-    shapes: Mapping[str, tuple[Dim, ...]] | InputShapes | str | None = None, dim_name: str = "batch",
+    model: onnx.ModelProto,
+    batch: Batch | int | str | None = None,
+    shapes: Mapping[str, tuple[Dim, ...]] | InputShapes | str | None = None,
+    dim_name: str = "batch",
 ) -> dict[str, tuple[Dim, ...]]:
     """The new shape of every input: ``shapes`` for the inputs it names, ``batch`` as dim 0 of the others.
 
@@ -89,12 +88,14 @@ def target_shapes(
         first: Dim = b.size if b.size is not None else b.dim_name
         axes = batch_axes(specs)
         if all(axis is None for axis in axes.values()):
-            raise TrtforgeError("no input has a batch dimension to set (scalars or fixed state only); "
-                                "give the shapes with --shapes NAME:DIMS,...")
+            raise TrtforgeError(
+                "no input has a batch dimension to set (scalars or fixed state only); "
+                "give the shapes with --shapes NAME:DIMS,..."
+            )
         for t in specs:
             axis = axes[t.name]
             if axis is not None:  # a scalar or a fixed state tensor keeps its shape
-                new[t.name] = t.shape[:axis] + (first,) + t.shape[axis + 1:]
+                new[t.name] = t.shape[:axis] + (first,) + t.shape[axis + 1 :]
     if shapes is not None:
         given = InputShapes(tuple(as_mapping(shapes).items())).validate(specs)
         for name, dims in given.shapes:
@@ -139,8 +140,9 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     ONNX's inference first (strict, then lenient); ONNX Runtime's symbolic inference
     when ONNX leaves output dims unknown and it does better.
     """
-    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in model.graph.output
-             if v.type.tensor_type.HasField("shape")}
+    ranks = {
+        v.name: len(v.type.tensor_type.shape.dim) for v in model.graph.output if v.type.tensor_type.HasField("shape")
+    }
     del model.graph.value_info[:]
     for value in model.graph.output:
         value.type.tensor_type.ClearField("shape")
@@ -217,7 +219,9 @@ def _change(model: onnx.ModelProto, new: Mapping[str, tuple[Dim, ...]]) -> Resha
 
 
 def change_shapes(
-    model: onnx.ModelProto, new: Mapping[str, tuple[Dim, ...]], verify: bool = True,
+    model: onnx.ModelProto,
+    new: Mapping[str, tuple[Dim, ...]],
+    verify: bool = True,
 ) -> Reshaped:
     """A copy of ``model`` with input shapes ``new`` (see :func:`target_shapes`), checked by running it."""
     from trtforge.graph import verify as check
@@ -246,10 +250,13 @@ def _check_valid(model: onnx.ModelProto) -> None:
 
 
 def reshape(
-    source: str | os.PathLike[str], output: str | os.PathLike[str],
-    batch: Batch | int | str | None = None, *,
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    batch: Batch | int | str | None = None,
+    *,
     shapes: Mapping[str, tuple[Dim, ...]] | InputShapes | str | None = None,
-    dim_name: str = "batch", simplify: bool = False,
+    dim_name: str = "batch",
+    simplify: bool = False,
 ) -> Reshaped:
     """Read ``source``; set its batch and/or input shapes; optionally simplify; verify; write ``output``.
 

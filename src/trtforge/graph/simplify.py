@@ -19,7 +19,8 @@ def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
         slimmed = onnxslim.slim(copy)
     except Exception as exc:  # onnxslim raises many kinds; the model is the user's input
         raise TrtforgeError(
-            f"onnxslim could not simplify the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            f"onnxslim could not simplify the model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             "nothing was written; run without --simplify"
         ) from None
     if not isinstance(slimmed, onnx.ModelProto):

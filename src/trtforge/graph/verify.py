@@ -35,8 +35,9 @@ def session(model: onnx.ModelProto):  # -> onnxruntime.InferenceSession
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def probe_sizes(original: onnx.ModelProto, changed: onnx.ModelProto, old_batch: int | None,
-                other: int = PROBE_SIZES[0]) -> dict[str, int]:
+def probe_sizes(
+    original: onnx.ModelProto, changed: onnx.ModelProto, old_batch: int | None, other: int = PROBE_SIZES[0]
+) -> dict[str, int]:
     """A size for every symbolic input dim of ``changed``: a batch unlike the exported one, else the original's."""
     before = {t.name: t.shape for t in graph_inputs(original)}
     axes = batch_axes(graph_inputs(changed))
@@ -57,8 +58,11 @@ def probe_sizes(original: onnx.ModelProto, changed: onnx.ModelProto, old_batch: 
 def _other_dynamic(model: onnx.ModelProto) -> list[str]:
     """``name:dims`` of inputs with dynamic dims other than the batch (their size was guessed)."""
     axes = batch_axes(graph_inputs(model))
-    return [spec.name + ":" + spec.shape_text() for spec in graph_inputs(model)
-            if any(not isinstance(d, int) or d < 1 for a, d in enumerate(spec.shape) if a != axes[spec.name])]
+    return [
+        spec.name + ":" + spec.shape_text()
+        for spec in graph_inputs(model)
+        if any(not isinstance(d, int) or d < 1 for a, d in enumerate(spec.shape) if a != axes[spec.name])
+    ]
 
 
 def compared_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -161,7 +165,7 @@ def expected_outputs(original: onnx.ModelProto, feeds: dict[str, np.ndarray]) ->
     index = np.arange(math.ceil(n / batch) * batch) % n  # wrap the last chunk round to a full batch
     chunks = []
     for start in range(0, len(index), batch):
-        take = index[start:start + batch]
+        take = index[start : start + batch]
         chunks.append(run(None, {k: v[take] if v.ndim else v for k, v in feeds.items()}))
     results = []
     for parts in zip(*chunks):
@@ -181,17 +185,24 @@ def _close(want: np.ndarray, have: np.ndarray, rtol: float, atol: float) -> bool
 
 
 def verify(
-    original: onnx.ModelProto, changed: onnx.ModelProto, *, old_batch: int | None = None,
-    suspects: Sequence[str] = (), rtol: float = 1e-4, atol: float = 1e-4,
+    original: onnx.ModelProto,
+    changed: onnx.ModelProto,
+    *,
+    old_batch: int | None = None,
+    suspects: Sequence[str] = (),
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
 ) -> str:
     """Run ``changed`` once and compare it with ``original``; raise if it fails, else say what was checked."""
-    hint = (f"; nodes that may bake the exported batch: {', '.join(suspects)}" if suspects else "")
+    hint = f"; nodes that may bake the exported batch: {', '.join(suspects)}" if suspects else ""
     advice = f"; nothing was written; re-export the model with the shapes you want{hint}"
     guessed = _other_dynamic(changed)
     if guessed:
         sizes = " and ".join(map(str, PROBE_SIZES))
-        advice = (f"; nothing was written; {', '.join(guessed)} has dynamic dims other than the batch, "
-                  f"tried at {sizes}: give the sizes you use with --shapes NAME:DIMS,...{hint}")
+        advice = (
+            f"; nothing was written; {', '.join(guessed)} has dynamic dims other than the batch, "
+            f"tried at {sizes}: give the sizes you use with --shapes NAME:DIMS,...{hint}"
+        )
     for other in PROBE_SIZES if guessed else PROBE_SIZES[:1]:
         feeds = random_feeds(changed, probe_sizes(original, changed, old_batch, other))
         at = ", ".join(f"{k}:{_shape_text(v.shape)}" for k, v in feeds.items())
@@ -211,8 +222,11 @@ def verify(
     expected = expected_outputs(original, feeds)
     for spec, want, have in zip(graph_outputs(changed), expected, got):
         if not _close(want, have, rtol, atol):
-            detail = (f"shape {_shape_text(have.shape)}, expected {_shape_text(want.shape)}"
-                      if want.shape != have.shape else "values differ")
+            detail = (
+                f"shape {_shape_text(have.shape)}, expected {_shape_text(want.shape)}"
+                if want.shape != have.shape
+                else "values differ"
+            )
             raise TrtforgeError(
                 f"the changed model at {at} no longer computes what the original does "
                 f"(output {spec.name!r}: {detail}, compared sample by sample){advice}"
@@ -250,13 +264,16 @@ class OutputCheck:
 
     def describe(self) -> str:
         if self.shape != self.expected_shape:
-            return (f"output {self.name!r} has shape {_shape_text(self.shape)}, "
-                    f"the source gives {_shape_text(self.expected_shape)}")
+            return (
+                f"output {self.name!r} has shape {_shape_text(self.shape)}, "
+                f"the source gives {_shape_text(self.expected_shape)}"
+            )
         return f"output {self.name!r} max abs error {self.max_abs:.3g}, max rel error {self.max_rel:.3g}"
 
 
-def compare_outputs(expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
-                    atol: float, rtol: float) -> list[OutputCheck]:
+def compare_outputs(
+    expected: dict[str, np.ndarray], got: dict[str, np.ndarray], atol: float, rtol: float
+) -> list[OutputCheck]:
     """Per output: max |got - expected|, max of that over |expected| (where |expected| > atol),
     and numpy's allclose test (|got - expected| <= atol + rtol * |expected| everywhere)."""
     checks = []

@@ -40,8 +40,9 @@ def resolve(config: BuildConfig, model: onnx.ModelProto) -> BuildConfig:
     return dataclasses.replace(config, calibration=dataclasses.replace(calibration, preprocess=fitted))
 
 
-def apply(model: onnx.ModelProto, config: BuildConfig,
-          flavour: QuantFlavour | None) -> tuple[onnx.ModelProto, dict[str, dict[str, object] | None]]:
+def apply(
+    model: onnx.ModelProto, config: BuildConfig, flavour: QuantFlavour | None
+) -> tuple[onnx.ModelProto, dict[str, dict[str, object] | None]]:
     """The model with its precision and IO formats, and facts by manifest section.
 
     ``config`` is expected resolved (:func:`resolve`); ``flavour`` is the backend's Q/DQ placement,
@@ -57,8 +58,11 @@ def apply(model: onnx.ModelProto, config: BuildConfig,
         from trtforge.precision import ioformat
 
         model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
-        facts["io_formats"] = {"inputs": [str(f) for f in config.input_formats],
-                               "outputs": [str(f) for f in config.output_formats], "retyped": changed}
+        facts["io_formats"] = {
+            "inputs": [str(f) for f in config.input_formats],
+            "outputs": [str(f) for f in config.output_formats],
+            "retyped": changed,
+        }
     return model, facts
 
 
@@ -68,12 +72,12 @@ _PROGRESS_EVERY_S = 10.0  # a line this often while calibrating when stderr is n
 def _progress(total: int | None, desc: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True,
-                disable=None, leave=False)
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False)
 
 
-def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
-                  flavour: QuantFlavour, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object]]:
+def quantize_int8(
+    model: onnx.ModelProto, calibration: CalibrationConfig, flavour: QuantFlavour, config: BuildConfig
+) -> tuple[onnx.ModelProto, dict[str, object]]:
     """Ranges (from a matching cache, else by calibrating), then Q/DQ nodes in the backend's flavour."""
     from trtforge.precision.check import Holdout, verify
     from trtforge.precision.quantize import (
@@ -89,8 +93,11 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
     model_sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
     model, upgraded_from = ensure_opset(model)  # before calibrating: a refusal costs nothing
     if upgraded_from is not None:
-        print(f"note: upgraded the model from opset {upgraded_from} to {INT8_MIN_OPSET} for INT8 (per-channel "
-              "Q/DQ); checked: same outputs on random inputs", file=sys.stderr)
+        print(
+            f"note: upgraded the model from opset {upgraded_from} to {INT8_MIN_OPSET} for INT8 (per-channel "
+            "Q/DQ); checked: same outputs on random inputs",
+            file=sys.stderr,
+        )
     source, model = model, prepare(model)
     excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
     from trtforge.graph.batch import batch_axes
@@ -98,19 +105,35 @@ def quantize_int8(model: onnx.ModelProto, calibration: CalibrationConfig,
     holdout = Holdout(axes=batch_axes(graph_inputs(model)))  # a state's samples on axis 1; a scalar whole
     ranges, facts = _int8_ranges(model, calibration, model_sha, holdout)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
-    facts["check"] = verify(model, quantized, holdout.feeds() or _cached_check_feeds(model, config),
-                            str(calibration.data or calibration.loader), holdout.held_back, config.allow_inaccurate)
-    facts.update({"flavour": flavour.to_json(), "seconds": round(time.perf_counter() - started, 2),
-                  "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
-                  "kept_float": kept_float(model, ranges), "opset_upgraded_from": upgraded_from})
+    facts["check"] = verify(
+        model,
+        quantized,
+        holdout.feeds() or _cached_check_feeds(model, config),
+        str(calibration.data or calibration.loader),
+        holdout.held_back,
+        config.allow_inaccurate,
+    )
+    facts.update(
+        {
+            "flavour": flavour.to_json(),
+            "seconds": round(time.perf_counter() - started, 2),
+            "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
+            "kept_float": kept_float(model, ranges),
+            "opset_upgraded_from": upgraded_from,
+        }
+    )
     if config.exclude_nodes or config.exclude_op_types:
-        facts["excluded"] = {"nodes": list(config.exclude_nodes), "op_types": list(config.exclude_op_types),
-                             **excluded.to_json()}
+        facts["excluded"] = {
+            "nodes": list(config.exclude_nodes),
+            "op_types": list(config.exclude_op_types),
+            **excluded.to_json(),
+        }
     return quantized, facts
 
 
-def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
-                 model_sha: str, holdout: Holdout | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+def _int8_ranges(
+    model: onnx.ModelProto, calibration: CalibrationConfig, model_sha: str, holdout: Holdout | None = None
+) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
     from trtforge.data.preprocess import Preprocess
     from trtforge.precision import cache as calib_cache
@@ -128,36 +151,56 @@ def _int8_ranges(model: onnx.ModelProto, calibration: CalibrationConfig,
         ranges = calib_cache.cache_ranges(cache, known)
         _check_cache_covers(model, ranges, path)
         return ranges, {
-            "cache": str(path), "cache_header": cache.header, "tensors": len(cache.scales),
-            "method": known.method if known else cache.calibrator, "samples": known.samples if known else None,
-            "data": known.data if known else None, "preprocess": known.preprocess if known else None,
+            "cache": str(path),
+            "cache_header": cache.header,
+            "tensors": len(cache.scales),
+            "method": known.method if known else cache.calibrator,
+            "samples": known.samples if known else None,
+            "data": known.data if known else None,
+            "preprocess": known.preprocess if known else None,
             "cache_checked": known is not None,
         }
     if calibration.data is None and calibration.loader is None:
-        raise TrtforgeError(f"calibration cache {path} does not exist and no data was given to make it: "
-                            "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]")
+        raise TrtforgeError(
+            f"calibration cache {path} does not exist and no data was given to make it: "
+            "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]"
+        )
     ranges, facts = _calibrate(model, calibration, holdout)
     if path is not None:
         calib_cache.write_cache_with_facts(
-            path, calib_cache.CalibrationCache.from_ranges(str(calibration.method), ranges),
-            calib_cache.CacheFacts(model_sha, str(calibration.method), wanted_preprocess,
-                                   int(str(facts["samples"])), str(facts["data"]), ranges),
+            path,
+            calib_cache.CalibrationCache.from_ranges(str(calibration.method), ranges),
+            calib_cache.CacheFacts(
+                model_sha,
+                str(calibration.method),
+                wanted_preprocess,
+                int(str(facts["samples"])),
+                str(facts["data"]),
+                ranges,
+            ),
         )
         facts["cache"] = str(path)
         facts["cache_written"] = True
     return ranges, facts
 
 
-def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
-               holdout: Holdout | None = None) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+def _calibrate(
+    model: onnx.ModelProto, calibration: CalibrationConfig, holdout: Holdout | None = None
+) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.data.check import checked_batches
     from trtforge.precision.calibrate import calibrate
     from trtforge.precision.sources import CalibrationSource, calibration_source
 
     specs = graph_inputs(model)
     source = calibration_source(
-        calibration.data, calibration.loader, [t.name for t in specs], {t.name: t.shape for t in specs},
-        calibration.preprocess, calibration.num, calibration.batch_size, calibration.seed,  # type: ignore[arg-type]
+        calibration.data,
+        calibration.loader,
+        [t.name for t in specs],
+        {t.name: t.shape for t in specs},
+        calibration.preprocess,
+        calibration.num,
+        calibration.batch_size,
+        calibration.seed,  # type: ignore[arg-type]
     )
     used, started, said = 0, time.perf_counter(), time.perf_counter()
 
@@ -167,8 +210,11 @@ def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
         bar.update(n)
         if bar.disable and time.perf_counter() - said >= _PROGRESS_EVERY_S:  # stderr is not a terminal
             said = time.perf_counter()
-            print(f"calibrating ({calibration.method}): {used}/{source.total or '?'} samples, "
-                  f"{said - started:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"calibrating ({calibration.method}): {used}/{source.total or '?'} samples, {said - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     with _progress(source.total, f"calibrating ({calibration.method})") as bar:
         batches = checked_batches(source.batches(), specs, f"calibration data {source.describe()}")
@@ -179,9 +225,12 @@ def _calibrate(model: onnx.ModelProto, calibration: CalibrationConfig,
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
     preprocess = source.preprocess if isinstance(source, CalibrationSource) else None
     facts: dict[str, object] = {
-        "data": source.describe(), "samples": used, "skipped": len(source.skipped.files),
+        "data": source.describe(),
+        "samples": used,
+        "skipped": len(source.skipped.files),
         "held_back_for_check": holdout.count() if holdout is not None and holdout.held_back else 0,
-        "method": str(calibration.method), "batch_size": calibration.batch_size,
+        "method": str(calibration.method),
+        "batch_size": calibration.batch_size,
         "preprocess": preprocess.to_json() if preprocess else None,
     }
     if calibration.method.value == "percentile":
@@ -193,8 +242,10 @@ def _check_cache_covers(model: onnx.ModelProto, ranges: dict[str, tuple[float, f
     names = {t for node in model.graph.node for t in node.output} | {i.name for i in model.graph.input}
     if not names & set(ranges):
         sample = ", ".join(sorted(ranges)[:3])
-        raise TrtforgeError(f"calibration cache {path} names none of this model's tensors (it has e.g. {sample}); "
-                            "it was made for another model")
+        raise TrtforgeError(
+            f"calibration cache {path} names none of this model's tensors (it has e.g. {sample}); "
+            "it was made for another model"
+        )
 
 
 def _cached_check_feeds(model: onnx.ModelProto, config: BuildConfig) -> dict[str, Any] | None:
@@ -217,8 +268,15 @@ def _check_feeds(model: onnx.ModelProto, config: BuildConfig) -> tuple[dict[str,
         size = first[0] if first and isinstance(first[0], int) and first[0] > 0 else 8  # a static batch rules
         from trtforge.graph.batch import batch_axes
 
-        source = CalibrationSource(calibration.data, [t.name for t in graph_inputs(model)], preprocess,
-                                   size, size, calibration.seed, axes=batch_axes(graph_inputs(model)))
+        source = CalibrationSource(
+            calibration.data,
+            [t.name for t in graph_inputs(model)],
+            preprocess,
+            size,
+            size,
+            calibration.seed,
+            axes=batch_axes(graph_inputs(model)),
+        )
         batch = next(iter(source.batches()), None)
         if batch is not None:
             return dict(batch), f"{min(size, len(source))} sample(s) of {calibration.data}"
@@ -241,13 +299,15 @@ def cast_half(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelPr
 
     feeds, checked_on = _check_feeds(model, config)
     started = time.perf_counter()
-    casted, report = cast(model, config.precision, feeds, checked_on,
-                          config.exclude_nodes, config.exclude_op_types)
+    casted, report = cast(model, config.precision, feeds, checked_on, config.exclude_nodes, config.exclude_op_types)
     automatic = {k: v for k, v in report.kept.items() if v != "excluded by the user"}
     if automatic:
-        print(f"kept {len(automatic)} node(s) in FP32 after checking the {config.precision} cast: "
-              + "; ".join(f"{k} ({v})" for k, v in list(automatic.items())[:5])
-              + (" ..." if len(automatic) > 5 else ""), file=sys.stderr)
+        print(
+            f"kept {len(automatic)} node(s) in FP32 after checking the {config.precision} cast: "
+            + "; ".join(f"{k} ({v})" for k, v in list(automatic.items())[:5])
+            + (" ..." if len(automatic) > 5 else ""),
+            file=sys.stderr,
+        )
     facts = report.to_json()
     facts["seconds"] = round(time.perf_counter() - started, 2)
     return casted, facts

@@ -26,8 +26,11 @@ from trtforge._files import read_pair, write_pair, write_text_atomic
 from trtforge.errors import TrtforgeError
 
 # trtforge's calibration methods -> the calibrator names TensorRT writes.
-CALIBRATOR_NAMES = {"entropy": "EntropyCalibration2", "minmax": "MinMaxCalibration",
-                    "percentile": "PercentileCalibration"}
+CALIBRATOR_NAMES = {
+    "entropy": "EntropyCalibration2",
+    "minmax": "MinMaxCalibration",
+    "percentile": "PercentileCalibration",
+}
 DEFAULT_VERSION = "100300"  # TensorRT 10.3, the version JetPack 6 ships
 
 
@@ -61,8 +64,9 @@ class CalibrationCache:
         return {name: (-127.0 * s, 127.0 * s) for name, s in self.scales.items()}
 
     @classmethod
-    def from_ranges(cls, method: str, ranges: Mapping[str, tuple[float, float]],
-                    version: str = DEFAULT_VERSION) -> CalibrationCache:
+    def from_ranges(
+        cls, method: str, ranges: Mapping[str, tuple[float, float]], version: str = DEFAULT_VERSION
+    ) -> CalibrationCache:
         calibrator = CALIBRATOR_NAMES.get(method, method)
         # float32 scales, as the text holds them, so a written cache reads back equal
         scales = {name: hex_to_scale(scale_to_hex(max(abs(lo), abs(hi)) / 127.0)) for name, (lo, hi) in ranges.items()}
@@ -77,9 +81,7 @@ class CalibrationCache:
         lines = text.splitlines()
         if not lines or not lines[0].startswith("TRT-") or lines[0].count("-") < 2:
             first = lines[0] if lines else ""
-            raise TrtforgeError(
-                f"{source}: line 1 is {first!r}, expected a header like TRT-100300-EntropyCalibration2"
-            )
+            raise TrtforgeError(f"{source}: line 1 is {first!r}, expected a header like TRT-100300-EntropyCalibration2")
         scales: dict[str, float] = {}
         for number, line in enumerate(lines[1:], start=2):
             if not line.strip():
@@ -87,16 +89,20 @@ class CalibrationCache:
             name, sep, value = line.rpartition(":")
             value = value.strip()
             if not sep or not name or not value:
-                raise TrtforgeError(f"{source}: line {number} is {line!r}, expected 'tensor_name: hex scale' "
-                                    "like 'conv1: 3c010a14'")
+                raise TrtforgeError(
+                    f"{source}: line {number} is {line!r}, expected 'tensor_name: hex scale' like 'conv1: 3c010a14'"
+                )
             try:
                 scales[name] = hex_to_scale(value)
             except ValueError:
-                raise TrtforgeError(f"{source}: line {number} has {value!r}, which is not a float32 bit pattern "
-                                    "in 1 to 8 hex digits") from None
+                raise TrtforgeError(
+                    f"{source}: line {number} has {value!r}, which is not a float32 bit pattern in 1 to 8 hex digits"
+                ) from None
             if not math.isfinite(scales[name]) or scales[name] < 0:
-                raise TrtforgeError(f"{source}: line {number} has scale {scales[name]} for {name!r}; a scale "
-                                    "must be finite and not negative: recalibrate, or fix that line")
+                raise TrtforgeError(
+                    f"{source}: line {number} has scale {scales[name]} for {name!r}; a scale "
+                    "must be finite and not negative: recalibrate, or fix that line"
+                )
         return cls(lines[0].strip(), scales)
 
 
@@ -137,16 +143,25 @@ class CacheFacts:
     """The exact (min, max) behind each scale: the text format only keeps max(|min|, |max|)."""
 
     def to_json(self) -> dict[str, object]:
-        return {"format": SIDECAR_FORMAT, "model_sha256": self.model_sha256, "method": self.method,
-                "preprocess": self.preprocess, "samples": self.samples, "data": self.data,
-                "ranges": {k: list(v) for k, v in (self.ranges or {}).items()}}
+        return {
+            "format": SIDECAR_FORMAT,
+            "model_sha256": self.model_sha256,
+            "method": self.method,
+            "preprocess": self.preprocess,
+            "samples": self.samples,
+            "data": self.data,
+            "ranges": {k: list(v) for k, v in (self.ranges or {}).items()},
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, object], source: str) -> CacheFacts:
         """The facts from a sidecar's JSON, each field checked (one error naming the field)."""
+
         def bad(name: str, expected: str) -> TrtforgeError:
-            return TrtforgeError(f"{source}: not a valid trtforge calibration sidecar: field {name!r} must be "
-                                 f"{expected}; delete it to use the cache as a TensorRT-written one")
+            return TrtforgeError(
+                f"{source}: not a valid trtforge calibration sidecar: field {name!r} must be "
+                f"{expected}; delete it to use the cache as a TensorRT-written one"
+            )
 
         for name in ("model_sha256", "method"):
             if not isinstance(data.get(name), str):
@@ -161,10 +176,17 @@ class CacheFacts:
             raise bad("data", "a string or null")
         ranges = data.get("ranges") or {}
         if not isinstance(ranges, dict) or not all(
-                isinstance(v, list) and len(v) == 2 and all(_finite_number(x) for x in v) for v in ranges.values()):
+            isinstance(v, list) and len(v) == 2 and all(_finite_number(x) for x in v) for v in ranges.values()
+        ):
             raise bad("ranges", "an object of [min, max] pairs of finite numbers")
-        return cls(str(data["model_sha256"]), str(data["method"]), preprocess, samples, source_data,
-                   {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()})
+        return cls(
+            str(data["model_sha256"]),
+            str(data["method"]),
+            preprocess,
+            samples,
+            source_data,
+            {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()},
+        )
 
 
 def _finite_number(x: object) -> bool:
@@ -212,8 +234,10 @@ def mismatches(facts: CacheFacts, model_sha256: str, preprocess: dict[str, objec
     """Why a cache with ``facts`` does not belong to this model and preprocessing (empty: it does)."""
     why = []
     if facts.model_sha256 != model_sha256:
-        why.append(f"it was calibrated for another model (sha256 {facts.model_sha256[:12]}..., "
-                   f"this one is {model_sha256[:12]}...)")
+        why.append(
+            f"it was calibrated for another model (sha256 {facts.model_sha256[:12]}..., "
+            f"this one is {model_sha256[:12]}...)"
+        )
     if not _same_preprocess(facts.preprocess, preprocess):
         theirs = (facts.preprocess or {}).get("spec") or facts.preprocess
         ours = (preprocess or {}).get("spec") or preprocess
@@ -221,8 +245,9 @@ def mismatches(facts: CacheFacts, model_sha256: str, preprocess: dict[str, objec
     return why
 
 
-def checked_facts(path: str | os.PathLike[str], model_sha256: str, preprocess: dict[str, object] | None,
-                  force: bool = False) -> CacheFacts | None:
+def checked_facts(
+    path: str | os.PathLike[str], model_sha256: str, preprocess: dict[str, object] | None, force: bool = False
+) -> CacheFacts | None:
     """The facts beside an existing cache ``path``, refused when made for another model or preprocessing.
 
     Both INT8 paths call this before reading a ``--calib-cache``: the precision stage (Q/DQ) and
@@ -234,13 +259,18 @@ def checked_facts(path: str | os.PathLike[str], model_sha256: str, preprocess: d
 
     known = read_facts(path)
     if known is None:
-        print(f"warning: {path} has no {sidecar_path(path).name} beside it (a cache TensorRT wrote?), so "
-              "trtforge cannot check it was made for this model and preprocessing; using it", file=sys.stderr)
+        print(
+            f"warning: {path} has no {sidecar_path(path).name} beside it (a cache TensorRT wrote?), so "
+            "trtforge cannot check it was made for this model and preprocessing; using it",
+            file=sys.stderr,
+        )
         return None
     why = mismatches(known, model_sha256, preprocess)
     if why and not force:
-        raise TrtforgeError(f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
-                            "recalibrate, or pass --calib-cache-force to use it anyway")
+        raise TrtforgeError(
+            f"calibration cache {path} does not match: {'; '.join(why)}. Delete it to "
+            "recalibrate, or pass --calib-cache-force to use it anyway"
+        )
     if why:
         print(f"warning: using {path} although {'; '.join(why)} (--calib-cache-force)", file=sys.stderr)
     return known

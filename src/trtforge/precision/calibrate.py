@@ -99,8 +99,10 @@ def calibrate(
             if method is CalibMethod.ENTROPY and getattr(calibrator, "collector", None) is not None:
                 calibrator.collector.get_entropy_threshold = entropy_threshold
             tensors = calibrator.compute_data()
-    return {name: (float(np.min(data.range_value[0])), float(np.max(data.range_value[1])))
-            for name, data in tensors.data.items()}
+    return {
+        name: (float(np.min(data.range_value[0])), float(np.max(data.range_value[1])))
+        for name, data in tensors.data.items()
+    }
 
 
 def bounded_collector(calibrator: Any) -> Any:
@@ -115,8 +117,9 @@ def bounded_collector(calibrator: Any) -> Any:
     from onnxruntime.quantization.calibrate import HistogramCollector
 
     class Bounded(HistogramCollector):  # type: ignore[misc]
-        def merge_histogram(self, old: tuple, data: np.ndarray, new_min: Any, new_max: Any,
-                            new_threshold: Any) -> tuple:
+        def merge_histogram(
+            self, old: tuple, data: np.ndarray, new_min: Any, new_max: Any, new_threshold: Any
+        ) -> tuple:
             hist, edges, old_min, old_max, threshold = old
             if new_threshold <= threshold or threshold == 0:
                 return super().merge_histogram(old, data, new_min, new_max, new_threshold)
@@ -126,8 +129,11 @@ def bounded_collector(calibrator: Any) -> Any:
 
         def collect_absolute_value(self, name_to_arr: dict[str, Any]) -> None:
             for tensor, arrays in name_to_arr.items():
-                data = np.concatenate([np.asarray(a).ravel() for a in arrays]) if isinstance(arrays, list) \
+                data = (
+                    np.concatenate([np.asarray(a).ravel() for a in arrays])
+                    if isinstance(arrays, list)
                     else np.asarray(arrays).ravel()
+                )
                 low, high = (np.nanmin(data), np.nanmax(data)) if data.size else (data.dtype.type(0),) * 2
                 data = np.abs(data)
                 top = np.nanmax(data) if data.size else data.dtype.type(0)
@@ -143,13 +149,19 @@ def bounded_collector(calibrator: Any) -> Any:
                     hist = hist + np.histogram(data, bins=edges)[0]
                 self.histogram_dict[tensor] = (hist, edges, min(old_low, low), max(old_high, high))
 
-    return Bounded(method=calibrator.method, symmetric=calibrator.symmetric, num_bins=calibrator.num_bins,
-                   num_quantized_bins=calibrator.num_quantized_bins, percentile=calibrator.percentile,
-                   scenario=calibrator.scenario)
+    return Bounded(
+        method=calibrator.method,
+        symmetric=calibrator.symmetric,
+        num_bins=calibrator.num_bins,
+        num_quantized_bins=calibrator.num_quantized_bins,
+        percentile=calibrator.percentile,
+        scenario=calibrator.scenario,
+    )
 
 
-def _rebin(hist: np.ndarray, edges: np.ndarray, data: np.ndarray,
-           span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _rebin(
+    hist: np.ndarray, edges: np.ndarray, data: np.ndarray, span: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """``hist`` (over ``edges``) moved onto ``len(hist)`` bins over the wider ``span``, plus ``data``."""
     centres = (edges[:-1].astype(np.float64) + edges[1:]) / 2
     moved, new_edges = np.histogram(centres, bins=hist.size, range=span, weights=hist)
@@ -165,10 +177,14 @@ def folded_activations(model: onnx.ModelProto) -> dict[str, str]:
         for name in node.input:
             readers.setdefault(name, []).append(node)
     outputs = {o.name for o in model.graph.output}
-    return {node.output[0]: readers[node.output[0]][0].output[0] for node in model.graph.node
-            if node.op_type in _ACTIVATION_PRODUCERS and node.output[0] not in outputs
-            and len(readers.get(node.output[0], [])) == 1
-            and readers[node.output[0]][0].op_type in _FOLDED_ACTIVATIONS}
+    return {
+        node.output[0]: readers[node.output[0]][0].output[0]
+        for node in model.graph.node
+        if node.op_type in _ACTIVATION_PRODUCERS
+        and node.output[0] not in outputs
+        and len(readers.get(node.output[0], [])) == 1
+        and readers[node.output[0]][0].op_type in _FOLDED_ACTIVATIONS
+    }
 
 
 def unused_ranges(model: onnx.ModelProto) -> set[str]:

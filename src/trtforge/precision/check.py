@@ -60,24 +60,39 @@ class CheckReport:
         return [o.name for o in self.outputs if not o.passed]
 
     def to_json(self) -> dict[str, object]:
-        return {"data": self.data, "samples": self.samples, "held_back": self.held_back,
-                "thresholds": asdict(self.thresholds), "passed": self.passed,
-                "outputs": [asdict(o) for o in self.outputs], "suspects": self.suspects}
+        return {
+            "data": self.data,
+            "samples": self.samples,
+            "held_back": self.held_back,
+            "thresholds": asdict(self.thresholds),
+            "passed": self.passed,
+            "outputs": [asdict(o) for o in self.outputs],
+            "suspects": self.suspects,
+        }
 
     def table(self) -> str:
         where = "held-back samples of" if self.held_back else "samples of (also used to calibrate)"
-        lines = [(f"INT8 self-check against FP32 on {self.samples} {where} {self.data} "
-                  f"(pass: cosine >= {self.thresholds.min_cosine:g}, max error <= "
-                  f"{self.thresholds.max_error:.0%} of range, every sample)"),
-                 f"  {'output':<28} {'worst cos':>9} {'mean cos':>9} {'max err':>8}  {'worst at':<22} result"]
+        lines = [
+            (
+                f"INT8 self-check against FP32 on {self.samples} {where} {self.data} "
+                f"(pass: cosine >= {self.thresholds.min_cosine:g}, max error <= "
+                f"{self.thresholds.max_error:.0%} of range, every sample)"
+            ),
+            f"  {'output':<28} {'worst cos':>9} {'mean cos':>9} {'max err':>8}  {'worst at':<22} result",
+        ]
         for o in self.outputs:
-            at = f"sample {o.worst_sample}" + (f", field {o.worst_field} (axis {o.field_axis})"
-                                               if o.worst_field is not None else "")
-            lines.append(f"  {o.name[:28]:<28} {o.worst_cosine:9.4f} {o.mean_cosine:9.4f} {o.worst_error:8.1%}  "
-                         f"{at:<22} {'ok' if o.passed else 'FAIL'}")
+            at = f"sample {o.worst_sample}" + (
+                f", field {o.worst_field} (axis {o.field_axis})" if o.worst_field is not None else ""
+            )
+            lines.append(
+                f"  {o.name[:28]:<28} {o.worst_cosine:9.4f} {o.mean_cosine:9.4f} {o.worst_error:8.1%}  "
+                f"{at:<22} {'ok' if o.passed else 'FAIL'}"
+            )
         for s in self.suspects:
-            lines.append(f"  suspect: {s['tensor']} read by {', '.join(map(str, s['nodes']))} "  # type: ignore[call-overload]
-                         f"(local INT8 error {float(str(s['error'])):.1%}, range {s['range']})")
+            lines.append(
+                f"  suspect: {s['tensor']} read by {', '.join(map(str, s['nodes']))} "  # type: ignore[call-overload]
+                f"(local INT8 error {float(str(s['error'])):.1%}, range {s['range']})"
+            )
         return "\n".join(lines)
 
 
@@ -103,9 +118,16 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, thresholds: Thre
     worst_field = None if axis is None else int(fields_at[int(np.argmax(err))])
     worst = int(np.argmax(err)) if thresholds.max_error < float(np.max(err)) else int(np.argmin(cos))
     passed = bool(np.min(cos) >= thresholds.min_cosine and np.max(err) <= thresholds.max_error)
-    return OutputCheck(name, round(float(np.min(cos)), 5), round(float(np.mean(cos)), 5),
-                       round(float(np.max(err)), 5), worst, axis if worst_field is not None else None,
-                       worst_field, passed)
+    return OutputCheck(
+        name,
+        round(float(np.min(cos)), 5),
+        round(float(np.mean(cos)), 5),
+        round(float(np.max(err)), 5),
+        worst,
+        axis if worst_field is not None else None,
+        worst_field,
+        passed,
+    )
 
 
 def range_errors(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, int | None, np.ndarray]:
@@ -143,7 +165,9 @@ def _span(values: np.ndarray) -> float:
     return peak if peak > 0 else 1.0
 
 
-def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+def run(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str] | None = None
+) -> dict[str, np.ndarray]:
     """``model`` on ONNX Runtime CPU over ``feeds`` (in groups of a static batch, if it has one)."""
     import onnxruntime as ort
 
@@ -161,8 +185,10 @@ def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str]
     step = _static_batch(model) or total
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, total - total % step if step < total else total, step):
-        got = session.run(names, {k: take(v, axes.get(k, 0) if v.ndim else None, slice(start, start + step))
-                                  for k, v in feeds.items()})
+        got = session.run(
+            names,
+            {k: take(v, axes.get(k, 0) if v.ndim else None, slice(start, start + step)) for k, v in feeds.items()},
+        )
         for name, value in zip(names, got):
             parts[name].append(np.asarray(value))
     joined = {}
@@ -172,8 +198,14 @@ def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str]
     return joined
 
 
-def self_check(reference: onnx.ModelProto, quantized: onnx.ModelProto, feeds: dict[str, np.ndarray],
-               data: str, held_back: bool, thresholds: Thresholds = Thresholds()) -> CheckReport:
+def self_check(
+    reference: onnx.ModelProto,
+    quantized: onnx.ModelProto,
+    feeds: dict[str, np.ndarray],
+    data: str,
+    held_back: bool,
+    thresholds: Thresholds = Thresholds(),
+) -> CheckReport:
     """Compare ``quantized`` with its FP32 ``reference`` on ``feeds``; suspects when an output fails."""
     ref, got = run(reference, feeds), run(quantized, feeds)
     samples = len(next(iter(feeds.values())))
@@ -184,8 +216,13 @@ def self_check(reference: onnx.ModelProto, quantized: onnx.ModelProto, feeds: di
     return report
 
 
-def suspects(reference: onnx.ModelProto, quantized: onnx.ModelProto, feeds: dict[str, np.ndarray],
-             outputs: list[str], top: int = 3) -> list[dict[str, object]]:
+def suspects(
+    reference: onnx.ModelProto,
+    quantized: onnx.ModelProto,
+    feeds: dict[str, np.ndarray],
+    outputs: list[str],
+    top: int = 3,
+) -> list[dict[str, object]]:
     """The quantized activations upstream of ``outputs`` that lose the most on their own."""
     from onnx import numpy_helper
 
@@ -240,20 +277,24 @@ def _with_outputs(model: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     present = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
-                              for t in tensors if t not in present)
+    probe.graph.output.extend(
+        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors if t not in present
+    )
     return probe
 
 
 def failure_message(report: CheckReport) -> str:
     """One line for the CLI: which outputs, how far off, which nodes to suspect, what to do."""
     worst = [o for o in report.outputs if not o.passed]
-    said = "; ".join(f"{o.name} (worst cosine {o.worst_cosine:.3f}, max error {o.worst_error:.0%} of range)"
-                     for o in worst)
+    said = "; ".join(
+        f"{o.name} (worst cosine {o.worst_cosine:.3f}, max error {o.worst_error:.0%} of range)" for o in worst
+    )
     nodes = sorted({str(n) for s in report.suspects for n in s["nodes"]})  # type: ignore[attr-defined]
     hint = f"; suspected nodes: {', '.join(nodes[:6])} (try --exclude-nodes {','.join(nodes[:3])})" if nodes else ""
-    return (f"the INT8 model is far from FP32 on {report.samples} samples of {report.data}: {said}{hint}; "
-            "pass --allow-inaccurate to keep it anyway")
+    return (
+        f"the INT8 model is far from FP32 on {report.samples} samples of {report.data}: {said}{hint}; "
+        "pass --allow-inaccurate to keep it anyway"
+    )
 
 
 class Holdout:
@@ -313,12 +354,21 @@ class Holdout:
     def feeds(self) -> dict[str, np.ndarray] | None:
         if not self.held:
             return None
-        return {k: v[0] if self._axis(k, v[0]) is None else np.concatenate(v, axis=self._axis(k, v[0]))
-                for k, v in self.held.items()}
+        return {
+            k: v[0] if self._axis(k, v[0]) is None else np.concatenate(v, axis=self._axis(k, v[0]))
+            for k, v in self.held.items()
+        }
 
 
-def verify(reference: onnx.ModelProto, quantized: onnx.ModelProto, feeds: dict[str, np.ndarray] | None,
-           data: str, held: bool, allow_inaccurate: bool, thresholds: Thresholds = Thresholds()) -> dict[str, object]:
+def verify(
+    reference: onnx.ModelProto,
+    quantized: onnx.ModelProto,
+    feeds: dict[str, np.ndarray] | None,
+    data: str,
+    held: bool,
+    allow_inaccurate: bool,
+    thresholds: Thresholds = Thresholds(),
+) -> dict[str, object]:
     """Run :func:`self_check`, print its table on stderr, and refuse a far-off model unless allowed.
 
     Returns the manifest's record. Raises :class:`~trtforge.errors.VerificationError` (exit 1).
@@ -328,14 +378,19 @@ def verify(reference: onnx.ModelProto, quantized: onnx.ModelProto, feeds: dict[s
     from trtforge.errors import VerificationError
 
     if feeds is None:
-        print("warning: the INT8 model was NOT checked against FP32: no calibration data to check on "
-              "(ranges came from --calib-cache); add --calib-data to check it", file=sys.stderr)
+        print(
+            "warning: the INT8 model was NOT checked against FP32: no calibration data to check on "
+            "(ranges came from --calib-cache); add --calib-data to check it",
+            file=sys.stderr,
+        )
         return {"checked": False, "reason": "no data: ranges from a calibration cache"}
     report = self_check(reference, quantized, feeds, data, held, thresholds)
     print(report.table(), file=sys.stderr)
     if not report.passed:
         if not allow_inaccurate:
             raise VerificationError(failure_message(report))
-        print(f"WARNING: keeping an INT8 model far from FP32 (--allow-inaccurate): {', '.join(report.failed())}",
-              file=sys.stderr)
+        print(
+            f"WARNING: keeping an INT8 model far from FP32 (--allow-inaccurate): {', '.join(report.failed())}",
+            file=sys.stderr,
+        )
     return {"checked": True, "allowed_inaccurate": allow_inaccurate and not report.passed, **report.to_json()}

@@ -28,12 +28,30 @@ from trtforge.errors import TrtforgeError
 
 FP16_MAX = 65504.0
 # Ops whose reduced-precision versions overflow or lose too much in practice; kept in FP32.
-OVERFLOW_PRONE = ("Exp", "Pow", "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp", "RandomNormal",
-                  "RandomUniform", "RandomNormalLike")
+OVERFLOW_PRONE = (
+    "Exp",
+    "Pow",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "ReduceLogSumExp",
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+)
 # Ops that stay FP32 whatever the data: FP32-only inputs (Resize scales, Range), index and
 # sorting ops whose ties change in half precision, and the quantization ops.
-KEPT_OPS = ("Resize", "Upsample", "Range", "TopK", "NonMaxSuppression", "RoiAlign", "CumSum",
-            "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+KEPT_OPS = (
+    "Resize",
+    "Upsample",
+    "Range",
+    "TopK",
+    "NonMaxSuppression",
+    "RoiAlign",
+    "CumSum",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+)
 # Relative error (max abs error / max abs FP32 value) past which a node's output counts as drifted.
 TOLERANCE = {Precision.FP16: 1e-2, Precision.BF16: 4e-2}
 _ROUNDS = 3
@@ -53,9 +71,14 @@ class CastReport:
         return dict(self.__dict__)
 
 
-def cast(model: onnx.ModelProto, precision: Precision,
-         check_feeds: Mapping[str, np.ndarray] | None = None, checked_on: str = "",
-         exclude_nodes: Iterable[str] = (), exclude_op_types: Iterable[str] = ()) -> tuple[onnx.ModelProto, CastReport]:
+def cast(
+    model: onnx.ModelProto,
+    precision: Precision,
+    check_feeds: Mapping[str, np.ndarray] | None = None,
+    checked_on: str = "",
+    exclude_nodes: Iterable[str] = (),
+    exclude_op_types: Iterable[str] = (),
+) -> tuple[onnx.ModelProto, CastReport]:
     """Cast ``model`` to ``precision`` (FP16 or BF16), IO types kept; returns the model and a report.
 
     ``check_feeds`` (one batch of real or random inputs) drives the range and drift checks;
@@ -79,8 +102,7 @@ def cast(model: onnx.ModelProto, precision: Precision,
     for _ in range(_ROUNDS if reference is not None else 0):
         assert reference is not None
         low = _Placement(set(blocked_ops), set(report.kept))
-        drifted = _drifted(model, _simulated(model, half, low), reference, check_feeds,
-                           TOLERANCE[precision], report)
+        drifted = _drifted(model, _simulated(model, half, low), reference, check_feeds, TOLERANCE[precision], report)
         if not drifted:
             break
         report.kept.update(drifted)
@@ -97,8 +119,10 @@ def _with_subgraphs(model: onnx.ModelProto) -> dict[str, str]:
             nodes = sum(len(g.node) for g in graphs)
             weights = sum(1 for g in graphs for t in g.initializer if t.data_type == _FLOAT)
             weights += sum(1 for g in graphs for n in g.node if n.op_type == "Constant")
-            kept[node.name] = (f"{node.op_type} with subgraphs: it and the {nodes} node(s) and {weights} "
-                               "weight(s) inside stay FP32 (subgraphs are not cast)")
+            kept[node.name] = (
+                f"{node.op_type} with subgraphs: it and the {nodes} node(s) and {weights} "
+                "weight(s) inside stay FP32 (subgraphs are not cast)"
+            )
     return kept
 
 
@@ -113,8 +137,9 @@ def _named(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _convert(model: onnx.ModelProto, precision: Precision, blocked_ops: list[str],
-             blocked_nodes: list[str]) -> onnx.ModelProto:
+def _convert(
+    model: onnx.ModelProto, precision: Precision, blocked_ops: list[str], blocked_nodes: list[str]
+) -> onnx.ModelProto:
     """Cast every float tensor of the nodes not blocked to ``precision``; IO types stay as they are."""
     half = onnx.TensorProto.FLOAT16 if precision is Precision.FP16 else onnx.TensorProto.BFLOAT16
     out = _HalfGraph(model, half, _Placement(set(blocked_ops), set(blocked_nodes))).build()
@@ -122,8 +147,10 @@ def _convert(model: onnx.ModelProto, precision: Precision, blocked_ops: list[str
         onnx.checker.check_model(out)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrtforgeError(f"the {precision} cast of this model is not valid ONNX ({first}); keep the failing "
-                            "nodes in FP32 with --exclude-nodes / --exclude-op-types, or build fp32") from None
+        raise TrtforgeError(
+            f"the {precision} cast of this model is not valid ONNX ({first}); keep the failing "
+            "nodes in FP32 with --exclude-nodes / --exclude-op-types, or build fp32"
+        ) from None
     return out
 
 
@@ -137,7 +164,11 @@ def _half_tensor(tensor: onnx.TensorProto, half: int, name: str) -> onnx.TensorP
 
 
 _FLOAT = onnx.TensorProto.FLOAT
-_WORD: dict[int, str] = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.BFLOAT16: "bf16"}
+_WORD: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "fp32",
+    onnx.TensorProto.FLOAT16: "fp16",
+    onnx.TensorProto.BFLOAT16: "bf16",
+}
 
 
 class _Placement:
@@ -148,16 +179,21 @@ class _Placement:
         self.blocked_ops, self.blocked_nodes = blocked_ops, blocked_nodes
 
     def __call__(self, node: onnx.NodeProto) -> bool:
-        return (node.op_type not in self.blocked_ops and node.name not in self.blocked_nodes
-                and node.domain in ("", "ai.onnx")
-                and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute))
+        return (
+            node.op_type not in self.blocked_ops
+            and node.name not in self.blocked_nodes
+            and node.domain in ("", "ai.onnx")
+            and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+        )
 
 
 def _float_types(model: onnx.ModelProto) -> dict[str, int]:
     from trtforge.graph.model import symbolic_infer
 
     graph = (symbolic_infer(model) or onnx.shape_inference.infer_shapes(model)).graph
-    types = {v.name: v.type.tensor_type.elem_type for v in list(graph.input) + list(graph.value_info) + list(graph.output)}
+    types = {
+        v.name: v.type.tensor_type.elem_type for v in list(graph.input) + list(graph.value_info) + list(graph.output)
+    }
     types.update({t.name: t.data_type for t in model.graph.initializer})
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].type == onnx.AttributeProto.TENSOR:
@@ -215,8 +251,9 @@ class _HalfGraph:
         self.initializers = {t.name: t for t in model.graph.initializer}
         self.outputs = {o.name for o in model.graph.output}
         # (tensor, type) -> the name under which that version of the tensor exists
-        self.versions: dict[tuple[str, int], str] = {(v.name, v.type.tensor_type.elem_type): v.name
-                                                     for v in model.graph.input}
+        self.versions: dict[tuple[str, int], str] = {
+            (v.name, v.type.tensor_type.elem_type): v.name for v in model.graph.input
+        }
         self.versions.update({(name, t.data_type): name for name, t in self.initializers.items()})
         self.nodes: list[onnx.NodeProto] = []
         self.new_initializers: list[onnx.TensorProto] = []
@@ -246,8 +283,7 @@ class _HalfGraph:
             node = onnx.NodeProto()
             node.CopyFrom(original)
             kind = self.half if self._low(node) else _FLOAT
-            node.input[:] = [self._version(i, kind) if i and self.types.get(i) == _FLOAT else i
-                             for i in node.input]
+            node.input[:] = [self._version(i, kind) if i and self.types.get(i) == _FLOAT else i for i in node.input]
             if kind == self.half:
                 self._lower_attributes(node)
             for i, name in enumerate(node.output):
@@ -292,8 +328,9 @@ def _exposed(model: onnx.ModelProto) -> onnx.ModelProto:
     present = {o.name for o in inferred.graph.output}
     for value in inferred.graph.value_info:
         if value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and value.name not in present:
-            inferred.graph.output.append(onnx.helper.make_tensor_value_info(
-                value.name, value.type.tensor_type.elem_type, None))
+            inferred.graph.output.append(
+                onnx.helper.make_tensor_value_info(value.name, value.type.tensor_type.elem_type, None)
+            )
             present.add(value.name)
     return inferred
 
@@ -303,8 +340,11 @@ def _activations(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dic
     session = _session(exposed)
     names = [o.name for o in session.get_outputs()]
     values = session.run(names, dict(feeds))
-    return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values)
-            if np.asarray(v).dtype.kind == "f" or str(np.asarray(v).dtype) == "bfloat16"}
+    return {
+        n: np.asarray(v, dtype=np.float32)
+        for n, v in zip(names, values)
+        if np.asarray(v).dtype.kind == "f" or str(np.asarray(v).dtype) == "bfloat16"
+    }
 
 
 def _absmax(value: np.ndarray | None) -> float:
@@ -322,8 +362,14 @@ def _relative_error(ref: np.ndarray, got: np.ndarray) -> float:
     return float(np.max(np.abs(ref - got))) / scale if ref.size else 0.0
 
 
-def _drifted(model: onnx.ModelProto, casted: onnx.ModelProto, reference: dict[str, np.ndarray],
-             feeds: Mapping[str, np.ndarray] | None, tolerance: float, report: CastReport) -> dict[str, str]:
+def _drifted(
+    model: onnx.ModelProto,
+    casted: onnx.ModelProto,
+    reference: dict[str, np.ndarray],
+    feeds: Mapping[str, np.ndarray] | None,
+    tolerance: float,
+    report: CastReport,
+) -> dict[str, str]:
     """Nodes (by name) whose outputs drift past ``tolerance`` although their inputs did not."""
     assert feeds is not None
     got = _activations(casted, feeds)

@@ -17,13 +17,33 @@ from trtforge.errors import TrtforgeError
 
 # trtexec type word -> numpy dtype name
 DTYPES = {
-    "fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int32": "int32", "int64": "int64",
-    "int8": "int8", "uint8": "uint8", "bool": "bool", "fp8": "float8e4m3fn",
+    "fp32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+    "int32": "int32",
+    "int64": "int64",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
+    "fp8": "float8e4m3fn",
 }
 # TensorRT TensorFormat names (trtexec's spelling, lower case).  The linear ones are the plain
 # row-major layouts every backend can read.
-FORMATS = ("chw", "hwc", "chw2", "chw4", "hwc8", "chw16", "chw32", "dhwc8", "cdhw32", "hwc16",
-           "dhwc", "dla_linear", "dla_hwc4")
+FORMATS = (
+    "chw",
+    "hwc",
+    "chw2",
+    "chw4",
+    "hwc8",
+    "chw16",
+    "chw32",
+    "dhwc8",
+    "cdhw32",
+    "hwc16",
+    "dhwc",
+    "dla_linear",
+    "dla_hwc4",
+)
 LINEAR = frozenset({"chw", "dla_linear"})
 
 
@@ -38,9 +58,7 @@ class IOFormat:
     def parse(cls, text: str) -> IOFormat:
         kind, sep, layouts = text.strip().lower().partition(":")
         if kind not in DTYPES:
-            raise TrtforgeError(
-                f"bad IO format {text!r}: unknown type {kind!r}; expected one of {', '.join(DTYPES)}"
-            )
+            raise TrtforgeError(f"bad IO format {text!r}: unknown type {kind!r}; expected one of {', '.join(DTYPES)}")
         formats = tuple(f for f in layouts.split("+") if f) if sep else ("chw",)
         unknown = [f for f in formats if f not in FORMATS]
         if unknown or not formats:
@@ -84,8 +102,9 @@ def for_tensors(formats: tuple[IOFormat, ...], names: list[str], what: str) -> d
     return dict(zip(names, formats))
 
 
-def apply(model: onnx.ModelProto, inputs: tuple[IOFormat, ...],
-          outputs: tuple[IOFormat, ...]) -> tuple[onnx.ModelProto, dict[str, str]]:
+def apply(
+    model: onnx.ModelProto, inputs: tuple[IOFormat, ...], outputs: tuple[IOFormat, ...]
+) -> tuple[onnx.ModelProto, dict[str, str]]:
     """Give the graph's IO tensors the formats' dtypes, with casts at the edges.
 
     Returns the new model and ``{tensor: dtype}`` for every boundary tensor that changed.
@@ -129,9 +148,11 @@ def _retype(value: onnx.ValueInfoProto, fmt: IOFormat) -> int | None:
     if tensor.elem_type == target:
         return None
     if tensor.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
-        raise TrtforgeError(f"IO format {fmt} for {value.name!r}: the tensor is "
-                            f"{onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)}, and only floating "
-                            "tensors change type at the boundary")
+        raise TrtforgeError(
+            f"IO format {fmt} for {value.name!r}: the tensor is "
+            f"{onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)}, and only floating "
+            "tensors change type at the boundary"
+        )
     was = tensor.elem_type
     tensor.elem_type = target
     return was
@@ -153,8 +174,10 @@ def _cast(source: str, target: str, to: int) -> onnx.NodeProto:
     return onnx.helper.make_node("Cast", [source], [target], name=f"{target}__cast", to=to)
 
 
-_WIDENS_EXACTLY = {(onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT),
-                   (onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT)}
+_WIDENS_EXACTLY = {
+    (onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT),
+    (onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT),
+}
 
 
 def _fold_cast_pairs(model: onnx.ModelProto) -> None:
@@ -188,4 +211,3 @@ def _fold_cast_pairs(model: onnx.ModelProto) -> None:
             graph.node.remove(second)
         if not any(mid in n.input for n in graph.node):
             graph.node.remove(first)
-

@@ -63,11 +63,24 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact.
     """
     if has_vnni(flags):
-        return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, False,
-                            "CPU has VNNI: U8S8 without saturation, full 8-bit weights")
-    return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, True,
-                        "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) "
-                        "to avoid vpmaddubsw saturation")
+        return QuantFlavour(
+            "onnxruntime-cpu",
+            "uint8",
+            "int8",
+            False,
+            True,
+            False,
+            "CPU has VNNI: U8S8 without saturation, full 8-bit weights",
+        )
+    return QuantFlavour(
+        "onnxruntime-cpu",
+        "uint8",
+        "int8",
+        False,
+        True,
+        True,
+        "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation",
+    )
 
 
 def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
@@ -80,17 +93,31 @@ def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     ONNX Runtime: OpenVINO's U8S8 kernels use the same saturating ``vpmaddubsw``.
     """
     vnni = has_vnni(flags)
-    return QuantFlavour("openvino-cpu", "uint8", "int8", False, True, not vnni,
-                        "OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on "
-                        "weighted-op inputs" + ("" if vnni else "; no VNNI: 7-bit weights (reduce_range)"),
-                        placement="tensorrt", quantize_bias=False)
+    return QuantFlavour(
+        "openvino-cpu",
+        "uint8",
+        "int8",
+        False,
+        True,
+        not vnni,
+        "OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on "
+        "weighted-op inputs" + ("" if vnni else "; no VNNI: 7-bit weights (reduce_range)"),
+        placement="tensorrt",
+        quantize_bias=False,
+    )
 
 
 TENSORRT_FLAVOUR = QuantFlavour(
-    "tensorrt", "int8", "int8", True, True, False,
+    "tensorrt",
+    "int8",
+    "int8",
+    True,
+    True,
+    False,
     "TensorRT: symmetric INT8 activations (zero point 0), per-channel symmetric weights, FP32 biases, "
     "Q/DQ on the inputs of weighted ops, pooling and residual Adds",
-    placement="tensorrt", quantize_bias=False,
+    placement="tensorrt",
+    quantize_bias=False,
 )
 
 # Ops whose inputs get Q/DQ for TensorRT: weighted ops (TensorRT fuses DQ into them and a
@@ -137,18 +164,21 @@ def quantize(
     exclude_nodes = (*exclude_nodes, *[n for n in split_joins(model, ranges) if n not in exclude_nodes])
     extra: dict[str, object] = {"ActivationSymmetric": flavour.activation_symmetric, "WeightSymmetric": True}
     if tensorrt:
-        extra.update({
-            "OpTypesToExcludeOutputQuantization": op_types,  # TensorRT: Q/DQ on inputs only
-            "QDQKeepRemovableActivations": True,  # keep ReLU: TensorRT fuses it
-            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-        })
+        extra.update(
+            {
+                "OpTypesToExcludeOutputQuantization": op_types,  # TensorRT: Q/DQ on inputs only
+                "QDQKeepRemovableActivations": True,  # keep ReLU: TensorRT fuses it
+                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+            }
+        )
     from trtforge.precision.calibrate import folded_activations
 
     # ONNX Runtime looks up a range for an op output it then replaces by its ReLU's: give it that one.
     ranges = {**{op: ranges[act] for op, act in folded_activations(model).items() if act in ranges}, **ranges}
-    tensors = TensorsData(CalibrationMethod.MinMax, {
-        name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()
-    })
+    tensors = TensorsData(
+        CalibrationMethod.MinMax,
+        {name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()},
+    )
     with tempfile.TemporaryDirectory(prefix="trtforge-quant-") as tmp:
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
@@ -157,12 +187,22 @@ def quantize(
     if unranged:
         import warnings
 
-        warnings.warn(f"{len(unranged)} node(s) stay in floating point because the ranges have no entry for "
-                      f"some of their tensors (e.g. {', '.join(unranged[:3])})", stacklevel=2)
+        warnings.warn(
+            f"{len(unranged)} node(s) stay in floating point because the ranges have no entry for "
+            f"some of their tensors (e.g. {', '.join(unranged[:3])})",
+            stacklevel=2,
+        )
     quantizer = QDQQuantizer(
-        inferred, flavour.per_channel, flavour.reduce_range,
-        qtype[flavour.weight_type], qtype[flavour.activation_type], tensors,
-        [], [*exclude_nodes, *unranged], op_types, {**extra, "QuantizeBias": flavour.quantize_bias},
+        inferred,
+        flavour.per_channel,
+        flavour.reduce_range,
+        qtype[flavour.weight_type],
+        qtype[flavour.activation_type],
+        tensors,
+        [],
+        [*exclude_nodes, *unranged],
+        op_types,
+        {**extra, "QuantizeBias": flavour.quantize_bias},
     )
     with _quiet_axis_warnings():
         quantizer.quantize_model()
@@ -196,8 +236,9 @@ def _quiet_axis_warnings() -> Iterator[None]:
 
 def kept_float(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) -> dict[str, str]:
     """``{node: reason}`` for the nodes :func:`quantize` keeps in float on its own, whatever the flavour."""
-    kept = {n.name: f"{n.op_type}: a fixed, fine-grained output range" for n in model.graph.node
-            if n.op_type in FLOAT_OPS}
+    kept = {
+        n.name: f"{n.op_type}: a fixed, fine-grained output range" for n in model.graph.node if n.op_type in FLOAT_OPS
+    }
     for name in split_joins(model, {**ranges, **bounded_ranges(model)}):
         kept[name] = f"joins inputs whose ranges differ more than {JOIN_RANGE_RATIO:g}x"
     return kept
@@ -268,8 +309,9 @@ def _keep_float_outputs(model: onnx.ModelProto, original: onnx.ModelProto) -> No
     _drop_unused_qdq(graph)
 
 
-def _restore_activation(model: onnx.ModelProto, original: onnx.ModelProto, activation: onnx.NodeProto,
-                        source: onnx.NodeProto) -> None:
+def _restore_activation(
+    model: onnx.ModelProto, original: onnx.ModelProto, activation: onnx.NodeProto, source: onnx.NodeProto
+) -> None:
     output = activation.output[0]
     before = f"{output}_before_{activation.op_type.lower()}"
     source.output[list(source.output).index(output)] = before
@@ -279,22 +321,30 @@ def _restore_activation(model: onnx.ModelProto, original: onnx.ModelProto, activ
     at = next(i for i, n in enumerate(model.graph.node) if before in n.output)
     model.graph.node.insert(at + 1, restored)  # right after its producer: the graph stays sorted
     have = {i.name for i in model.graph.initializer}
-    model.graph.initializer.extend(i for i in original.graph.initializer
-                                   if i.name in restored.input[1:] and i.name not in have)
+    model.graph.initializer.extend(
+        i for i in original.graph.initializer if i.name in restored.input[1:] and i.name not in have
+    )
 
 
-def _unranged_nodes(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
-                    op_types: set[str], excluded: set[str]) -> list[str]:
+def _unranged_nodes(
+    model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], op_types: set[str], excluded: set[str]
+) -> list[str]:
     """Nodes that would be quantized but have a float activation without a range (a partial cache)."""
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
     graph = model.graph
-    is_float = {v.name: v.type.tensor_type.elem_type in floats
-                for v in [*graph.value_info, *graph.input, *graph.output]}
+    is_float = {
+        v.name: v.type.tensor_type.elem_type in floats for v in [*graph.value_info, *graph.input, *graph.output]
+    }
     constants = {i.name for i in graph.initializer}
-    return [node.name for node in graph.node
-            if node.op_type in op_types and node.name not in excluded
-            and any(t and t not in constants and is_float.get(t, False) and t not in ranges
-                    for t in [*node.input, *node.output])]
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type in op_types
+        and node.name not in excluded
+        and any(
+            t and t not in constants and is_float.get(t, False) and t not in ranges for t in [*node.input, *node.output]
+        )
+    ]
 
 
 def check_exclusions(model: onnx.ModelProto, nodes: tuple[str, ...], op_types: tuple[str, ...]) -> None:
@@ -304,12 +354,16 @@ def check_exclusions(model: onnx.ModelProto, nodes: tuple[str, ...], op_types: t
     types = {n.op_type for n in model.graph.node}
     unknown = [n for n in nodes if n not in names]
     if unknown:
-        raise TrtforgeError(f"--exclude-nodes: no node named {', '.join(map(repr, unknown))} in the model; "
-                            "`trtforge inspect MODEL` lists node names")
+        raise TrtforgeError(
+            f"--exclude-nodes: no node named {', '.join(map(repr, unknown))} in the model; "
+            "`trtforge inspect MODEL` lists node names"
+        )
     absent = [t for t in op_types if t not in types]
     if absent:
-        raise TrtforgeError(f"--exclude-op-types: the model has no {', '.join(map(repr, absent))} node; "
-                            f"its op types are {', '.join(sorted(types))}")
+        raise TrtforgeError(
+            f"--exclude-op-types: the model has no {', '.join(map(repr, absent))} node; "
+            f"its op types are {', '.join(sorted(types))}"
+        )
 
 
 @dataclass(frozen=True)
@@ -348,8 +402,9 @@ def lineage(source: onnx.ModelProto, prepared: onnx.ModelProto) -> dict[str, lis
     return became
 
 
-def follow_exclusions(source: onnx.ModelProto, prepared: onnx.ModelProto,
-                      nodes: tuple[str, ...], op_types: tuple[str, ...]) -> Exclusions:
+def follow_exclusions(
+    source: onnx.ModelProto, prepared: onnx.ModelProto, nodes: tuple[str, ...], op_types: tuple[str, ...]
+) -> Exclusions:
     """Map ``--exclude-nodes``/``--exclude-op-types`` (source or prepared names) onto ``prepared``."""
     check_exclusions(_union(source, prepared), nodes, op_types)
     became = lineage(source, prepared)
@@ -413,8 +468,11 @@ def _keep_float_inputs(model: onnx.ModelProto, nodes: set[str], op_types: set[st
 def _drop_unused_qdq(graph: onnx.GraphProto) -> None:
     while True:
         used = {t for n in graph.node for t in n.input} | {o.name for o in graph.output}
-        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
-                and not any(o in used for o in n.output)]
+        dead = [
+            n
+            for n in graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)
+        ]
         if not dead:
             break
         for node in dead:
@@ -439,8 +497,10 @@ def ensure_opset(model: onnx.ModelProto, wanted: int = INT8_MIN_OPSET) -> tuple[
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), wanted)
     if opset >= wanted:
         return model, None
-    fix = (f"export it again at opset {wanted} or later (tf2onnx --opset {wanted}, "
-           f"torch.onnx.export(..., opset_version={wanted}))")
+    fix = (
+        f"export it again at opset {wanted} or later (tf2onnx --opset {wanted}, "
+        f"torch.onnx.export(..., opset_version={wanted}))"
+    )
     try:
         from onnx import version_converter
 
@@ -448,9 +508,11 @@ def ensure_opset(model: onnx.ModelProto, wanted: int = INT8_MIN_OPSET) -> tuple[
         onnx.checker.check_model(upgraded)
         _same_outputs(model, upgraded)
     except Exception as exc:  # the converter raises many kinds; any means: not upgradable here
-        raise TrtforgeError(f"INT8 needs opset {wanted} or later, the model is opset {opset} and onnx's version "
-                            f"converter could not upgrade it faithfully ({str(exc).splitlines()[0][:160]}); "
-                            f"{fix}") from None
+        raise TrtforgeError(
+            f"INT8 needs opset {wanted} or later, the model is opset {opset} and onnx's version "
+            f"converter could not upgrade it faithfully ({str(exc).splitlines()[0][:160]}); "
+            f"{fix}"
+        ) from None
     return upgraded, opset
 
 
@@ -517,6 +579,7 @@ def restore_activations(source: onnx.ModelProto, quantized: onnx.ModelProto) -> 
         restored.CopyFrom(act)
         restored.input[0] = f"{tensor}_before_{act.op_type}"
         graph.node.insert(at + 1, restored)
-        graph.initializer.extend(source_inits[t] for t in restored.input[1:] if t and t in source_inits
-                                 and t not in inits)
+        graph.initializer.extend(
+            source_inits[t] for t in restored.input[1:] if t and t in source_inits and t not in inits
+        )
     return quantized

@@ -57,8 +57,11 @@ class CalibrationSource:
         """Number of samples this source yields at most."""
         if self.path.is_dir():
             return len(self._files)
-        counts = [v.shape[self.axes.get(k, 0) or 0] for k, v in self._arrays().items()
-                  if self.axes.get(k, 0) is not None and v.ndim]
+        counts = [
+            v.shape[self.axes.get(k, 0) or 0]
+            for k, v in self._arrays().items()
+            if self.axes.get(k, 0) is not None and v.ndim
+        ]
         return min(self.num, counts[0] if counts else 1)
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -179,8 +182,10 @@ class LoaderSource:
             try:
                 arrays = {n: np.asarray(batch[n]) for n in self.input_names}
             except (ValueError, TypeError):
-                raise TrtforgeError(f"--calib-loader {self.spec}: batch {index} holds a ragged or non-numeric "
-                                    "value; expected one rectangular array per input") from None
+                raise TrtforgeError(
+                    f"--calib-loader {self.spec}: batch {index} holds a ragged or non-numeric "
+                    "value; expected one rectangular array per input"
+                ) from None
             sizes = {len(a) if a.ndim else 0 for a in arrays.values()}
             if len(sizes) != 1 or 0 in sizes:
                 raise TrtforgeError(
@@ -196,9 +201,16 @@ class LoaderSource:
             raise TrtforgeError(f"--calib-loader {self.spec} yielded no batches")
 
 
-def calibration_source(data: Path | None, loader: str | None, input_names: list[str],
-                       shapes: Mapping[str, tuple[int | str, ...]], preprocess: Preprocess | None,
-                       num: int, batch_size: int, seed: int) -> CalibrationSource | LoaderSource:
+def calibration_source(
+    data: Path | None,
+    loader: str | None,
+    input_names: list[str],
+    shapes: Mapping[str, tuple[int | str, ...]],
+    preprocess: Preprocess | None,
+    num: int,
+    batch_size: int,
+    seed: int,
+) -> CalibrationSource | LoaderSource:
     """The source a calibration config names: a loader wins over data when both are given."""
     if loader is not None:
         return LoaderSource(loader, input_names, num)
@@ -212,8 +224,9 @@ def calibration_source(data: Path | None, loader: str | None, input_names: list[
     return CalibrationSource(data, input_names, preprocess, num, batch_size, seed, axes=axes)
 
 
-def rebatch(batches: Iterable[dict[str, np.ndarray]], size: int,
-            axes: Mapping[str, int | None] | None = None) -> Iterator[dict[str, np.ndarray]]:
+def rebatch(
+    batches: Iterable[dict[str, np.ndarray]], size: int, axes: Mapping[str, int | None] | None = None
+) -> Iterator[dict[str, np.ndarray]]:
     """Regroup batches into exactly ``size`` samples (for models with a static batch).
 
     Each input is joined and cut along its batch axis (``axes``; default 0); an input without
@@ -228,8 +241,10 @@ def rebatch(batches: Iterable[dict[str, np.ndarray]], size: int,
             pending.setdefault(name, []).append(array)
         count += _samples_in(batch, axes)
         while count >= size:
-            joined = {k: v[-1] if _axis(k, v[-1], axes) is None else np.concatenate(v, axis=_axis(k, v[-1], axes))
-                      for k, v in pending.items()}
+            joined = {
+                k: v[-1] if _axis(k, v[-1], axes) is None else np.concatenate(v, axis=_axis(k, v[-1], axes))
+                for k, v in pending.items()
+            }
             yield {k: _part(v, _axis(k, v, axes), 0, size) for k, v in joined.items()}
             pending = {k: [_part(v, _axis(k, v, axes), size, None)] for k, v in joined.items()}
             count -= size

@@ -35,13 +35,19 @@ class EngineModel:
         if not m.max_batch:
             return f"{m.name}: no batching; each request runs whole"
         if m.profile_batch is not None:
-            return (f"{m.name}: Triton batches up to {m.max_batch} samples; the engine's profile takes up to "
-                    f"{m.profile_batch}, so larger batches run in chunks of {m.profile_batch}")
+            return (
+                f"{m.name}: Triton batches up to {m.max_batch} samples; the engine's profile takes up to "
+                f"{m.profile_batch}, so larger batches run in chunks of {m.profile_batch}"
+            )
         if m.engine_batch is not None:
-            return (f"{m.name}: Triton batches up to {m.max_batch} requests' samples; the engine takes a fixed "
-                    f"batch of {m.engine_batch}, so a batch runs in chunks of {m.engine_batch}, the last padded")
-        return (f"{m.name}: Triton batches up to {m.max_batch} samples; the engine takes any batch, "
-                f"run in chunks of up to {MAX_CHUNK}")
+            return (
+                f"{m.name}: Triton batches up to {m.max_batch} requests' samples; the engine takes a fixed "
+                f"batch of {m.engine_batch}, so a batch runs in chunks of {m.engine_batch}, the last padded"
+            )
+        return (
+            f"{m.name}: Triton batches up to {m.max_batch} samples; the engine takes any batch, "
+            f"run in chunks of up to {MAX_CHUNK}"
+        )
 
     def _expected(self, spec: TensorSpec) -> tuple[int | str, ...]:
         return spec.shape[1:] if self.model.max_batch else spec.shape
@@ -55,12 +61,15 @@ class EngineModel:
             value = request[spec.name]
             shape = value.shape[1:] if self.model.max_batch else value.shape
             want = self._expected(spec)
-            fits = len(shape) == len(want) and all(not isinstance(w, int) or w < 0 or w == g
-                                                   for g, w in zip(shape, want))
+            fits = len(shape) == len(want) and all(
+                not isinstance(w, int) or w < 0 or w == g for g, w in zip(shape, want)
+            )
             if value.dtype != np.dtype(spec.dtype) or not fits:
                 batch = "N x " if self.model.max_batch else ""
-                raise TrtforgeError(f"input {spec.name}: got {value.dtype} {'x'.join(map(str, value.shape))}, model "
-                                    f"{self.model.name} takes {spec.dtype} {batch}{'x'.join(map(str, want))}")
+                raise TrtforgeError(
+                    f"input {spec.name}: got {value.dtype} {'x'.join(map(str, value.shape))}, model "
+                    f"{self.model.name} takes {spec.dtype} {batch}{'x'.join(map(str, want))}"
+                )
 
     def infer(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Outputs per request; with batching, all requests run as one stacked batch."""
@@ -78,7 +87,7 @@ class EngineModel:
     def _run(self, feeds: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         """``run_samples`` (fixed batch: chunks, last padded), in pieces no larger than the engine's profile."""
         step = self.model.profile_batch or n
-        parts = [run_samples(self.runner, {k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)]
+        parts = [run_samples(self.runner, {k: v[i : i + step] for k, v in feeds.items()}) for i in range(0, n, step)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def warm_up(self) -> None:
@@ -90,13 +99,19 @@ class EngineModel:
         try:
             self.infer([feed])
         except Exception as exc:
-            raise TrtforgeError(f"model {self.model.name} did not run on zeros of its input shapes before serving: "
-                                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
-                                ) from None
+            raise TrtforgeError(
+                f"model {self.model.name} did not run on zeros of its input shapes before serving: "
+                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
+            ) from None
 
 
-def load_model(engine: str | os.PathLike[str], name: str, max_batch: int | None = None,
-               max_queue_delay_us: int = 100, instances: int = 1) -> list[EngineModel]:
+def load_model(
+    engine: str | os.PathLike[str],
+    name: str,
+    max_batch: int | None = None,
+    max_queue_delay_us: int = 100,
+    instances: int = 1,
+) -> list[EngineModel]:
     """The engine loaded once per instance (a runner that can fork shares its engine), checked and warmed up."""
     from trtforge.build import load_with_manifest
     from trtforge.serve.triton_config import plan_model

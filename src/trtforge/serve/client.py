@@ -19,8 +19,17 @@ from trtforge.bench.stats import DEFAULT_PERCENTILES, Stats
 from trtforge.errors import TrtforgeError, require
 
 PROTOCOLS = ("http", "grpc")
-_NUMPY = {"FP32": "float32", "FP16": "float16", "FP64": "float64", "INT8": "int8", "UINT8": "uint8",
-          "INT16": "int16", "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
+_NUMPY = {
+    "FP32": "float32",
+    "FP16": "float16",
+    "FP64": "float64",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -38,9 +47,15 @@ class LevelResult:
         return self.requests / self.seconds
 
     def to_json(self) -> dict[str, object]:
-        return {"concurrency": self.concurrency, "requests": self.requests, "seconds": self.seconds,
-                "batch": self.batch, "qps": self.qps, "samples_per_s": self.qps * self.batch,
-                "latency_ms": self.latency.to_json()}
+        return {
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "seconds": self.seconds,
+            "batch": self.batch,
+            "qps": self.qps,
+            "samples_per_s": self.qps * self.batch,
+            "latency_ms": self.latency.to_json(),
+        }
 
 
 def _client_module(protocol: str) -> Any:
@@ -57,8 +72,10 @@ def model_inputs(url: str, model: str, protocol: str, batch: int, seed: int = 0)
         config = client.get_model_config(model, **({"as_json": True} if protocol == "grpc" else {}))
     except Exception as exc:
         client.close()
-        raise TrtforgeError(f"cannot read model {model!r} from the server at {url} ({protocol}): "
-                            f"{str(exc).strip().splitlines()[0]}; is it serving, and is the name right?") from None
+        raise TrtforgeError(
+            f"cannot read model {model!r} from the server at {url} ({protocol}): "
+            f"{str(exc).strip().splitlines()[0]}; is it serving, and is the name right?"
+        ) from None
     client.close()
     config = config.get("config", config)
     batching = int(config.get("max_batch_size", 0)) > 0
@@ -69,8 +86,10 @@ def model_inputs(url: str, model: str, protocol: str, batch: int, seed: int = 0)
         if dims and (batching or dims[0] < 0):  # without batching, a dynamic first axis is still the batch
             dims[0] = batch
         if any(d < 0 for d in dims):
-            raise TrtforgeError(f"input {item['name']} of {model} has a dynamic dimension ({dims}); "
-                                "bench --server feeds the model's shapes with only the batch chosen")
+            raise TrtforgeError(
+                f"input {item['name']} of {model} has a dynamic dimension ({dims}); "
+                "bench --server feeds the model's shapes with only the batch chosen"
+            )
         dtype = _NUMPY.get(item["datatype"])
         if dtype is None:
             raise TrtforgeError(f"input {item['name']} has type {item['datatype']}, which bench --server cannot fill")
@@ -78,8 +97,16 @@ def model_inputs(url: str, model: str, protocol: str, batch: int, seed: int = 0)
     return feeds
 
 
-def _worker(module: Any, url: str, model: str, feeds: dict[str, np.ndarray], start: float, stop: float,
-            latencies: list[float], errors: list[str]) -> None:
+def _worker(
+    module: Any,
+    url: str,
+    model: str,
+    feeds: dict[str, np.ndarray],
+    start: float,
+    stop: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
     client = module.InferenceServerClient(url)
     inputs = []
     for name, value in feeds.items():
@@ -98,9 +125,16 @@ def _worker(module: Any, url: str, model: str, feeds: dict[str, np.ndarray], sta
         client.close()
 
 
-def bench_level(url: str, model: str, feeds: dict[str, np.ndarray], concurrency: int, protocol: str = "http",
-                warmup_s: float = 0.5, duration_s: float = 3.0,
-                percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> LevelResult:
+def bench_level(
+    url: str,
+    model: str,
+    feeds: dict[str, np.ndarray],
+    concurrency: int,
+    protocol: str = "http",
+    warmup_s: float = 0.5,
+    duration_s: float = 3.0,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+) -> LevelResult:
     """``concurrency`` clients in a loop; the requests that started and ended inside the timed window count."""
     if concurrency < 1:
         raise TrtforgeError(f"bad concurrency {concurrency}: expected a positive number")
@@ -109,8 +143,10 @@ def bench_level(url: str, model: str, feeds: dict[str, np.ndarray], concurrency:
     stop = start + duration_s
     latencies: list[float] = []
     errors: list[str] = []
-    threads = [threading.Thread(target=_worker, args=(module, url, model, feeds, start, stop, latencies, errors))
-               for _ in range(concurrency)]
+    threads = [
+        threading.Thread(target=_worker, args=(module, url, model, feeds, start, stop, latencies, errors))
+        for _ in range(concurrency)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -121,9 +157,17 @@ def bench_level(url: str, model: str, feeds: dict[str, np.ndarray], concurrency:
     return LevelResult(concurrency, len(latencies), duration_s, batch, Stats.of(latencies, percentiles))
 
 
-def bench_server(url: str, model: str, concurrency: Sequence[int] = (1, 2, 4, 8), protocol: str = "http",
-                 batch: int = 1, warmup_s: float = 0.5, duration_s: float = 3.0,
-                 percentiles: Sequence[float] = DEFAULT_PERCENTILES, seed: int = 0) -> list[LevelResult]:
+def bench_server(
+    url: str,
+    model: str,
+    concurrency: Sequence[int] = (1, 2, 4, 8),
+    protocol: str = "http",
+    batch: int = 1,
+    warmup_s: float = 0.5,
+    duration_s: float = 3.0,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    seed: int = 0,
+) -> list[LevelResult]:
     """Throughput and latency of ``model`` served at ``url``, one entry per concurrency level."""
     feeds = model_inputs(url, model, protocol, batch, seed)
     return [bench_level(url, model, feeds, c, protocol, warmup_s, duration_s, percentiles) for c in concurrency]
@@ -133,7 +177,11 @@ def summary(results: Sequence[LevelResult]) -> str:
     """A table: concurrency, throughput, latency median and percentiles."""
     ps = list(results[0].latency.percentiles) if results else []
     head = f"{'concurrency':>11} {'qps':>9} {'samples/s':>10} {'median ms':>10} " + " ".join(
-        f"{f'p{p:g} ms':>9}" for p in ps)
-    rows = [f"{r.concurrency:>11} {r.qps:>9.1f} {r.qps * r.batch:>10.1f} {r.latency.median:>10.3f} " + " ".join(
-        f"{r.latency.percentiles[p]:>9.3f}" for p in ps) for r in results]
+        f"{f'p{p:g} ms':>9}" for p in ps
+    )
+    rows = [
+        f"{r.concurrency:>11} {r.qps:>9.1f} {r.qps * r.batch:>10.1f} {r.latency.median:>10.3f} "
+        + " ".join(f"{r.latency.percentiles[p]:>9.3f}" for p in ps)
+        for r in results
+    ]
     return "\n".join([head, *rows])

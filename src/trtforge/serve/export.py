@@ -40,8 +40,10 @@ def resolve_engine(source: str | os.PathLike[str]) -> tuple[Path, str]:
     if p.is_dir():
         engine = p / "model.engine"
         if not engine.is_file():
-            raise TrtforgeError(f"{p} is a folder without model.engine; give an engine file or a deploy output "
-                                "folder (trtforge deploy writes model.engine for the selected engine)")
+            raise TrtforgeError(
+                f"{p} is a folder without model.engine; give an engine file or a deploy output "
+                "folder (trtforge deploy writes model.engine for the selected engine)"
+            )
         return engine, p.resolve().name
     if not p.exists():
         raise TrtforgeError(f"engine not found: {p}")
@@ -52,8 +54,10 @@ def _preferred(engine: Path, model: TritonModel, asked: Sequence[int] | str) -> 
     if asked != "auto":
         return tuple(int(b) for b in asked)
     if model.engine_batch is not None or not model.max_batch:
-        raise TrtforgeError("--preferred-batch auto sweeps the engine's batch, but this engine takes a fixed batch "
-                            f"({model.engine_batch}) or is exported without batching; give the sizes instead")
+        raise TrtforgeError(
+            "--preferred-batch auto sweeps the engine's batch, but this engine takes a fixed batch "
+            f"({model.engine_batch}) or is exported without batching; give the sizes instead"
+        )
     from trtforge.serve.sweep import batch_sweep, preferred_batches, sweep_table
 
     points = batch_sweep(engine, model.max_batch)
@@ -62,8 +66,9 @@ def _preferred(engine: Path, model: TritonModel, asked: Sequence[int] | str) -> 
     return tuple(chosen)
 
 
-def _write_version(folder: Path, engine: Path, data: bytes, manifest: Manifest, backend: ServingBackend,
-                   filename: str) -> None:
+def _write_version(
+    folder: Path, engine: Path, data: bytes, manifest: Manifest, backend: ServingBackend, filename: str
+) -> None:
     folder.mkdir()
     if backend is ServingBackend.PYTHON:
         (folder / "model.py").write_text(MODEL_PY)
@@ -73,10 +78,17 @@ def _write_version(folder: Path, engine: Path, data: bytes, manifest: Manifest, 
         (folder / filename).write_bytes(data)
 
 
-def export_triton(source: str | os.PathLike[str], repo: str | os.PathLike[str], name: str | None = None,
-                  backend: ServingBackend | str = ServingBackend.ONNXRUNTIME, max_batch: int | None = None,
-                  instances: int = 1, kind: InstanceKind | str | None = None,
-                  max_queue_delay_us: int = 100, preferred_batch: Sequence[int] | str = ()) -> Path:
+def export_triton(
+    source: str | os.PathLike[str],
+    repo: str | os.PathLike[str],
+    name: str | None = None,
+    backend: ServingBackend | str = ServingBackend.ONNXRUNTIME,
+    max_batch: int | None = None,
+    instances: int = 1,
+    kind: InstanceKind | str | None = None,
+    max_queue_delay_us: int = 100,
+    preferred_batch: Sequence[int] | str = (),
+) -> Path:
     """Write ``REPO/NAME`` for Triton from a trtforge engine (or a deploy folder); returns that folder.
 
     ``preferred_batch``: dynamic_batching's preferred sizes, or ``"auto"`` to take them from a batch

@@ -61,8 +61,7 @@ def _check_ports(options: ServeOptions) -> None:
     """A port in use (or given twice) is a user error before anything starts, not a server that never comes up."""
     import socket
 
-    ports = {"--http-port": options.http_port, "--grpc-port": options.grpc_port,
-             "--metrics-port": options.metrics_port}
+    ports = {"--http-port": options.http_port, "--grpc-port": options.grpc_port, "--metrics-port": options.metrics_port}
     if len(set(ports.values())) < len(ports):
         raise TrtforgeError(f"the HTTP, gRPC and metrics ports must differ (got {', '.join(map(str, ports.values()))})")
     for flag, port in ports.items():
@@ -71,8 +70,9 @@ def _check_ports(options: ServeOptions) -> None:
             try:
                 probe.bind(("0.0.0.0", port))
             except OSError as exc:
-                raise TrtforgeError(f"port {port} ({flag}) cannot be used: {exc.strerror}; choose another "
-                                    f"with {flag}") from None
+                raise TrtforgeError(
+                    f"port {port} ({flag}) cannot be used: {exc.strerror}; choose another with {flag}"
+                ) from None
 
 
 def _infer_fn(model: EngineModel) -> Callable[[list[Any]], list[dict[str, np.ndarray]]]:
@@ -81,12 +81,14 @@ def _infer_fn(model: EngineModel) -> Callable[[list[Any]], list[dict[str, np.nda
             return model.infer([{k: np.asarray(v) for k, v in r.items()} for r in requests])
         except TrtforgeError as exc:  # a bad request: an error to its client, the server keeps serving
             raise require("pytriton.exceptions", "serve", "serving").PyTritonBadParameterError(str(exc)) from None
+
     return infer
 
 
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM raises KeyboardInterrupt, as SIGINT does, so that a stop runs the same cleanup."""
+
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
@@ -108,8 +110,9 @@ class TritonServer:
         for source in engines:
             engine, name = resolve_engine(source)
             if name in self.engines:
-                raise TrtforgeError(f"two engines would be served as {name!r} ({self.engines[name]} and {engine}); "
-                                    "rename one file")
+                raise TrtforgeError(
+                    f"two engines would be served as {name!r} ({self.engines[name]} and {engine}); rename one file"
+                )
             self.engines[name] = engine
         self._triton: Any = None
         self._scratch: Path | None = None
@@ -132,18 +135,22 @@ class TritonServer:
         config_mod = require("pytriton.model_config", "serve", "trtforge serve")
         o = self.options
         _check_ports(o)
-        loaded = {name: load_model(path, name, o.max_batch, o.max_queue_delay_us, o.instances)
-                  for name, path in self.engines.items()}
+        loaded = {
+            name: load_model(path, name, o.max_batch, o.max_queue_delay_us, o.instances)
+            for name, path in self.engines.items()
+        }
         _match_libpython()
-        config = triton_mod.TritonConfig(http_port=o.http_port, grpc_port=o.grpc_port, metrics_port=o.metrics_port,
-                                         exit_timeout_secs=5)
+        config = triton_mod.TritonConfig(
+            http_port=o.http_port, grpc_port=o.grpc_port, metrics_port=o.metrics_port, exit_timeout_secs=5
+        )
         security = triton_mod.TritonSecurityConfig(access_token=o.access_token or os.environ.get(TOKEN_ENV))
         # PyTriton's workspace (model store, tritonserver copy, sockets) in a folder of ours, removed on stop.
         self._scratch = Path(tempfile.mkdtemp(prefix="trtforge-serve-"))
         LOG.info("workspace: %s", self._scratch)
         try:
-            self._triton = triton_mod.Triton(config=config, security_config=security,
-                                             workspace=self._scratch / "workspace")
+            self._triton = triton_mod.Triton(
+                config=config, security_config=security, workspace=self._scratch / "workspace"
+            )
             self._triton.run()
             for name, models in loaded.items():
                 self._bind(config_mod, name, models)
@@ -160,8 +167,14 @@ class TritonServer:
 
         batcher = config_mod.DynamicBatcher(max_queue_delay_microseconds=m.max_queue_delay_us)
         config = config_mod.ModelConfig(batching=m.max_batch > 0, max_batch_size=max(m.max_batch, 1), batcher=batcher)
-        self._triton.bind(model_name=name, infer_func=[_infer_fn(x) for x in models], inputs=tensors(m.inputs),
-                          outputs=tensors(m.outputs), config=config, strict=True)
+        self._triton.bind(
+            model_name=name,
+            infer_func=[_infer_fn(x) for x in models],
+            inputs=tensors(m.inputs),
+            outputs=tensors(m.outputs),
+            config=config,
+            strict=True,
+        )
         LOG.info(models[0].describe_batching())
 
     def stop(self) -> None:
@@ -192,6 +205,11 @@ def serve(engines: Sequence[str | os.PathLike[str]], options: ServeOptions = Ser
     server = TritonServer(engines, options)
     with sigterm_interrupts():
         server.start()
-        LOG.info("serving %s: HTTP %s, gRPC %s, metrics :%d", ", ".join(server.engines), server.http_url,
-                 server.grpc_url, options.metrics_port)
+        LOG.info(
+            "serving %s: HTTP %s, gRPC %s, metrics :%d",
+            ", ".join(server.engines),
+            server.http_url,
+            server.grpc_url,
+            options.metrics_port,
+        )
         server.wait()

@@ -49,6 +49,8 @@ def preferred_batches(points: list[SweepPoint]) -> list[int]:
 
 def sweep_table(points: list[SweepPoint], chosen: list[int]) -> str:
     rows = [f"{'batch':>5} {'samples/s':>10} {'median ms':>10}"]
-    rows += [f"{p.batch:>5} {p.samples_per_s:>10.1f} {p.median_ms:>10.3f}{'  preferred' if p.batch in chosen else ''}"
-             for p in points]
+    rows += [
+        f"{p.batch:>5} {p.samples_per_s:>10.1f} {p.median_ms:>10.3f}{'  preferred' if p.batch in chosen else ''}"
+        for p in points
+    ]
     return "\n".join(rows)

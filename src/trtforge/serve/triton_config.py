@@ -14,9 +14,18 @@ from trtforge.engine import Manifest
 from trtforge.errors import TrtforgeError, require
 
 DATA_TYPES = {
-    "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32",
-    "uint64": "TYPE_UINT64", "int8": "TYPE_INT8", "int16": "TYPE_INT16", "int32": "TYPE_INT32",
-    "int64": "TYPE_INT64", "float16": "TYPE_FP16", "float32": "TYPE_FP32", "float64": "TYPE_FP64",
+    "bool": "TYPE_BOOL",
+    "uint8": "TYPE_UINT8",
+    "uint16": "TYPE_UINT16",
+    "uint32": "TYPE_UINT32",
+    "uint64": "TYPE_UINT64",
+    "int8": "TYPE_INT8",
+    "int16": "TYPE_INT16",
+    "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64",
+    "float16": "TYPE_FP16",
+    "float32": "TYPE_FP32",
+    "float64": "TYPE_FP64",
     "bfloat16": "TYPE_BF16",
 }
 DEFAULT_MAX_BATCH = 8
@@ -88,7 +97,8 @@ def engine_batch(specs: list[TensorSpec]) -> int | None:
     if "scalar" in firsts or len(firsts) != 1:
         raise TrtforgeError(
             "the engine's inputs do not share a leading batch dimension "
-            f"({', '.join(f'{s.name}:{s.shape_text()}' for s in specs)}); serve it with --max-batch 0")
+            f"({', '.join(f'{s.name}:{s.shape_text()}' for s in specs)}); serve it with --max-batch 0"
+        )
     first = firsts.pop()
     return first if isinstance(first, int) and first >= 0 else None
 
@@ -107,8 +117,10 @@ def _data_type(spec: TensorSpec) -> str:
     try:
         return DATA_TYPES[spec.dtype]
     except KeyError:
-        raise TrtforgeError(f"tensor {spec.name!r} has dtype {spec.dtype}, which Triton has no type for; "
-                            f"expected one of: {', '.join(DATA_TYPES)}") from None
+        raise TrtforgeError(
+            f"tensor {spec.name!r} has dtype {spec.dtype}, which Triton has no type for; "
+            f"expected one of: {', '.join(DATA_TYPES)}"
+        ) from None
 
 
 def _default_kind(manifest: Manifest) -> InstanceKind:
@@ -123,9 +135,15 @@ def _cuda_options(manifest: Manifest, backend: ServingBackend, kind: InstanceKin
     return tuple(sorted((str(k), str(v)) for k, v in recorded.items() if k not in CUDA_OPTIONS_LEFT_OUT))
 
 
-def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = ServingBackend.ONNXRUNTIME,
-               max_batch: int | None = None, instances: int = 1, kind: InstanceKind | str | None = None,
-               max_queue_delay_us: int = 100) -> TritonModel:
+def plan_model(
+    manifest: Manifest,
+    name: str,
+    backend: ServingBackend | str = ServingBackend.ONNXRUNTIME,
+    max_batch: int | None = None,
+    instances: int = 1,
+    kind: InstanceKind | str | None = None,
+    max_queue_delay_us: int = 100,
+) -> TritonModel:
     """How Triton serves the engine: platform, batching (from the engine's batch axis) and IO.
 
     The engine's own backend batches only when the engine takes any batch; the Python backend
@@ -135,8 +153,10 @@ def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = Se
     backend = ServingBackend.parse(backend)
     kind = _default_kind(manifest) if kind is None else InstanceKind.parse(kind)
     if instances < 1 or (max_batch is not None and max_batch < 0) or max_queue_delay_us < 0:
-        raise TrtforgeError(f"--instances must be >= 1 (got {instances}), --max-batch >= 0 (got {max_batch}) "
-                            f"and --max-queue-delay-us >= 0 (got {max_queue_delay_us})")
+        raise TrtforgeError(
+            f"--instances must be >= 1 (got {instances}), --max-batch >= 0 (got {max_batch}) "
+            f"and --max-queue-delay-us >= 0 (got {max_queue_delay_us})"
+        )
     if not name or not all(c.isalnum() or c in "._-" for c in name):
         raise TrtforgeError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
     for spec in (*manifest.inputs, *manifest.outputs):
@@ -148,24 +168,42 @@ def plan_model(manifest: Manifest, name: str, backend: ServingBackend | str = Se
         batch = DEFAULT_MAX_BATCH if max_batch is None else max_batch
     else:
         if manifest.backend not in PLATFORMS:
-            raise TrtforgeError(f"Triton has no backend for {manifest.backend} engines (it serves "
-                                f"{', '.join(PLATFORMS)}); export with --backend python, which runs it with trtforge")
+            raise TrtforgeError(
+                f"Triton has no backend for {manifest.backend} engines (it serves "
+                f"{', '.join(PLATFORMS)}); export with --backend python, which runs it with trtforge"
+            )
         platform, filename = PLATFORMS[manifest.backend]
         if fixed is not None and max_batch:
-            raise TrtforgeError(f"the engine takes a fixed batch of {fixed}, so Triton's {platform} cannot batch "
-                                f"requests into it; leave out --max-batch (or use 0), rebuild from an ONNX with a "
-                                "dynamic batch, or export with --backend python, which runs batches in chunks")
+            raise TrtforgeError(
+                f"the engine takes a fixed batch of {fixed}, so Triton's {platform} cannot batch "
+                f"requests into it; leave out --max-batch (or use 0), rebuild from an ONNX with a "
+                "dynamic batch, or export with --backend python, which runs batches in chunks"
+            )
         if top is not None and max_batch is not None and max_batch > top:
-            raise TrtforgeError(f"--max-batch {max_batch} is more than the engine's profile takes ({top}); use at "
-                                f"most {top}, rebuild with a larger --max-shapes, or export with --backend python, "
-                                "which runs batches in chunks")
+            raise TrtforgeError(
+                f"--max-batch {max_batch} is more than the engine's profile takes ({top}); use at "
+                f"most {top}, rebuild with a larger --max-shapes, or export with --backend python, "
+                "which runs batches in chunks"
+            )
         default = DEFAULT_MAX_BATCH if top is None else min(DEFAULT_MAX_BATCH, top)
         batch = 0 if fixed is not None else (default if max_batch is None else max_batch)
         if manifest.backend == "tensorrt" and kind is InstanceKind.CPU:
             raise TrtforgeError("a TensorRT plan runs on a GPU only; use --kind gpu (the default for it)")
-    return TritonModel(name, backend, platform, filename, batch, tuple(manifest.inputs), tuple(manifest.outputs),
-                       fixed, top, instances, kind, max_queue_delay_us,
-                       cuda_options=_cuda_options(manifest, backend, kind))
+    return TritonModel(
+        name,
+        backend,
+        platform,
+        filename,
+        batch,
+        tuple(manifest.inputs),
+        tuple(manifest.outputs),
+        fixed,
+        top,
+        instances,
+        kind,
+        max_queue_delay_us,
+        cuda_options=_cuda_options(manifest, backend, kind),
+    )
 
 
 def with_preferred_batch(model: TritonModel, sizes: tuple[int, ...]) -> TritonModel:
@@ -189,20 +227,27 @@ def config_text(model: TritonModel) -> str:
     """The ``config.pbtxt`` text for ``model``."""
     head = f'name: "{model.name}"\n'
     head += f'platform: "{model.platform}"\n' if model.platform else 'backend: "python"\n'
-    lines = [head + f"max_batch_size: {model.max_batch}",
-             "input [\n" + ",\n".join(_tensor_block(model, s) for s in model.inputs) + "\n]",
-             "output [\n" + ",\n".join(_tensor_block(model, s) for s in model.outputs) + "\n]"]
+    lines = [
+        head + f"max_batch_size: {model.max_batch}",
+        "input [\n" + ",\n".join(_tensor_block(model, s) for s in model.inputs) + "\n]",
+        "output [\n" + ",\n".join(_tensor_block(model, s) for s in model.outputs) + "\n]",
+    ]
     if model.max_batch:
-        preferred = (f"\n  preferred_batch_size: [ {', '.join(map(str, model.preferred_batch))} ]"
-                     if model.preferred_batch else "")
+        preferred = (
+            f"\n  preferred_batch_size: [ {', '.join(map(str, model.preferred_batch))} ]"
+            if model.preferred_batch
+            else ""
+        )
         lines.append(f"dynamic_batching {{{preferred}\n  max_queue_delay_microseconds: {model.max_queue_delay_us}\n}}")
     kind = "KIND_GPU" if model.kind is InstanceKind.GPU else "KIND_CPU"
     lines.append(f"instance_group [\n  {{\n    kind: {kind}\n    count: {model.instances}\n  }}\n]")
     if model.cuda_options:
         params = "".join(f'\n      parameters {{ key: "{k}" value: "{v}" }}' for k, v in model.cuda_options)
-        lines.append("# ONNX Runtime CUDA options trtforge chose at build (device_id and CUDA graphs left to Triton)\n"
-                     "optimization { execution_accelerators {\n  gpu_execution_accelerator: [ {\n"
-                     f'      name: "cuda"{params}\n  }} ]\n}}}}')
+        lines.append(
+            "# ONNX Runtime CUDA options trtforge chose at build (device_id and CUDA graphs left to Triton)\n"
+            "optimization { execution_accelerators {\n  gpu_execution_accelerator: [ {\n"
+            f'      name: "cuda"{params}\n  }} ]\n}}}}'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -228,7 +273,10 @@ def check_config(text: str, model: TritonModel, manifest: Manifest) -> None:
     expect("platform", parsed.platform, model.platform or "")
     expect("backend", parsed.backend, "" if model.platform else "python")
     expect("max_batch_size", parsed.max_batch_size, model.max_batch)
-    for got_list, specs, what in ((parsed.input, manifest.inputs, "input"), (parsed.output, manifest.outputs, "output")):
+    for got_list, specs, what in (
+        (parsed.input, manifest.inputs, "input"),
+        (parsed.output, manifest.outputs, "output"),
+    ):
         expect(f"{what} names", [t.name for t in got_list], [s.name for s in specs])
         for got, spec in zip(got_list, specs):
             expect(f"{spec.name} data_type", pb.DataType.Name(got.data_type), _data_type(spec))
@@ -237,7 +285,10 @@ def check_config(text: str, model: TritonModel, manifest: Manifest) -> None:
     expect("preferred_batch_size", tuple(parsed.dynamic_batching.preferred_batch_size), model.preferred_batch)
     expect("instance count", [g.count for g in parsed.instance_group], [model.instances])
     accelerators = parsed.optimization.execution_accelerators.gpu_execution_accelerator
-    expect("cuda options", [(a.name, sorted(a.parameters.items())) for a in accelerators],
-           [("cuda", sorted(model.cuda_options))] if model.cuda_options else [])
+    expect(
+        "cuda options",
+        [(a.name, sorted(a.parameters.items())) for a in accelerators],
+        [("cuda", sorted(model.cuda_options))] if model.cuda_options else [],
+    )
     if wrong:
         raise RuntimeError(f"trtforge wrote a Triton config that does not say what it meant: {'; '.join(wrong)}")

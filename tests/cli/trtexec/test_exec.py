@@ -54,8 +54,15 @@ def test_skip_inference_builds_only_and_load_engine_benches(workdir: Path) -> No
     proc = run_cli("exec", "--onnx=model-bs1.onnx", "--saveEngine=m.trt", "--skipInference", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert "Performance summary" not in proc.stdout and (workdir / "m.trt").exists()
-    proc = run_cli("exec", "--loadEngine=m.trt", "--iterations=20", "--duration=0", "--warmUp=0",
-                   "--exportTimes=times.json", cwd=workdir)
+    proc = run_cli(
+        "exec",
+        "--loadEngine=m.trt",
+        "--iterations=20",
+        "--duration=0",
+        "--warmUp=0",
+        "--exportTimes=times.json",
+        cwd=workdir,
+    )
     assert proc.returncode == 0, proc.stderr
     times = json.loads((workdir / "times.json").read_text())
     assert len(times) >= 20 and {"startHostMs", "latencyMs"} <= set(times[0])

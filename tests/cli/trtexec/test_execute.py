@@ -46,24 +46,39 @@ def test_io_formats_are_parsed_into_values() -> None:
 
 
 def test_memory_pools_timing_cache_and_opt_level_go_to_the_tensorrt_options() -> None:
-    cfg, _ = config("--backend=tensorrt-rtx", "--workspace=3200", "--memPoolSize=tacticSharedMem:64M",
-                    "--timingCacheFile=t.cache", "--builderOptimizationLevel=5", "--exportLayerInfo=l.json")
+    cfg, _ = config(
+        "--backend=tensorrt-rtx",
+        "--workspace=3200",
+        "--memPoolSize=tacticSharedMem:64M",
+        "--timingCacheFile=t.cache",
+        "--builderOptimizationLevel=5",
+        "--exportLayerInfo=l.json",
+    )
     trt = cfg.tensorrt
     assert trt is not None and trt.workspace_mib == 3200 and trt.opt_level == 5
     assert dict(trt.mem_pools) == {"workspace": 3200 << 20, "tacticSharedMem": 64 << 20}
     assert trt.timing_cache == Path("t.cache") and trt.profiling_verbosity == "detailed"
     assert dict(config("--backend=tensorrt", "--memPoolSize=workspace:1G")[0].tensorrt.mem_pools) == {
-        "workspace": 1 << 30}
+        "workspace": 1 << 30
+    }
 
 
 def test_plugins_compatibility_and_verbosity_go_to_the_tensorrt_options() -> None:
-    cfg, _ = config("--backend=tensorrt", "--plugins=a.so", "--staticPlugins=b.so",
-                    "--hardwareCompatibilityLevel=ampere+", "--versionCompatible", "--profilingVerbosity=layer_names_only")
+    cfg, _ = config(
+        "--backend=tensorrt",
+        "--plugins=a.so",
+        "--staticPlugins=b.so",
+        "--hardwareCompatibilityLevel=ampere+",
+        "--versionCompatible",
+        "--profilingVerbosity=layer_names_only",
+    )
     trt = cfg.tensorrt
     assert trt is not None and trt.plugins == (Path("a.so"), Path("b.so"))
     assert trt.hardware_compat == "ampere+" and trt.version_compat and trt.profiling_verbosity == "layer_names_only"
-    assert config("--backend=tensorrt", "--hardwareCompatibilityLevel=sameComputeCapability")[0].tensorrt \
-        .hardware_compat == "same-compute-capability"
+    assert (
+        config("--backend=tensorrt", "--hardwareCompatibilityLevel=sameComputeCapability")[0].tensorrt.hardware_compat
+        == "same-compute-capability"
+    )
     with pytest.raises(TrtforgeError, match="expected none, ampere"):
         config("--hardwareCompatibilityLevel=volta+")
     _, req = config("--versionCompatible")

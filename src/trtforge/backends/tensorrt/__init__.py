@@ -40,10 +40,19 @@ if TYPE_CHECKING:
 else:
     from trtforge.backends.tensorrt._trt import trt
 
-_POOLS = {"workspace": "WORKSPACE", "tacticSharedMem": "TACTIC_SHARED_MEMORY", "dlaSRAM": "DLA_MANAGED_SRAM",
-          "dlaLocalDRAM": "DLA_LOCAL_DRAM", "dlaGlobalDRAM": "DLA_GLOBAL_DRAM"}
-_HARDWARE_COMPAT = {"none": "NONE", "ampere+": "AMPERE_PLUS", "ampere_plus": "AMPERE_PLUS",
-                    "same-compute-capability": "SAME_COMPUTE_CAPABILITY"}
+_POOLS = {
+    "workspace": "WORKSPACE",
+    "tacticSharedMem": "TACTIC_SHARED_MEMORY",
+    "dlaSRAM": "DLA_MANAGED_SRAM",
+    "dlaLocalDRAM": "DLA_LOCAL_DRAM",
+    "dlaGlobalDRAM": "DLA_GLOBAL_DRAM",
+}
+_HARDWARE_COMPAT = {
+    "none": "NONE",
+    "ampere+": "AMPERE_PLUS",
+    "ampere_plus": "AMPERE_PLUS",
+    "same-compute-capability": "SAME_COMPUTE_CAPABILITY",
+}
 _VERBOSITY = {"none": "NONE", "layer_names_only": "LAYER_NAMES_ONLY", "detailed": "DETAILED"}
 _FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
 RTX_DEFAULT_TARGETS = ["8.0", "8.6", "8.9", "12.0"]
@@ -66,9 +75,12 @@ class TensorRTBackend:
         except ImportError:
             module = None
         if module is None or not hasattr(module, "Builder"):
-            how = ("pip install 'trtforge[rtx]' (tensorrt-rtx runs its builder without a GPU)" if self.rtx else
-                   "NVIDIA's TensorRT wheel on a machine with an NVIDIA GPU (pip install tensorrt), "
-                   "or use --backend tensorrt-rtx")
+            how = (
+                "pip install 'trtforge[rtx]' (tensorrt-rtx runs its builder without a GPU)"
+                if self.rtx
+                else "NVIDIA's TensorRT wheel on a machine with an NVIDIA GPU (pip install tensorrt), "
+                "or use --backend tensorrt-rtx"
+            )
             raise TrtforgeError(f"--backend {self.name} needs the Python package '{self.package}'; install {how}")
         return module
 
@@ -99,18 +111,24 @@ class TensorRTBackend:
         elif self.major() < 10:
             raise TrtforgeError(f"TensorRT {self.version()} is too old for trtforge; install TensorRT 10 or newer")
         if options.flags and options.strongly_typed:
-            raise TrtforgeError("builder flags (" + ", ".join(options.flags) + ") need a weakly typed network: "
-                                "set strongly_typed=False (TensorRT 10 only), or drop the flags")
+            raise TrtforgeError(
+                "builder flags (" + ", ".join(options.flags) + ") need a weakly typed network: "
+                "set strongly_typed=False (TensorRT 10 only), or drop the flags"
+            )
         unknown = [f for f in options.flags if f not in _FLAGS]
         if unknown:
             raise TrtforgeError(f"unknown builder flag {unknown[0]!r}; expected one of {', '.join(_FLAGS)}")
         if self.rtx and options.timing_cache:
-            raise TrtforgeError("TensorRT-RTX has no timing cache (its timing-cache calls are no-ops since 1.2; "
-                                "it compiles kernels just in time on the target): drop --timing-cache")
+            raise TrtforgeError(
+                "TensorRT-RTX has no timing cache (its timing-cache calls are no-ops since 1.2; "
+                "it compiles kernels just in time on the target): drop --timing-cache"
+            )
         if options.opt_level is not None and not 0 <= options.opt_level <= 5:
             raise TrtforgeError(f"--opt-level must be 0 to 5, got {options.opt_level}")
-        for option, table, flag in ((options.hardware_compat, _HARDWARE_COMPAT, "--hardware-compat"),
-                                    (options.profiling_verbosity, _VERBOSITY, "--profiling-verbosity")):
+        for option, table, flag in (
+            (options.hardware_compat, _HARDWARE_COMPAT, "--hardware-compat"),
+            (options.profiling_verbosity, _VERBOSITY, "--profiling-verbosity"),
+        ):
             if option is not None and option.lower() not in table:
                 raise TrtforgeError(f"{flag} {option!r}: expected one of {', '.join(table)}")
         for pool, _ in options.mem_pools:
@@ -146,23 +164,39 @@ class TensorRTBackend:
             data = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
             timing_cache = bc.create_timing_cache(data)
             if not bc.set_timing_cache(timing_cache, False):
-                raise TrtforgeError(f"timing cache {options.timing_cache} was written by another TensorRT version "
-                                    "or for another device; delete it or pass another file")
+                raise TrtforgeError(
+                    f"timing cache {options.timing_cache} was written by another TensorRT version "
+                    "or for another device; delete it or pass another file"
+                )
             facts["timing_cache"] = {"path": str(options.timing_cache), "loaded_bytes": len(data)}
         plan = builder.build_serialized_network(network, bc)
         if plan is None:
-            raise TrtforgeError(f"{label} could not build the engine: "
-                                + ("; ".join(errors[-3:]) or "no reason given (run with a smaller model)"))
+            raise TrtforgeError(
+                f"{label} could not build the engine: "
+                + ("; ".join(errors[-3:]) or "no reason given (run with a smaller model)")
+            )
         if timing_cache is not None and options.timing_cache is not None:
             write_bytes_atomic(options.timing_cache, bytes(bc.get_timing_cache().serialize()))
-        facts.update(package=self.package, version=self.version(), strongly_typed=options.strongly_typed,
-                     io_formats=io_formats, profiles=[r.to_json() for r in ranges],
-                     runs_on=self._targets(options), plugins=[str(p) for p in options.plugins])
+        facts.update(
+            package=self.package,
+            version=self.version(),
+            strongly_typed=options.strongly_typed,
+            io_formats=io_formats,
+            profiles=[r.to_json() for r in ranges],
+            runs_on=self._targets(options),
+            plugins=[str(p) for p in options.plugins],
+        )
         return BuiltEngine(bytes(plan), inputs, outputs, {"tensorrt": facts})
 
-    def _configure(self, bc: trt.IBuilderConfig, options: TensorRTOptions, model: onnx.ModelProto,
-                   config: BuildConfig, inputs: list[TensorSpec],
-                   profiles: list[trt.IOptimizationProfile]) -> dict[str, object]:
+    def _configure(
+        self,
+        bc: trt.IBuilderConfig,
+        options: TensorRTOptions,
+        model: onnx.ModelProto,
+        config: BuildConfig,
+        inputs: list[TensorSpec],
+        profiles: list[trt.IOptimizationProfile],
+    ) -> dict[str, object]:
         pools = dict(options.mem_pools)
         if options.workspace_mib is not None:
             pools["workspace"] = options.workspace_mib << 20
@@ -172,13 +206,16 @@ class TensorRTBackend:
             bc.builder_optimization_level = options.opt_level
         if options.hardware_compat is not None:
             bc.hardware_compatibility_level = self._enum(
-                trt.HardwareCompatibilityLevel, _HARDWARE_COMPAT[options.hardware_compat.lower()],
-                f"--hardware-compat {options.hardware_compat}")
+                trt.HardwareCompatibilityLevel,
+                _HARDWARE_COMPAT[options.hardware_compat.lower()],
+                f"--hardware-compat {options.hardware_compat}",
+            )
         if options.version_compat:
             bc.set_flag(self._enum(trt.BuilderFlag, "VERSION_COMPATIBLE", "--version-compat"))
         if options.profiling_verbosity is not None:
             bc.profiling_verbosity = self._enum(
-                trt.ProfilingVerbosity, _VERBOSITY[options.profiling_verbosity.lower()], "--profiling-verbosity")
+                trt.ProfilingVerbosity, _VERBOSITY[options.profiling_verbosity.lower()], "--profiling-verbosity"
+            )
         monitor = _progress_monitor()
         if monitor is not None:
             bc.progress_monitor = monitor
@@ -189,15 +226,23 @@ class TensorRTBackend:
             from trtforge.backends.tensorrt.calibrator import attach_calibrator
 
             calibrator = attach_calibrator(bc, config.calibration, inputs, profiles, model)
-        return {"memory_pools": pools, "opt_level": options.opt_level, "hardware_compat": options.hardware_compat,
-                "version_compat": options.version_compat, "profiling_verbosity": options.profiling_verbosity,
-                "flags": list(options.flags), "calibrator": calibrator}
+        return {
+            "memory_pools": pools,
+            "opt_level": options.opt_level,
+            "hardware_compat": options.hardware_compat,
+            "version_compat": options.version_compat,
+            "profiling_verbosity": options.profiling_verbosity,
+            "flags": list(options.flags),
+            "calibrator": calibrator,
+        }
 
     def _enum(self, kind: Any, member: str, option: str) -> Any:
         """``kind.member``, or a user error when this package and version lack it."""
         if not hasattr(kind, member):
-            raise TrtforgeError(f"{option} is not available in {self.label} {self.version()}; drop it, "
-                                "or build with a TensorRT version that has it")
+            raise TrtforgeError(
+                f"{option} is not available in {self.label} {self.version()}; drop it, "
+                "or build with a TensorRT version that has it"
+            )
         return getattr(kind, member)
 
     def _targets(self, options: TensorRTOptions) -> dict[str, object]:
@@ -207,10 +252,18 @@ class TensorRTBackend:
         gpu = _cuda_device()
         built = gpu["compute_capability"] if gpu else None
         if (options.hardware_compat or "none").lower() == "none":
-            return {"compute_capabilities": [built], "and_later": False, "version": self.version(),
-                    "version_compatible": options.version_compat}
-        return {"compute_capabilities": ["8.0"], "and_later": True, "version": self.version(),
-                "version_compatible": options.version_compat}
+            return {
+                "compute_capabilities": [built],
+                "and_later": False,
+                "version": self.version(),
+                "version_compatible": options.version_compat,
+            }
+        return {
+            "compute_capabilities": ["8.0"],
+            "and_later": True,
+            "version": self.version(),
+            "version_compatible": options.version_compat,
+        }
 
     def why_not_here(self, manifest: Manifest) -> str | None:
         """One line saying why the plan cannot run here, or None."""

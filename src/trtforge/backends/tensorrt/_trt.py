@@ -34,8 +34,19 @@ else:
 _ACTIVE: contextvars.ContextVar[ModuleType] = contextvars.ContextVar("trtforge_tensorrt")
 
 PACKAGES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
-_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-           "INT64": "int64", "UINT8": "uint8", "BOOL": "bool", "FP8": "float8e4m3fn"}
+_DTYPES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "UINT8": "uint8",
+    "BOOL": "bool",
+    "FP8": "float8e4m3fn",
+}
+
+
 @contextlib.contextmanager
 def _using(module: ModuleType) -> Iterator[None]:
     token = _ACTIVE.set(module)

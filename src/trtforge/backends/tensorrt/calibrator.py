@@ -37,8 +37,7 @@ class _CalibrationFeed:
     stage writes it, so either path can reuse the other's cache.
     """
 
-    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int,
-                 model_sha256: str) -> None:
+    def __init__(self, calibration: CalibrationConfig, inputs: list[TensorSpec], batch: int, model_sha256: str) -> None:
         from trtforge.data.preprocess import Preprocess
         from trtforge.precision.sources import CalibrationSource
 
@@ -47,8 +46,18 @@ class _CalibrationFeed:
         self.calibration, self.batch, self.model_sha256, self.samples = calibration, batch, model_sha256, 0
         self.preprocess = preprocess.to_json() if preprocess else None
         self.dtypes = {t.name: np.dtype(t.dtype) for t in inputs}
-        source = (CalibrationSource(calibration.data, list(self.dtypes), preprocess, calibration.num,
-                                    calibration.batch_size, calibration.seed) if calibration.data else None)
+        source = (
+            CalibrationSource(
+                calibration.data,
+                list(self.dtypes),
+                preprocess,
+                calibration.num,
+                calibration.batch_size,
+                calibration.seed,
+            )
+            if calibration.data
+            else None
+        )
         from trtforge.data.check import checked_batches
 
         checked = checked_batches(source.batches(), inputs, f"calibration data {calibration.data}") if source else ()
@@ -84,8 +93,13 @@ class _CalibrationFeed:
 
         path = self.calibration.cache
         if path is not None:
-            facts = CacheFacts(self.model_sha256, str(self.calibration.method), self.preprocess, self.samples,
-                               str(self.calibration.data) if self.calibration.data else None)
+            facts = CacheFacts(
+                self.model_sha256,
+                str(self.calibration.method),
+                self.preprocess,
+                self.samples,
+                str(self.calibration.data) if self.calibration.data else None,
+            )
             write_cache_with_facts(path, CalibrationCache.from_text(bytes(cache).decode("ascii"), str(path)), facts)
 
 
@@ -96,12 +110,20 @@ def check_cache(calibration: CalibrationConfig, model_sha256: str) -> None:
 
     path, preprocess = calibration.cache, calibration.preprocess
     if path is not None and path.is_file():
-        checked_facts(path, model_sha256, preprocess.to_json() if isinstance(preprocess, Preprocess) else None,
-                      calibration.cache_force)
+        checked_facts(
+            path,
+            model_sha256,
+            preprocess.to_json() if isinstance(preprocess, Preprocess) else None,
+            calibration.cache_force,
+        )
 
 
-def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
-                profiles: list[trt.IOptimizationProfile], model: onnx.ModelProto) -> trt.IInt8Calibrator:
+def _calibrator(
+    calibration: CalibrationConfig,
+    inputs: list[TensorSpec],
+    profiles: list[trt.IOptimizationProfile],
+    model: onnx.ModelProto,
+) -> trt.IInt8Calibrator:
     """TensorRT 10's INT8 calibrator (entropy or min-max) fed by trtforge's data and cache."""
     from trtforge._files import sha256_bytes
 
@@ -123,14 +145,20 @@ def _calibrator(calibration: CalibrationConfig, inputs: list[TensorSpec],
     return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
 
 
-def attach_calibrator(bc: trt.IBuilderConfig, calibration: CalibrationConfig | None, inputs: list[TensorSpec],
-                      profiles: list[trt.IOptimizationProfile], model: onnx.ModelProto) -> str | None:
+def attach_calibrator(
+    bc: trt.IBuilderConfig,
+    calibration: CalibrationConfig | None,
+    inputs: list[TensorSpec],
+    profiles: list[trt.IOptimizationProfile],
+    model: onnx.ModelProto,
+) -> str | None:
     """``--builder-flags int8`` on a model without Q/DQ: a calibrator on ``bc``; its class name (None: Q/DQ)."""
     if any(n.op_type == "QuantizeLinear" for n in model.graph.node):
         return None  # the ranges are in the graph already
     if calibration is None:
-        raise TrtforgeError("--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache "
-                            "for TensorRT's calibrator")
+        raise TrtforgeError(
+            "--builder-flags int8 needs calibration data (--calib-data) or a --calib-cache for TensorRT's calibrator"
+        )
     calibrator = _calibrator(calibration, inputs, profiles, model)
     bc.int8_calibrator = calibrator
     if profiles:

@@ -41,8 +41,9 @@ def load_plugins(builder: trt.Builder, logger: trt.ILogger, plugins: tuple[Path,
         trt.init_libnvinfer_plugins(logger, "")
 
 
-def parse(builder: trt.Builder, logger: trt.ILogger, model: onnx.ModelProto, strongly_typed: bool,
-          label: str) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
+def parse(
+    builder: trt.Builder, logger: trt.ILogger, model: onnx.ModelProto, strongly_typed: bool, label: str
+) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
     """The model as a network (strongly typed unless TensorRT 10's flag path); keep the parser until the build."""
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
     network = builder.create_network(flags)
@@ -59,25 +60,32 @@ def _parse_error(parser: trt.OnnxParser, model: onnx.ModelProto, label: str) -> 
         where = f"node {e.node_name()!r} ({e.node_operator()})" if e.node_name() else f"node #{e.node()}"
         errors.append(f"{where}: {' '.join(e.desc().split())}")
     ops = sorted({n.op_type for n in model.graph.node if not parser.supports_operator(n.op_type)})
-    hint = (f"; unsupported op(s): {', '.join(ops)}: load a plugin that implements them with --plugins LIB.so"
-            if ops else "")
+    hint = (
+        f"; unsupported op(s): {', '.join(ops)}: load a plugin that implements them with --plugins LIB.so"
+        if ops
+        else ""
+    )
     return TrtforgeError(f"{label} cannot parse the model ({len(errors)} error(s)): {'; '.join(errors)}{hint}")
 
 
 def io_specs(network: trt.INetworkDefinition, inputs: bool) -> list[TensorSpec]:
     count = network.num_inputs if inputs else network.num_outputs
     tensors = [network.get_input(i) if inputs else network.get_output(i) for i in range(count)]
-    return [TensorSpec(t.name, _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
-                       tuple(d if d >= 0 else (t.get_dimension_name(a) or -1) for a, d in enumerate(_dims(t.shape))))
-            for t in tensors]
+    return [
+        TensorSpec(
+            t.name,
+            _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
+            tuple(d if d >= 0 else (t.get_dimension_name(a) or -1) for a, d in enumerate(_dims(t.shape))),
+        )
+        for t in tensors
+    ]
 
 
 def set_io_formats(network: trt.INetworkDefinition, config: BuildConfig, label: str) -> dict[str, str]:
     chosen: dict[str, str] = {}
     for inputs, formats, what in ((True, config.input_formats, "input"), (False, config.output_formats, "output")):
         count = network.num_inputs if inputs else network.num_outputs
-        tensors = {t.name: t for t in (network.get_input(i) if inputs else network.get_output(i)
-                                       for i in range(count))}
+        tensors = {t.name: t for t in (network.get_input(i) if inputs else network.get_output(i) for i in range(count))}
         for name, fmt in for_tensors(formats, list(tensors), what).items():
             tensor = tensors[name]
             if _DTYPES.get(tensor.dtype.name) != fmt.dtype:
@@ -98,16 +106,19 @@ def set_io_formats(network: trt.INetworkDefinition, config: BuildConfig, label: 
     return chosen
 
 
-def add_profiles(builder: trt.Builder, config: trt.IBuilderConfig, inputs: list[TensorSpec],
-                  profiles: tuple[ShapeRange, ...]) -> tuple[tuple[ShapeRange, ...], list[trt.IOptimizationProfile]]:
+def add_profiles(
+    builder: trt.Builder, config: trt.IBuilderConfig, inputs: list[TensorSpec], profiles: tuple[ShapeRange, ...]
+) -> tuple[tuple[ShapeRange, ...], list[trt.IOptimizationProfile]]:
     dynamic = [t for t in inputs if t.is_dynamic]
     if dynamic and not profiles:
         raise TrtforgeError(
             "TensorRT needs a shape range for each dynamic input: "
             + ", ".join(f"{t.name} ({t.shape_text()})" for t in dynamic)
             + "; pass --min-shapes/--opt-shapes/--max-shapes, e.g. --opt-shapes "
-            + ",".join(f"{t.name}:" + "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in t.shape)
-                       for t in dynamic)
+            + ",".join(
+                f"{t.name}:" + "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in t.shape)
+                for t in dynamic
+            )
             + ", or fix the shapes first with trtforge reshape"
         )
     added = []

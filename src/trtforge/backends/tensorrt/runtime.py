@@ -52,8 +52,12 @@ class TensorRTRunner:
             self.context = engine.create_execution_context()
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             is_input = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-            specs = {n: TensorSpec(n, _DTYPES.get(engine.get_tensor_dtype(n).name, "float32"),
-                                   _dims(engine.get_tensor_shape(n))) for n in names}
+            specs = {
+                n: TensorSpec(
+                    n, _DTYPES.get(engine.get_tensor_dtype(n).name, "float32"), _dims(engine.get_tensor_shape(n))
+                )
+                for n in names
+            }
         self.inputs = [specs[n] for n in names if is_input[n]]
         self.outputs = [specs[n] for n in names if not is_input[n]]
         self.stream = cuda.Stream()
@@ -123,20 +127,26 @@ def why_not_here(backend: TensorRTBackend, manifest: Manifest) -> str | None:
     targets = facts.get("runs_on", {}) if isinstance(facts, dict) else {}
     label, version = backend.label, backend.version()
     if manifest.backend_version != version and not targets.get("version_compatible"):
-        return (f"the engine was built with {label} {manifest.backend_version}, but {version} "
-                "is installed; rebuild it here (or build with --version-compat on TensorRT)")
+        return (
+            f"the engine was built with {label} {manifest.backend_version}, but {version} "
+            "is installed; rebuild it here (or build with --version-compat on TensorRT)"
+        )
     gpu = _cuda_device()
     if gpu is None:
         return f"no CUDA GPU here: {label} engines run on NVIDIA GPUs (cuda-python finds none)"
     cc = str(gpu["compute_capability"])
     if backend.rtx and cc.split(".")[0] in ("9", "10"):
-        return f"this GPU ({gpu['name']}, sm {cc}) is a datacenter Hopper/Blackwell part, which TensorRT-RTX " \
-               "engines do not support; use --backend tensorrt"
+        return (
+            f"this GPU ({gpu['name']}, sm {cc}) is a datacenter Hopper/Blackwell part, which TensorRT-RTX "
+            "engines do not support; use --backend tensorrt"
+        )
     allowed = [str(c) for c in targets.get("compute_capabilities", [])]
     later = targets.get("and_later") and _cc(cc) >= min(map(_cc, allowed), default=(0, 0))
     if allowed and cc not in allowed and not later:
-        return (f"the engine was built for compute capability {', '.join(allowed)}, but this GPU "
-                f"({gpu['name']}) is {cc}; rebuild it here, or build with --hardware-compat ampere+")
+        return (
+            f"the engine was built for compute capability {', '.join(allowed)}, but this GPU "
+            f"({gpu['name']}) is {cc}; rebuild it here, or build with --hardware-compat ampere+"
+        )
     return None
 
 
@@ -160,8 +170,10 @@ def deserialize(backend: TensorRTBackend, data: bytes) -> trt.ICudaEngine:
     runtime = trt.Runtime(_logger([]))
     validity = _validity(runtime, data)
     if validity and validity[0] == "INVALID":
-        raise TrtforgeError(f"cannot run this engine here: {label} says it is invalid on this system "
-                            f"({', '.join(validity[1]) or 'no reason given'}); rebuild it here")
+        raise TrtforgeError(
+            f"cannot run this engine here: {label} says it is invalid on this system "
+            f"({', '.join(validity[1]) or 'no reason given'}); rebuild it here"
+        )
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise TrtforgeError(f"{label} could not deserialise the engine; rebuild it here")
@@ -176,8 +188,9 @@ def describe(backend: TensorRTBackend, data: bytes) -> dict[str, object]:
     if validity:
         details["validity"] = {"result": validity[0], "diagnostics": validity[1]}
     if _cuda_device() is None:
-        details["note"] = (f"{backend.label} cannot deserialise plans without a GPU; IO and build settings "
-                           "come from the manifest")
+        details["note"] = (
+            f"{backend.label} cannot deserialise plans without a GPU; IO and build settings come from the manifest"
+        )
         return details
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
@@ -195,14 +208,25 @@ def engine_io(engine: trt.ICudaEngine) -> list[dict[str, object]]:
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
         is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-        io.append({"name": name, "mode": engine.get_tensor_mode(name).name,
-                   "dtype": engine.get_tensor_dtype(name).name, "shape": list(_dims(engine.get_tensor_shape(name))),
-                   "format": engine.get_tensor_format_desc(name),
-                   "profiles": [[list(_dims(d)) for d in engine.get_tensor_profile_shape(name, p)]
-                                for p in range(engine.num_optimization_profiles)] if is_input else []})
+        io.append(
+            {
+                "name": name,
+                "mode": engine.get_tensor_mode(name).name,
+                "dtype": engine.get_tensor_dtype(name).name,
+                "shape": list(_dims(engine.get_tensor_shape(name))),
+                "format": engine.get_tensor_format_desc(name),
+                "profiles": [
+                    [list(_dims(d)) for d in engine.get_tensor_profile_shape(name, p)]
+                    for p in range(engine.num_optimization_profiles)
+                ]
+                if is_input
+                else [],
+            }
+        )
     return io
 
 
 if TYPE_CHECKING:
+
     def _implements_the_bench_protocol(runner: TensorRTRunner) -> DeviceRunner:
         return runner  # mypy checks TensorRTRunner against DeviceRunner here

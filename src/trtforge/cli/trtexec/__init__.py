@@ -14,10 +14,14 @@ from trtforge.cli.trtexec.flags import FLAGS, parse
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     lines = [f"  --{n}{'=VALUE' if f.takes_value else ''}: {f.help}" for n, f in FLAGS.items()]
-    p = sub.add_parser(name, help="trtexec-compatible front: build and benchmark with trtexec's flags",
-                       description="Accepts trtexec's flags (--flag=value) and maps them onto "
-                       "trtforge build + bench.\n\nflags:\n" + "\n".join(lines),
-                       formatter_class=argparse.RawDescriptionHelpFormatter, add_help=True)
+    p = sub.add_parser(
+        name,
+        help="trtexec-compatible front: build and benchmark with trtexec's flags",
+        description="Accepts trtexec's flags (--flag=value) and maps them onto "
+        "trtforge build + bench.\n\nflags:\n" + "\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=True,
+    )
     p.add_argument("flags", nargs=argparse.REMAINDER, help="trtexec flags")
     p.set_defaults(run=run)
 

@@ -89,34 +89,53 @@ def build_config(req: ExecRequest) -> BuildConfig:
     if req.backend in _TENSORRT_FAMILY:
         workspace = dict(pools).get("workspace")
         tensorrt = TensorRTOptions(
-            workspace_mib=workspace >> 20 if workspace else None, mem_pools=pools,
-            timing_cache=Path(req.timing_cache) if req.timing_cache else None, opt_level=req.opt_level,
+            workspace_mib=workspace >> 20 if workspace else None,
+            mem_pools=pools,
+            timing_cache=Path(req.timing_cache) if req.timing_cache else None,
+            opt_level=req.opt_level,
             profiling_verbosity=req.profiling_verbosity
             or ("detailed" if (req.export_layer_info or req.dump_profile) else None),
-            plugins=tuple(Path(p) for p in req.plugins), hardware_compat=req.hardware_compat,
+            plugins=tuple(Path(p) for p in req.plugins),
+            hardware_compat=req.hardware_compat,
             version_compat=req.version_compat,
         )
     else:
-        for given, flag in ((pools, "--workspace/--memPoolSize"), (req.timing_cache, "--timingCacheFile"),
-                            (req.opt_level is not None, "--builderOptimizationLevel"),
-                            (req.plugins, "--plugins"), (req.hardware_compat, "--hardwareCompatibilityLevel"),
-                            (req.version_compat, "--versionCompatible"),
-                            (req.profiling_verbosity, "--profilingVerbosity")):
+        for given, flag in (
+            (pools, "--workspace/--memPoolSize"),
+            (req.timing_cache, "--timingCacheFile"),
+            (req.opt_level is not None, "--builderOptimizationLevel"),
+            (req.plugins, "--plugins"),
+            (req.hardware_compat, "--hardwareCompatibilityLevel"),
+            (req.version_compat, "--versionCompatible"),
+            (req.profiling_verbosity, "--profilingVerbosity"),
+        ):
             if given:
-                req.notes.append(f"{flag}: a TensorRT builder setting; {req.backend} has none, "
-                                 "so it does not change this engine")
+                req.notes.append(
+                    f"{flag}: a TensorRT builder setting; {req.backend} has none, so it does not change this engine"
+                )
     profiles = _profiles(req)
     if profiles and req.backend not in _TENSORRT_FAMILY:
-        req.notes.append(f"shape profiles: {req.backend} runs any shape in range without profiles; "
-                         "they are checked against the model and recorded")
-    return BuildConfig(precision=precision, backend=req.backend, device=req.device, calibration=calibration,
-                       input_formats=parse_formats(req.input_formats),
-                       output_formats=parse_formats(req.output_formats),
-                       profiles=profiles, tensorrt=tensorrt)
+        req.notes.append(
+            f"shape profiles: {req.backend} runs any shape in range without profiles; "
+            "they are checked against the model and recorded"
+        )
+    return BuildConfig(
+        precision=precision,
+        backend=req.backend,
+        device=req.device,
+        calibration=calibration,
+        input_formats=parse_formats(req.input_formats),
+        output_formats=parse_formats(req.output_formats),
+        profiles=profiles,
+        tensorrt=tensorrt,
+    )
 
 
-_GPU_FLAGS = (("cuda_graph", "--useCudaGraph"), ("no_data_transfers", "--noDataTransfers"),
-              ("spin_wait", "--useSpinWait"))
+_GPU_FLAGS = (
+    ("cuda_graph", "--useCudaGraph"),
+    ("no_data_transfers", "--noDataTransfers"),
+    ("spin_wait", "--useSpinWait"),
+)
 
 
 def bench_settings(req: ExecRequest, on_gpu: bool) -> BenchSettings:
@@ -127,13 +146,22 @@ def bench_settings(req: ExecRequest, on_gpu: bool) -> BenchSettings:
     if not on_gpu:
         for attr, flag in _GPU_FLAGS:
             if gpu[attr]:
-                req.notes.append(f"{flag}: the engine runs on the CPU, which has no CUDA graph, host-device "
-                                 "copies or event waits; timed without it")
+                req.notes.append(
+                    f"{flag}: the engine runs on the CPU, which has no CUDA graph, host-device "
+                    "copies or event waits; timed without it"
+                )
                 gpu[attr] = False
-    return BenchSettings(req.warmup_ms, req.iterations, req.duration_s, percentiles(req.percentiles),
-                         streams=req.streams, cuda_graph=gpu["cuda_graph"],
-                         data_transfers=not gpu["no_data_transfers"], spin_wait=gpu["spin_wait"],
-                         avg_runs=req.avg_runs)
+    return BenchSettings(
+        req.warmup_ms,
+        req.iterations,
+        req.duration_s,
+        percentiles(req.percentiles),
+        streams=req.streams,
+        cuda_graph=gpu["cuda_graph"],
+        data_transfers=not gpu["no_data_transfers"],
+        spin_wait=gpu["spin_wait"],
+        avg_runs=req.avg_runs,
+    )
 
 
 def export_output(outputs: Mapping[str, np.ndarray], path: str) -> None:
@@ -142,8 +170,14 @@ def export_output(outputs: Mapping[str, np.ndarray], path: str) -> None:
 
     from trtforge._files import write_text_atomic
 
-    entries = [{"name": name, "dimensions": "x".join(str(d) for d in np.shape(v)),
-                "values": np.asarray(v, dtype=np.float64).ravel().tolist()} for name, v in outputs.items()]
+    entries = [
+        {
+            "name": name,
+            "dimensions": "x".join(str(d) for d in np.shape(v)),
+            "values": np.asarray(v, dtype=np.float64).ravel().tolist(),
+        }
+        for name, v in outputs.items()
+    ]
     write_text_atomic(path, json.dumps(entries, indent=1) + "\n")
 
 
@@ -157,8 +191,10 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     runner = runners[0]
     settings = bench_settings(req, on_gpu=str(manifest.device.get("kind", "cpu")) != "cpu")
     if req.dump_profile:
-        req.notes.append(f"--dumpProfile: per-layer profiles need a TensorRT engine; {manifest.backend} "
-                         "gives none, so none is printed")
+        req.notes.append(
+            f"--dumpProfile: per-layer profiles need a TensorRT engine; {manifest.backend} "
+            "gives none, so none is printed"
+        )
     shapes = concrete_shapes(runner.inputs, req.shapes)
     feed_notes: list[str] = []
     if req.load_inputs:
@@ -171,8 +207,12 @@ def _inference(req: ExecRequest, engine: str, out: TextIO) -> None:
     if req.export_output:
         export_output(runner.infer(feeds), req.export_output)
         print(f"[I] Outputs written to {req.export_output}", file=out)
-    context = {"engine": engine, "backend": manifest.backend, "precision": manifest.precision,
-               "device": manifest.device.get("kind", "cpu")}
+    context = {
+        "engine": engine,
+        "backend": manifest.backend,
+        "precision": manifest.precision,
+        "device": manifest.device.get("kind", "cpu"),
+    }
     result = bench(runners, feeds, settings, context=context)
     print(performance_summary(result, verbose=req.verbose), file=out)
     if req.export_times:
@@ -201,9 +241,15 @@ def execute(req: ExecRequest, out: TextIO) -> int:
     from trtforge._files import check_outputs
     from trtforge.build import build
 
-    check_outputs([("--saveEngine", req.save_engine), ("--exportTimes", req.export_times),
-                   ("--exportOutput", req.export_output), ("--exportLayerInfo", req.export_layer_info)],
-                  [req.onnx, req.load_engine, req.load_inputs, req.calib_data, *req.plugins])
+    check_outputs(
+        [
+            ("--saveEngine", req.save_engine),
+            ("--exportTimes", req.export_times),
+            ("--exportOutput", req.export_output),
+            ("--exportLayerInfo", req.export_layer_info),
+        ],
+        [req.onnx, req.load_engine, req.load_inputs, req.calib_data, *req.plugins],
+    )
     print("&&&& RUNNING trtforge exec", file=out)
     engine = req.load_engine
     scratch = None
@@ -214,8 +260,9 @@ def execute(req: ExecRequest, out: TextIO) -> int:
         else:
             scratch = tempfile.TemporaryDirectory(prefix="trtforge-exec-")
             engine = os.path.join(scratch.name, "model.engine")
-        print(f"[I] Building {config.precision} engine for {req.onnx} with {config.backend} ({config.device})",
-              file=out)
+        print(
+            f"[I] Building {config.precision} engine for {req.onnx} with {config.backend} ({config.device})", file=out
+        )
         manifest = build(req.onnx, engine, config)
         for spec in manifest.inputs:
             print(f"[I] Input  {spec.name}: {spec.dtype} {spec.shape_text()}", file=out)

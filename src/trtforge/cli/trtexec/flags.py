@@ -61,8 +61,13 @@ class ExecRequest:
 
 
 # trtexec's numeric flags and their ranges: the shared strict parser (finite, ASCII, in range).
-_INT_RANGES = {"builderOptimizationLevel": (0, 5), "iterations": (1, 10**9), "avgRuns": (1, 10**6),
-               "streams": (1, 256), "infStreams": (1, 256)}
+_INT_RANGES = {
+    "builderOptimizationLevel": (0, 5),
+    "iterations": (1, 10**9),
+    "avgRuns": (1, 10**6),
+    "streams": (1, 256),
+    "infStreams": (1, 256),
+}
 _REAL_RANGES = {"workspace": (0.0, float(1 << 40)), "duration": (0.0, 86400.0), "warmUp": (0.0, 3.6e6)}
 
 
@@ -79,24 +84,28 @@ def _float(flag: str, value: str) -> float:
 def _set(attr: str, convert: Callable[[str, str], object] | None = None) -> Callable[[ExecRequest, str, str], None]:
     def apply(req: ExecRequest, flag: str, value: str) -> None:
         setattr(req, attr, convert(flag, value) if convert else value)
+
     return apply
 
 
 def _true(attr: str) -> Callable[[ExecRequest, str, str], None]:
     def apply(req: ExecRequest, flag: str, value: str) -> None:
         setattr(req, attr, True)
+
     return apply
 
 
 def _precision(name: str) -> Callable[[ExecRequest, str, str], None]:
     def apply(req: ExecRequest, flag: str, value: str) -> None:
         req.precisions.add(name)
+
     return apply
 
 
 def _append(attr: str) -> Callable[[ExecRequest, str, str], None]:
     def apply(req: ExecRequest, flag: str, value: str) -> None:
         getattr(req, attr).append(value)
+
     return apply
 
 
