@@ -30,7 +30,8 @@ def test_manifest_records_gpu_and_provider_options(cuda_engine: Path) -> None:
     assert build_facts["device"] == "cuda"
     assert build_facts["providers"][0] == "CUDAExecutionProvider"
     options = build_facts["provider_options"]
-    assert options["cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    # exhaustive search unless the timed candidate with cuDNN's heuristic pick won (it did on the H200 once)
+    assert options["cudnn_conv_algo_search"] in ("EXHAUSTIVE", "HEURISTIC")
     assert options["prefer_nhwc"] in ("0", "1") and options["enable_cuda_graph"] in ("0", "1")
     timed = [v for v in build_facts["tuning_compute_ms"].values() if isinstance(v, float)]
     assert timed and all(v > 0 for v in timed)
