@@ -39,3 +39,18 @@ def test_bench_json_records_the_runtime_settings(digits_bs1: Path, tmp_path: Pat
     proc = run_cli("bench", str(engine), "--duration", "0.1", "--warmup", "10", "--json", str(tmp_path / "b.json"))
     assert proc.returncode == 0, proc.stderr
     assert '"session.intra_op.allow_spinning": "0"' in (tmp_path / "b.json").read_text()
+
+
+def test_placed_off_lists_the_nodes_a_session_put_on_another_provider(digits_bs1) -> None:
+    """The real ONNX Runtime API behind the CUDA build's warning: on a CPU session every node is on the CPU."""
+    import onnxruntime as ort
+
+    from trtforge.backends.onnxruntime import placed_off
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    session = ort.InferenceSession(str(digits_bs1), options, providers=["CPUExecutionProvider"])
+    assert placed_off(session, "CPUExecutionProvider") == []
+    off = placed_off(session, "CUDAExecutionProvider")
+    assert off and all(" (" in n for n in off)
+    assert any(n.startswith("Conv (") for n in off)

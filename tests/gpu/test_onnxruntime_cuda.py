@@ -108,3 +108,29 @@ def test_fp16_engine_runs_close_to_fp32(tmp_path: Path, conv_onnx: Path) -> None
     got = load(engine).infer({"x": x})["logits"]
     assert got.dtype == np.float32  # the cast keeps the model's IO types
     np.testing.assert_allclose(got, cpu_reference(conv_onnx, x), atol=3e-2, rtol=3e-2)
+
+
+def test_an_int8_build_names_the_nodes_that_left_the_gpu(conv_onnx: Path, tmp_path: Path) -> None:
+    """Issue 14: Q/DQ nodes the CUDA provider does not take run on the CPU; the build says which."""
+    import warnings
+
+    from trtforge.config import BuildConfig, CalibrationConfig
+
+    data = tmp_path / "calib.npz"
+    x = np.random.default_rng(0).standard_normal((8, *_x(2).shape[1:])).astype(np.float32)
+    np.savez(data, x=x)
+    engine = tmp_path / "int8.engine"
+    calibration = CalibrationConfig(data=data, method="minmax", num=8, batch_size=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(
+            conv_onnx,
+            engine,
+            BuildConfig(device="cuda", precision="int8", calibration=calibration, allow_inaccurate=True),
+        )
+    manifest = json.loads(Path(f"{engine}.json").read_text())
+    off_gpu = manifest["build"]["cpu_nodes"]
+    said = [str(w.message) for w in caught if "run on the CPU provider" in str(w.message)]
+    assert bool(off_gpu) == bool(said)  # the manifest and the warning agree
+    if off_gpu:
+        assert str(len(off_gpu)) in said[0] and off_gpu[0] in said[0]

@@ -106,3 +106,23 @@ def test_cli_exits_1_unless_allow_inaccurate(tmp_path: Path) -> None:
     assert "FAIL" in ok.stderr and "WARNING" in ok.stderr
     manifest = json.loads((tmp_path / "b.onnx.json").read_text())
     assert manifest["calibration"]["check"]["allowed_inaccurate"] is True
+
+
+def test_a_static_batch_model_is_checked_on_a_held_back_sample_fewer_than_its_batch(tmp_path: Path) -> None:
+    """8 samples hold back 1; a model of static batch 2 runs it padded to a whole batch (found on the H200)."""
+    import onnx
+
+    from tests.precision.models import residual_cnn
+    from trtforge.build import build
+    from trtforge.config import BuildConfig, CalibrationConfig
+
+    model = tmp_path / "b2.onnx"
+    onnx.save(residual_cnn(batch=2), model)
+    data = tmp_path / "calib.npz"
+    np.savez(data, x=np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32))
+    calibration = CalibrationConfig(data=data, method="minmax", num=8, batch_size=2)
+    manifest = build(
+        model, tmp_path / "b2.engine", BuildConfig(precision="int8", calibration=calibration, allow_inaccurate=True)
+    )
+    check = manifest.calibration["check"]
+    assert check["samples"] >= 1

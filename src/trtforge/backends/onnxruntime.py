@@ -18,7 +18,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -240,6 +240,18 @@ def _require_cuda_provider():  # -> onnxruntime module
     return ort
 
 
+def placed_off(session: Any, provider: str) -> list[str]:
+    """``op (name)`` of each node the session placed on another provider than ``provider``.
+
+    Needs ``session.record_ep_graph_assignment_info`` set when the session was made (ONNX Runtime
+    records it then); an ONNX Runtime without the API gives an empty list.
+    """
+    info = getattr(session, "get_provider_graph_assignment_info", None)  # ONNX Runtime >= 1.22
+    if info is None:
+        return []
+    return [f"{n.op_type} ({n.name})" for sub in info() if sub.ep_name != provider for n in sub.get_nodes()]
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
@@ -299,6 +311,15 @@ def build_cuda(data: bytes) -> BuiltEngine:
         raise TrtforgeError(f"onnxruntime cannot run the model on the CUDA provider: {timings}")
     ms, options, result = best
     inputs, outputs = ([TensorSpec.from_json(t) for t in cast(list, result[key])] for key in ("inputs", "outputs"))
+    off_gpu = [str(n) for n in cast(list, result.get("cpu_nodes") or [])]
+    if off_gpu:
+        warnings.warn(
+            f"{len(off_gpu)} node(s) run on the CPU provider, not the GPU: {', '.join(off_gpu[:6])}"
+            + (" ..." if len(off_gpu) > 6 else "")
+            + f"; each adds host-device copies to every query (GPU compute with them: {ms:.3f} ms) and rules out "
+            "a CUDA graph. The manifest lists them (build.cpu_nodes)",
+            stacklevel=2,
+        )
     return BuiltEngine(
         data,
         inputs,
@@ -308,6 +329,7 @@ def build_cuda(data: bytes) -> BuiltEngine:
             "graph_optimization_level": "ORT_ENABLE_ALL",
             "provider_options": options,
             "cuda_graph": options.get("enable_cuda_graph") == "1",
+            "cpu_nodes": off_gpu,
             "tuning_compute_ms": timings,
             "tuning": f"median GPU compute of {_TUNE_RUNS} runs per candidate at batch 1 for dynamic dims, "
             "each candidate in a fresh process",
@@ -349,6 +371,7 @@ def _child_main(argv: list[str]) -> int:
         result: dict[str, object] = {
             "ms": _time_compute(runner),
             "providers": runner.session.get_providers(),
+            "cpu_nodes": placed_off(runner.session, "CUDAExecutionProvider"),
             "inputs": [t.to_json() for t in runner.inputs],
             "outputs": [t.to_json() for t in runner.outputs],
         }
@@ -413,6 +436,7 @@ class OrtCudaRunner:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")  # see cpu_nodes()
         provider = {
             **self.provider_options,
             "enable_cuda_graph": "1" if self.cuda_graph else "0",

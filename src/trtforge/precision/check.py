@@ -183,8 +183,11 @@ def run(
     axes = batch_axes(graph_inputs(model))  # a state's samples on axis 1; a scalar is fed whole
     total = sample_count(feeds, axes)
     step = _static_batch(model) or total
+    pad = -total % step  # a static batch runs whole groups: the last one is filled with its last sample
+    if pad:
+        feeds = {k: _repeat_last(v, axes.get(k, 0), pad) for k, v in feeds.items()}
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for start in range(0, total - total % step if step < total else total, step):
+    for start in range(0, total + pad, step):
         got = session.run(
             names,
             {k: take(v, axes.get(k, 0) if v.ndim else None, slice(start, start + step)) for k, v in feeds.items()},
@@ -193,9 +196,18 @@ def run(
             parts[name].append(np.asarray(value))
     joined = {}
     for name, v in parts.items():
-        axis = output_axis(v[0], min(step, total)) if v[0].ndim else None
-        joined[name] = v[0] if axis is None or len(v) == 1 else np.concatenate(v, axis=axis)
+        axis = output_axis(v[0], step) if v[0].ndim else None
+        value = v[0] if axis is None or len(v) == 1 else np.concatenate(v, axis=axis)
+        joined[name] = value if axis is None or not pad else np.take(value, np.arange(total), axis=axis)
     return joined
+
+
+def _repeat_last(array: np.ndarray, axis: int | None, count: int) -> np.ndarray:
+    """``array`` with its last sample along ``axis`` repeated ``count`` more times (as is without a batch axis)."""
+    if axis is None or not array.ndim:
+        return array
+    last = np.take(array, [-1], axis=axis)
+    return np.concatenate([array, *([last] * count)], axis=axis)
 
 
 def self_check(
