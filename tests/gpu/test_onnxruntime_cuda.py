@@ -132,5 +132,7 @@ def test_an_int8_build_names_the_nodes_that_left_the_gpu(conv_onnx: Path, tmp_pa
     off_gpu = manifest["build"]["cpu_nodes"]
     said = [str(w.message) for w in caught if "run on the CPU provider" in str(w.message)]
     assert bool(off_gpu) == bool(said)  # the manifest and the warning agree
+    # seen on the H200 (onnxruntime-gpu 1.31.1): the bias DequantizeLinear nodes (int32) stay on the CPU
+    assert any(n.startswith("DequantizeLinear (") for n in off_gpu)
     if off_gpu:
         assert str(len(off_gpu)) in said[0] and off_gpu[0] in said[0]
