@@ -514,17 +514,10 @@ def apply_budget(
         "flavour": flavour.to_json(),
         "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
     }
-    result: dict[str, Any] = {"calibration": calibration, "mixed": facts, "cast": None, "io_formats": None}
-    if config.input_formats or config.output_formats:
-        from trtforge.precision import ioformat
+    from trtforge.precision.apply import io_formats
 
-        mixed_model, changed = ioformat.apply(mixed_model, config.input_formats, config.output_formats)
-        result["io_formats"] = {
-            "inputs": [str(f) for f in config.input_formats],
-            "outputs": [str(f) for f in config.output_formats],
-            "retyped": changed,
-        }
-    return mixed_model, result
+    mixed_model, formats = io_formats(mixed_model, config)
+    return mixed_model, {"calibration": calibration, "mixed": facts, "cast": None, "io_formats": formats}
 
 
 def _mixed_facts(

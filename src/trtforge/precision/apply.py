@@ -54,15 +54,22 @@ def apply(
         model, facts["calibration"] = quantize_int8(model, config.calibration, flavour, config)
     elif config.precision in (Precision.FP16, Precision.BF16):
         model, facts["cast"] = cast_half(model, config)
-    if config.input_formats or config.output_formats:
-        from trtforge.precision import ioformat
+    model, facts["io_formats"] = io_formats(model, config)
+    return model, facts
 
-        model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
-        facts["io_formats"] = {
-            "inputs": [str(f) for f in config.input_formats],
-            "outputs": [str(f) for f in config.output_formats],
-            "retyped": changed,
-        }
+
+def io_formats(model: onnx.ModelProto, config: BuildConfig) -> tuple[onnx.ModelProto, dict[str, object] | None]:
+    """The boundary IO formats (the last step of every precision path) and their facts, if any were asked."""
+    if not (config.input_formats or config.output_formats):
+        return model, None
+    from trtforge.precision import ioformat
+
+    model, changed = ioformat.apply(model, config.input_formats, config.output_formats)
+    facts: dict[str, object] = {
+        "inputs": [str(f) for f in config.input_formats],
+        "outputs": [str(f) for f in config.output_formats],
+        "retyped": changed,
+    }
     return model, facts
 
 

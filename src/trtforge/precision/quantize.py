@@ -62,25 +62,13 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     Without VNNI, ONNX Runtime's U8S8 kernels use ``vpmaddubsw``, whose 16-bit
     intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact.
     """
-    if has_vnni(flags):
-        return QuantFlavour(
-            "onnxruntime-cpu",
-            "uint8",
-            "int8",
-            False,
-            True,
-            False,
-            "CPU has VNNI: U8S8 without saturation, full 8-bit weights",
-        )
-    return QuantFlavour(
-        "onnxruntime-cpu",
-        "uint8",
-        "int8",
-        False,
-        True,
-        True,
-        "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation",
+    vnni = has_vnni(flags)
+    reason = (
+        "CPU has VNNI: U8S8 without saturation, full 8-bit weights"
+        if vnni
+        else "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation"
     )
+    return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, not vnni, reason)
 
 
 def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
