@@ -179,8 +179,10 @@ class TritonServer:
 
     def stop(self) -> None:
         if self._triton is not None:
+            started = _triton_processes()
             self._triton.stop()
             self._triton = None
+            _reap(started)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -198,6 +200,54 @@ class TritonServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _triton_processes() -> set[int]:
+    """This process's descendants that are Triton's (tritonserver and its Python-backend stubs)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [os.getpid()]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return {pid for pid in found if "triton" in _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _reap(pids: set[int], grace_s: float = 30.0) -> None:
+    """Wait for Triton's processes to end after a stop; kill what outlives ``grace_s`` (no orphans)."""
+    import time
+
+    deadline = time.monotonic() + grace_s
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if _running(p)]
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if left:
+        LOG.warning("killed %d Triton process(es) still running %gs after the stop", len(left), grace_s)
 
 
 def serve(engines: Sequence[str | os.PathLike[str]], options: ServeOptions = ServeOptions()) -> None:
