@@ -320,6 +320,8 @@ class Prepared:
     flavour: QuantFlavour
     units: list[Unit]
     seconds: float
+    means: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Per-channel input means from calibration, for bias correction (empty: none)."""
 
     def closure(self, float_units: Sequence[Unit]) -> list[Unit]:
         """``float_units`` and, on ONNX Runtime CPU, each Conv/Gemm/MatMul unit whose output only float
@@ -358,6 +360,10 @@ class Prepared:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "stay in floating point because ... no range": expected here
             quantized = quantize(self.model, self.ranges, self.flavour, nodes)
+        if self.means:
+            from trtforge.precision.biascorrect import correct_biases
+
+            correct_biases(self.model, quantized, self.means)
         return restore_activations(self.model, quantized) if nodes else quantized
 
 
@@ -371,8 +377,11 @@ def prepare_int8(model: onnx.ModelProto, calibration: CalibrationConfig, flavour
     sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
     model, _ = ensure_opset(model)  # as a plain INT8 build does: per-channel Q/DQ needs opset 13
     prepared = name_nodes(prepare(model))
-    ranges, facts = _int8_ranges(prepared, calibration, sha)
-    return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), time.perf_counter() - started)
+    means: dict[str, np.ndarray] = {}
+    ranges, facts = _int8_ranges(prepared, calibration, sha, None, flavour.activation_symmetric, means)
+    means = means if calibration.bias_correction else {}
+    seconds = time.perf_counter() - started
+    return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), seconds, means)
 
 
 def rank(prepared: Prepared, evaluator: Evaluator, metric: str, progress: bool = True) -> SensitivityResult:
