@@ -62,7 +62,7 @@ class CalibMethod(_Choice):
         return "calibration method"
 
 
-DEFAULT_CALIB_METHOD = CalibMethod.ENTROPY
+DEFAULT_CALIB_METHOD = CalibMethod.MSE
 """The range search every INT8 build uses unless told (README, issue 13: why, with the numbers)."""
 CALIB_METHOD_HELP = f"minmax | entropy | percentile | mse (default {DEFAULT_CALIB_METHOD})"
 

@@ -64,7 +64,7 @@ def calibrate(
     ``progress``, if given, is called with the number of samples in each batch fed. ``symmetric``:
     the activations will be quantized symmetric INT8 (the TensorRT flavours), which the ``mse``
     search takes into account. ``channel_means``, if given (histogram methods only), receives the
-    mean over samples and positions of each calibrated tensor along axis 1 (its channels), for
+    mean over samples of each Conv/Gemm input (one value per channel and position), for
     :func:`trtforge.precision.biascorrect.correct_biases`.
     """
     from onnxruntime.quantization.calibrate import EntropyCalibrater, MinMaxCalibrater, PercentileCalibrater
@@ -97,7 +97,8 @@ def calibrate(
         calibrator.augment_graph()
         calibrator.create_inference_session()
         if method is not CalibMethod.MINMAX:
-            calibrator.collector = bounded_collector(calibrator, channel_means)
+            readers = {n.input[0] for n in model.graph.node if n.op_type in ("Conv", "Gemm")}
+            calibrator.collector = bounded_collector(calibrator, readers if channel_means is not None else set())
         # ONNX Runtime's calibrators print progress on stdout, which is our output channel.
         with contextlib.redirect_stdout(io.StringIO()):
             for batch in batches:
@@ -109,17 +110,18 @@ def calibrate(
             if method is CalibMethod.MSE and getattr(calibrator, "collector", None) is not None:
                 calibrator.collector.get_entropy_threshold = lambda hist, _: mse_threshold(hist, symmetric)
             tensors = calibrator.compute_data()
-    if channel_means is not None and calibrator.collector is not None:
-        channel_means.update(calibrator.collector.channel_means())
+    collector = getattr(calibrator, "collector", None)  # min-max has none: no means
+    if channel_means is not None and collector is not None:
+        channel_means.update(collector.channel_means())
     return {
         name: (float(np.min(data.range_value[0])), float(np.max(data.range_value[1])))
         for name, data in tensors.data.items()
     }
 
 
-def bounded_collector(calibrator: Any, channel_means: dict[str, np.ndarray] | None = None) -> Any:
-    """ONNX Runtime's histogram collector with a fixed number of bins (and, when ``channel_means``
-    is given, running per-channel sums of every tensor it sees).
+def bounded_collector(calibrator: Any, summed: set[str] | frozenset[str] = frozenset()) -> Any:
+    """ONNX Runtime's histogram collector with a fixed number of bins, keeping running sums over
+    samples of the ``summed`` tensors (for their means; a tensor whose shape changes is dropped).
 
     ONNX Runtime widens a histogram by adding bins of the first batch's width whenever a later
     batch reaches further, so bins (and the quadratic entropy search over them) grow with the
@@ -130,25 +132,23 @@ def bounded_collector(calibrator: Any, channel_means: dict[str, np.ndarray] | No
     from onnxruntime.quantization.calibrate import HistogramCollector
 
     class Bounded(HistogramCollector):  # type: ignore[misc]
-        sums: dict[str, tuple[np.ndarray, int]]  # per-channel sums and the count behind each
+        sums: dict[str, tuple[np.ndarray, int] | None]  # sum over samples and their count; None: shapes differ
 
         def collect(self, name_to_arr: dict[str, Any]) -> None:
-            if channel_means is not None:
-                for tensor, arrays in name_to_arr.items():
-                    for a in arrays if isinstance(arrays, list) else [arrays]:
-                        self._add_sums(tensor, np.asarray(a))
+            for tensor in summed & set(name_to_arr):
+                arrays = name_to_arr[tensor]
+                for a in arrays if isinstance(arrays, list) else [arrays]:
+                    self._add_sums(tensor, np.asarray(a))
             super().collect(name_to_arr)
 
         def _add_sums(self, tensor: str, a: np.ndarray) -> None:
-            if a.ndim < 2 or not np.issubdtype(a.dtype, np.floating):
+            if a.ndim < 2 or not np.issubdtype(a.dtype, np.floating) or self.sums.get(tensor, ()) is None:
                 return
-            axes = (0, *range(2, a.ndim))
-            total, count = self.sums.get(tensor, (np.zeros(a.shape[1]), 0))
-            if total.shape[0] == a.shape[1]:
-                self.sums[tensor] = (total + a.sum(axis=axes, dtype=np.float64), count + a.size // a.shape[1])
+            total, count = self.sums.get(tensor) or (np.zeros(a.shape[1:], np.float32), 0)
+            self.sums[tensor] = (total + a.sum(axis=0), count + len(a)) if total.shape == a.shape[1:] else None
 
         def channel_means(self) -> dict[str, np.ndarray]:
-            return {t: total / count for t, (total, count) in self.sums.items() if count}
+            return {t: total / count for t, kept in self.sums.items() if kept for total, count in [kept] if count}
 
         def merge_histogram(
             self, old: tuple, data: np.ndarray, new_min: Any, new_max: Any, new_threshold: Any
