@@ -653,7 +653,7 @@ def _plots(report: DeployReport, stage: Path) -> list[str]:
 
 def _sensitivity_plot(report: DeployReport, stage: Path) -> list[str]:
     """The INT8 search's per-unit errors in graph order, where it ran."""
-    from trtforge.sensitivity import SensitivityResult, Unit, UnitError, plot
+    from trtforge.precision.mixed import SensitivityResult, Unit, UnitError, plot
 
     mixed = next((e.mixed for e in report.engines if e.mixed and "ranking" in e.mixed), None)
     if mixed is None:
