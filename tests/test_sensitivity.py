@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -350,6 +352,10 @@ def test_library_names_from_the_issue() -> None:
     from trtforge.precision import mixed
 
     assert trtforge.precision.sensitivity is mixed.sensitivity
+    code = "import trtforge; print(trtforge.precision.sensitivity.__module__)"  # from the root alone
+    env = {**os.environ, "PYTHONPATH": str(Path(trtforge.precision.__file__).parents[2])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.stdout.strip() == "trtforge.precision.mixed", proc.stderr
     config = BuildConfig(precision=Precision.INT8, calibration=CalibrationConfig(data=Path("c.npz")))
     for backend in ("onnxruntime", "openvino", "tensorrt-rtx"):
         assert mixed.flavour_for(backend) == get_backend(backend).quant_flavour(config)

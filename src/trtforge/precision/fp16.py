@@ -124,9 +124,10 @@ class HalfPlan:
         self.types = _float_types(self.model)
 
     def lowered(self, node: onnx.NodeProto) -> bool:
-        """Whether a plain cast would run ``node`` in half precision (it touches a float tensor)."""
-        touches_float = any(self.types.get(t) == _FLOAT for t in [*node.input, *node.output] if t)
-        return touches_float and _Placement(self.blocked_ops, set())(node)
+        """Whether a plain cast would run ``node`` in half precision and round what it writes (a float
+        output: a Shape of a float tensor writes integers, nothing to round)."""
+        writes_float = any(self.types.get(t) == _FLOAT for t in node.output if t)
+        return writes_float and _Placement(self.blocked_ops, set())(node)
 
     def simulated(self, kept: Iterable[str] = (), only: Iterable[str] | None = None) -> onnx.ModelProto:
         """FP32 arithmetic with the half-precision tensors rounded: what ONNX Runtime CPU can measure."""
