@@ -361,3 +361,14 @@ def test_library_names_from_the_issue() -> None:
         assert mixed.flavour_for(backend) == get_backend(backend).quant_flavour(config)
     with pytest.raises(TrtforgeError, match="unknown backend"):
         mixed.flavour_for("nope")
+
+
+@pytest.mark.parametrize(
+    ("backend", "device", "kept"),
+    [("tensorrt", "cuda", "fp16"), ("tensorrt-rtx", "cuda", "fp16"), ("onnxruntime", "cuda", "fp16")]
+    + [("onnxruntime", "cpu", "fp32"), ("openvino", "cpu", "fp32")],
+)
+def test_kept_units_are_fp16_only_where_the_target_runs_fp16_fast(backend: str, device: str, kept: str) -> None:
+    from trtforge.precision.mixed import kept_precision
+
+    assert str(kept_precision(backend, device)[0]) == kept
