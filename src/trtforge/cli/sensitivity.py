@@ -11,10 +11,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(
         name,
         help="rank a model's units by the INT8 (or FP16) error each adds, on your data",
-        description="Calibrate once, then quantize one unit at a time (a unit is what the backend "
-        "fuses: a Conv with its ReLU/residual Add) and measure its outputs against FP32 with ONNX "
-        "Runtime on the validation data. Prints the units ranked, most harmful first, by ONNX node "
-        "name, op and source layer; each can be kept float with --exclude-nodes.",
+        description="INT8: calibrate once, then quantize one unit at a time (a unit is what the backend "
+        "fuses: a Conv with its ReLU/residual Add); FP16: cast one unit at a time (FP16 rounding simulated). "
+        "Each variant's outputs are measured against FP32 with ONNX Runtime on the validation data. Prints "
+        "the units ranked, most harmful first, by ONNX node name, op and source layer; each can be kept "
+        "float with --exclude-nodes, or by build --max-accuracy-drop.",
     )
     p.add_argument("model", help="ONNX model")
     p.add_argument(
