@@ -372,3 +372,27 @@ def test_kept_units_are_fp16_only_where_the_target_runs_fp16_fast(backend: str, 
     from trtforge.precision.mixed import kept_precision
 
     assert str(kept_precision(backend, device)[0]) == kept
+
+
+def test_kept_units_stay_fp32_when_fp16_would_break_the_budget(tmp_path: Path) -> None:
+    """conv_a's channel 0 scaled by 1e5: conv_b's input passes FP16's 65504, so the kept unit cannot be
+    FP16 even on TensorRT; the build keeps it FP32 and says why."""
+    from trtforge.precision.mixed import apply_budget
+
+    model = outlier_channel_model(tmp_path / "huge.onnx", scale=1e5)
+    config = BuildConfig(
+        precision=Precision.INT8,
+        backend="tensorrt-rtx",
+        calibration=_calibration(inputs(tmp_path / "c.npz", 32, 1)),
+        max_accuracy_drop=0.01,
+        metric="cosine",
+        validation=inputs(tmp_path / "v.npz", 32, 2),
+    )
+    mixed, facts = apply_budget(onnx.load(str(model)), config, TENSORRT_FLAVOUR)
+    record = facts["mixed"]
+    assert [u["name"] for u in record["kept_float"]] == [OUTLIER_UNIT] and record["error"]["mixed"] <= 0.01
+    assert (
+        record["kept_precision"] == "fp32"
+        and "FP16 rounding of the kept units gave error" in record["kept_precision_why"]
+    )
+    assert not any(n.op_type == "Cast" for n in mixed.graph.node)
