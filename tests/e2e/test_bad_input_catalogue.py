@@ -61,6 +61,25 @@ CASES: list[tuple[str, str, int, str]] = [
         "none.npz",
     ),
     (
+        "sensitivity fp32",
+        "sensitivity {d}/m.onnx --precision fp32 --val-data {d}/good.npz",
+        2,
+        "nothing to rank",
+    ),
+    (
+        "build budget at fp32",
+        "build {d}/m.onnx -o {d}/o.engine --max-accuracy-drop 1 --val-data {d}/good.npz",
+        2,
+        "--max-accuracy-drop",
+    ),
+    (
+        "build fp16 budget with exclusions",
+        "build {d}/m.onnx -o {d}/o.engine --precision fp16 --max-accuracy-drop 1 --val-data {d}/good.npz "
+        "--exclude-op-types Relu",
+        2,
+        "--exclude-op-types",
+    ),
+    (
         "build budget without val-data",
         "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1",
         2,
