@@ -134,9 +134,7 @@ def _deploy_process(model: Path, out: Path, tmpdir: Path) -> subprocess.Popen[by
     return subprocess.Popen([sys.executable, "-m", "trtforge", *args], env=env, stderr=subprocess.DEVNULL)
 
 
-def test_a_killed_deploy_leaves_its_staging_folder_only_until_the_next_deploy(
-    digits_bs1: Path, tmp_path: Path
-) -> None:
+def test_a_killed_deploy_leaves_its_staging_folder_only_until_the_next_deploy(digits_bs1: Path, tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     victim = _deploy_process(digits_bs1, tmp_path / "out", tmpdir)
