@@ -547,9 +547,11 @@ def explain(engines: list[EngineReport], selected: str | None, select: str | Non
     best = next((e for e in engines if e.engine == selected), None)
     for e in engines:
         reasons: list[str] = []
-        if e is best:
+        if e is best and e.passed:
             head = "selected (the fastest that passed)"
             reasons.append(e.verdict)
+        elif e is best:
+            head = "selected (the fastest; no --max-accuracy-drop, so accuracy was not judged)"
         else:
             head = "not selected" if select else "not compared (no --select)"
             if e.passed is False:

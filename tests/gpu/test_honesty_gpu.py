@@ -40,6 +40,10 @@ def test_the_runner_still_runs_on_device_0_without_naming_it(cuda_engine: Path) 
 @pytest.fixture(scope="module")
 def gpu_deploy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """``deploy --device cuda --precision fp32,fp16,int8 --select fastest`` on a dynamic-batch conv net."""
+    from tests.gpu.conftest import HAS_GPU
+
+    if not HAS_GPU:
+        pytest.skip("needs an NVIDIA GPU")
     folder = tmp_path_factory.mktemp("gpu-deploy")
     model = folder / "convnet.onnx"
     onnx.save(conv_net("N"), model)
