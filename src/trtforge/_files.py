@@ -260,6 +260,8 @@ def check_outputs(
         if out is None:
             continue
         path = Path(out)
+        if path.is_dir():
+            raise TrtforgeError(f"{flag} {path} is a folder; give a file name")
         for key in (os.path.realpath(path), _identity(path)):
             if key is not None and key in seen:
                 raise TrtforgeError(

@@ -78,6 +78,10 @@ class DeployOptions:
             raise TrtforgeError("--max-accuracy-drop is in percentage points and must not be negative")
         if self.val_num < 1:
             raise TrtforgeError("--val-num must be at least 1")
+        if self.batch is not None:
+            from trtforge.graph.shapes import Batch
+
+            Batch.parse(self.batch)  # a bad --batch is refused before any work
 
 
 @dataclass
@@ -371,9 +375,19 @@ def deploy(
     if src.suffix.lower() == ".onnx" and not src.exists():
         raise TrtforgeError(f"model to deploy not found: {src}")
     if src.suffix.lower() != ".onnx":
-        from trtforge.converters import check_source
+        from trtforge.converters import check_source, detect_format
 
         check_source(src)
+        if options.source_format is None:
+            detect_format(src)  # a source convert cannot read is refused before any work
+    val = options.val_data
+    if val is not None and not val.exists():
+        raise TrtforgeError(f"validation data not found: {val}")
+    if val is not None and not val.is_dir() and val.suffix.lower() not in (".npz", ".npy"):
+        raise TrtforgeError(f"cannot read validation data from {val}: expected an image folder, .npz or .npy")
+    from trtforge.backends.base import get_backend
+
+    get_backend(options.backend)  # an unknown backend is refused before any work
     final = Path(outdir)
     calib = options.calibration
     check_folder_output(
@@ -427,6 +441,8 @@ def _engines(
     reference: list[list[np.ndarray]] | None = None
     ref_acc: dict[str, float | None] = {}
     settings = options.bench if isinstance(options.bench, BenchSettings) else BenchSettings()
+    if options.device == "cuda":  # each engine timed as it runs best: a CUDA graph where it can hold one
+        settings = replace(settings, cuda_graph=True)
     for precision in order:
         name = f"model-{precision}.engine"
         config = BuildConfig(
@@ -434,7 +450,7 @@ def _engines(
             backend=options.backend,
             device=options.device,
             calibration=calibration if precision is Precision.INT8 else None,
-            allow_inaccurate=True,
+            allow_inaccurate=precision is Precision.INT8,
         )  # deploy judges accuracy itself, on the validation data
         _say(f"[deploy] building {precision} ({options.backend}, {options.device})")
         started = time.perf_counter()
@@ -452,7 +468,8 @@ def _engines(
         # Timed on the first validation sample: real values (a sample rate that picks the model's
         # branch) at real sizes (dims other than the batch left dynamic), not random ones.
         result = trtforge.bench(runner, validation.samples[0], settings=settings)
-        commands.append(_quote("trtforge", "bench", final / name, "--duration", settings.duration_s))
+        graph = ["--cuda-graph"] if settings.cuda_graph else []
+        commands.append(_quote("trtforge", "bench", final / name, "--duration", settings.duration_s, *graph))
         if precision not in options.precisions:
             continue  # the FP32 reference was built only to compare against
         p99 = result.latency.percentiles.get(99.0, result.latency.max)
@@ -586,14 +603,18 @@ def _select(engines: list[EngineReport], options: DeployOptions, stage: Path) ->
 
 
 def _settings(options: DeployOptions) -> dict[str, object]:
-    bench = options.bench
+    bench, cuda = options.bench, options.device == "cuda"  # a CUDA graph where the engine can hold one
     return {
         "backend": options.backend,
         "device": options.device,
         "batch": options.batch,
         "precisions": [str(p) for p in options.precisions],
         "max_accuracy_drop": options.max_accuracy_drop,
-        "bench": {k: getattr(bench, k) for k in ("warmup_ms", "iterations", "duration_s")} if bench else None,
+        "bench": (
+            {**{k: getattr(bench, k) for k in ("warmup_ms", "iterations", "duration_s")}, "cuda_graph": cuda}
+            if bench
+            else None
+        ),
         "command": options.command,
     }
 
