@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One call on the GPU machine, at most 9 minutes: everything the README quotes from the GPU.
 #   1. python3 -m pytest -q -rs tests/gpu                       -> pytest.log
-#   2. benchmarks/gpu_int8_why.py (ResNet-50 fp32/fp16/int8 through deploy --device cuda: the table,
+#   2. benchmarks/gpu_resnet50.py --skip-compile (issue 7's FP16 goals) -> resnet50.log, resnet50/
+#   3. benchmarks/gpu_int8_why.py (ResNet-50 fp32/fp16/int8 through deploy --device cuda: the table,
 #      why INT8 lost, ONNX Runtime's plugin-EP line on stderr or not)  -> int8_why.log, int8_why/
-#   3. benchmarks/gpu_resnet50.py --skip-compile (issue 7's FP16 goals) -> resnet50.log, resnet50/
 # Logs go under $OUT (or the folder given as $1): env.txt first, done (exit codes, seconds) last.
 #
 # onnxruntime-gpu is staged as ../shared/device/README.md says (shared/device/stage-wheels.sh, one run
@@ -57,6 +57,6 @@ step() {
 }
 
 step pytest 210 python3 -m pytest -q -rs -p no:cacheprovider tests/gpu
-step int8_why 150 python3 benchmarks/gpu_int8_why.py --out "$out/int8_why" --work "$work/int8"
-step resnet50 200 python3 benchmarks/gpu_resnet50.py --out "$out/resnet50" --work "$work/resnet50" --skip-compile
+step resnet50 180 python3 benchmarks/gpu_resnet50.py --out "$out/resnet50" --work "$work/resnet50" --skip-compile
+step int8_why 200 python3 benchmarks/gpu_int8_why.py --out "$out/int8_why" --work "$work/int8" --duration 1
 echo "exit codes:$codes; total $(($(date +%s) - start)) s (124 = cut off by the time limit)" | tee "$out/done"
