@@ -2,8 +2,9 @@
 
 The stages are the public ones (convert, reshape, build, load, bench); deploy adds the
 choice of validation data, the comparison of each engine against the FP32 engine, and the
-report.  Everything is written into a hidden folder beside ``OUTDIR`` and renamed onto it at
-the end, so an interrupted deploy leaves the old folder or none.
+report.  Everything is written into a hidden folder beside ``OUTDIR`` (named after the process)
+and renamed onto it at the end, so an interrupted deploy leaves the old folder or none; a killed
+one's staging folder is swept by the next deploy into the same parent folder.
 """
 
 from __future__ import annotations
@@ -366,12 +367,10 @@ def _validation(
     return validation, replace(calibration, data=split.calib), split
 
 
-def deploy(
-    source: str | os.PathLike[str], outdir: str | os.PathLike[str], options: DeployOptions | None = None
-) -> DeployReport:
-    """Convert, shape, build every precision, validate against FP32, bench, and write ``outdir``."""
-    options = options or DeployOptions()
-    src = Path(source)
+def _check_request(src: Path, options: DeployOptions) -> None:
+    """What can be refused before any work: the source, the validation data's path, the backend."""
+    from trtforge.backends.base import get_backend
+
     if src.suffix.lower() == ".onnx" and not src.exists():
         raise TrtforgeError(f"model to deploy not found: {src}")
     if src.suffix.lower() != ".onnx":
@@ -379,15 +378,22 @@ def deploy(
 
         check_source(src)
         if options.source_format is None:
-            detect_format(src)  # a source convert cannot read is refused before any work
+            detect_format(src)
     val = options.val_data
     if val is not None and not val.exists():
         raise TrtforgeError(f"validation data not found: {val}")
     if val is not None and not val.is_dir() and val.suffix.lower() not in (".npz", ".npy"):
         raise TrtforgeError(f"cannot read validation data from {val}: expected an image folder, .npz or .npy")
-    from trtforge.backends.base import get_backend
+    get_backend(options.backend)
 
-    get_backend(options.backend)  # an unknown backend is refused before any work
+
+def deploy(
+    source: str | os.PathLike[str], outdir: str | os.PathLike[str], options: DeployOptions | None = None
+) -> DeployReport:
+    """Convert, shape, build every precision, validate against FP32, bench, and write ``outdir``."""
+    options = options or DeployOptions()
+    src = Path(source)
+    _check_request(src, options)
     final = Path(outdir)
     calib = options.calibration
     check_folder_output(
