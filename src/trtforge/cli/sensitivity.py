@@ -55,12 +55,16 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from trtforge._files import write_text_atomic
+    from trtforge._files import check_outputs, write_text_atomic
     from trtforge.config import CalibMethod, CalibrationConfig, Precision
     from trtforge.data.preprocess import Preprocess
     from trtforge.errors import TrtforgeError
     from trtforge.sensitivity import plot, sensitivity
 
+    check_outputs(
+        [("--json", args.json_path), ("--plot", args.plot)],
+        [args.model, args.calib_data, args.val_data, args.calib_loader, args.calib_cache],
+    )
     if Precision.parse(args.precision) is not Precision.INT8:
         raise TrtforgeError(
             f"--precision {args.precision}: sensitivity measures INT8 units only; FP16 drift is "
