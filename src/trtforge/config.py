@@ -173,6 +173,11 @@ class BuildConfig:
                 raise TrtforgeError(f"--max-accuracy-drop must not be negative, got {self.max_accuracy_drop}")
             if self.validation is None:
                 raise TrtforgeError("--max-accuracy-drop needs --val-data DIR|FILE.npz to measure the drop on")
+        if self.allow_inaccurate and self.precision is not Precision.INT8:
+            raise TrtforgeError(
+                "--allow-inaccurate keeps an INT8 model that fails its self-check; "
+                f"it does nothing for {self.precision}"
+            )
         if self.precision is Precision.INT8 and self.calibration is None:
             raise TrtforgeError("INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy")
 

@@ -60,12 +60,16 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from trtforge._files import write_text_atomic
+    from trtforge._files import check_outputs, write_text_atomic
     from trtforge.config import CalibMethod, CalibrationConfig, Precision
     from trtforge.data.preprocess import Preprocess
     from trtforge.errors import TrtforgeError
     from trtforge.precision.mixed import plot, sensitivity
 
+    check_outputs(
+        [("--json", args.json_path), ("--plot", args.plot)],
+        [args.model, args.calib_data, args.val_data, args.calib_loader, args.calib_cache],
+    )
     precision = Precision.parse(args.precision)
     if precision is Precision.FP32:
         raise TrtforgeError("--precision fp32: nothing to rank; use int8, fp16 or bf16")
