@@ -186,7 +186,7 @@ def test_choices_lists_and_addresses(text: str) -> None:
     _only_user_errors(lambda: [numbers.integer(c, "--concurrency", 1, 4096) for c in cli_parse.names(text)])
     _only_user_errors(lambda: tuple(Precision.parse(p) for p in text.split(",") if p.strip()))
     if ".py" not in text:  # FILE.py:function imports the file: not something to fuzz
-        from trtforge.sensitivity import metric_from
+        from trtforge.precision.mixed import metric_from
 
         _only_user_errors(lambda: metric_from(text))
 

@@ -440,15 +440,13 @@ def _engines(
     final: Path,
     commands: list[str],
 ) -> Iterator[EngineReport]:
-    import trtforge
     from trtforge.bench import BenchSettings
 
     order = [Precision.FP32] + [p for p in options.precisions if p is not Precision.FP32]
-    reference: list[list[np.ndarray]] | None = None
-    ref_acc: dict[str, float | None] = {}
     settings = options.bench if isinstance(options.bench, BenchSettings) else BenchSettings()
     if options.device == "cuda":  # each engine timed as it runs best: a CUDA graph where it can hold one
         settings = replace(settings, cuda_graph=True)
+    measure = _Measure(validation, settings)
     for precision in order:
         name = f"model-{precision}.engine"
         config = BuildConfig(
@@ -463,40 +461,93 @@ def _engines(
         mixed = _build_engine(model, stage / name, config, options, validation, stage)
         build_s = time.perf_counter() - started
         commands.append(_build_command(model_text, str(final / name), precision, options, options.calibration))
-        runner = trtforge.load(stage / name)
-        outputs = run_all(runner, validation.samples)
-        if reference is None:
-            reference = outputs
-        acc = accuracy(outputs, reference, validation.labels, [o.name for o in runner.outputs], options.metric)
-        if precision is Precision.FP32:
-            ref_acc = acc
-        _say(f"[deploy] benchmarking {precision}")
-        # Timed on the first validation sample: real values (a sample rate that picks the model's
-        # branch) at real sizes (dims other than the batch left dynamic), not random ones.
-        result = trtforge.bench(runner, validation.samples[0], settings=settings)
-        graph = ["--cuda-graph"] if settings.cuda_graph else []
-        commands.append(_quote("trtforge", "bench", final / name, "--duration", settings.duration_s, *graph))
+        report = measure(stage / name, str(precision), build_s, options, commands, final)
         if precision not in options.precisions:
             continue  # the FP32 reference was built only to compare against
-        p99 = result.latency.percentiles.get(99.0, result.latency.max)
+        report.mixed = mixed
+        yield report
+        if mixed and "failed" not in mixed and _changed(mixed):
+            yield _all_int8(model, model_text, config, options, stage, final, commands, measure)
+
+
+def _changed(mixed: Mapping[str, object]) -> bool:
+    """Whether the budgeted build differs from plain INT8 (units kept float, or dropped for speed)."""
+    speed = mixed.get("speed")
+    dropped = speed.get("dropped") if isinstance(speed, dict) else None
+    return bool(mixed.get("kept_float") or dropped)
+
+
+def _all_int8(
+    model: Path,
+    model_text: str,
+    config: BuildConfig,
+    options: DeployOptions,
+    stage: Path,
+    final: Path,
+    commands: list[str],
+    measure: _Measure,
+) -> EngineReport:
+    """Plain INT8 as a candidate of its own beside the mix, for the Pareto table."""
+    import trtforge
+
+    name = "model-int8-all.engine"
+    _say("[deploy] building plain int8 (every unit INT8), to compare with the mix")
+    started = time.perf_counter()
+    trtforge.build(model, stage / name, config)
+    build_s = time.perf_counter() - started
+    plain = replace(options, max_accuracy_drop=None)
+    commands.append(_build_command(model_text, str(final / name), Precision.INT8, plain, options.calibration))
+    return measure(stage / name, "int8-all", build_s, options, commands, final)
+
+
+@dataclass
+class _Measure:
+    """Validate an engine against the FP32 engine (the first measured) and bench it."""
+
+    validation: Validation
+    settings: BenchSettings
+    reference: list[list[np.ndarray]] | None = None
+    ref_acc: dict[str, float | None] = field(default_factory=dict)
+
+    def __call__(
+        self, engine: Path, label: str, build_s: float, options: DeployOptions, commands: list[str], final: Path
+    ) -> EngineReport:
+        import trtforge
+
+        runner = trtforge.load(engine)
+        outputs = run_all(runner, self.validation.samples)
+        first = self.reference is None
+        if self.reference is None:
+            self.reference = outputs
+        names = [o.name for o in runner.outputs]
+        acc = accuracy(outputs, self.reference, self.validation.labels, names, options.metric)
+        if first:
+            self.ref_acc = acc
+        _say(f"[deploy] benchmarking {label}")
+        # Timed on the first validation sample: real values (a sample rate that picks the model's
+        # branch) at real sizes (dims other than the batch left dynamic), not random ones.
+        result = trtforge.bench(runner, self.validation.samples[0], settings=self.settings)
+        graph = ["--cuda-graph"] if self.settings.cuda_graph else []
+        commands.append(
+            _quote("trtforge", "bench", final / engine.name, "--duration", self.settings.duration_s, *graph)
+        )
         report = EngineReport(
-            str(precision),
-            name,
-            (stage / name).stat().st_size,
+            label,
+            engine.name,
+            engine.stat().st_size,
             round(build_s, 3),
             result.latency.median,
-            p99,
+            result.latency.percentiles.get(99.0, result.latency.max),
             result.qps,
             result.samples_per_s,
             acc,
-            0.0 if precision is Precision.FP32 else _drop(acc, ref_acc),
-            mixed=mixed,
+            0.0 if first else _drop(acc, self.ref_acc),
         )
         report.passed, report.verdict = _judge(report, options.max_accuracy_drop)
-        build = json.loads(Path(f"{stage / name}.json").read_text()).get("build", {})
+        build = json.loads(Path(f"{engine}.json").read_text()).get("build", {})
         report.notes = engine_notes(build)
         report.refused = options.max_accuracy_drop is None and self_check_failed(build)
-        yield report
+        return report
 
 
 def _build_engine(
@@ -679,6 +730,7 @@ def _markdown(report: DeployReport) -> str:
     if report.selected:
         lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
     lines += ["## Why", "", *(f"- **{e.precision}** (`{e.engine}`): {e.why}" for e in report.engines), ""]
+    lines += _pareto_markdown(report)
     lines += _mixed_markdown(report)
     lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
     if "held out" in str(v["source"]):
@@ -690,6 +742,61 @@ def _markdown(report: DeployReport) -> str:
     if report.settings.get("command"):
         lines += ["This report was written by:", "", "```", str(report.settings["command"]), "```", ""]
     return "\n".join(lines)
+
+
+def _candidate_label(e: EngineReport) -> str:
+    m = e.mixed
+    if e.precision == "int8-all":
+        return "int8, every unit INT8"
+    if not m or "failed" in m or not _changed(m):
+        return e.precision
+    kept = m.get("kept_float")
+    speed = m.get("speed")
+    dropped = speed.get("dropped", []) if isinstance(speed, dict) else []
+    count = sum(1 + len(u["with"]) for u in kept) if isinstance(kept, list) else 0
+    return (
+        f"int8 mixed: {count} unit(s) {str(m.get('kept_precision', 'fp32')).upper()}"
+        + (f", {len(dropped)} float for speed" if dropped else "")
+        + f" of {m.get('units')}"
+    )
+
+
+def pareto_front(engines: list[EngineReport]) -> set[str]:
+    """Engines no other beats on both accuracy drop and median latency (unknown drops never are)."""
+    known = [e for e in engines if e.drop_points is not None]
+    return {
+        e.engine
+        for e in known
+        if not any(
+            o is not e
+            and o.drop_points <= e.drop_points  # type: ignore[operator]
+            and o.median_ms <= e.median_ms
+            and (o.drop_points < e.drop_points or o.median_ms < e.median_ms)  # type: ignore[operator]
+            for o in known
+        )
+    }
+
+
+def _pareto_markdown(report: DeployReport) -> list[str]:
+    """Every candidate built, accuracy against latency, fastest first; the Pareto-optimal ones marked."""
+    if len(report.engines) < 2:
+        return []
+    front = pareto_front(report.engines)
+    lines = [
+        "## Accuracy vs latency (Pareto)",
+        "",
+        "Each candidate deploy built, on the same validation samples and bench; *on the front*: no other "
+        "candidate is both at least as accurate and at least as fast.",
+        "",
+        "| candidate | engine | drop (points) | median (ms) | on the front |",
+        "|---|---|---|---|---|",
+    ]
+    for e in sorted(report.engines, key=lambda e: e.median_ms):
+        lines.append(
+            f"| {_candidate_label(e)} | `{e.engine}` | {_fmt(e.drop_points, '.2f')} | {e.median_ms:.4f} | "
+            f"{'yes' if e.engine in front else 'no'} |"
+        )
+    return [*lines, ""]
 
 
 def _mixed_markdown(report: DeployReport) -> list[str]:
@@ -704,22 +811,48 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
             continue
         err, lat = m["error"], m["latency_ms"]
         assert isinstance(err, dict) and isinstance(lat, dict) and isinstance(m["kept_float"], list)
+        kept = str(m.get("kept_precision", "fp32")).upper()
         lines += [
-            "## Mixed INT8 (--max-accuracy-drop)",
+            "## Mixed INT8 search (--max-accuracy-drop)",
             "",
-            f"{len(m['kept_float'])} of {m['units']} unit(s) kept FP32; changed top-1 answers vs fp32 "
-            f"in points; latency: {m['latency_measured']}.",
+            f"{sum(1 + len(u['with']) for u in m['kept_float'])} of {m['units']} unit(s) kept {kept} "
+            f"({m.get('kept_precision_why', '')}); "
+            f"changed top-1 answers vs fp32 in points, measured by the search on the Q/DQ graphs; latency: "
+            f"{m['latency_measured']}.",
             "",
-            "| candidate | top-1 changed (points) | latency (ms) |",
+            "| search candidate | top-1 changed (points) | latency (ms) |",
             "|---|---|---|",
         ]
         lines += [f"| {k} | {err[k]:.2f} | {lat[k]:.3f} |" for k in ("fp32", "int8", "mixed")]
-        lines += ["", "| unit kept float | op | layer | alone | gain |", "|---|---|---|---|---|"]
+        tried = m.get("tried")
+        if isinstance(tried, list) and tried:
+            lines += ["", "| step | unit tried out of INT8 | top-1 changed after | kept |", "|---|---|---|---|"]
+            lines += [
+                f"| {i} | `{t['name']}` | {t['error_after']:.2f} | {'yes' if t['kept'] else 'no: no gain'} |"
+                for i, t in enumerate(tried, 1)
+            ]
+        lines += ["", f"| unit kept {kept} | op | layer | alone | gain |", "|---|---|---|---|---|"]
         lines += [
             f"| `{u['name']}` | {u['op_type']} | {u['layer'] or '-'} | {u['error_alone']:.2f} | {u['gain']:.2f} |"
             for u in m["kept_float"]
         ]
+        lines += _speed_markdown(m.get("speed"))
         lines.append("")
+    return lines
+
+
+def _speed_markdown(speed: object) -> list[str]:
+    if not isinstance(speed, dict):
+        return []
+    if not speed.get("measured"):
+        return ["", f"Speed-aware dropping: not measured here ({speed.get('how')})."]
+    lines = ["", f"Speed-aware dropping: {speed.get('how')}."]
+    dropped = speed.get("dropped") or []
+    if dropped:
+        lines += ["", "| unit float for speed | INT8 (ms) | float (ms) | top-1 changed after |", "|---|---|---|---|"]
+        lines += [
+            f"| `{d['name']}` | {d['int8_ms']:.4f} | {d['float_ms']:.4f} | {d['error_after']:.2f} |" for d in dropped
+        ]
     return lines
 
 
@@ -760,7 +893,7 @@ def _plots(report: DeployReport, stage: Path) -> list[str]:
 
 def _sensitivity_plot(report: DeployReport, stage: Path) -> list[str]:
     """The INT8 search's per-unit errors in graph order, where it ran."""
-    from trtforge.sensitivity import SensitivityResult, Unit, UnitError, plot
+    from trtforge.precision.mixed import SensitivityResult, Unit, UnitError, plot
 
     mixed = next((e.mixed for e in report.engines if e.mixed and "ranking" in e.mixed), None)
     if mixed is None:

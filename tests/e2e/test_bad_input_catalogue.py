@@ -61,6 +61,25 @@ CASES: list[tuple[str, str, int, str]] = [
         "none.npz",
     ),
     (
+        "sensitivity fp32",
+        "sensitivity {d}/m.onnx --precision fp32 --val-data {d}/good.npz",
+        2,
+        "nothing to rank",
+    ),
+    (
+        "build budget at fp32",
+        "build {d}/m.onnx -o {d}/o.engine --max-accuracy-drop 1 --val-data {d}/good.npz",
+        2,
+        "--max-accuracy-drop",
+    ),
+    (
+        "build fp16 budget with exclusions",
+        "build {d}/m.onnx -o {d}/o.engine --precision fp16 --max-accuracy-drop 1 --val-data {d}/good.npz "
+        "--exclude-op-types Relu",
+        2,
+        "--exclude-op-types",
+    ),
+    (
         "build budget without val-data",
         "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1",
         2,
@@ -196,12 +215,6 @@ CASES: list[tuple[str, str, int, str]] = [
     ("build openvino on cuda", "build {d}/m.onnx -o {d}/o.engine --backend openvino --device cuda", 2, "CPU only"),
     ("build auto on a tpu", "build {d}/m.onnx -o {d}/o.engine --backend auto --device tpu", 2, "'tpu'"),
     (
-        "build budget on fp16",
-        "build {d}/m.onnx -o {d}/o.engine --precision fp16 --max-accuracy-drop 1 --val-data {d}/good.npz",
-        2,
-        "does nothing for fp16",
-    ),
-    (
         "build budget val-data nan",
         "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1 "
         "--val-data {d}/nan.npz",
@@ -291,12 +304,6 @@ CASES: list[tuple[str, str, int, str]] = [
         "dimension 1 differs",
     ),
     ("sensitivity without calibration", "sensitivity {d}/m.onnx --val-data {d}/good.npz", 2, "calibration data"),
-    (
-        "sensitivity precision fp16",
-        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --precision fp16",
-        2,
-        "INT8 units only",
-    ),
     ("export backend unknown", "export triton {d}/m.engine -o {d}/repo --backend nope", 2, "Triton backend"),
     ("export name with a slash", "export triton {d}/m.engine -o {d}/repo --name a/b", 2, "bad model name"),
     ("export name ..", "export triton {d}/m.engine -o {d}/repo --name ..", 2, "holds the input"),
