@@ -141,7 +141,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtforge.deploy import deploy, report_table
+    from trtforge.deploy import deploy, report_table, report_why
     from trtforge.errors import TrtforgeError, require
 
     if (args.triton or args.serve) and not args.select:
@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         require("pytriton.triton", "serve", "deploy --serve")
     report = deploy(args.source, args.output, options_from_args(args))
     print(report_table(report))
+    print("\n" + report_why(report))
     if report.selected:
         print(f"\nselected {report.selected} (fastest passing) → {report.outdir / 'model.engine'}")
     print(f"report: {report.outdir / 'report.md'}")
