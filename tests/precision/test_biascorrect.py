@@ -86,3 +86,17 @@ def test_build_corrects_biases_unless_told_not_to(tmp_path) -> None:
             float(np.mean(run(onnx.load(str(out)), {"x": x})["y"] - run(biased_conv(), {"x": x})["y"]))
         )
     assert errors[True] < 0.02 < 0.5 < errors[False]
+
+
+def test_known_shifts_are_reused_not_recomputed() -> None:
+    """The sensitivity search quantizes one model once per unit: a node's shift is computed once."""
+    model, x = biased_conv(), _data()
+    means: dict[str, np.ndarray] = {}
+    ranges = calibrate(model, [{"x": x}], CalibMethod.MSE, channel_means=means)
+    known: dict[str, np.ndarray] = {}
+    correct_biases(model, quantize(model, ranges, TENSORRT_FLAVOUR), means, known)
+    assert set(known) == {"conv"} and float(np.abs(known["conv"]).max()) > 0.5
+    known["conv"] = np.zeros_like(known["conv"])  # a reused shift of zero leaves the designed bias in
+    again = quantize(model, ranges, TENSORRT_FLAVOUR)
+    correct_biases(model, again, means, known)
+    assert float(np.mean(run(again, {"x": x})["y"] - run(model, {"x": x})["y"])) < -0.5

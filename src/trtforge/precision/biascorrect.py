@@ -16,12 +16,18 @@ from onnx import numpy_helper
 
 
 def correct_biases(
-    float_model: onnx.ModelProto, quantized: onnx.ModelProto, means: dict[str, np.ndarray]
+    float_model: onnx.ModelProto,
+    quantized: onnx.ModelProto,
+    means: dict[str, np.ndarray],
+    known: dict[str, np.ndarray] | None = None,
 ) -> dict[str, object]:
     """Shift, in ``quantized``, the bias of each Conv/Gemm with quantized weights by minus the mean
     output change the weight rounding causes. ``means``: ``{input tensor: mean over samples}`` of
     ``float_model`` (the model ``quantized`` was made from), per channel and position
-    (:func:`trtforge.precision.calibrate.calibrate` gathers them). Returns the facts for the manifest.
+    (:func:`trtforge.precision.calibrate.calibrate` gathers them). ``known``: shifts by node from an
+    earlier call on the same model and ranges, reused and added to (a node's shift depends only on its
+    weights and mean input: the sensitivity search quantizes one model many times). Returns the facts
+    for the manifest.
     """
     inits = {i.name: i for i in quantized.graph.initializer}
     producer = {out: node for node in quantized.graph.node for out in node.output}
@@ -42,8 +48,10 @@ def correct_biases(
         shared = readers.get(_bias_tensor(node.input[2], producer), 0) != 1  # a shared bias stays as it is
         if weights is not None and quantized_weights is not None and mean is not None and not shared:
             deltas.append((node, quantized_weights - numpy_helper.to_array(weights), mean))
-    shifts = _conv_shifts([d for d in deltas if d[0].op_type == "Conv"])
-    shifts.update({n.name: s for n, d, m in deltas if n.op_type == "Gemm" and (s := _gemm_shift(n, d, m)) is not None})
+    shifts = known if known is not None else {}
+    todo = [d for d in deltas if d[0].name not in shifts]
+    shifts.update(_conv_shifts([d for d in todo if d[0].op_type == "Conv"]))
+    shifts.update({n.name: s for n, d, m in todo if n.op_type == "Gemm" and (s := _gemm_shift(n, d, m)) is not None})
     corrected = [
         n for n, _, _ in deltas if n.name in shifts and _shift_bias(n.input[2], -shifts[n.name], inits, producer)
     ]

@@ -380,6 +380,8 @@ class Prepared:
     precision: str = "int8"
     means: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     """Mean Conv/Gemm inputs from calibration, for bias correction (empty: none)."""
+    shifts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Bias shifts by node, computed on first use and reused by every variant."""
 
     @property
     def label(self) -> str:
@@ -425,7 +427,7 @@ class Prepared:
         if self.means:
             from trtforge.precision.biascorrect import correct_biases
 
-            correct_biases(self.model, quantized, self.means)
+            correct_biases(self.model, quantized, self.means, self.shifts)
         return restore_activations(self.model, quantized) if nodes else quantized
 
     variant = quantized
