@@ -752,7 +752,10 @@ def search(
 
 def _prune(searcher: _Searcher, mix: Mix, tries: list[Try]) -> Mix:
     for unit in sorted(mix.chosen, key=lambda u: -searcher.macs_restored(mix, u)):
-        back = searcher.mix([u for u in mix.chosen if u is not unit], mix.borders - {unit})
+        rest = [u for u in mix.chosen if u is not unit]
+        if unit in searcher.prepared.closure(rest, mix.borders - {unit}):
+            continue  # float anyway: another chosen unit takes it along
+        back = searcher.mix(rest, mix.borders - {unit})
         tries.append(Try(unit, back.error, mix.error - back.error, back.error <= searcher.budget, (), "pruned"))
         if back.error <= searcher.budget:
             mix = back
