@@ -131,3 +131,19 @@ def test_pruning_puts_back_a_unit_kept_needlessly(tmp_path: Path) -> None:
     assert any(t.unit is stem.unit and t.step == "pruned" and t.kept for t in found.tries)
     assert stem.unit not in found.mix.floating and found.error <= 0.001
     assert {u.name for u in found.mix.chosen} == set(SPREAD_UNITS)
+
+
+def test_pruning_never_trades_a_faithful_mix_for_one_the_self_check_refuses(tmp_path: Path) -> None:
+    """Outlier-channel model, top1 budget of 5 points: with conv_b reading its crushed input through a
+    Q/DQ pair, few of 32 answers change (top1 holds) but the logits drift (cosine 0.75): the border is
+    refused, conv_a goes float with conv_b, and the self-check passes."""
+    from tests.precision.outlier_models import OUTLIER_UNIT, outlier_channel_model
+
+    model = onnx.load(str(outlier_channel_model(tmp_path / "outlier.onnx")))
+    config = dataclasses.replace(_int8_budget(tmp_path), max_accuracy_drop=5.0, metric="top1")
+    _, facts = apply_budget(model, config, cpu_flavour())
+    [kept] = facts["mixed"]["kept_float"]
+    assert kept["name"] == OUTLIER_UNIT and kept["with"] == ["model/conv_a/Conv2D"]
+    [border] = [t for t in facts["mixed"]["tried"] if t["step"] == "border"]
+    assert border["error_after"] <= 5.0 and border["kept"] is False  # the metric alone would have taken it
+    assert facts["calibration"]["check"]["passed"] is True

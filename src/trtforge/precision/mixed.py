@@ -334,9 +334,18 @@ class Evaluator:
         return {name: np.concatenate([c[i] for c in chunks]) for i, name in enumerate(names)}
 
     def error(self, model: onnx.ModelProto) -> float:
+        return self.measure(model)[0]
+
+    def measure(self, model: onnx.ModelProto) -> tuple[float, bool]:
+        """The error, and whether every output passes the INT8 self-check's test (cosine and range error
+        per sample, :class:`trtforge.precision.check.Thresholds`) on the validation samples."""
+        from trtforge.precision.check import Thresholds, compare_output
+
         out = self.outputs(model)
-        error = float(self.metric(out, {k: v[: len(out[k])] for k, v in self.reference.items()}))
-        return error if np.isfinite(error) else float("inf")  # a NaN (an FP16 overflow) is the worst, not incomparable
+        reference = {k: v[: len(out[k])] for k, v in self.reference.items()}
+        error = float(self.metric(out, reference))
+        faithful = all(compare_output(k, reference[k], out[k], Thresholds()).passed for k in reference)
+        return (error if np.isfinite(error) else float("inf")), faithful  # a NaN (FP16 overflow) is the worst
 
     def race(self, first: onnx.ModelProto, second: onnx.ModelProto, rounds: int = 5, runs: int = 20) -> RaceResult:
         """Time two models on one batch in alternating rounds (ONNX Runtime CPU, one thread): the noise of
@@ -666,6 +675,8 @@ class Mix:
     borders: frozenset[Unit]
     floating: tuple[Unit, ...]
     error: float
+    faithful: bool = True
+    """Every output passes the self-check's test on the validation samples."""
 
 
 @dataclass(frozen=True)
@@ -699,8 +710,13 @@ class _Searcher:
     def mix(self, chosen: Sequence[Unit], borders: Collection[Unit]) -> Mix:
         floating = self.prepared.closure(chosen, borders)
         self.passes += 1
-        error = self.evaluator.error(self.prepared.variant(floating, borders=borders))
-        return Mix(tuple(chosen), frozenset(borders), tuple(floating), error)
+        error, faithful = self.evaluator.measure(self.prepared.variant(floating, borders=borders))
+        return Mix(tuple(chosen), frozenset(borders), tuple(floating), error, faithful)
+
+    def holds(self, trial: Mix, current: Mix) -> bool:
+        """A pruning step keeps the budget, and does not trade a faithful mix for one the self-check
+        would refuse (a coarse metric such as top1 can hold while the outputs drift)."""
+        return trial.error <= self.budget and (trial.faithful or not current.faithful)
 
     def macs_restored(self, mix: Mix, unit: Unit) -> int:
         """The multiply-accumulates that go back to the low precision when ``unit`` is no longer chosen."""
@@ -719,7 +735,8 @@ def search(
     2. Cumulative, when the budget still fails: the remaining units go float in ranked order whether or
        not each helps alone (an error spread over many units falls only together).
     3. Pruning, once the budget holds: each chosen unit, most compute first, goes back to the low
-       precision if the budget still holds without it; else, on ONNX Runtime CPU, where it took its
+       precision if the budget still holds without it (and the outputs still pass the self-check's
+       cosine and range test on the validation samples, when they did); else, on ONNX Runtime CPU, where it took its
        producer along (float, as nothing else read it quantized), it reads its input through the
        producer's Q/DQ pair instead if that keeps the budget (the producer goes back to INT8).
 
@@ -756,8 +773,9 @@ def _prune(searcher: _Searcher, mix: Mix, tries: list[Try]) -> Mix:
         if unit in searcher.prepared.closure(rest, mix.borders - {unit}):
             continue  # float anyway: another chosen unit takes it along
         back = searcher.mix(rest, mix.borders - {unit})
-        tries.append(Try(unit, back.error, mix.error - back.error, back.error <= searcher.budget, (), "pruned"))
-        if back.error <= searcher.budget:
+        fits = searcher.holds(back, mix)
+        tries.append(Try(unit, back.error, mix.error - back.error, fits, (), "pruned"))
+        if fits:
             mix = back
             continue
         if unit in mix.borders or not searcher.prepared.can_border(unit):
@@ -765,7 +783,7 @@ def _prune(searcher: _Searcher, mix: Mix, tries: list[Try]) -> Mix:
         if len(searcher.prepared.closure(mix.chosen, mix.borders | {unit})) == len(mix.floating):
             continue  # it took nothing along: the same compute either way
         bordered = searcher.mix(mix.chosen, mix.borders | {unit})
-        fits = bordered.error <= searcher.budget
+        fits = searcher.holds(bordered, mix)
         tries.append(Try(unit, bordered.error, mix.error - bordered.error, fits, (), "border", True))
         mix = bordered if fits else mix
     return mix
