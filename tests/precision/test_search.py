@@ -147,3 +147,38 @@ def test_pruning_never_trades_a_faithful_mix_for_one_the_self_check_refuses(tmp_
     [border] = [t for t in facts["mixed"]["tried"] if t["step"] == "border"]
     assert border["error_after"] <= 5.0 and border["kept"] is False  # the metric alone would have taken it
     assert facts["calibration"]["check"]["passed"] is True
+
+
+def test_fp16_digits_meets_a_budget_no_single_unit_meets(digits_onnx: Path, tmp_path: Path) -> None:
+    """The trained digits CNN in FP16: its worst-case probability error (0.0012) is spread so that no
+    unit kept FP32 alone lowers it (the old greedy search exited 1); the cumulative step meets 0.0008,
+    and pruning then tries each kept unit back in FP16."""
+    from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
+
+    engine = tmp_path / "digits-fp16.onnx"
+    proc = run_cli(
+        "build",
+        str(digits_onnx),
+        "-o",
+        str(engine),
+        "--precision",
+        "fp16",
+        "--max-accuracy-drop",
+        "0.0008",
+        "--metric",
+        "max-abs",
+        "--val-data",
+        str(DIGITS / "test"),
+        "--val-num",
+        "360",
+        "--preprocess",
+        DIGITS_PREPROCESS,
+    )
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    mixed = json.loads(Path(f"{engine}.json").read_text())["build"]["mixed"]
+    assert not any(t["kept"] for t in mixed["tried"] if t["step"] == "alone")
+    assert {u["step"] for u in mixed["kept_float"]} == {"cumulative"} and mixed["error"]["mixed"] <= 0.0008
+    assert mixed["error"]["fp16"] > 0.001 and any(t["step"] == "pruned" for t in mixed["tried"])
+    assert 0.5 < mixed["fp16_compute_fraction"] < 1.0
