@@ -182,3 +182,24 @@ def test_fp16_digits_meets_a_budget_no_single_unit_meets(digits_onnx: Path, tmp_
     assert {u["step"] for u in mixed["kept_float"]} == {"cumulative"} and mixed["error"]["mixed"] <= 0.0008
     assert mixed["error"]["fp16"] > 0.001 and any(t["step"] == "pruned" for t in mixed["tried"])
     assert 0.5 < mixed["fp16_compute_fraction"] < 1.0
+
+
+def test_a_mix_with_no_int8_compute_says_so() -> None:
+    from trtforge.precision.mixed import render_mixed
+
+    facts = {
+        "metric": "max-abs",
+        "budget": 0.2,
+        "units": 3,
+        "kept_float": [],
+        "error": {"fp32": 0.0, "int8": 0.6, "mixed": 0.0},
+        "latency_ms": {"fp32": 0.05, "int8": 0.05, "mixed": 0.05},
+        "onnx_bytes": {"fp32": 1024, "int8": 512, "mixed": 1024},
+        "latency_is_target": True,
+        "latency_measured": "here",
+        "int8_fraction": 0.5,
+        "int8_compute_fraction": 0.0,
+        "compute_macs": 1000,
+    }
+    assert "no Conv/Gemm/MatMul is left INT8 in this mix" in render_mixed(facts)
+    assert "no Conv/Gemm/MatMul" not in render_mixed({**facts, "int8_compute_fraction": 0.4})

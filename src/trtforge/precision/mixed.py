@@ -1104,6 +1104,12 @@ def render_mixed(facts: Mapping[str, Any]) -> str:
             f"  {low.upper()} share of the mix: {share:.0%} of the Conv/Gemm/MatMul multiply-accumulates, "
             f"{facts[f'{low}_fraction']:.0%} of the units' nodes"
         )
+        if share == 0 and facts.get("compute_macs"):
+            lines.append(
+                f"  note: no Conv/Gemm/MatMul is left {low.upper()} in this mix: it computes in FP32 (the "
+                f"{low.upper()} part is lighter ops); an FP32 build{' (or FP16)' if low == 'int8' else ''} "
+                "gives the same accuracy with less overhead, or raise the budget"
+            )
     if not facts["latency_is_target"]:
         lines.append(f"  latency: {facts['latency_measured']}")
     elif facts["kept_float"] and lat["mixed"] > lat["fp32"] * (1 + SPEED_MARGIN):
