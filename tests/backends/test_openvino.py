@@ -98,6 +98,29 @@ def test_run_compare_and_bench_from_the_cli(engines: dict[str, Path], digits_bs1
     assert '"backend": "openvino"' in text and '"threads": 1' in text
 
 
+def test_bench_streams_run_openvinos_own_streams_in_one_compiled_model(
+    engines: dict[str, Path], tmp_path: Path
+) -> None:
+    from trtforge.build import load_runners
+
+    runners, _ = load_runners(engines["fp32"], streams=2, threads=1)
+    assert len(runners) == 2 and runners[0].compiled is runners[1].compiled  # type: ignore[attr-defined]
+    compiled = runners[0].compiled  # type: ignore[attr-defined]
+    assert compiled.get_property("NUM_STREAMS") == 2 and compiled.get_property("INFERENCE_NUM_THREADS") == 2
+    assert str(compiled.get_property("PERFORMANCE_HINT")).endswith("THROUGHPUT")
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    assert np.array_equal(runners[0].infer({"image": x})["output_0"], runners[1].infer({"image": x})["output_0"])
+    out = tmp_path / "b.json"
+    proc = run_cli("bench", str(engines["int8"]), *FAST_BENCH, "--streams", "2", "--no-progress", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    reported = json.loads(out.read_text())["context"]["runtime_properties"]
+    assert reported["NUM_STREAMS"] == 2 and reported["PERFORMANCE_HINT"] == "THROUGHPUT", reported
+    assert reported["INFERENCE_PRECISION_HINT"] == "f32" and reported["OPTIMAL_NUMBER_OF_INFER_REQUESTS"] >= 2
+    assert "'NUM_STREAMS': 2" in proc.stdout  # printed on the Settings line
+    single = load_runners(engines["fp32"])[0][0].compiled  # type: ignore[attr-defined]
+    assert single.get_property("NUM_STREAMS") == 1  # one stream keeps the latency settings
+
+
 def test_threads_asked_at_load_reach_the_compiled_model(engines: dict[str, Path]) -> None:
     from trtforge.build import load
 
