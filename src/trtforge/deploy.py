@@ -95,6 +95,11 @@ class EngineReport:
     why: str = ""
     mixed: dict[str, object] | None = None
     """INT8 with --max-accuracy-drop: the manifest's ``build.mixed`` (units kept float, candidates)."""
+    backend: str = ""
+    """The backend the engine was built with (what ``--backend auto`` kept)."""
+    auto_ms: dict[str, float] | None = None
+    """``--backend auto`` on a CPU: each candidate backend's median ms as timed at build (the
+    manifest's ``build.auto``); ``backend`` is the one kept."""
 
 
 @dataclass
@@ -424,6 +429,7 @@ def _engines(
         mixed = _build_engine(model, stage / name, config, options, validation, stage)
         build_s = time.perf_counter() - started
         commands.append(_build_command(model_text, str(final / name), precision, options, options.calibration))
+        built = json.loads(Path(f"{stage / name}.json").read_text())
         runner = trtforge.load(stage / name)
         outputs = run_all(runner, validation.samples)
         if reference is None:
@@ -451,6 +457,8 @@ def _engines(
             acc,
             0.0 if precision is Precision.FP32 else _drop(acc, ref_acc),
             mixed=mixed,
+            backend=str(built["backend"]),
+            auto_ms=(built["build"].get("auto") or {}).get("median_ms"),
         )
         report.passed, report.why = _judge(report, options.max_accuracy_drop)
         yield report
@@ -572,6 +580,7 @@ def _markdown(report: DeployReport) -> str:
     ]
     if report.selected:
         lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
+    lines += auto_table(report)
     lines += _mixed_markdown(report)
     lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
     if "held out" in str(v["source"]):
@@ -583,6 +592,26 @@ def _markdown(report: DeployReport) -> str:
     if report.settings.get("command"):
         lines += ["This report was written by:", "", "```", str(report.settings["command"]), "```", ""]
     return "\n".join(lines)
+
+
+def auto_table(report: DeployReport) -> list[str]:
+    """``--backend auto``: every CPU backend timed at build, per precision, and the one kept."""
+    timed = [(e, e.auto_ms) for e in report.engines if e.auto_ms]
+    if not timed:
+        return []
+    names = sorted({name for _, ms in timed for name in ms})
+    lines = [
+        "## --backend auto",
+        "",
+        "Each engine was built with every CPU backend, timed at build (alternating rounds, batch 1, "
+        "random inputs; `build.auto` in its manifest) and the faster kept. Median ms:",
+        "",
+        f"| precision | {' | '.join(names)} | kept |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for e, ms in timed:
+        lines.append(f"| {e.precision} | {' | '.join(_fmt(ms.get(n), '.3f') for n in names)} | {e.backend} |")
+    return [*lines, ""]
 
 
 def _mixed_markdown(report: DeployReport) -> list[str]:

@@ -163,6 +163,26 @@ def test_deploy_and_exec_build_with_openvino(digits_bs1: Path, tmp_path: Path) -
     assert "&&&& PASSED" in proc.stdout and _manifest(tmp_path / "m.ov")["backend"] == "openvino"
 
 
+def test_deploy_with_auto_lists_both_cpu_backends_times_and_the_one_kept(digits_bs1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    calib = ("--calib-data", str(DIGITS / "calib"), "--preprocess", DIGITS_PREPROCESS, "--calib-num", "40")
+    proc = run_cli(
+        "deploy", str(digits_bs1), "-o", str(out), "--backend", "auto", "--precision", "fp32,int8", *calib, *FAST_BENCH
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    text = (out / "report.md").read_text()
+    assert "## --backend auto" in text and "| precision | onnxruntime | openvino | kept |" in text
+    for engine in report["engines"]:
+        manifest = _manifest(out / engine["engine"])
+        assert engine["auto_ms"] == manifest["build"]["auto"]["median_ms"]
+        assert set(engine["auto_ms"]) == {"onnxruntime", "openvino"}
+        assert engine["backend"] == manifest["backend"] == manifest["build"]["auto"]["chosen"]
+        ms = engine["auto_ms"]
+        row = f"| {engine['precision']} | {ms['onnxruntime']:.3f} | {ms['openvino']:.3f} | {engine['backend']} |"
+        assert row in text and row in proc.stdout
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
