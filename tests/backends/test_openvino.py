@@ -252,6 +252,53 @@ def test_auto_needs_the_shapes_it_times_and_says_so_before_building(tmp_path: Pa
     assert _manifest(tmp_path / "m.engine")["build"]["profiles"]
 
 
+def _strided_block(folder: Path) -> tuple[Path, Path]:
+    """ResNet's downsampling block: two strided 1x1 convolutions reading one ReLU, one through a 3x3."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    shapes = {"w0": (8, 8, 3, 3), "w1": (16, 8, 1, 1), "w2": (16, 16, 3, 3), "w3": (16, 8, 1, 1)}
+    weights = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n) for n, s in shapes.items()]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Conv", ["r0", "w1"], ["c1"], strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["r0", "w3"], ["c3"], strides=[2, 2]),
+        helper.make_node("Add", ["c2", "c3"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
+    model = folder / "strided.onnx"
+    graph = helper.make_graph(nodes, "strided", [x], [y], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(folder / "calib.npz", x=rng.standard_normal((16, 8, 16, 16)).astype(np.float32))
+    return model, folder / "calib.npz"
+
+
+def test_strided_1x1_convolutions_run_in_int8_as_with_nncf(tmp_path: Path) -> None:
+    """OpenVINO read trtforge's Q/DQ pairs as chains that its strides pass split: the strided 1x1
+    convolutions ran in FP32 with weights dequantized at every call (ResNet-50: 6 of 53)."""
+    import onnxruntime as ort
+
+    from trtforge.build import load
+
+    model, calib = _strided_block(tmp_path)
+    engine = tmp_path / "m.ov"
+    calib_args = ("--calib-data", str(calib), "--calib-method", "minmax")
+    proc = run_cli("build", str(model), "-o", str(engine), "--backend", "openvino", "--precision", "int8", *calib_args)
+    assert proc.returncode == 0, proc.stderr
+    build = _manifest(engine)["build"]
+    assert build["int8_layers_by_type"]["Convolution"] == 4, build
+    assert "dynamic" not in build["layers_by_precision"] and build["qdq_folded"].startswith("4 ")
+    x = np.random.default_rng(1).standard_normal((1, 8, 16, 16)).astype(np.float32)
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = load(engine).infer({"x": x})["y"]
+    assert float((got * want).sum() / (np.linalg.norm(got) * np.linalg.norm(want))) > 0.99
+
+
 def test_the_openvino_flavour_keeps_7_bit_weights_only_without_vnni() -> None:
     from trtforge.precision.quantize import openvino_flavour
 

@@ -172,13 +172,16 @@ class OpenVinoBackend:
             )
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        from trtforge.backends.openvino_qdq import fold_qdq
         from trtforge.graph.model import graph_inputs, graph_outputs
 
         core = _ov().Core()
         self._check(config, core)
         properties = compile_properties(config.precision)
         try:
-            compiled = core.compile_model(core.read_model(model.SerializeToString()), "CPU", properties)
+            read = core.read_model(model.SerializeToString())
+            folded = fold_qdq(read)  # INT8: Q/DQ pairs as the FakeQuantize nodes OpenVINO optimises
+            compiled = core.compile_model(read, "CPU", properties)
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
             raise TrtforgeError(f"openvino cannot compile the model: {first}") from None
@@ -190,6 +193,8 @@ class OpenVinoBackend:
             "properties": _read_properties(compiled),
             **layer_precisions(compiled),
         }
+        if folded:
+            facts["qdq_folded"] = f"{folded} activation Q/DQ pairs compiled as FakeQuantize (same values)"
         if config.profiles:  # OpenVINO runs any shape in range; the manifest keeps the range asked for
             from trtforge.graph.ranges import validate_profiles
 
