@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from trtforge.backends import cuda
 from trtforge.config import BuildConfig, TensorSpec
 from trtforge.errors import TrtforgeError
 
 if TYPE_CHECKING:
     import onnx
 
-    from trtforge.backends.cuda import Stream
     from trtforge.engine import Manifest
     from trtforge.precision.quantize import QuantFlavour
 
@@ -48,7 +48,7 @@ class DeviceRunner(Protocol):
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    stream: Stream
+    stream: cuda.Stream
     supports_cuda_graph: bool
 
     def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None: ...  # host arrays -> pinned staging
@@ -72,6 +72,72 @@ def infer_on_device(runner: DeviceRunner, feeds: Mapping[str, np.ndarray]) -> di
     runner.d2h()
     runner.stream.synchronize()
     return runner.outputs_host()
+
+
+class StagedRunner:
+    """The staged phases both GPU runners share, over one :class:`~trtforge.backends.cuda.TensorBuffers` and one stream.
+
+    Implements the staging half of :class:`DeviceRunner`: ``set_inputs``
+    fills pinned host arrays (binding buffers again when the input shapes change), ``h2d`` and
+    ``d2h`` enqueue the copies on ``stream`` and return, ``outputs_host`` reads the outputs once
+    the stream is synchronised.  A runner says how its engine learns shapes and addresses:
+
+    - ``_output_shapes(inputs)``: the output shapes that these input shapes give (and whatever the
+      engine must hear about the new input shapes first);
+    - ``_bind()``: hand the buffers' device addresses to the engine;
+    - ``enqueue()``: launch the compute on ``stream``;
+    - ``use_cuda_graph()``: replay a CUDA graph from now on, where ``supports_cuda_graph``.
+    """
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    supports_cuda_graph: bool = False
+
+    def __init__(self) -> None:
+        self.stream = cuda.Stream()
+        self.buffers = cuda.TensorBuffers()
+        self.shapes: dict[str, tuple[int, ...]] = {}  # input shapes the buffers are bound for
+
+    def _output_shapes(self, inputs: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def _bind(self) -> None:
+        raise NotImplementedError
+
+    def enqueue(self) -> None:
+        raise NotImplementedError
+
+    def use_cuda_graph(self) -> None:
+        raise NotImplementedError
+
+    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
+        from trtforge.data.arrays import engine_arrays
+
+        arrays = engine_arrays(feeds, self.inputs)
+        self.stream.synchronize()  # the previous query's copy may still read the staging arrays
+        shapes = {name: tuple(a.shape) for name, a in arrays.items()}
+        if shapes != self.shapes:
+            everything = {**shapes, **self._output_shapes(shapes)}
+            for spec in self.inputs + self.outputs:
+                self.buffers.get(spec.name, everything[spec.name], spec.dtype)
+            self.shapes = shapes
+            self._bind()
+        for name, array in arrays.items():
+            np.copyto(self.buffers.host[name].array, array)
+
+    def h2d(self) -> None:
+        for spec in self.inputs:
+            cuda.memcpy_htod_async(self.buffers.device[spec.name], self.buffers.host[spec.name], self.stream)
+
+    def d2h(self) -> None:
+        for spec in self.outputs:
+            cuda.memcpy_dtoh_async(self.buffers.host[spec.name], self.buffers.device[spec.name], self.stream)
+
+    def outputs_host(self) -> dict[str, np.ndarray]:
+        return {spec.name: self.buffers.host[spec.name].array.copy() for spec in self.outputs}
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return infer_on_device(self, feeds)
 
 
 def is_device_runner(runner: object) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from trtforge._host import usable_cores
-from trtforge.backends.base import BuiltEngine
+from trtforge.backends.base import BuiltEngine, StagedRunner
 from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
@@ -398,12 +398,12 @@ def _resolve(spec: TensorSpec, symbols: dict[str, int], batch: int) -> tuple[int
     return tuple(dims)
 
 
-class OrtCudaRunner:
+class OrtCudaRunner(StagedRunner):
     """An engine on the CUDA execution provider, bound to device buffers on its own stream.
 
-    Implements :class:`trtforge.backends.base.DeviceRunner`: ``set_inputs`` fills pinned host
-    arrays, ``h2d`` / ``enqueue`` / ``d2h`` enqueue their work on ``stream`` and return, and
-    ``outputs_host`` reads the pinned outputs once the stream is synchronised.
+    The staged phases (``set_inputs``, ``h2d``, ``d2h``, ``outputs_host``) are
+    :class:`~trtforge.backends.base.StagedRunner`'s, shared with ``TensorRTRunner``; here the
+    buffers are bound to the session with an IO binding, and ``enqueue`` runs it on ``stream``.
 
     CUDA graphs are ONNX Runtime's own (``enable_cuda_graph``): it captures the graph on the
     first runs and replays it, reading the bound buffers, which therefore never move.
@@ -412,20 +412,13 @@ class OrtCudaRunner:
     """
 
     def __init__(self, data: bytes, provider_options: Mapping[str, str], cuda_graph: bool | None = None) -> None:
-        from trtforge.backends import cuda
-
-        self._ort = _require_cuda_provider()
+        self._ort = _require_cuda_provider()  # before any CUDA call: the clearer refusal
+        super().__init__()
         self._data = data
-        self.stream = cuda.Stream()
         self.provider_options = dict(provider_options)
         allowed = self.provider_options.get("enable_cuda_graph") == "1"
         self.supports_cuda_graph = allowed if cuda_graph is None else bool(cuda_graph)
         self.cuda_graph = bool(cuda_graph)
-        self._shapes: dict[str, tuple[int, ...]] = {}
-        self._host_in: dict[str, cuda.PinnedArray] = {}
-        self._dev_in: dict[str, cuda.DeviceBuffer] = {}
-        self._host_out: dict[str, cuda.PinnedArray] = {}
-        self._dev_out: dict[str, cuda.DeviceBuffer] = {}
         self._run_options = self._ort.RunOptions()
         # Return once the work is enqueued; the stream orders it before our copies.
         self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
@@ -448,7 +441,8 @@ class OrtCudaRunner:
         self.inputs = _specs(self.session.get_inputs())
         self.outputs = _specs(self.session.get_outputs())
         self._binding = self.session.io_binding()
-        self._bind()
+        if self.shapes:  # a new session (use_cuda_graph) reads the buffers already bound
+            self._bind()
 
     def use_cuda_graph(self) -> None:
         """Replay a CUDA graph from now on (a new session: ORT decides this when it creates one)."""
@@ -462,76 +456,27 @@ class OrtCudaRunner:
             self.cuda_graph = True
             self._open()
 
-    def _bind(self) -> None:
-        for spec in self.inputs:
-            if spec.name in self._dev_in:
-                host = self._host_in[spec.name]
-                self._binding.bind_input(
-                    spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_in[spec.name].ptr
-                )
-        for spec in self.outputs:
-            if spec.name in self._dev_out:
-                host = self._host_out[spec.name]
-                self._binding.bind_output(
-                    spec.name, "cuda", 0, host.dtype, list(host.shape), self._dev_out[spec.name].ptr
-                )
-
-    def _allocate(self, feeds: Mapping[str, np.ndarray]) -> None:
-        from trtforge.backends import cuda
-
-        shapes = {name: tuple(a.shape) for name, a in feeds.items()}
-        if shapes == self._shapes:
-            return
-        if self._shapes and self.cuda_graph:
+    def _output_shapes(self, inputs: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        if self.shapes and self.cuda_graph:
             raise TrtforgeError(
-                f"this runner replays a CUDA graph captured for input shapes {self._shapes}, got {shapes}; "
+                f"this runner replays a CUDA graph captured for input shapes {self.shapes}, got {inputs}; "
                 "load the engine with cuda_graph=False to change shapes between queries"
             )
-        self.stream.synchronize()
         symbols: dict[str, int] = {}
         batch = 1
         for spec in self.inputs:
-            shape = shapes[spec.name]
+            shape = inputs[spec.name]
             batch = shape[0] if shape else batch
             symbols.update({str(d): n for d, n in zip(spec.shape, shape) if not isinstance(d, int)})
-            self._host_in[spec.name] = host = cuda.PinnedArray(shape, spec.dtype)
-            self._dev_in[spec.name] = cuda.DeviceBuffer(host.nbytes)
-        for spec in self.outputs:
-            self._host_out[spec.name] = host = cuda.PinnedArray(_resolve(spec, symbols, batch), spec.dtype)
-            self._dev_out[spec.name] = cuda.DeviceBuffer(host.nbytes)
+        return {spec.name: _resolve(spec, symbols, batch) for spec in self.outputs}
+
+    def _bind(self) -> None:
         self._binding.clear_binding_inputs()
         self._binding.clear_binding_outputs()
-        self._bind()
-        self._shapes = shapes
-
-    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        from trtforge.data.arrays import engine_arrays
-
-        arrays = engine_arrays(feeds, self.inputs)
-        self._allocate(arrays)
-        self.stream.synchronize()  # the previous query's copy may still read the staging arrays
-        for name, array in arrays.items():
-            np.copyto(self._host_in[name].array, array)
-
-    def h2d(self) -> None:
-        from trtforge.backends import cuda
-
-        for name, dev in self._dev_in.items():
-            cuda.memcpy_htod_async(dev, self._host_in[name], self.stream)
+        for spec in self.inputs + self.outputs:
+            host, device = self.buffers.host[spec.name], self.buffers.device[spec.name]
+            bind = self._binding.bind_input if spec in self.inputs else self._binding.bind_output
+            bind(spec.name, "cuda", 0, host.dtype, list(host.shape), device.ptr)
 
     def enqueue(self) -> None:
         self.session.run_with_iobinding(self._binding, self._run_options)
-
-    def d2h(self) -> None:
-        from trtforge.backends import cuda
-
-        for name, dev in self._dev_out.items():
-            cuda.memcpy_dtoh_async(self._host_out[name], dev, self.stream)
-
-    def outputs_host(self) -> dict[str, np.ndarray]:
-        return {name: host.array.copy() for name, host in self._host_out.items()}
-
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from trtforge.backends.base import infer_on_device
-
-        return infer_on_device(self, feeds)

@@ -13,13 +13,11 @@ by tests/gpu/test_tensorrt_runner.py where a TensorRT that supports the GPU is i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from trtforge.backends import cuda
+from trtforge.backends.base import StagedRunner
 from trtforge.backends.tensorrt._trt import _DTYPES, _cuda_device, _dims, _logger, _using
 from trtforge.config import TensorSpec
 from trtforge.errors import TrtforgeError
@@ -34,12 +32,12 @@ else:
     from trtforge.backends.tensorrt._trt import trt
 
 
-class TensorRTRunner:
+class TensorRTRunner(StagedRunner):
     """A deserialised plan: one execution context on its own stream, bound to pinned host and device buffers.
 
-    Implements :class:`trtforge.backends.base.DeviceRunner`, as ``OrtCudaRunner`` does: ``set_inputs``
-    sets the input shapes and fills pinned host arrays, ``h2d`` / ``enqueue`` / ``d2h`` put their
-    work on ``stream`` and return, ``outputs_host`` reads the outputs once the stream is synchronised.
+    The staged phases (``set_inputs``, ``h2d``, ``d2h``, ``outputs_host``) are
+    :class:`~trtforge.backends.base.StagedRunner`'s, shared with ``OrtCudaRunner``; here the input
+    shapes go to the context, which gives the output shapes, and the tensor addresses follow.
     With ``cuda_graph`` (or ``use_cuda_graph()``, as ``bench --cuda-graph`` calls it) ``enqueue``
     captures ``execute_async_v3`` once per set of input shapes and replays the graph.
     """
@@ -47,6 +45,7 @@ class TensorRTRunner:
     supports_cuda_graph = True
 
     def __init__(self, module: ModuleType, engine: trt.ICudaEngine, cuda_graph: bool = False) -> None:
+        super().__init__()
         self.module, self.engine, self.cuda_graph = module, engine, cuda_graph
         with _using(module):
             self.context = engine.create_execution_context()
@@ -60,9 +59,6 @@ class TensorRTRunner:
             }
         self.inputs = [specs[n] for n in names if is_input[n]]
         self.outputs = [specs[n] for n in names if not is_input[n]]
-        self.stream = cuda.Stream()
-        self.buffers = cuda.TensorBuffers()
-        self._shapes: tuple[tuple[int, ...], ...] | None = None
         self._graph: cuda.Graph | None = None
 
     def fork(self) -> TensorRTRunner:
@@ -72,31 +68,15 @@ class TensorRTRunner:
     def use_cuda_graph(self) -> None:
         self.cuda_graph = True
 
-    def set_inputs(self, feeds: Mapping[str, np.ndarray]) -> None:
-        from trtforge.data.arrays import engine_arrays
-
-        arrays = engine_arrays(feeds, self.inputs)
-        self.stream.synchronize()  # the previous query's copy may still read the staging arrays
-        shapes = tuple(arrays[t.name].shape for t in self.inputs)
-        if shapes != self._shapes:
-            self._bind(arrays)
-            self._shapes, self._graph = shapes, None  # a graph holds the old shapes and addresses
-        for name, array in arrays.items():
-            np.copyto(self.buffers.host[name].array, array)
-
-    def _bind(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Input shapes, then the output shapes they give; buffers for both, their addresses to the context."""
+    def _output_shapes(self, inputs: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
         for spec in self.inputs:
-            self.context.set_input_shape(spec.name, arrays[spec.name].shape)
-        shapes = {name: tuple(a.shape) for name, a in arrays.items()}
-        shapes.update({t.name: _dims(self.context.get_tensor_shape(t.name)) for t in self.outputs})
+            self.context.set_input_shape(spec.name, inputs[spec.name])
+        return {t.name: _dims(self.context.get_tensor_shape(t.name)) for t in self.outputs}
+
+    def _bind(self) -> None:
         for spec in self.inputs + self.outputs:
-            _, device = self.buffers.get(spec.name, shapes[spec.name], spec.dtype)
-            self.context.set_tensor_address(spec.name, device.ptr)
-
-    def h2d(self) -> None:
-        for spec in self.inputs:
-            cuda.memcpy_htod_async(self.buffers.device[spec.name], self.buffers.host[spec.name], self.stream)
+            self.context.set_tensor_address(spec.name, self.buffers.device[spec.name].ptr)
+        self._graph = None  # a graph holds the old shapes and addresses
 
     def enqueue(self) -> None:
         if not self.cuda_graph:
@@ -107,18 +87,6 @@ class TensorRTRunner:
             self.context.execute_async_v3(self.stream.handle)  # settles shape-dependent allocations first
             self._graph = cuda.Graph.capture(self.stream, lambda: self.context.execute_async_v3(self.stream.handle))
         self._graph.launch(self.stream)
-
-    def d2h(self) -> None:
-        for spec in self.outputs:
-            cuda.memcpy_dtoh_async(self.buffers.host[spec.name], self.buffers.device[spec.name], self.stream)
-
-    def outputs_host(self) -> dict[str, np.ndarray]:
-        return {spec.name: self.buffers.host[spec.name].array.copy() for spec in self.outputs}
-
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from trtforge.backends.base import infer_on_device
-
-        return infer_on_device(self, feeds)
 
 
 def why_not_here(backend: TensorRTBackend, manifest: Manifest) -> str | None:
