@@ -7,8 +7,8 @@ Engines: trtforge ONNX Runtime FP32/INT8, trtforge OpenVINO FP32/INT8 (trtforge'
 ``--backend auto`` FP32/INT8 (the engine auto kept), plain ONNX Runtime (a session with its defaults),
 OpenVINO reading the ONNX itself (its defaults, which run bf16 on CPUs with BF16, and the f32 hint),
 and with ``--nncf XML`` OpenVINO+NNCF INT8 (made by benchmarks/nncf_int8.py in NNCF's own venv from
-the same CALIB.npy). Every INT8 engine calibrates on CALIB.npy (trtforge: its default entropy method,
-ranges computed once and shared through a calibration cache).
+the same CALIB.npy). Every INT8 engine calibrates on CALIB.npy (trtforge: ``--calib-method``, default
+entropy; ranges computed once and shared through a calibration cache).
 
 Timing: ``--rounds`` rounds; each round times every engine quiet, then again with one core kept busy
 by a background process ("loaded"), ``--runs`` batch-1 queries per engine (median), the engine order
@@ -41,19 +41,26 @@ def _spin() -> None:
         pass
 
 
-def _trtforge_engines(model: Path, calib: Path, work: Path) -> tuple[dict[str, Run], dict[str, object]]:
+def _trtforge_engines(
+    model: Path, calib: Path, work: Path, method: str, float_ops: tuple[str, ...]
+) -> tuple[dict[str, Run], dict[str, object]]:
     import trtforge
     from trtforge.config import CalibrationConfig
 
     runs: dict[str, Run] = {}
     facts: dict[str, object] = {}
-    calibration = CalibrationConfig(data=calib, num=len(np.load(calib, mmap_mode="r")), cache=work / "ranges.cache")
+    count = len(np.load(calib, mmap_mode="r"))
+    calibration = CalibrationConfig(data=calib, num=count, method=method, cache=work / "ranges.cache")
     for backend in ("onnxruntime", "openvino", "auto"):
         for precision in ("fp32", "int8"):
             out = work / f"{backend}-{precision}.engine"
             if not out.exists():
                 config = trtforge.BuildConfig(
-                    precision=precision, backend=backend, calibration=calibration if precision == "int8" else None
+                    precision=precision,
+                    backend=backend,
+                    calibration=calibration if precision == "int8" else None,
+                    exclude_op_types=float_ops if precision == "int8" else (),
+                    allow_inaccurate=True,  # fidelity is measured below, against plain ONNX Runtime FP32
                 )
                 trtforge.build(model, out, config)
             manifest = json.loads(Path(f"{out}.json").read_text())
@@ -161,6 +168,15 @@ def _detection_f1(refs: list[np.ndarray], outs: list[np.ndarray]) -> tuple[float
     return (2 * matched / (total_ref + total_got) if total_ref + total_got else 1.0), total_ref
 
 
+def _top_anchors(refs: list[np.ndarray], outs: list[np.ndarray], k: int = 20) -> float:
+    """Share of FP32's k best-scored anchors that are also the engine's k best (mean over samples)."""
+    shares = []
+    for ref, got in zip(refs, outs):
+        a, b = np.argsort(-ref[0][4:].max(0))[:k], np.argsort(-got[0][4:].max(0))[:k]
+        shares.append(len(set(a.tolist()) & set(b.tolist())) / k)
+    return float(np.mean(shares))
+
+
 def _fidelity(runs: dict[str, Run], samples: np.ndarray, task: str) -> dict[str, dict[str, float]]:
     reference = [runs["ONNX Runtime fp32 (its defaults)"](s) for s in samples]
     out: dict[str, dict[str, float]] = {}
@@ -172,6 +188,7 @@ def _fidelity(runs: dict[str, Run], samples: np.ndarray, task: str) -> dict[str,
         }
         if task == "yolo":
             row["det_f1"], row["fp32_detections"] = _detection_f1(reference, got)
+            row["top20_anchors"] = _top_anchors(reference, got)
         out[name] = row
     return out
 
@@ -208,13 +225,16 @@ def main() -> None:
     parser.add_argument("--nncf", type=Path, metavar="XML", help="OpenVINO+NNCF INT8 IR from benchmarks/nncf_int8.py")
     parser.add_argument("--val", type=Path, metavar="VAL.npy", help="fidelity inputs (default: 16 random)")
     parser.add_argument("--task", choices=["classify", "yolo"], default="classify")
+    parser.add_argument("--calib-method", default="entropy", help="trtforge's INT8 ranges (NNCF's are min/max)")
+    parser.add_argument("--float-ops", default="", metavar="OP,...", help="op types trtforge's INT8 keeps float")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpu_peers"))
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="every round's numbers and the machine")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    runs, facts = _trtforge_engines(args.model, args.calib, args.work)
+    float_ops = tuple(t for t in args.float_ops.split(",") if t)
+    runs, facts = _trtforge_engines(args.model, args.calib, args.work, args.calib_method, float_ops)
     runs.update(_peer_engines(args.model, args.nncf))
     shape = np.load(args.calib, mmap_mode="r").shape[1:]
     rng = np.random.default_rng(1)
@@ -244,11 +264,19 @@ def main() -> None:
             f"{statistics.median(times[fp32, c]) / statistics.median(times[name, c]):.2f}" for c in ("quiet", "loaded")
         )
         f = fidelity[name]
-        tail = f" | {f['det_f1']:.3f} ({int(f['fp32_detections'])} FP32 boxes)" if args.task == "yolo" else ""
+        tail = (
+            f" | {f['det_f1']:.3f} ({int(f['fp32_detections'])} FP32 boxes), top-20 anchors {f['top20_anchors']:.0%}"
+            if args.task == "yolo"
+            else ""
+        )
         print(
             f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} | {speedup} | {f['min_cosine']:.5f} "
             f"| {f['top1_agree']:.0%}{tail} |"
         )
+    for name in (n for n in runs if n.startswith("trtforge") and " int8" in n):  # one engine at a time: a
+        for c in ("quiet", "loaded"):  # per-round minimum over engines would favour the side with more rows
+            ratios = [a / b for a, b in zip(times[name, c], times[peer, c])]
+            print(f"{name} / peer, {c}: {sum(v <= 1.0 for v in ratios)} of {args.rounds} rounds <= 1.0")
     print("\nbuild facts:", json.dumps(facts))
     if args.json:
         payload = {

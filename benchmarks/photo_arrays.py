@@ -1,4 +1,4 @@
-"""Calibration / validation arrays cut from the two photos that ship with scikit-learn (china, flower).
+"""Calibration / validation arrays cut from the photos in scikit-learn (china, flower) and matplotlib (a portrait).
 
     python benchmarks/photo_arrays.py OUT.npy --n 64 --size 320 [--seed 0] [--layout nchw]
 
@@ -16,9 +16,17 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 
+def _portrait() -> np.ndarray:
+    """matplotlib's grace_hopper.jpg: a person, which a COCO detector finds (the other two have no COCO object)."""
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
 def crops(n: int, size: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    photos = load_sample_images().images
+    photos = [*load_sample_images().images, _portrait()]
     out = np.empty((n, size, size, 3), np.float32)
     for i in range(n):
         photo = photos[i % len(photos)]
