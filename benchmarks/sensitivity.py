@@ -31,7 +31,7 @@ PRE = "color=gray,resize=32x32,scale=1/255,layout=nchw"
 def _accuracy(
     model: onnx.ModelProto, feeds: dict[str, np.ndarray], labels: np.ndarray | None, reference: np.ndarray
 ) -> tuple[float | None, float]:
-    from trtforge.sensitivity import Evaluator, top1
+    from trtforge.precision.mixed import Evaluator, top1
 
     ev = Evaluator.__new__(Evaluator)
     ev.feeds = feeds
@@ -55,7 +55,7 @@ def run_case(
     from trtforge.config import BuildConfig, Precision
     from trtforge.data.samples import load_samples
     from trtforge.graph.model import graph_inputs
-    from trtforge.sensitivity import Evaluator, metric_from, sensitivity
+    from trtforge.precision.mixed import Evaluator, metric_from, sensitivity
 
     model = onnx.load(str(model_path))
     specs = graph_inputs(model)

@@ -17,7 +17,7 @@ LAYERS = [
     {"data", "graph", "converters"},
     {"precision"},
     {"backends", "engine"},
-    {"build", "sensitivity"},
+    {"build"},
     {"bench", "run", "compare"},
     {"serve"},
     {"deploy"},

@@ -1,14 +1,16 @@
 """Property-based fuzzing of every parser of user strings: only TrtforgeError may escape.
 
-``make test`` runs the fast profile (a few seconds); ``TRTFORGE_FUZZ=long`` runs 20x the
-examples (``TRTFORGE_FUZZ=long pytest tests/test_fuzz_parsers.py``).
+``make test`` runs the fast profile (a few seconds); ``TRTFORGE_FUZZ=long`` runs 30x the
+examples (``TRTFORGE_FUZZ=long pytest tests/test_fuzz_parsers.py``).  Every parser call is
+counted per property; ``TRTFORGE_FUZZ_REPORT=FILE`` writes the counts there as JSON at the end.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -41,11 +43,31 @@ TEXT = st.one_of(
 SPECS = [TensorSpec("x", "float32", (-1, 3, 4, 4)), TensorSpec("ids", "int64", ("N", 7))]
 
 
+CALLS: Counter[str] = Counter()
+"""Parser calls made, per property (the test function the call was made from)."""
+ESCAPES: Counter[str] = Counter()
+
+
 def _only_user_errors(fn: Callable[[], object]) -> None:
+    CALLS[fn.__qualname__.split(".")[0]] += 1
     try:
         fn()
     except TrtforgeError:
         pass
+    except BaseException:
+        ESCAPES[fn.__qualname__.split(".")[0]] += 1
+        raise
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_calls() -> Iterator[None]:
+    yield
+    path = os.environ.get("TRTFORGE_FUZZ_REPORT")
+    if path:
+        totals = {"calls": sum(CALLS.values()), "escapes": sum(ESCAPES.values())}
+        report = {**totals, "per_property": dict(CALLS), "escapes_per_property": dict(ESCAPES)}
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2)
 
 
 @given(TEXT)
@@ -150,6 +172,23 @@ def test_manifest_json(raw: bytes) -> None:
 @given(st.dictionaries(st.sampled_from(["model_sha256", "method", "preprocess", "samples", "data", "ranges"]), JSON))
 def test_cache_sidecar_json(data: dict[str, object]) -> None:
     _only_user_errors(lambda: CacheFacts.from_json(data, "c.cache.json"))
+
+
+@given(TEXT)
+def test_choices_lists_and_addresses(text: str) -> None:
+    from trtforge.config import CalibMethod, Precision
+    from trtforge.serve.client import server_url
+    from trtforge.serve.triton_config import InstanceKind, ServingBackend
+
+    for choice in (Precision, CalibMethod, ServingBackend, InstanceKind):
+        _only_user_errors(lambda c=choice: c.parse(text))
+    _only_user_errors(lambda: server_url(text))
+    _only_user_errors(lambda: [numbers.integer(c, "--concurrency", 1, 4096) for c in cli_parse.names(text)])
+    _only_user_errors(lambda: tuple(Precision.parse(p) for p in text.split(",") if p.strip()))
+    if ".py" not in text:  # FILE.py:function imports the file: not something to fuzz
+        from trtforge.precision.mixed import metric_from
+
+        _only_user_errors(lambda: metric_from(text))
 
 
 @pytest.mark.parametrize("text", ["resize=²x2", "scale=1e400", "mean=nan", "std=0", f"resize={'9' * 5000}x2"])

@@ -42,6 +42,7 @@ _LAZY = {
     "Precision": "trtforge.config:Precision",
     "Preprocess": "trtforge.data.preprocess:Preprocess",
     "TrtforgeError": "trtforge.errors:TrtforgeError",
+    "precision": "trtforge.precision",  # the subpackage: trtforge.precision.sensitivity(...)
 }
 
 __all__ = [
@@ -82,6 +83,6 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'trtforge' has no attribute {name!r}")
     module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
+    value = getattr(importlib.import_module(module), attr) if attr else importlib.import_module(module)
     globals()[name] = value
     return value

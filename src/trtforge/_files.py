@@ -13,6 +13,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -259,6 +260,8 @@ def check_outputs(
         if out is None:
             continue
         path = Path(out)
+        if path.is_dir():
+            raise TrtforgeError(f"{flag} {path} is a folder; give a file name")
         for key in (os.path.realpath(path), _identity(path)):
             if key is not None and key in seen:
                 raise TrtforgeError(
@@ -294,17 +297,30 @@ def existing_file(path: str | os.PathLike[str], what: str) -> Path:
 SCRATCH_PREFIX = "trtforge-run-"
 
 
-def sweep_scratch(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Remove the scratch folders of trtforge processes that are gone (killed before cleaning up)."""
+def sweep_dead(folder: str | os.PathLike[str], pattern: re.Pattern[str]) -> list[Path]:
+    """Remove the entries of ``folder`` whose whole name matches ``pattern`` (group 1: the owner's
+    pid) and whose owner is gone: what trtforge processes that were killed left behind."""
     import shutil
 
     removed = []
-    for folder in Path(root or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        pid = folder.name[len(SCRATCH_PREFIX) :]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)) and folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        match = pattern.fullmatch(path.name)
+        if match is None or int(match.group(1)) == os.getpid() or pid_alive(int(match.group(1))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
     return removed
+
+
+SCRATCH_PATTERN = re.compile(rf"{SCRATCH_PREFIX}([0-9]{{1,7}})")  # Linux pids are < 2**22
+
+
+def sweep_scratch(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the scratch folders of trtforge processes that are gone (killed before cleaning up)."""
+    return sweep_dead(root or tempfile.gettempdir(), SCRATCH_PATTERN)
 
 
 @contextlib.contextmanager

@@ -66,7 +66,7 @@ def build(
     config = precision.resolve(config, model)
     flavour = backend.quant_flavour(config) if config.precision is Precision.INT8 else None
     if config.max_accuracy_drop is not None:
-        from trtforge.sensitivity import apply_budget
+        from trtforge.precision.mixed import apply_budget
 
         model, facts = apply_budget(model, config, flavour)  # type: ignore[arg-type]
     else:

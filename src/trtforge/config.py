@@ -147,25 +147,37 @@ class BuildConfig:
     tensorrt: TensorRTOptions | None = None
     """TensorRT / TensorRT-RTX builder settings; other backends refuse or ignore them, saying so."""
     max_accuracy_drop: float | None = None
-    """INT8 only: the largest error against FP32 on ``validation`` (in ``metric``'s units: top1 in
-    percentage points of changed top-1 answers); over it, the most sensitive units stay FP32."""
+    """INT8/FP16/BF16: the largest error against FP32 on ``validation`` (in ``metric``'s units: top1 in
+    percentage points of changed top-1 answers); over it, the most sensitive units stay FP32 (a mixed
+    INT8 model's kept units run FP16 where the target has fast FP16 kernels)."""
     validation: Path | None = None
     """Validation samples (image folder with the calibration's preprocessing, or .npz/.npy)."""
     metric: str = "top1"
     """top1 | cosine | max-abs | FILE.py:function (outputs, reference) -> error."""
     val_num: int = 64
+    drop_slow_units: bool = True
+    """Budgeted INT8 on ONNX Runtime CPU: an INT8 unit whose float version runs faster (timed on this
+    CPU) goes float when the error stays within the budget. False keeps every unit the search left INT8
+    (e.g. when this CPU is not the one the engine will run on)."""
+    val_preprocess: Preprocess | None = None
+    """How image ``validation`` files become inputs (default: the calibration's preprocessing)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))  # "fp16" is accepted too
         if self.validation is not None and not isinstance(self.validation, Path):
             object.__setattr__(self, "validation", Path(self.validation))
         if self.max_accuracy_drop is not None:
-            if self.precision is not Precision.INT8:
-                raise TrtforgeError(f"--max-accuracy-drop searches INT8 mixes; it does nothing for {self.precision}")
+            if self.precision is Precision.FP32:
+                raise TrtforgeError("--max-accuracy-drop searches INT8/FP16 mixes; it does nothing for fp32")
             if self.max_accuracy_drop < 0:
                 raise TrtforgeError(f"--max-accuracy-drop must not be negative, got {self.max_accuracy_drop}")
             if self.validation is None:
                 raise TrtforgeError("--max-accuracy-drop needs --val-data DIR|FILE.npz to measure the drop on")
+        if self.allow_inaccurate and self.precision is not Precision.INT8:
+            raise TrtforgeError(
+                "--allow-inaccurate keeps an INT8 model that fails its self-check; "
+                f"it does nothing for {self.precision}"
+            )
         if self.precision is Precision.INT8 and self.calibration is None:
             raise TrtforgeError("INT8 needs calibration data: pass --calib-data DIR (images) or FILE.npz/.npy")
 

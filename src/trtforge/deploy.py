@@ -2,14 +2,16 @@
 
 The stages are the public ones (convert, reshape, build, load, bench); deploy adds the
 choice of validation data, the comparison of each engine against the FP32 engine, and the
-report.  Everything is written into a hidden folder beside ``OUTDIR`` and renamed onto it at
-the end, so an interrupted deploy leaves the old folder or none.
+report.  Everything is written into a hidden folder beside ``OUTDIR`` (named after the process)
+and renamed onto it at the end, so an interrupted deploy leaves the old folder or none; a killed
+one's staging folder is swept by the next deploy into the same parent folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trtforge._files import check_folder_output
+from trtforge._files import check_folder_output, sweep_dead
 from trtforge.compare import accuracy, run_all
 from trtforge.config import BuildConfig, CalibrationConfig, Precision
 from trtforge.data.labels import read_labels_csv
@@ -77,6 +79,10 @@ class DeployOptions:
             raise TrtforgeError("--max-accuracy-drop is in percentage points and must not be negative")
         if self.val_num < 1:
             raise TrtforgeError("--val-num must be at least 1")
+        if self.batch is not None:
+            from trtforge.graph.shapes import Batch
+
+            Batch.parse(self.batch)  # a bad --batch is refused before any work
 
 
 @dataclass
@@ -92,9 +98,16 @@ class EngineReport:
     accuracy: dict[str, float | None] = field(default_factory=dict)
     drop_points: float | None = None
     passed: bool | None = None
-    why: str = ""
+    verdict: str = ""
+    """The accuracy judgement: the drop against the budget, or why there was none."""
     mixed: dict[str, object] | None = None
     """INT8 with --max-accuracy-drop: the manifest's ``build.mixed`` (units kept float, candidates)."""
+    notes: list[str] = field(default_factory=list)
+    """What the manifest says costs this engine speed or trust (see :func:`engine_notes`)."""
+    refused: bool = False
+    """Failed its INT8 self-check, with no --max-accuracy-drop to judge it by: never selected."""
+    why: str = ""
+    """Why it was selected, or why not (slower, over the budget, refused), with its notes."""
     backend: str = ""
     """The backend the engine was built with (what ``--backend auto`` kept)."""
     auto_ms: dict[str, float] | None = None
@@ -196,13 +209,14 @@ def load_validation(
 
 @dataclass
 class _Split:
-    calib: Path | None
-    val_files: list[Path] | None
-    scratch: tempfile.TemporaryDirectory[str] | None = None
+    calib: Path
+    """The calibration images not held out, linked into a folder inside the staging folder."""
+    val_files: list[Path]
 
 
-def _split_calibration(data: Path) -> _Split:
-    """Hold out every 5th image of a calibration folder: the rest is linked into a scratch folder."""
+def _split_calibration(data: Path, stage: Path) -> _Split:
+    """Hold out every 5th image of a calibration folder: the rest is linked into ``stage/.calib``
+    (removed before the staging folder becomes OUTDIR; with it, if deploy is killed)."""
     from trtforge.data.images import image_files
 
     files = image_files(data)
@@ -211,10 +225,11 @@ def _split_calibration(data: Path) -> _Split:
         raise TrtforgeError(
             f"{data} holds {len(files)} image(s): too few to hold some out for validation; pass --val-data"
         )
-    scratch = tempfile.TemporaryDirectory(prefix="trtforge-calib-")
+    folder = stage / ".calib"
+    folder.mkdir()
     for i, file in enumerate(calib):
-        os.symlink(file.resolve(), Path(scratch.name) / f"{i:06d}{file.suffix.lower()}")
-    return _Split(Path(scratch.name), val, scratch)
+        os.symlink(file.resolve(), folder / f"{i:06d}{file.suffix.lower()}")
+    return _Split(folder, val)
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -264,9 +279,15 @@ def _build_command(
     return _quote(*words)
 
 
+STAGE_MARK = "trtforge-deploy-"
+STAGE_PATTERN = re.compile(rf"\..+\.{STAGE_MARK}([0-9]{{1,7}})-[a-z0-9_]{{8}}")
+"""``.OUTDIR.trtforge-deploy-PID-XXXXXXXX``: a deploy's staging folder, named after its process."""
+
+
 @dataclass
 class _Staged:
-    """A temporary folder beside the target that becomes the target when complete."""
+    """A temporary folder beside the target, named after this process, that becomes the target when
+    complete; a later deploy into the same parent folder sweeps those whose process is gone."""
 
     target: Path
     force: bool
@@ -279,7 +300,8 @@ class _Staged:
             raise TrtforgeError(f"{self.target} exists and is not empty; remove it or pass --force to replace it")
         parent = self.target.parent
         parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=parent))
+        sweep_dead(parent, STAGE_PATTERN)  # the staging folders of deploys that were killed
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.{STAGE_MARK}{os.getpid()}-", dir=parent))
 
     def commit(self) -> None:
         if self.target.exists():
@@ -319,7 +341,9 @@ def _staged_inputs(
     return stage / shaped, str(final / shaped)
 
 
-def _validation(model: Path, options: DeployOptions) -> tuple[Validation, CalibrationConfig | None, _Split | None]:
+def _validation(
+    model: Path, options: DeployOptions, stage: Path
+) -> tuple[Validation, CalibrationConfig | None, _Split | None]:
     from trtforge.graph.batch import batch_axes
     from trtforge.graph.model import graph_inputs, load
 
@@ -341,11 +365,31 @@ def _validation(model: Path, options: DeployOptions) -> tuple[Validation, Calibr
         raise TrtforgeError(
             f"--calib-data {data} is not an image folder, so no part of it can be held out; pass --val-data FILE.npz"
         )
-    split = _split_calibration(data)
-    assert calibration is not None and split.calib is not None
+    split = _split_calibration(data, stage)
+    assert calibration is not None
     validation = load_validation(data, names, preprocess, options.val_num, split.val_files, axes=axes)
     validation.source = f"{data} (every {HOLDOUT_EVERY}th image, held out of calibration)"
     return validation, replace(calibration, data=split.calib), split
+
+
+def _check_request(src: Path, options: DeployOptions) -> None:
+    """What can be refused before any work: the source, the validation data's path, the backend."""
+    from trtforge.backends.base import get_backend
+
+    if src.suffix.lower() == ".onnx" and not src.exists():
+        raise TrtforgeError(f"model to deploy not found: {src}")
+    if src.suffix.lower() != ".onnx":
+        from trtforge.converters import check_source, detect_format
+
+        check_source(src)
+        if options.source_format is None:
+            detect_format(src)
+    val = options.val_data
+    if val is not None and not val.exists():
+        raise TrtforgeError(f"validation data not found: {val}")
+    if val is not None and not val.is_dir() and val.suffix.lower() not in (".npz", ".npy"):
+        raise TrtforgeError(f"cannot read validation data from {val}: expected an image folder, .npz or .npy")
+    get_backend(options.backend)
 
 
 def deploy(
@@ -354,24 +398,20 @@ def deploy(
     """Convert, shape, build every precision, validate against FP32, bench, and write ``outdir``."""
     options = options or DeployOptions()
     src = Path(source)
-    if src.suffix.lower() == ".onnx" and not src.exists():
-        raise TrtforgeError(f"model to deploy not found: {src}")
-    if src.suffix.lower() != ".onnx":
-        from trtforge.converters import check_source
-
-        check_source(src)
+    _check_request(src, options)
     final = Path(outdir)
     calib = options.calibration
     check_folder_output(
         "-o", final, [src, options.val_data, calib.data if calib else None, calib.cache if calib else None]
     )
     staged = _Staged(final, options.force)
-    split = None
     try:
         commands: list[str] = []
         model, model_text = _staged_inputs(src, options, staged.path, final, commands)
-        validation, calibration, split = _validation(model, options)
+        validation, calibration, split = _validation(model, options, staged.path)
         engines = list(_engines(model, model_text, options, calibration, validation, staged.path, final, commands))
+        if split is not None:
+            shutil.rmtree(split.calib)
         selected = _select(engines, options, staged.path)
         report = DeployReport(
             final,
@@ -392,9 +432,6 @@ def deploy(
     except BaseException:
         staged.discard()
         raise
-    finally:
-        if split is not None and split.scratch is not None:
-            split.scratch.cleanup()
     return report
 
 
@@ -408,13 +445,13 @@ def _engines(
     final: Path,
     commands: list[str],
 ) -> Iterator[EngineReport]:
-    import trtforge
     from trtforge.bench import BenchSettings
 
     order = [Precision.FP32] + [p for p in options.precisions if p is not Precision.FP32]
-    reference: list[list[np.ndarray]] | None = None
-    ref_acc: dict[str, float | None] = {}
     settings = options.bench if isinstance(options.bench, BenchSettings) else BenchSettings()
+    if options.device == "cuda":  # each engine timed as it runs best: a CUDA graph where it can hold one
+        settings = replace(settings, cuda_graph=True)
+    measure = _Measure(validation, settings)
     for precision in order:
         name = f"model-{precision}.engine"
         config = BuildConfig(
@@ -422,46 +459,103 @@ def _engines(
             backend=options.backend,
             device=options.device,
             calibration=calibration if precision is Precision.INT8 else None,
-            allow_inaccurate=True,
+            allow_inaccurate=precision is Precision.INT8,
         )  # deploy judges accuracy itself, on the validation data
         _say(f"[deploy] building {precision} ({options.backend}, {options.device})")
         started = time.perf_counter()
         mixed = _build_engine(model, stage / name, config, options, validation, stage)
         build_s = time.perf_counter() - started
         commands.append(_build_command(model_text, str(final / name), precision, options, options.calibration))
-        built = json.loads(Path(f"{stage / name}.json").read_text())
-        runner = trtforge.load(stage / name)
-        outputs = run_all(runner, validation.samples)
-        if reference is None:
-            reference = outputs
-        acc = accuracy(outputs, reference, validation.labels, [o.name for o in runner.outputs], options.metric)
-        if precision is Precision.FP32:
-            ref_acc = acc
-        _say(f"[deploy] benchmarking {precision}")
-        # Timed on the first validation sample: real values (a sample rate that picks the model's
-        # branch) at real sizes (dims other than the batch left dynamic), not random ones.
-        result = trtforge.bench(runner, validation.samples[0], settings=settings)
-        commands.append(_quote("trtforge", "bench", final / name, "--duration", settings.duration_s))
+        report = measure(stage / name, str(precision), build_s, options, commands, final)
         if precision not in options.precisions:
             continue  # the FP32 reference was built only to compare against
-        p99 = result.latency.percentiles.get(99.0, result.latency.max)
+        report.mixed = mixed
+        yield report
+        if mixed and "failed" not in mixed and _changed(mixed):
+            yield _all_int8(model, model_text, config, options, stage, final, commands, measure)
+
+
+def _changed(mixed: Mapping[str, object]) -> bool:
+    """Whether the budgeted build differs from plain INT8 (units kept float, or dropped for speed)."""
+    speed = mixed.get("speed")
+    dropped = speed.get("dropped") if isinstance(speed, dict) else None
+    return bool(mixed.get("kept_float") or dropped)
+
+
+def _all_int8(
+    model: Path,
+    model_text: str,
+    config: BuildConfig,
+    options: DeployOptions,
+    stage: Path,
+    final: Path,
+    commands: list[str],
+    measure: _Measure,
+) -> EngineReport:
+    """Plain INT8 as a candidate of its own beside the mix, for the Pareto table."""
+    import trtforge
+
+    name = "model-int8-all.engine"
+    _say("[deploy] building plain int8 (every unit INT8), to compare with the mix")
+    started = time.perf_counter()
+    trtforge.build(model, stage / name, config)
+    build_s = time.perf_counter() - started
+    plain = replace(options, max_accuracy_drop=None)
+    commands.append(_build_command(model_text, str(final / name), Precision.INT8, plain, options.calibration))
+    return measure(stage / name, "int8-all", build_s, options, commands, final)
+
+
+@dataclass
+class _Measure:
+    """Validate an engine against the FP32 engine (the first measured) and bench it."""
+
+    validation: Validation
+    settings: BenchSettings
+    reference: list[list[np.ndarray]] | None = None
+    ref_acc: dict[str, float | None] = field(default_factory=dict)
+
+    def __call__(
+        self, engine: Path, label: str, build_s: float, options: DeployOptions, commands: list[str], final: Path
+    ) -> EngineReport:
+        import trtforge
+
+        runner = trtforge.load(engine)
+        outputs = run_all(runner, self.validation.samples)
+        first = self.reference is None
+        if self.reference is None:
+            self.reference = outputs
+        names = [o.name for o in runner.outputs]
+        acc = accuracy(outputs, self.reference, self.validation.labels, names, options.metric)
+        if first:
+            self.ref_acc = acc
+        _say(f"[deploy] benchmarking {label}")
+        # Timed on the first validation sample: real values (a sample rate that picks the model's
+        # branch) at real sizes (dims other than the batch left dynamic), not random ones.
+        result = trtforge.bench(runner, self.validation.samples[0], settings=self.settings)
+        graph = ["--cuda-graph"] if self.settings.cuda_graph else []
+        commands.append(
+            _quote("trtforge", "bench", final / engine.name, "--duration", self.settings.duration_s, *graph)
+        )
         report = EngineReport(
-            str(precision),
-            name,
-            (stage / name).stat().st_size,
+            label,
+            engine.name,
+            engine.stat().st_size,
             round(build_s, 3),
             result.latency.median,
-            p99,
+            result.latency.percentiles.get(99.0, result.latency.max),
             result.qps,
             result.samples_per_s,
             acc,
-            0.0 if precision is Precision.FP32 else _drop(acc, ref_acc),
-            mixed=mixed,
-            backend=str(built["backend"]),
-            auto_ms=(built["build"].get("auto") or {}).get("median_ms"),
+            0.0 if first else _drop(acc, self.ref_acc),
         )
-        report.passed, report.why = _judge(report, options.max_accuracy_drop)
-        yield report
+        report.passed, report.verdict = _judge(report, options.max_accuracy_drop)
+        manifest = json.loads(Path(f"{engine}.json").read_text())
+        build = manifest.get("build", {})
+        report.backend = str(manifest.get("backend", ""))
+        report.auto_ms = (build.get("auto") or {}).get("median_ms")
+        report.notes = engine_notes(build)
+        report.refused = options.max_accuracy_drop is None and self_check_failed(build)
+        return report
 
 
 def _build_engine(
@@ -504,30 +598,88 @@ def _judge(report: EngineReport, limit: float | None) -> tuple[bool | None, str]
     return False, f"drop {report.drop_points:.2f} > {limit:g} points"
 
 
+def self_check_failed(build: Mapping[str, object]) -> bool:
+    check = build.get("check")
+    return isinstance(check, dict) and check.get("checked") is True and check.get("passed") is False
+
+
+def engine_notes(build: Mapping[str, object]) -> list[str]:
+    """What an engine's manifest (its ``build`` section) says costs it speed or trust: nodes ONNX
+    Runtime placed on the CPU provider of a CUDA engine (``cpu_nodes``), no CUDA graph on a GPU,
+    a failed INT8 self-check against FP32 (``check``)."""
+    notes = []
+    cpu = build.get("cpu_nodes")
+    if isinstance(cpu, list) and cpu:
+        names = ", ".join(map(str, cpu[:3])) + (", ..." if len(cpu) > 3 else "")
+        notes.append(
+            f"{len(cpu)} node(s) placed on the CPU by ONNX Runtime ({names}): host-device copies on every query"
+        )
+    if build.get("device") == "cuda" and build.get("cuda_graph") is False:
+        notes.append("no CUDA graph" + (" (nodes on the CPU rule one out)" if isinstance(cpu, list) and cpu else ""))
+    if self_check_failed(build):
+        check = build["check"]
+        assert isinstance(check, dict)
+        failed = [str(o.get("name")) for o in check.get("outputs", []) if isinstance(o, dict) and not o.get("passed")]
+        notes.append(f"failed its INT8 self-check against FP32 ({', '.join(failed) or 'see its manifest'})")
+    return notes
+
+
+def explain(engines: list[EngineReport], selected: str | None, select: str | None) -> None:
+    """Set each engine's ``why``: selected, or what it lost on (accuracy, self-check, speed), then its notes."""
+    best = next((e for e in engines if e.engine == selected), None)
+    for e in engines:
+        reasons: list[str] = []
+        if e is best and e.passed:
+            head = "selected (the fastest that passed)"
+            reasons.append(e.verdict)
+        elif e is best:
+            head = "selected (the fastest; no --max-accuracy-drop, so accuracy was not judged)"
+        else:
+            head = "not selected" if select else "not compared (no --select)"
+            if e.passed is False:
+                reasons.append(f"failed its accuracy budget ({e.verdict})")
+            if e.refused:
+                reasons.append("refused by its INT8 self-check (no --max-accuracy-drop to judge it by instead)")
+            if best is not None and e.median_ms >= best.median_ms:
+                reasons.append(
+                    f"slower ({e.median_ms:.4f} ms median against {best.median_ms:.4f} ms for {best.precision})"
+                )
+        parts = [r for r in reasons + e.notes if r]
+        e.why = head + (": " + "; ".join(parts) if parts else "")
+
+
 def _select(engines: list[EngineReport], options: DeployOptions, stage: Path) -> str | None:
     if options.select != "fastest":
+        explain(engines, None, None)
         return None
-    candidates = [e for e in engines if e.passed is not False]
+    candidates = [e for e in engines if e.passed is not False and not e.refused]
     if not candidates:
+        explain(engines, None, options.select)
         raise TrtforgeError(
-            "no engine passed --max-accuracy-drop, so none was selected; the per-engine "
-            "numbers are in the report (raise the limit or add a precision)"
+            "no engine passed its accuracy check, so none was selected: "
+            + " | ".join(f"{e.precision}: {e.why.removeprefix('not selected: ')}" for e in engines)
+            + " (raise --max-accuracy-drop or add a precision)"
         )
     best = min(candidates, key=lambda e: e.median_ms)
     shutil.copyfile(stage / best.engine, stage / "model.engine")
     shutil.copyfile(stage / f"{best.engine}.json", stage / "model.engine.json")
+    explain(engines, best.engine, options.select)
     return best.engine
 
 
 def _settings(options: DeployOptions) -> dict[str, object]:
-    bench = options.bench
+    bench, cuda = options.bench, options.device == "cuda"  # a CUDA graph where the engine can hold one
     return {
         "backend": options.backend,
         "device": options.device,
         "batch": options.batch,
         "precisions": [str(p) for p in options.precisions],
         "max_accuracy_drop": options.max_accuracy_drop,
-        "bench": {k: getattr(bench, k) for k in ("warmup_ms", "iterations", "duration_s")} if bench else None,
+        "bench": (
+            {**{k: getattr(bench, k) for k in ("warmup_ms", "iterations", "duration_s")}, "cuda_graph": cuda}
+            if bench
+            else None
+        ),
         "command": options.command,
     }
 
@@ -567,6 +719,11 @@ def report_table(report: DeployReport) -> str:
     return "\n".join(rows)
 
 
+def report_why(report: DeployReport) -> str:
+    """One line per engine: why it was selected or not, and what its manifest notes."""
+    return "\n".join(f"{e.precision}: {e.why}" for e in report.engines)
+
+
 def _markdown(report: DeployReport) -> str:
     v = report.validation
     lines = [
@@ -580,6 +737,8 @@ def _markdown(report: DeployReport) -> str:
     ]
     if report.selected:
         lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
+    lines += ["## Why", "", *(f"- **{e.precision}** (`{e.engine}`): {e.why}" for e in report.engines), ""]
+    lines += _pareto_markdown(report)
     lines += auto_table(report)
     lines += _mixed_markdown(report)
     lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
@@ -614,6 +773,61 @@ def auto_table(report: DeployReport) -> list[str]:
     return [*lines, ""]
 
 
+def _candidate_label(e: EngineReport) -> str:
+    m = e.mixed
+    if e.precision == "int8-all":
+        return "int8, every unit INT8"
+    if not m or "failed" in m or not _changed(m):
+        return e.precision
+    kept = m.get("kept_float")
+    speed = m.get("speed")
+    dropped = speed.get("dropped", []) if isinstance(speed, dict) else []
+    count = sum(1 + len(u["with"]) for u in kept) if isinstance(kept, list) else 0
+    return (
+        f"int8 mixed: {count} unit(s) {str(m.get('kept_precision', 'fp32')).upper()}"
+        + (f", {len(dropped)} float for speed" if dropped else "")
+        + f" of {m.get('units')}"
+    )
+
+
+def pareto_front(engines: list[EngineReport]) -> set[str]:
+    """Engines no other beats on both accuracy drop and median latency (unknown drops never are)."""
+    known = [e for e in engines if e.drop_points is not None]
+    return {
+        e.engine
+        for e in known
+        if not any(
+            o is not e
+            and o.drop_points <= e.drop_points  # type: ignore[operator]
+            and o.median_ms <= e.median_ms
+            and (o.drop_points < e.drop_points or o.median_ms < e.median_ms)  # type: ignore[operator]
+            for o in known
+        )
+    }
+
+
+def _pareto_markdown(report: DeployReport) -> list[str]:
+    """Every candidate built, accuracy against latency, fastest first; the Pareto-optimal ones marked."""
+    if len(report.engines) < 2:
+        return []
+    front = pareto_front(report.engines)
+    lines = [
+        "## Accuracy vs latency (Pareto)",
+        "",
+        "Each candidate deploy built, on the same validation samples and bench; *on the front*: no other "
+        "candidate is both at least as accurate and at least as fast.",
+        "",
+        "| candidate | engine | drop (points) | median (ms) | on the front |",
+        "|---|---|---|---|---|",
+    ]
+    for e in sorted(report.engines, key=lambda e: e.median_ms):
+        lines.append(
+            f"| {_candidate_label(e)} | `{e.engine}` | {_fmt(e.drop_points, '.2f')} | {e.median_ms:.4f} | "
+            f"{'yes' if e.engine in front else 'no'} |"
+        )
+    return [*lines, ""]
+
+
 def _mixed_markdown(report: DeployReport) -> list[str]:
     """The mixed-precision search's candidates (accuracy vs latency), where INT8 had a budget."""
     lines: list[str] = []
@@ -626,22 +840,48 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
             continue
         err, lat = m["error"], m["latency_ms"]
         assert isinstance(err, dict) and isinstance(lat, dict) and isinstance(m["kept_float"], list)
+        kept = str(m.get("kept_precision", "fp32")).upper()
         lines += [
-            "## Mixed INT8 (--max-accuracy-drop)",
+            "## Mixed INT8 search (--max-accuracy-drop)",
             "",
-            f"{len(m['kept_float'])} of {m['units']} unit(s) kept FP32; changed top-1 answers vs fp32 "
-            f"in points; latency: {m['latency_measured']}.",
+            f"{sum(1 + len(u['with']) for u in m['kept_float'])} of {m['units']} unit(s) kept {kept} "
+            f"({m.get('kept_precision_why', '')}); "
+            f"changed top-1 answers vs fp32 in points, measured by the search on the Q/DQ graphs; latency: "
+            f"{m['latency_measured']}.",
             "",
-            "| candidate | top-1 changed (points) | latency (ms) |",
+            "| search candidate | top-1 changed (points) | latency (ms) |",
             "|---|---|---|",
         ]
         lines += [f"| {k} | {err[k]:.2f} | {lat[k]:.3f} |" for k in ("fp32", "int8", "mixed")]
-        lines += ["", "| unit kept float | op | layer | alone | gain |", "|---|---|---|---|---|"]
+        tried = m.get("tried")
+        if isinstance(tried, list) and tried:
+            lines += ["", "| step | unit tried out of INT8 | top-1 changed after | kept |", "|---|---|---|---|"]
+            lines += [
+                f"| {i} | `{t['name']}` | {t['error_after']:.2f} | {'yes' if t['kept'] else 'no: no gain'} |"
+                for i, t in enumerate(tried, 1)
+            ]
+        lines += ["", f"| unit kept {kept} | op | layer | alone | gain |", "|---|---|---|---|---|"]
         lines += [
             f"| `{u['name']}` | {u['op_type']} | {u['layer'] or '-'} | {u['error_alone']:.2f} | {u['gain']:.2f} |"
             for u in m["kept_float"]
         ]
+        lines += _speed_markdown(m.get("speed"))
         lines.append("")
+    return lines
+
+
+def _speed_markdown(speed: object) -> list[str]:
+    if not isinstance(speed, dict):
+        return []
+    if not speed.get("measured"):
+        return ["", f"Speed-aware dropping: not measured here ({speed.get('how')})."]
+    lines = ["", f"Speed-aware dropping: {speed.get('how')}."]
+    dropped = speed.get("dropped") or []
+    if dropped:
+        lines += ["", "| unit float for speed | INT8 (ms) | float (ms) | top-1 changed after |", "|---|---|---|---|"]
+        lines += [
+            f"| `{d['name']}` | {d['int8_ms']:.4f} | {d['float_ms']:.4f} | {d['error_after']:.2f} |" for d in dropped
+        ]
     return lines
 
 
@@ -682,7 +922,7 @@ def _plots(report: DeployReport, stage: Path) -> list[str]:
 
 def _sensitivity_plot(report: DeployReport, stage: Path) -> list[str]:
     """The INT8 search's per-unit errors in graph order, where it ran."""
-    from trtforge.sensitivity import SensitivityResult, Unit, UnitError, plot
+    from trtforge.precision.mixed import SensitivityResult, Unit, UnitError, plot
 
     mixed = next((e.mixed for e in report.engines if e.mixed and "ranking" in e.mixed), None)
     if mixed is None:

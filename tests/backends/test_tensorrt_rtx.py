@@ -308,7 +308,7 @@ def test_tensorrt_options_with_a_backend_that_has_none_are_refused(digits_bs1: P
 
 
 def test_mixed_int8_model_builds_with_tensorrt_rtx(tmp_path: Path) -> None:
-    """The budgeted search in the TensorRT flavour: the culprit Conv stays float, the plan builds."""
+    """The budgeted search in the TensorRT flavour: the culprit Conv stays out of INT8 (in FP16), the plan builds."""
     from tests.precision.outlier_models import OUTLIER_UNIT, inputs, outlier_channel_model
 
     model = outlier_channel_model(tmp_path / "outlier.onnx", batch=4)
@@ -325,3 +325,5 @@ def test_mixed_int8_model_builds_with_tensorrt_rtx(tmp_path: Path) -> None:
     mixed = manifest["build"]["mixed"]
     assert plan and manifest["calibration"]["flavour"]["name"] == "tensorrt"
     assert [u["name"] for u in mixed["kept_float"]] == [OUTLIER_UNIT] and mixed["error"]["mixed"] <= 0.01
+    assert mixed["kept_precision"] == "fp16"  # the kept unit runs FP16 in the plan (cast in the graph)
+    assert manifest["calibration"]["check"]["passed"] is True  # the budgeted build checked itself

@@ -221,3 +221,11 @@ def test_int8_over_budget_becomes_a_mixed_engine_that_passes(tmp_path: Path) -> 
     text = (out / "report.md").read_text()
     assert "## Mixed INT8" in text and OUTLIER_UNIT in text and (out / "validation.npz").is_file()
     assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG" and "sensitivity.png" in text
+    # the Pareto table: FP32, the mix and plain INT8 (built beside it as a candidate of its own)
+    plain = next(e for e in report["engines"] if e["precision"] == "int8-all")
+    assert plain["engine"] == "model-int8-all.engine" and plain["drop_points"] > 50 and plain["passed"] is False
+    pareto = text.split("## Accuracy vs latency (Pareto)")[1].split("##")[0]
+    rows = [line for line in pareto.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 3 and any("int8 mixed: 2 unit(s) FP32" in r for r in rows)
+    assert any("every unit INT8" in r for r in rows) and "| `model-fp32.engine` |" in pareto
+    assert "| `model/conv_b/Conv2D` | Conv | conv_b |" in text  # the unit kept, named in the search section

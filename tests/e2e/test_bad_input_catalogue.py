@@ -61,6 +61,25 @@ CASES: list[tuple[str, str, int, str]] = [
         "none.npz",
     ),
     (
+        "sensitivity fp32",
+        "sensitivity {d}/m.onnx --precision fp32 --val-data {d}/good.npz",
+        2,
+        "nothing to rank",
+    ),
+    (
+        "build budget at fp32",
+        "build {d}/m.onnx -o {d}/o.engine --max-accuracy-drop 1 --val-data {d}/good.npz",
+        2,
+        "--max-accuracy-drop",
+    ),
+    (
+        "build fp16 budget with exclusions",
+        "build {d}/m.onnx -o {d}/o.engine --precision fp16 --max-accuracy-drop 1 --val-data {d}/good.npz "
+        "--exclude-op-types Relu",
+        2,
+        "--exclude-op-types",
+    ),
+    (
         "build budget without val-data",
         "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1",
         2,
@@ -184,6 +203,131 @@ CASES: list[tuple[str, str, int, str]] = [
         2,
         "--custom-objects",
     ),
+    # 9. commands and flags added after the catalogue was first written (issue 14, second pass)
+    ("build allow-inaccurate on fp32", "build {d}/m.onnx -o {d}/o.engine --allow-inaccurate", 2, "--allow-inaccurate"),
+    (
+        "build allow-inaccurate on fp16",
+        "build {d}/m.onnx -o {d}/o.engine --precision fp16 --allow-inaccurate",
+        2,
+        "does nothing for fp16",
+    ),
+    ("build backend unknown", "build {d}/m.onnx -o {d}/o.engine --backend nope", 2, "unknown backend"),
+    ("build openvino on cuda", "build {d}/m.onnx -o {d}/o.engine --backend openvino --device cuda", 2, "CPU only"),
+    ("build auto on a tpu", "build {d}/m.onnx -o {d}/o.engine --backend auto --device tpu", 2, "'tpu'"),
+    (
+        "build budget val-data nan",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1 "
+        "--val-data {d}/nan.npz",
+        2,
+        "NaN",
+    ),
+    (
+        "build budget val-data wrong channels",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1 "
+        "--val-data {d}/chan.npz",
+        2,
+        "dimension 1 differs",
+    ),
+    (
+        "build budget val-data a module",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1 "
+        "--val-data {d}/net.py",
+        2,
+        "numpy data",
+    ),
+    (
+        "build budget metric unknown",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1 "
+        "--val-data {d}/good.npz --metric nope",
+        2,
+        "--metric",
+    ),
+    (
+        "build budget metric function missing",
+        "build {d}/m.onnx -o {d}/o.engine --precision int8 --calib-data {d}/good.npz --max-accuracy-drop 1 "
+        "--val-data {d}/good.npz --metric {d}/co.py:nofn",
+        2,
+        "no function",
+    ),
+    (
+        "deploy val-data missing",
+        "deploy {d}/m.onnx -o {d}/dep --precision fp32 --val-data {d}/none.npz",
+        2,
+        "not found",
+    ),
+    ("deploy val-data a module", "deploy {d}/m.onnx -o {d}/dep --precision fp32 --val-data {d}/net.py", 2, ".npz"),
+    ("deploy batch 0", "deploy {d}/m.onnx -o {d}/dep --val-data {d}/good.npz --batch 0", 2, "batch"),
+    ("deploy backend unknown", "deploy {d}/m.onnx -o {d}/dep --val-data {d}/good.npz --backend nope", 2, "nope"),
+    ("deploy --triton without --select", "deploy {d}/m.onnx -o {d}/dep --triton {d}/repo", 2, "--select fastest"),
+    ("deploy --serve without --select", "deploy {d}/m.onnx -o {d}/dep --serve", 2, "--select fastest"),
+    ("deploy select slowest", "deploy {d}/m.onnx -o {d}/dep --select slowest", 2, "--select"),
+    ("deploy metric unknown", "deploy {d}/m.onnx -o {d}/dep --metric nope", 2, "--metric"),
+    ("deploy precision twice", "deploy {d}/m.onnx -o {d}/dep --precision fp32,fp32", 2, "twice"),
+    ("deploy precision empty", "deploy {d}/m.onnx -o {d}/dep --precision ,", 2, "empty"),
+    ("deploy int8 without calibration", "deploy {d}/m.onnx -o {d}/dep --precision int8", 2, "--calib-data"),
+    ("deploy -o an input file", "deploy {d}/m.onnx -o {d}/good.npz --val-data {d}/good.npz", 2, "holds the input"),
+    ("deploy an engine as a source", "deploy {d}/m.engine -o {d}/dep --val-data {d}/good.npz", 2, "what kind of model"),
+    (
+        "sensitivity --json onto its model",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --json {d}/m.onnx",
+        2,
+        "would destroy",
+    ),
+    (
+        "sensitivity --plot onto its data",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --plot {d}/good.npz",
+        2,
+        "would destroy",
+    ),
+    (
+        "sensitivity --json a folder",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --json {d}/sub",
+        2,
+        "is a folder",
+    ),
+    (
+        "sensitivity backend unknown",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/good.npz --backend nope",
+        2,
+        "unknown backend",
+    ),
+    (
+        "sensitivity calibration nan",
+        "sensitivity {d}/m.onnx --calib-data {d}/nan.npz --val-data {d}/good.npz",
+        2,
+        "NaN",
+    ),
+    (
+        "sensitivity val-data wrong channels",
+        "sensitivity {d}/m.onnx --calib-data {d}/good.npz --val-data {d}/chan.npz",
+        2,
+        "dimension 1 differs",
+    ),
+    ("sensitivity without calibration", "sensitivity {d}/m.onnx --val-data {d}/good.npz", 2, "calibration data"),
+    ("export backend unknown", "export triton {d}/m.engine -o {d}/repo --backend nope", 2, "Triton backend"),
+    ("export name with a slash", "export triton {d}/m.engine -o {d}/repo --name a/b", 2, "bad model name"),
+    ("export name ..", "export triton {d}/m.engine -o {d}/repo --name ..", 2, "holds the input"),
+    (
+        "export auto batches of a fixed batch",
+        "export triton {d}/m.engine -o {d}/repo --preferred-batch auto",
+        2,
+        "fixed",
+    ),
+    ("export max-batch into a fixed batch", "export triton {d}/m.engine -o {d}/repo --max-batch 4", 2, "fixed batch"),
+    ("export -o a file", "export triton {d}/m.engine -o {d}/good.npz", 2, "cannot create model repository"),
+    ("export an ONNX without manifest", "export triton {d}/m.onnx -o {d}/repo", 2, "no manifest"),
+    ("export a folder without engine", "export triton {d}/sub -o {d}/repo", 2, "without model.engine"),
+    ("export target unknown", "export onnx {d}/m.engine -o {d}/repo", 2, "invalid choice"),
+    ("serve an ONNX without manifest", "serve {d}/m.onnx", 2, "no manifest"),
+    ("serve one engine twice", "serve {d}/m.engine {d}/m.engine", 2, "two engines"),
+    ("bench --server port not a number", "bench --server nohost:abc --model m", 2, "port"),
+    ("bench --server port 0", "bench --server localhost:0 --model m", 2, "port"),
+    ("bench --server with a scheme", "bench --server http://localhost:8000 --model m", 2, "HOST:PORT"),
+    ("bench --server without a port", "bench --server localhost --model m", 2, "HOST:PORT"),
+    ("bench --server without --model", "bench --server localhost:9", 2, "--model"),
+    ("bench --server and an engine", "bench {d}/m.engine --server localhost:9 --model m", 2, "no engine"),
+    ("bench --server protocol unknown", "bench --server localhost:9 --model m --protocol nope", 2, "--protocol"),
+    ("bench --server concurrency empty", "bench --server localhost:9 --model m --concurrency ,", 2, "--concurrency"),
 ]
 
 
@@ -301,6 +445,47 @@ def test_bad_input(
     assert _hash_tree(folder) == before, f"{case}: the folder changed"
 
 
+# Errors deploy can find only once its work has begun (the data against the converted model, the
+# device at the first build): its progress lines come first, then the one error line.
+CASES_AFTER_WORK: list[tuple[str, str, int, str]] = [
+    ("deploy val-data nan", "deploy {d}/m.onnx -o {d}/dep --precision fp32 --val-data {d}/nan.npz", 2, "NaN"),
+    (
+        "deploy val-data wrong channels",
+        "deploy {d}/m.onnx -o {d}/dep --precision fp32 --val-data {d}/chan.npz",
+        2,
+        "dimension 1 differs",
+    ),
+    (
+        "deploy openvino on cuda",
+        "deploy {d}/m.onnx -o {d}/dep --precision fp32 --val-data {d}/good.npz --backend openvino --device cuda",
+        2,
+        "CPU only",
+    ),
+    (
+        "deploy val images without preprocess",
+        "deploy {d}/m.onnx -o {d}/dep --precision fp32 --val-data {d}/img",
+        2,
+        "--preprocess",
+    ),
+]
+
+
+@pytest.mark.parametrize("case, command, code, words", CASES_AFTER_WORK, ids=[c[0] for c in CASES_AFTER_WORK])
+def test_bad_input_found_after_work_began(
+    prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, command: str, code: int, words: str
+) -> None:
+    folder = tmp_path / "d"
+    shutil.copytree(prepared, folder, symlinks=True)
+    before = _hash_tree(folder)
+    capsys.readouterr()
+    assert main(command.format(d=folder).split()) == code
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err and lines[-1].startswith("trtforge: error: ") and words in lines[-1], err
+    assert all(ln.startswith(("[deploy] ", "trtforge: warning: ")) for ln in lines[:-1]), err
+    assert _hash_tree(folder) == before, f"{case}: the folder changed"
+
+
 SUBPROCESS = ["build onto its model", "run -o the engine", "manifest binary", "nan input", "exec memPoolSize inf"]
 
 
@@ -351,6 +536,7 @@ NUMERIC_FLAGS = {
         "--warmup",
         "--iterations",
         "--duration",
+        "--serve-port",
     ],
     "export triton {d}/m.engine -o {d}/repo": ["--max-batch", "--max-queue-delay-us", "--instances"],
     "serve {d}/m.engine": [

@@ -114,3 +114,87 @@ def outlier_inputs(path: Path, n: int, seed: int) -> Path:
     x[:, 0] *= 1000.0
     np.savez(path, x=x)
     return path
+
+
+FP16_UNIT = "model/conv_offset/Conv2D"
+"""The Conv whose output rides on an offset of 4096 that the Add after it removes: FP16 keeps steps of 4 there."""
+
+
+def fp16_cancellation_model(path: Path, seed: int = 0, batch: int | str = "N") -> Path:
+    """The outlier-channel layout, but conv_b adds 4096 to every output and an Add takes it away again
+    (same function): in FP16 the Conv's output keeps steps of 4, so what survives the Add is noise."""
+    rng = np.random.default_rng(seed)
+    weights = [
+        (rng.normal(0, 0.5, (8, 4, 3, 3)).astype(np.float32), "wa"),
+        (np.zeros(8, np.float32), "ba"),
+        (rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32), "wb"),
+        (np.full(8, 4096.0, np.float32), "bb"),
+        (np.full((1, 8, 1, 1), -4096.0, np.float32), "offset"),
+        (rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32), "wc"),
+        (np.zeros(8, np.float32), "bc"),
+        (rng.normal(0, 0.5, (10, 8)).astype(np.float32), "wd"),
+        (np.zeros(10, np.float32), "bd"),
+    ]
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    nodes = [
+        helper.make_node("Conv", ["x", "wa", "ba"], ["a"], "model/conv_a/Conv2D", **conv),
+        helper.make_node("Relu", ["a"], ["ra"], "model/conv_a/Relu"),
+        helper.make_node("Conv", ["ra", "wb", "bb"], ["b"], FP16_UNIT, **conv),
+        helper.make_node("Add", ["b", "offset"], ["rb"], "model/conv_offset/Sub"),
+        helper.make_node("Conv", ["rb", "wc", "bc"], ["c"], "model/conv_c/Conv2D", **conv),
+        helper.make_node("Relu", ["c"], ["rc"], "model/conv_c/Relu"),
+        helper.make_node("GlobalAveragePool", ["rc"], ["p"], "model/pool/Mean"),
+        helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
+        helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fp16_cancellation",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+        [numpy_helper.from_array(a, n) for a, n in weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+THIN_UNIT = "model/thin/Conv"
+"""A 1x1 Conv from one channel to one channel: in INT8 on ONNX Runtime CPU, the Q/DQ around it costs more
+than the convolution (measured about 2x slower than float on a 128 x 128 map)."""
+
+
+def thin_conv_model(path: Path, size: int = 128, seed: int = 0) -> Path:
+    """x [1, 1, size, size] -> thin 1x1 Conv (1 -> 1 channel) + ReLU -> 3x3 Conv (1 -> 16) + ReLU."""
+    rng = np.random.default_rng(seed)
+    weights = [
+        (rng.normal(0, 1, (1, 1, 1, 1)).astype(np.float32), "w1"),
+        (np.zeros(1, np.float32), "b1"),
+        (rng.normal(0, 0.3, (16, 1, 3, 3)).astype(np.float32), "w2"),
+        (np.zeros(16, np.float32), "b2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["a"], THIN_UNIT, kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["a"], ["ra"], "model/thin/Relu"),
+        helper.make_node("Conv", ["ra", "w2", "b2"], ["c"], "model/wide/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"], "model/wide/Relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "thin",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, size, size])],
+        [numpy_helper.from_array(a, n) for a, n in weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def thin_inputs(path: Path, n: int, seed: int, size: int = 128) -> Path:
+    rng = np.random.default_rng(seed)
+    np.savez(path, x=rng.normal(0, 1, (n, 1, size, size)).astype(np.float32))
+    return path

@@ -255,3 +255,46 @@ def test_the_python_model_runs_batches_in_pieces_the_profile_takes(engines: dict
     np.testing.assert_allclose(
         np.concatenate([o["output_0"] for o in out]), runner.infer({"image": x})["output_0"], rtol=1e-5, atol=1e-6
     )
+
+
+def _plan_manifest(engine: Path, runs_on: dict[str, object]):  # type: ignore[no-untyped-def]
+    """The digits manifest as a TensorRT build on an H200 records it (``runs_on`` as given)."""
+    import dataclasses
+
+    cpu = read_manifest(engine)
+    device = {"kind": "cuda", "name": "NVIDIA H200", "compute_capability": "9.0"}
+    return dataclasses.replace(cpu, backend="tensorrt", device=device, build={"tensorrt": {"runs_on": runs_on}})
+
+
+def test_a_plan_for_one_gpu_generation_is_named_by_its_compute_capability(
+    engines: dict[str, Path], tmp_path: Path
+) -> None:
+    from trtforge.serve.export import _write_version
+    from trtforge.serve.triton_config import check_config, config_text, plan_model
+
+    manifest = _plan_manifest(engines["dynamic"], {"compute_capabilities": ["9.0"], "and_later": False})
+    model = plan_model(manifest, "digits")
+    text = config_text(model)
+    check_config(text, model, manifest)  # Triton's protobuf, field by field
+    config = parse_config(text)
+    assert config.platform == "tensorrt_plan" and dict(config.cc_model_filenames) == {"9.0": "model.sm90.plan"}
+    assert config.default_model_filename == ""  # no model.plan: another GPU finds no plan rather than a wrong one
+    _write_version(tmp_path / "1", engines["dynamic"], b"plan", manifest, model.backend, model.filename)
+    assert [p.name for p in (tmp_path / "1").iterdir()] == ["model.sm90.plan"]
+
+
+def test_plans_that_run_on_later_gpus_or_the_python_backend_keep_one_file_name(engines: dict[str, Path]) -> None:
+    import dataclasses
+
+    from trtforge.serve.triton_config import config_text, plan_model
+
+    compat = _plan_manifest(engines["dynamic"], {"compute_capabilities": ["8.0"], "and_later": True})
+    model = plan_model(compat, "digits")
+    assert (model.filename, model.cc_filenames) == ("model.plan", ())
+    assert not parse_config(config_text(model)).cc_model_filenames
+    exact = _plan_manifest(engines["dynamic"], {"compute_capabilities": ["9.0"], "and_later": False})
+    python = plan_model(exact, "digits", "python")
+    assert (python.filename, python.cc_filenames) == ("model.py", ())
+    # a manifest without runs_on (older builds): the GPU it was built on
+    bare = dataclasses.replace(_plan_manifest(engines["dynamic"], {}), build={})
+    assert plan_model(bare, "digits").cc_filenames == (("9.0", "model.sm90.plan"),)

@@ -226,6 +226,19 @@ def cuda_provider_options(prefer_nhwc: bool = True, cuda_graph: bool = True) -> 
     }
 
 
+def session_provider_options(options: Mapping[str, str]) -> dict[str, str]:
+    """``options`` as handed to ONNX Runtime: ``device_id`` left out when it is 0, the CUDA provider's default.
+
+    Since 1.26 ONNX Runtime's Python binding first looks for a registered *plugin* EP device for the
+    provider and, finding none for the built-in CUDA provider, logs ``No registered plugin EP device
+    found for 'CUDAExecutionProvider' with device_id=0`` on stderr for every session, but only when
+    the options name a ``device_id`` (``CreateExecutionProviderFactoryInstance`` in
+    onnxruntime_pybind_state.cc; a WARNING of its default logger, which no session option reaches).
+    Leaving out the default device silences exactly that line; ORT's other warnings still show.
+    """
+    return {k: v for k, v in options.items() if not (k == "device_id" and str(v) == "0")}
+
+
 def _require_cuda_provider():  # -> onnxruntime module
     import onnxruntime as ort
 
@@ -431,7 +444,7 @@ class OrtCudaRunner(StagedRunner):
         options.log_severity_level = 3
         options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")  # see cpu_nodes()
         provider = {
-            **self.provider_options,
+            **session_provider_options(self.provider_options),
             "enable_cuda_graph": "1" if self.cuda_graph else "0",
             "user_compute_stream": str(self.stream.handle),
         }

@@ -99,19 +99,26 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="keep an INT8 model that fails its self-check against FP32 on held-back calibration "
         "samples (a loud warning, exit 0); without it such a build exits 1 naming outputs and nodes",
     )
-    mixed = p.add_argument_group("INT8 within an accuracy budget (mixed precision)")
+    mixed = p.add_argument_group("INT8 or FP16 within an accuracy budget (mixed precision)")
     mixed.add_argument(
         "--max-accuracy-drop",
         type=real_arg("--max-accuracy-drop", 0),
         metavar="P",
         help="largest error against FP32 on --val-data, in --metric units (top1: percentage points "
-        "of changed top-1 answers); over it, the most sensitive units stay FP32",
+        "of changed top-1 answers); over it, the most sensitive units stay FP32 (INT8 on TensorRT, "
+        "TensorRT-RTX, ONNX Runtime CUDA: FP16)",
     )
     mixed.add_argument("--val-data", help="validation images (folder, with --preprocess) or FILE.npz/.npy")
     mixed.add_argument(
         "--val-num", type=int_arg("--val-num", 1, 10**7), default=64, help="validation samples at most (default 64)"
     )
     mixed.add_argument("--metric", default="top1", help="top1 | cosine | max-abs | FILE.py:fn (default top1)")
+    mixed.add_argument(
+        "--keep-slow-int8",
+        action="store_true",
+        help="ONNX Runtime CPU: keep INT8 units whose float version runs faster on this CPU (by default "
+        "they go float when the budget allows; use this when the engine will run on another CPU)",
+    )
     shapes = p.add_argument_group("shapes and IO (trtexec's --minShapes/--optShapes/--maxShapes, --inputIOFormats)")
     for kind in ("min", "opt", "max"):
         shapes.add_argument(
@@ -222,6 +229,8 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
         validation=Path(args.val_data) if args.val_data else None,
         metric=args.metric,
         val_num=args.val_num,
+        drop_slow_units=not getattr(args, "keep_slow_int8", False),
+        val_preprocess=Preprocess.parse(args.preprocess) if args.preprocess and args.val_data else None,
     )
     return settle(config)
 
@@ -248,10 +257,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"Q/DQ flavour: {cal['flavour']['reason']}")  # type: ignore[index]
     mixed = manifest.build.get("mixed")
     if isinstance(mixed, dict):
+        low = str(mixed.get("precision", "int8"))
+        dropped = len(mixed.get("speed", {}).get("dropped", []))
         print(
-            f"mixed precision: {sum(1 + len(u['with']) for u in mixed['kept_float'])} unit(s) kept FP32, "
-            f"error {mixed['error']['mixed']:.4g} "
-            f"(all INT8 {mixed['error']['int8']:.4g}, budget {mixed['budget']:g}, {mixed['metric']})"
+            f"mixed precision: {sum(1 + len(u['with']) for u in mixed['kept_float'])} unit(s) kept "
+            f"{str(mixed.get('kept_precision', 'fp32')).upper()}"
+            + (f", {dropped} float for speed" if dropped else "")
+            + f", error {mixed['error']['mixed']:.4g} "
+            f"(all {low.upper()} {mixed['error'][low]:.4g}, budget {mixed['budget']:g}, {mixed['metric']})"
         )
     cast = manifest.build.get("cast")
     if isinstance(cast, dict):

@@ -10,20 +10,25 @@ from trtforge.numbers import int_arg
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(
         name,
-        help="rank a model's units by the INT8 error each adds, on your data",
-        description="Calibrate once, then quantize one unit at a time (a unit is what the backend "
-        "fuses: a Conv with its ReLU/residual Add) and measure its outputs against FP32 with ONNX "
-        "Runtime on the validation data. Prints the units ranked, most harmful first, by ONNX node "
-        "name, op and source layer; each can be kept float with --exclude-nodes.",
+        help="rank a model's units by the INT8 (or FP16) error each adds, on your data",
+        description="INT8: calibrate once, then quantize one unit at a time (a unit is what the backend "
+        "fuses: a Conv with its ReLU/residual Add); FP16: cast one unit at a time (FP16 rounding simulated). "
+        "Each variant's outputs are measured against FP32 with ONNX Runtime on the validation data. Prints "
+        "the units ranked, most harmful first, by ONNX node name, op and source layer; each can be kept "
+        "float with --exclude-nodes, or by build --max-accuracy-drop.",
     )
     p.add_argument("model", help="ONNX model")
-    p.add_argument("--precision", default="int8", help="int8 (the only one measured per unit so far)")
+    p.add_argument(
+        "--precision",
+        default="int8",
+        help="int8 (one unit quantized at a time) | fp16 | bf16 (one unit cast at a time; no calibration)",
+    )
     p.add_argument(
         "--backend",
         default="onnxruntime",
         help="whose Q/DQ flavour and fusion units: onnxruntime | tensorrt | tensorrt-rtx",
     )
-    p.add_argument("--calib-data", required=False, help="calibration images (folder) or FILE.npz/.npy")
+    p.add_argument("--calib-data", required=False, help="calibration images (folder) or FILE.npz/.npy (INT8)")
     p.add_argument("--calib-loader", metavar="FILE.py[:func]", help="Python function yielding input batches")
     p.add_argument(
         "--calib-num",
@@ -55,35 +60,50 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from trtforge._files import write_text_atomic
+    from trtforge._files import check_outputs, write_text_atomic
     from trtforge.config import CalibMethod, CalibrationConfig, Precision
     from trtforge.data.preprocess import Preprocess
     from trtforge.errors import TrtforgeError
-    from trtforge.sensitivity import plot, sensitivity
+    from trtforge.precision.mixed import plot, sensitivity
 
-    if Precision.parse(args.precision) is not Precision.INT8:
-        raise TrtforgeError(
-            f"--precision {args.precision}: sensitivity measures INT8 units only; FP16 drift is "
-            "checked per node by `trtforge build --precision fp16` (the nodes kept are listed)"
-        )
-    calibration = CalibrationConfig(
-        data=Path(args.calib_data) if args.calib_data else None,
-        loader=args.calib_loader,
-        preprocess=Preprocess.parse(args.preprocess) if args.preprocess else None,
-        num=args.calib_num,
-        method=CalibMethod.parse(args.calib_method),
-        cache=Path(args.calib_cache) if args.calib_cache else None,
+    check_outputs(
+        [("--json", args.json_path), ("--plot", args.plot)],
+        [args.model, args.calib_data, args.val_data, args.calib_loader, args.calib_cache],
     )
+    precision = Precision.parse(args.precision)
+    if precision is Precision.FP32:
+        raise TrtforgeError("--precision fp32: nothing to rank; use int8, fp16 or bf16")
+    preprocess = Preprocess.parse(args.preprocess) if args.preprocess else None
+    calibration = None
+    if precision is Precision.INT8 or args.calib_data or args.calib_loader or args.calib_cache:
+        calibration = CalibrationConfig(
+            data=Path(args.calib_data) if args.calib_data else None,
+            loader=args.calib_loader,
+            preprocess=preprocess,
+            num=args.calib_num,
+            method=CalibMethod.parse(args.calib_method),
+            cache=Path(args.calib_cache) if args.calib_cache else None,
+        )
     result = sensitivity(
-        args.model, calibration, args.val_data, backend=args.backend, metric=args.metric, val_num=args.val_num
+        args.model,
+        calibration,
+        args.val_data,
+        backend=args.backend,
+        metric=args.metric,
+        preprocess=preprocess,
+        val_num=args.val_num,
+        precision=precision,
     )
     print(
         f"{len(result.errors)} units ({result.flavour} flavour), {result.samples} validation samples, "
         f"metric {result.metric}; {result.scheme}"
     )
+    first = "calibration" if "calibrate" in result.seconds else "preparing the cast"
+    step = "Q/DQ placement" if result.precision == "int8" else "simulated cast"
     print(
-        f"cost: calibration {result.seconds['calibrate']:.2f} s, ranking {result.seconds['units']:.2f} s "
-        f"({result.seconds['per_unit']:.3f} s per unit: one Q/DQ placement + one validation pass)"
+        f"cost: {first} {result.seconds.get('calibrate', result.seconds.get('prepare', 0.0)):.2f} s, ranking "
+        f"{result.seconds['units']:.2f} s ({result.seconds['per_unit']:.3f} s per unit: one {step} + one "
+        "validation pass)"
     )
     print(result.table(args.top))
     if args.json_path:

@@ -109,6 +109,66 @@ def cast(
     return _convert(model, precision, blocked_ops, list(report.kept)), report
 
 
+class HalfPlan:
+    """Casts of one model to half precision that differ only in which nodes stay FP32: what the
+    accuracy-budget search tries (the model's tensor types are inferred once, not per variant).
+
+    ``only`` limits the half-precision nodes to a set (the kept units of a mixed INT8 model)."""
+
+    def __init__(self, model: onnx.ModelProto, precision: Precision = Precision.FP16) -> None:
+        if precision not in (Precision.FP16, Precision.BF16):
+            raise ValueError(f"HalfPlan makes FP16 or BF16 graphs, not {precision}")
+        self.model, self.precision = _topological(_named(model)), precision
+        self.half = onnx.TensorProto.FLOAT16 if precision is Precision.FP16 else onnx.TensorProto.BFLOAT16
+        self.blocked_ops = set(KEPT_OPS) | set(OVERFLOW_PRONE)
+        self.types = _float_types(self.model)
+
+    def lowered(self, node: onnx.NodeProto) -> bool:
+        """Whether a plain cast would run ``node`` in half precision and round what it writes (a float
+        output: a Shape of a float tensor writes integers, nothing to round)."""
+        writes_float = any(self.types.get(t) == _FLOAT for t in node.output if t)
+        return writes_float and _Placement(self.blocked_ops, set())(node)
+
+    def simulated(self, kept: Iterable[str] = (), only: Iterable[str] | None = None) -> onnx.ModelProto:
+        """FP32 arithmetic with the half-precision tensors rounded: what ONNX Runtime CPU can measure."""
+        low = _Placement(self.blocked_ops, set(kept), None if only is None else set(only))
+        return _simulated(self.model, self.half, low, self.types)
+
+    def cast(self, kept: Iterable[str] = (), only: Iterable[str] | None = None) -> onnx.ModelProto:
+        """The real cast: every node but ``kept`` (and, with ``only``, only those) in half precision."""
+        low = _Placement(self.blocked_ops, set(kept), None if only is None else set(only))
+        return _checked(_HalfGraph(self.model, self.half, low).build(), self.precision)
+
+
+def _topological(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` (in place) with its nodes in an order where each follows what it reads: ONNX Runtime's
+    quantizer appends the Q/DQ nodes at the end, and the cast is one pass in node order."""
+    made = {o: i for i, n in enumerate(model.graph.node) for o in n.output if o}
+    order: list[int] = []
+    state: dict[int, bool] = {}  # False while visiting, True when placed
+    for start in range(len(model.graph.node)):
+        stack = [(start, False)]
+        while stack:
+            index, expanded = stack.pop()
+            if expanded:
+                state[index] = True
+                order.append(index)
+                continue
+            if index in state:
+                continue
+            state[index] = False
+            stack.append((index, True))
+            inputs = [t for t in model.graph.node[index].input if t in made and made[t] not in state]
+            stack.extend((made[t], False) for t in reversed(inputs))
+    nodes = [model.graph.node[i] for i in order]
+    copies = [onnx.NodeProto() for _ in nodes]
+    for copy, node in zip(copies, nodes):
+        copy.CopyFrom(node)
+    del model.graph.node[:]
+    model.graph.node.extend(copies)
+    return model
+
+
 def _with_subgraphs(model: onnx.ModelProto) -> dict[str, str]:
     """If/Loop/Scan nodes: they and everything inside their subgraphs stay FP32 (not cast), said plainly."""
     kept = {}
@@ -142,7 +202,10 @@ def _convert(
 ) -> onnx.ModelProto:
     """Cast every float tensor of the nodes not blocked to ``precision``; IO types stay as they are."""
     half = onnx.TensorProto.FLOAT16 if precision is Precision.FP16 else onnx.TensorProto.BFLOAT16
-    out = _HalfGraph(model, half, _Placement(set(blocked_ops), set(blocked_nodes))).build()
+    return _checked(_HalfGraph(model, half, _Placement(set(blocked_ops), set(blocked_nodes))).build(), precision)
+
+
+def _checked(out: onnx.ModelProto, precision: Precision) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(out)
     except Exception as exc:
@@ -173,14 +236,15 @@ _WORD: dict[int, str] = {
 
 class _Placement:
     """Which nodes run in half precision: all but blocked op types, blocked nodes, custom domains
-    and nodes with subgraphs."""
+    and nodes with subgraphs (and, with ``only``, none outside it)."""
 
-    def __init__(self, blocked_ops: set[str], blocked_nodes: set[str]) -> None:
-        self.blocked_ops, self.blocked_nodes = blocked_ops, blocked_nodes
+    def __init__(self, blocked_ops: set[str], blocked_nodes: set[str], only: set[str] | None = None) -> None:
+        self.blocked_ops, self.blocked_nodes, self.only = blocked_ops, blocked_nodes, only
 
     def __call__(self, node: onnx.NodeProto) -> bool:
         return (
-            node.op_type not in self.blocked_ops
+            (self.only is None or node.name in self.only)
+            and node.op_type not in self.blocked_ops
             and node.name not in self.blocked_nodes
             and node.domain in ("", "ai.onnx")
             and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
@@ -201,10 +265,12 @@ def _float_types(model: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
-def _simulated(model: onnx.ModelProto, half: int, low: _Placement) -> onnx.ModelProto:
+def _simulated(
+    model: onnx.ModelProto, half: int, low: _Placement, types: dict[str, int] | None = None
+) -> onnx.ModelProto:
     """The FP32 model with every tensor the cast would hold in ``half`` rounded through a Cast pair:
     half-precision storage, FP32 arithmetic (what TensorRT's FP16 kernels accumulate in)."""
-    types = _float_types(model)
+    types = types if types is not None else _float_types(model)
     sim = onnx.ModelProto()
     sim.CopyFrom(model)
     nodes: list[onnx.NodeProto] = []

@@ -64,9 +64,31 @@ def _client_module(protocol: str) -> Any:
     return require(f"tritonclient.{protocol}", "serve", "bench --server")
 
 
+def server_url(text: str) -> str:
+    """``HOST:PORT[/base-path]`` as tritonclient takes it, checked: a host, and a port from 1 to 65535."""
+    from trtforge.numbers import integer
+
+    address, _, _ = text.partition("/")
+    host, colon, port = address.rpartition(":")
+    if "://" in text or not colon or not host or any(c.isspace() for c in text):
+        raise TrtforgeError(f"--server {text!r}: expected HOST:PORT, e.g. localhost:8000 (no http:// or grpc://)")
+    integer(port, "--server's port", 1, 65535)
+    return text
+
+
+def _client(protocol: str, url: str) -> Any:
+    try:
+        return _client_module(protocol).InferenceServerClient(server_url(url))
+    except TrtforgeError:
+        raise
+    except Exception as exc:  # tritonclient's own check of the address
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrtforgeError(f"--server {url!r}: {first}; expected HOST:PORT, e.g. localhost:8000") from None
+
+
 def model_inputs(url: str, model: str, protocol: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded random inputs at the served model's shapes (the batch axis = ``batch``)."""
-    client = _client_module(protocol).InferenceServerClient(url)
+    client = _client(protocol, url)
     try:
         meta = client.get_model_metadata(model, **({"as_json": True} if protocol == "grpc" else {}))
         config = client.get_model_config(model, **({"as_json": True} if protocol == "grpc" else {}))

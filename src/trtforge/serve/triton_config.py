@@ -7,6 +7,7 @@ one Triton reads as meant.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from trtforge.config import TensorSpec, _Choice
@@ -84,6 +85,9 @@ class TritonModel:
     """dynamic_batching's preferred_batch_size (empty: Triton batches as large as it can)."""
     cuda_options: tuple[tuple[str, str], ...] = ()
     """ONNX Runtime CUDA provider options chosen at build, as the ``cuda`` gpu_execution_accelerator."""
+    cc_filenames: tuple[tuple[str, str], ...] = ()
+    """``cc_model_filenames``: compute capability -> the plan built for it (a TensorRT plan that runs
+    on those GPUs only); no ``model.plan`` then, so Triton on another GPU finds no plan to load."""
 
     def dims(self, spec: TensorSpec) -> list[int]:
         """Triton dims: the batch axis left out when batching, a dynamic dimension as -1."""
@@ -111,6 +115,31 @@ def profile_max_batch(manifest: Manifest) -> int | None:
         return None
     tops = [r["max"][0] for r in profiles[0].values() if isinstance(r, dict) and r.get("max")]
     return int(min(tops)) if tops else None
+
+
+_CC = re.compile(r"[0-9]{1,2}\.[0-9]{1,2}")
+
+
+def plan_targets(manifest: Manifest) -> tuple[str, ...]:
+    """The compute capabilities a TensorRT plan was built for, exactly: its ``runs_on`` record (empty
+    when it also runs on later GPUs: hardware compatibility), else the GPU it was built on."""
+    facts = manifest.build.get("tensorrt")
+    runs_on = facts.get("runs_on") if isinstance(facts, dict) else None
+    if isinstance(runs_on, dict):
+        ccs = runs_on.get("compute_capabilities")
+        if runs_on.get("and_later") or not isinstance(ccs, list):
+            return ()
+        return tuple(str(c) for c in ccs if _CC.fullmatch(str(c)))
+    cc = str(manifest.device.get("compute_capability", ""))
+    return (cc,) if _CC.fullmatch(cc) else ()
+
+
+def cc_filenames(manifest: Manifest) -> tuple[tuple[str, str], ...]:
+    """``(("9.0", "model.sm90.plan"),)`` for a plan built for compute capability 9.0 only."""
+    ccs = plan_targets(manifest)
+    if len(ccs) != 1:  # one plan, one GPU generation; a plan for several is not something TensorRT builds
+        return ()
+    return ((ccs[0], f"model.sm{ccs[0].replace('.', '')}.plan"),)
 
 
 def _data_type(spec: TensorSpec) -> str:
@@ -189,6 +218,8 @@ def plan_model(
         batch = 0 if fixed is not None else (default if max_batch is None else max_batch)
         if manifest.backend == "tensorrt" and kind is InstanceKind.CPU:
             raise TrtforgeError("a TensorRT plan runs on a GPU only; use --kind gpu (the default for it)")
+    by_cc = cc_filenames(manifest) if platform == "tensorrt_plan" else ()
+    filename = by_cc[0][1] if by_cc else filename
     return TritonModel(
         name,
         backend,
@@ -203,6 +234,7 @@ def plan_model(
         kind,
         max_queue_delay_us,
         cuda_options=_cuda_options(manifest, backend, kind),
+        cc_filenames=by_cc,
     )
 
 
@@ -248,6 +280,8 @@ def config_text(model: TritonModel) -> str:
             "optimization { execution_accelerators {\n  gpu_execution_accelerator: [ {\n"
             f'      name: "cuda"{params}\n  }} ]\n}}}}'
         )
+    for cc, filename in model.cc_filenames:
+        lines.append(f'cc_model_filenames {{ key: "{cc}" value: "{filename}" }}')
     return "\n".join(lines) + "\n"
 
 
@@ -290,5 +324,7 @@ def check_config(text: str, model: TritonModel, manifest: Manifest) -> None:
         [(a.name, sorted(a.parameters.items())) for a in accelerators],
         [("cuda", sorted(model.cuda_options))] if model.cuda_options else [],
     )
+    expect("cc_model_filenames", dict(parsed.cc_model_filenames), dict(model.cc_filenames))
+    expect("default_model_filename", parsed.default_model_filename, "")
     if wrong:
         raise RuntimeError(f"trtforge wrote a Triton config that does not say what it meant: {'; '.join(wrong)}")

@@ -1,4 +1,4 @@
-"""Per-unit sensitivity to INT8, and the mixed-precision search built on it.
+"""Per-unit sensitivity to INT8 (or FP16), and the mixed-precision search built on it.
 
 A *unit* is what a backend can honour as one choice: a quantized op with the activations and the
 residual Add its flavour fuses into it (a TensorRT Conv + BN + Add + ReLU runs as one kernel), named
@@ -9,6 +9,11 @@ not depend on how noisy the other units are, so the ranking stays readable when 
 cost is one Q/DQ placement and one validation pass per unit. The budgeted search then keeps the most
 sensitive units float, one at a time, measuring the real mixed model after each (a unit that does not
 help is put back to INT8), until the error is within the budget.
+
+FP16 works the same way with the cast's units (every node the cast lowers, with its followers), each
+measured as the cast would round it (:class:`trtforge.precision.fp16.HalfPlan`). A mixed INT8 model's
+kept units go to FP16 where the target runs FP16 kernels fast (TensorRT, TensorRT-RTX, ONNX Runtime
+CUDA; :func:`kept_precision`) and stay FP32 on CPUs.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from trtforge.config import Precision
 from trtforge.errors import TrtforgeError, VerificationError
 
 if TYPE_CHECKING:
     from trtforge.config import BuildConfig, CalibrationConfig
     from trtforge.data.preprocess import Preprocess
+    from trtforge.precision.check import Holdout
+    from trtforge.precision.fp16 import HalfPlan
     from trtforge.precision.quantize import QuantFlavour
 
 Feeds = dict[str, np.ndarray]
@@ -80,9 +88,11 @@ class SensitivityResult:
     scheme: str
     samples: int
     all_int8: float
+    """The error with every unit at the low precision (INT8, or FP16 for an FP16 ranking)."""
     errors: tuple[UnitError, ...]
     """In graph order; :attr:`ranked` sorts them."""
     seconds: dict[str, float]
+    precision: str = "int8"
 
     @property
     def ranked(self) -> list[UnitError]:
@@ -94,7 +104,8 @@ class SensitivityResult:
             "flavour": self.flavour,
             "scheme": self.scheme,
             "samples": self.samples,
-            "all_int8_error": self.all_int8,
+            "precision": self.precision,
+            "all_int8_error" if self.precision == "int8" else f"all_{self.precision}_error": self.all_int8,
             "seconds": self.seconds,
             "ranked": [{**e.unit.to_json(), "error": e.error} for e in self.ranked],
         }
@@ -103,7 +114,7 @@ class SensitivityResult:
         rows = self.ranked[:limit] if limit else self.ranked
         lines = [
             f"{'rank':>4}  {'error':>10}  {'op':<18} {'layer':<24} node",
-            f"{'':>4}  {self.all_int8:>10.4g}  {'(all INT8)':<18}",
+            f"{'':>4}  {self.all_int8:>10.4g}  {f'(all {self.precision.upper()})':<18}",
         ]
         for i, e in enumerate(rows, 1):
             lines.append(
@@ -220,6 +231,11 @@ def units(model: onnx.ModelProto, flavour: QuantFlavour) -> list[Unit]:
     """The model's units in graph order: each node the flavour quantizes, with the ReLU/Clip/BN/Add
     that alone read its output folded in (a Conv and its residual Add and ReLU are one unit)."""
     anchors = quantized_op_types(flavour)
+    return grouped(model, lambda node: node.op_type in anchors)
+
+
+def grouped(model: onnx.ModelProto, is_anchor: Callable[[onnx.NodeProto], bool]) -> list[Unit]:
+    """Units in graph order: each anchor node with the ReLU/Clip/BN/Add chain that alone reads its output."""
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for tensor in node.input:
@@ -228,7 +244,7 @@ def units(model: onnx.ModelProto, flavour: QuantFlavour) -> list[Unit]:
     taken: set[str] = set()
     found: list[Unit] = []
     for node in model.graph.node:
-        if node.op_type not in anchors or node.name in taken:
+        if node.name in taken or not is_anchor(node):
             continue
         members = [node.name]
         current = node
@@ -244,6 +260,14 @@ def units(model: onnx.ModelProto, flavour: QuantFlavour) -> list[Unit]:
 
 
 # --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class RaceResult:
+    first_ms: float
+    second_ms: float
+    second_won: int
+    rounds: int
 
 
 class Evaluator:
@@ -273,7 +297,38 @@ class Evaluator:
 
     def error(self, model: onnx.ModelProto) -> float:
         out = self.outputs(model)
-        return float(self.metric(out, {k: v[: len(out[k])] for k, v in self.reference.items()}))
+        error = float(self.metric(out, {k: v[: len(out[k])] for k, v in self.reference.items()}))
+        return error if np.isfinite(error) else float("inf")  # a NaN (an FP16 overflow) is the worst, not incomparable
+
+    def race(self, first: onnx.ModelProto, second: onnx.ModelProto, rounds: int = 5, runs: int = 20) -> RaceResult:
+        """Time two models on one batch in alternating rounds (ONNX Runtime CPU, one thread): the noise of
+        a shared CPU hits both alike. Returns each one's median of the round medians and how many rounds
+        ``second`` won."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1
+        sessions = [
+            ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            for m in (first, second)
+        ]
+        first_dim = sessions[0].get_inputs()[0].shape[0]
+        size = first_dim if isinstance(first_dim, int) and first_dim > 0 else 1
+        batch = {k: v[:size] for k, v in self.feeds.items()}
+        medians: list[list[float]] = [[], []]
+        for session in sessions:
+            session.run(None, batch)
+        for _ in range(rounds):
+            for i, session in enumerate(sessions):
+                times = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    session.run(None, batch)
+                    times.append((time.perf_counter() - started) * 1e3)
+                medians[i].append(float(np.median(times)))
+        wins = sum(b < a for a, b in zip(*medians))
+        return RaceResult(float(np.median(medians[0])), float(np.median(medians[1])), wins, rounds)
 
     def latency_ms(self, model: onnx.ModelProto, repeats: int = 10) -> float:
         """Median ms of one batch (the first validation chunk) on ONNX Runtime CPU, one thread, after a warm-up."""
@@ -320,6 +375,13 @@ class Prepared:
     flavour: QuantFlavour
     units: list[Unit]
     seconds: float
+    holdout: Holdout | None = None
+    """The calibration samples held back for the self-check (a budgeted build checks itself too)."""
+    precision: str = "int8"
+
+    @property
+    def label(self) -> str:
+        return self.flavour.name
 
     def closure(self, float_units: Sequence[Unit]) -> list[Unit]:
         """``float_units`` and, on ONNX Runtime CPU, each Conv/Gemm/MatMul unit whose output only float
@@ -360,9 +422,52 @@ class Prepared:
             quantized = quantize(self.model, self.ranges, self.flavour, nodes)
         return restore_activations(self.model, quantized) if nodes else quantized
 
+    variant = quantized
+    """The model the search measures (for INT8: the Q/DQ model itself)."""
+    final = quantized
 
-def prepare_int8(model: onnx.ModelProto, calibration: CalibrationConfig, flavour: QuantFlavour) -> Prepared:
-    """Calibrate once (or read the matching cache), on the model quantization will edit."""
+
+@dataclass
+class HalfPrepared:
+    """The FP16 (BF16) cast's units: each node the cast lowers, with the ReLU/BN/Add chain after it.
+
+    :meth:`variant` is what ONNX Runtime CPU can measure (FP32 arithmetic, the half-precision tensors
+    rounded through Cast pairs, as TensorRT's FP16 kernels store them); :meth:`final` the real cast."""
+
+    plan: HalfPlan
+    units: list[Unit]
+    seconds: float
+    precision: str = "fp16"
+    holdout: None = None
+
+    @property
+    def model(self) -> onnx.ModelProto:
+        return self.plan.model
+
+    @property
+    def label(self) -> str:
+        return f"{self.precision} cast"
+
+    def closure(self, float_units: Sequence[Unit]) -> list[Unit]:
+        return list(float_units)
+
+    def variant(self, float_units: Sequence[Unit] = (), only: Unit | None = None) -> onnx.ModelProto:
+        if only is not None:
+            return self.plan.simulated(only=only.nodes)
+        return self.plan.simulated(kept=[n for u in float_units for n in u.nodes])
+
+    def final(self, float_units: Sequence[Unit] = ()) -> onnx.ModelProto:
+        return self.plan.cast(kept=[n for u in float_units for n in u.nodes])
+
+
+Candidates = Prepared | HalfPrepared
+
+
+def prepare_int8(
+    model: onnx.ModelProto, calibration: CalibrationConfig, flavour: QuantFlavour, holdout: Holdout | None = None
+) -> Prepared:
+    """Calibrate once (or read the matching cache), on the model quantization will edit; ``holdout``
+    keeps samples back for the self-check, as a plain INT8 build does."""
     from trtforge._files import sha256_bytes
     from trtforge.precision.apply import _int8_ranges
     from trtforge.precision.quantize import ensure_opset, prepare
@@ -371,58 +476,91 @@ def prepare_int8(model: onnx.ModelProto, calibration: CalibrationConfig, flavour
     sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
     model, _ = ensure_opset(model)  # as a plain INT8 build does: per-channel Q/DQ needs opset 13
     prepared = name_nodes(prepare(model))
-    ranges, facts = _int8_ranges(prepared, calibration, sha)
-    return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), time.perf_counter() - started)
+    ranges, facts = _int8_ranges(prepared, calibration, sha, holdout)
+    return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), time.perf_counter() - started, holdout)
 
 
-def rank(prepared: Prepared, evaluator: Evaluator, metric: str, progress: bool = True) -> SensitivityResult:
-    """The error each unit adds alone (one quantize + one validation pass per unit)."""
+def prepare_half(model: onnx.ModelProto, precision: Precision = Precision.FP16) -> HalfPrepared:
+    """The cast's units (nodes already kept FP32 by the cast's op rules are none)."""
+    from trtforge.precision.fp16 import HalfPlan
+
     started = time.perf_counter()
-    all_int8 = evaluator.error(prepared.quantized())
+    plan = HalfPlan(name_nodes(onnx.ModelProto.FromString(model.SerializeToString())), precision)
+    return HalfPrepared(plan, grouped(plan.model, plan.lowered), time.perf_counter() - started, str(precision))
+
+
+def rank(prepared: Candidates, evaluator: Evaluator, metric: str, progress: bool = True) -> SensitivityResult:
+    """The error each unit adds alone (one variant + one validation pass per unit)."""
+    started = time.perf_counter()
+    all_low = evaluator.error(prepared.variant())
     errors = []
     for i, unit in enumerate(prepared.units, 1):
-        errors.append(UnitError(unit, evaluator.error(prepared.quantized(only=unit))))
+        errors.append(UnitError(unit, evaluator.error(prepared.variant(only=unit))))
         if progress and (i % 10 == 0 or i == len(prepared.units)):
             print(f"sensitivity: {i}/{len(prepared.units)} units measured", file=sys.stderr)
     elapsed = time.perf_counter() - started
+    how = "quantized" if prepared.precision == "int8" else f"cast to {prepared.precision.upper()} (rounding simulated)"
     return SensitivityResult(
         metric,
-        prepared.flavour.name,
-        "one unit quantized at a time, the rest float, vs FP32 (ONNX Runtime CPU)",
+        prepared.label,
+        f"one unit {how} at a time, the rest float, vs FP32 (ONNX Runtime CPU)",
         len(next(iter(evaluator.feeds.values()))),
-        all_int8,
+        all_low,
         tuple(errors),
         {
-            "calibrate": round(prepared.seconds, 2),
+            "calibrate" if prepared.precision == "int8" else "prepare": round(prepared.seconds, 2),
             "units": round(elapsed, 2),
             "per_unit": round(elapsed / max(1, len(prepared.units) + 1), 3),
         },
+        prepared.precision,
     )
+
+
+def flavour_for(backend: str) -> QuantFlavour:
+    """The Q/DQ flavour ``backend`` builds INT8 in (as its ``quant_flavour``; tests pin the two together)."""
+    from trtforge.precision.quantize import TENSORRT_FLAVOUR, cpu_flavour, openvino_flavour
+
+    if backend in ("tensorrt", "tensorrt-rtx"):
+        return TENSORRT_FLAVOUR
+    if backend == "openvino":
+        return openvino_flavour()
+    if backend == "onnxruntime":
+        return cpu_flavour()
+    raise TrtforgeError(f"unknown backend {backend!r}; expected one of onnxruntime, openvino, tensorrt, tensorrt-rtx")
 
 
 def sensitivity(
     model: str | Path | onnx.ModelProto,
-    calibration: CalibrationConfig,
+    calibration: CalibrationConfig | None,
     validation: str | Path,
     backend: str = "onnxruntime",
     metric: str | Metric = "top1",
     preprocess: Preprocess | None = None,
     val_num: int = 64,
+    precision: Precision | str = Precision.INT8,
 ) -> SensitivityResult:
-    """Rank ``model``'s INT8 units by the error each adds, measured on ``validation`` (images or .npz).
+    """Rank ``model``'s units by the error each adds at ``precision`` (INT8 or FP16), measured on
+    ``validation`` (images or .npz).
 
-    ``backend`` picks the Q/DQ flavour (and so the units); ``preprocess`` defaults to the calibration's.
+    ``backend`` picks the Q/DQ flavour (and so the INT8 units); ``preprocess`` defaults to the
+    calibration's. FP16 needs no ``calibration`` (pass None).
     """
-    from trtforge.backends.base import get_backend
-    from trtforge.config import BuildConfig, Precision
     from trtforge.graph.model import load
 
+    precision = Precision.parse(precision)
     onnx_model = model if isinstance(model, onnx.ModelProto) else load(model)
-    config = BuildConfig(precision=Precision.INT8, backend=backend, calibration=calibration)
-    flavour = get_backend(backend).quant_flavour(config)
     metric_name, fn = metric_from(metric)
-    feeds = validation_feeds(onnx_model, validation, preprocess or calibration.preprocess, val_num)
-    prepared = prepare_int8(onnx_model, _fitted(calibration, onnx_model), flavour)
+    preprocess = preprocess or (calibration.preprocess if calibration is not None else None)
+    feeds = validation_feeds(onnx_model, validation, preprocess, val_num)
+    prepared: Candidates
+    if precision is Precision.INT8:
+        if calibration is None:
+            raise TrtforgeError("INT8 sensitivity needs calibration data: pass --calib-data DIR|FILE.npz")
+        prepared = prepare_int8(onnx_model, _fitted(calibration, onnx_model), flavour_for(backend))
+    elif precision in (Precision.FP16, Precision.BF16):
+        prepared = prepare_half(onnx_model, precision)
+    else:
+        raise TrtforgeError(f"--precision {precision}: sensitivity measures int8, fp16 or bf16 units")
     return rank(prepared, Evaluator(onnx_model, feeds, fn), metric_name)
 
 
@@ -449,13 +587,13 @@ class Try:
 
 
 def search(
-    prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult, budget: float, max_float: int | None = None
+    prepared: Candidates, evaluator: Evaluator, ranking: SensitivityResult, budget: float, max_float: int | None = None
 ) -> tuple[list[Try], float]:
     """Keep the most sensitive units float, one at a time, until the error is within ``budget``.
 
-    A unit whose float version does not lower the error goes back to INT8. Units that add no error
-    alone are not tried, and at most ``max_float`` units (default: half of them, so the result is still
-    mostly INT8) are kept float. Returns the tries and the final error.
+    A unit whose float version does not lower the error goes back to the low precision. Units that add
+    no error alone are not tried, and at most ``max_float`` units (default: half of them, so the result
+    is still mostly INT8/FP16) are kept float. Returns the tries and the final error.
     """
     error, kept, tries = ranking.all_int8, list[Unit](), list[Try]()
     limit = max(1, len(prepared.units) // 2) if max_float is None else max_float
@@ -465,7 +603,7 @@ def search(
         if candidate.unit in kept:
             continue  # already float, taken along by an earlier unit
         together = prepared.closure([*kept, candidate.unit])
-        trial = evaluator.error(prepared.quantized(together))
+        trial = evaluator.error(prepared.variant(together))
         gain = error - trial
         tries.append(Try(candidate.unit, trial, gain, gain > 0, tuple(together[len(kept) + 1 :])))
         if gain > 0:
@@ -474,65 +612,244 @@ def search(
     return tries, error
 
 
-def apply_budget(
-    model: onnx.ModelProto, config: BuildConfig, flavour: QuantFlavour
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """INT8 within ``config.max_accuracy_drop``: the precision stage for a budgeted build.
+SPEED_MARGIN = 0.05
+"""A unit goes float for speed when the float version is this much faster, in 4 of 5 alternating rounds."""
 
-    Returns the mixed Q/DQ model and the facts by manifest section (``calibration``, ``mixed``).
-    Raises :class:`VerificationError` (exit 1) with the table when no tried mix meets the budget.
+
+@dataclass(frozen=True)
+class SpeedDrop:
+    unit: Unit
+    with_units: tuple[Unit, ...]
+    int8_ms: float
+    float_ms: float
+    error_after: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.unit.name,
+            "op_type": self.unit.op_type,
+            "layer": self.unit.layer,
+            "with": [u.name for u in self.with_units],
+            "int8_ms": round(self.int8_ms, 4),
+            "float_ms": round(self.float_ms, 4),
+            "error_after": self.error_after,
+        }
+
+
+def drop_slow_units(
+    prepared: Prepared, evaluator: Evaluator, kept: list[Unit], error: float, budget: float
+) -> tuple[list[Unit], float, list[SpeedDrop]]:
+    """Units still INT8 whose float version runs faster on ONNX Runtime CPU (timed in alternating rounds,
+    the whole model each way) go float, when the error stays within the budget."""
+    drops: list[SpeedDrop] = []
+    current = prepared.quantized(kept)
+    for unit in prepared.units:
+        if unit in kept:
+            continue
+        together = prepared.closure([*kept, unit])
+        candidate = prepared.quantized(together)
+        race = evaluator.race(current, candidate)
+        if race.second_won < race.rounds - 1 or race.second_ms > race.first_ms * (1 - SPEED_MARGIN):
+            continue
+        trial = evaluator.error(candidate)
+        if trial > budget:
+            continue
+        drops.append(SpeedDrop(unit, tuple(together[len(kept) + 1 :]), race.first_ms, race.second_ms, trial))
+        kept, error, current = together, trial, candidate
+    return kept, error, drops
+
+
+def kept_precision(backend: str, device: str) -> tuple[Precision, str]:
+    """The precision a mixed INT8 model's kept units run in on the target, and why."""
+    if backend in ("tensorrt", "tensorrt-rtx"):
+        return Precision.FP16, f"{backend} runs FP16 kernels natively (the units' nodes are cast in the graph)"
+    if backend == "onnxruntime" and device == "cuda":
+        return Precision.FP16, "ONNX Runtime CUDA has FP16 kernels (the units' nodes are cast in the graph)"
+    return Precision.FP32, f"{backend} on {device}: no fast FP16 kernels (FP16 would run as FP32 plus casts)"
+
+
+def measured_on(config: BuildConfig, precision: str) -> tuple[bool, str]:
+    """Whether the search's ONNX Runtime CPU timings are the target's, and the words for the manifest."""
+    where = "ONNX Runtime CPU, 1 thread, median of 10 runs of one batch"
+    if config.backend == "onnxruntime" and config.device == "cpu":
+        return True, where
+    if precision == "int8" and config.backend in ("tensorrt", "tensorrt-rtx"):
+        return False, (
+            f"{where}, Q/DQ graphs: not the {config.backend} target, which cannot run here; its Q/DQ "
+            "follows TensorRT's placement rules (Q/DQ only where TensorRT fuses them into INT8 kernels)"
+        )
+    return False, f"{where}: not the {config.backend} ({config.device}) target"
+
+
+def apply_budget(
+    model: onnx.ModelProto, config: BuildConfig, flavour: QuantFlavour | None
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """INT8 (or FP16) within ``config.max_accuracy_drop``: the precision stage for a budgeted build.
+
+    Returns the mixed model and the facts by manifest section (``calibration``, ``mixed``, ``cast``).
+    Raises :class:`VerificationError` (exit 1) with the table when no tried mix meets the budget, or
+    when the INT8 self-check fails (unless ``allow_inaccurate``).
     """
-    assert config.calibration is not None and config.validation is not None and config.max_accuracy_drop is not None
-    started = time.perf_counter()
-    metric_name, fn = metric_from(config.metric)
-    feeds = validation_feeds(model, config.validation, config.calibration.preprocess, config.val_num)
-    evaluator = Evaluator(model, feeds, fn)
-    prepared = prepare_int8(model, _fitted(config.calibration, model), flavour)
-    extra = [n for n in config.exclude_nodes if n not in {x.name for x in prepared.model.graph.node}]
-    if extra or config.exclude_op_types:
+    assert config.validation is not None and config.max_accuracy_drop is not None
+    if config.exclude_nodes or config.exclude_op_types:
         raise TrtforgeError(
             "--max-accuracy-drop chooses the float units itself; drop --exclude-nodes/"
             "--exclude-op-types, or build without the budget"
         )
+    started = time.perf_counter()
+    metric_name, fn = metric_from(config.metric)
+    preprocess = config.val_preprocess or (config.calibration.preprocess if config.calibration is not None else None)
+    evaluator = Evaluator(model, validation_feeds(model, config.validation, preprocess, config.val_num), fn)
+    prepared: Candidates
+    if config.precision is Precision.INT8:
+        assert config.calibration is not None and flavour is not None
+        from trtforge.graph.batch import batch_axes
+        from trtforge.graph.model import graph_inputs
+        from trtforge.precision.check import Holdout
+
+        holdout = Holdout(axes=batch_axes(graph_inputs(model)))
+        prepared = prepare_int8(model, _fitted(config.calibration, model), flavour, holdout)
+    else:
+        prepared = prepare_half(model, config.precision)
     ranking = rank(prepared, evaluator, metric_name)
     tries, error = search(prepared, evaluator, ranking, config.max_accuracy_drop)
     kept = [u for t in tries if t.kept for u in (t.unit, *t.with_units)]
-    mixed_model = prepared.quantized(kept)
-    facts = _mixed_facts(prepared, evaluator, ranking, tries, error, config, model, mixed_model)
-    facts["seconds"] = round(time.perf_counter() - started, 2)
-    print(render_mixed(facts), file=sys.stderr)
     if error > config.max_accuracy_drop:
         print(ranking.table(), file=sys.stderr)
         raise VerificationError(
-            f"INT8 misses --max-accuracy-drop {config.max_accuracy_drop:g} ({metric_name}): all-INT8 error "
-            f"{ranking.all_int8:.4g}, {error:.4g} with {len(kept)} of {len(tries)} tried unit(s) kept float "
-            f"(at most half of the {len(prepared.units)} units are); the ranking is above (raise the budget, "
-            "or build FP16/FP32)"
+            f"{prepared.precision.upper()} misses --max-accuracy-drop {config.max_accuracy_drop:g} ({metric_name}): "
+            f"all-{prepared.precision.upper()} error {ranking.all_int8:.4g}, {error:.4g} with {len(kept)} of "
+            f"{len(tries)} tried unit(s) kept float (at most half of the {len(prepared.units)} units are); the "
+            "ranking is above (raise the budget, or build at a higher precision)"
         )
-    calibration = {
-        **prepared.calibration,
-        "flavour": flavour.to_json(),
-        "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
-    }
+    if isinstance(prepared, Prepared):
+        mixed_model, facts = _finish_int8(prepared, evaluator, ranking, tries, kept, error, config)
+    else:
+        mixed_model, facts = _finish_half(prepared, evaluator, ranking, tries, kept, error, config, model)
+    facts["mixed"]["seconds"] = round(time.perf_counter() - started, 2)
+    print(render_mixed(facts["mixed"]), file=sys.stderr)
+    if isinstance(prepared, Prepared):
+        facts["calibration"]["check"] = _self_check(prepared, mixed_model, config)
     from trtforge.precision.apply import io_formats
 
-    mixed_model, formats = io_formats(mixed_model, config)
-    return mixed_model, {"calibration": calibration, "mixed": facts, "cast": None, "io_formats": formats}
+    mixed_model, facts["io_formats"] = io_formats(mixed_model, config)
+    return mixed_model, facts
 
 
-def _mixed_facts(
+def _finish_int8(
     prepared: Prepared,
     evaluator: Evaluator,
     ranking: SensitivityResult,
     tries: list[Try],
+    kept: list[Unit],
+    error: float,
+    config: BuildConfig,
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Speed-aware dropping where the target is this CPU, then the kept units in FP16 where the target
+    runs FP16 fast (kept FP32 when FP16 rounding would break the budget, said so)."""
+    assert config.max_accuracy_drop is not None
+    on_target, _ = measured_on(config, "int8")
+    drops: list[SpeedDrop] = []
+    if on_target and prepared.flavour.placement != "tensorrt" and config.drop_slow_units:
+        kept, error, drops = drop_slow_units(prepared, evaluator, kept, error, config.max_accuracy_drop)
+    model = prepared.quantized(kept)
+    precision, why = kept_precision(config.backend, config.device)
+    if precision is Precision.FP16 and kept:
+        from trtforge.precision.fp16 import HalfPlan
+
+        plan, nodes = HalfPlan(model), [n for u in kept for n in u.nodes]
+        half_error = evaluator.error(plan.simulated(only=nodes))
+        if half_error <= config.max_accuracy_drop:
+            model, error = plan.cast(only=nodes), half_error
+        else:
+            precision = Precision.FP32
+            why += f"; but FP16 rounding of the kept units gave error {half_error:.4g}, over the budget, so FP32"
+    facts = _mixed_facts(prepared, evaluator, ranking, tries, kept, error, config, model)
+    facts.update(
+        {
+            "kept_precision": str(precision),
+            "kept_precision_why": why,
+            "speed": _speed_facts(config, prepared, drops),
+        }
+    )
+    calibration = {
+        **prepared.calibration,
+        "flavour": prepared.flavour.to_json(),
+        "prepared": "onnxruntime basic graph optimizations (constants folded, Conv+BN/Mul/Add fused)",
+    }
+    return model, {"calibration": calibration, "mixed": facts, "cast": None}
+
+
+def _speed_facts(config: BuildConfig, prepared: Prepared, drops: list[SpeedDrop]) -> dict[str, object]:
+    on_target, where = measured_on(config, "int8")
+    if not config.drop_slow_units:
+        return {"measured": False, "how": "not checked (--keep-slow-int8)", "dropped": []}
+    if on_target and prepared.flavour.placement != "tensorrt":
+        how = (
+            f"each INT8 unit timed float vs INT8 (whole model, {where.split(',')[0]}, 5 alternating rounds); "
+            f"float kept when faster by {SPEED_MARGIN:.0%} in 4 of 5 rounds and within the budget"
+        )
+        return {"measured": True, "how": how, "dropped": [d.to_json() for d in drops]}
+    return {"measured": False, "how": where, "dropped": []}
+
+
+def _finish_half(
+    prepared: HalfPrepared,
+    evaluator: Evaluator,
+    ranking: SensitivityResult,
+    tries: list[Try],
+    kept: list[Unit],
     error: float,
     config: BuildConfig,
     fp32: onnx.ModelProto,
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    model = prepared.final(kept)
+    facts = _mixed_facts(prepared, evaluator, ranking, tries, kept, error, config, model, fp32)
+    facts.update({"kept_precision": "fp32", "kept_precision_why": "the units that break the budget in half precision"})
+    cast = {
+        "precision": prepared.precision,
+        "kept": {n: f"kept FP32 by --max-accuracy-drop ({ranking.metric})" for u in kept for n in u.nodes},
+        "blocked_op_types": sorted(prepared.plan.blocked_ops),
+        "checked_on": f"{ranking.samples} validation sample(s) of {config.validation}",
+    }
+    return model, {"calibration": None, "mixed": facts, "cast": cast}
+
+
+def _self_check(prepared: Prepared, model: onnx.ModelProto, config: BuildConfig) -> dict[str, object]:
+    """The INT8 self-check every INT8 build runs: on the held-back calibration samples."""
+    from trtforge.precision.apply import _cached_check_feeds
+    from trtforge.precision.check import verify
+
+    assert config.calibration is not None
+    holdout = prepared.holdout
+    feeds = holdout.feeds() if holdout is not None else None
+    return verify(
+        prepared.model,
+        model,
+        feeds or _cached_check_feeds(prepared.model, config),
+        str(config.calibration.data or config.calibration.loader),
+        holdout.held_back if holdout is not None else False,
+        config.allow_inaccurate,
+        fuse_qdq=prepared.flavour.placement == "onnxruntime",  # as in apply.quantize_int8
+    )
+
+
+def _mixed_facts(
+    prepared: Candidates,
+    evaluator: Evaluator,
+    ranking: SensitivityResult,
+    tries: list[Try],
+    kept_units: list[Unit],
+    error: float,
+    config: BuildConfig,
     mixed: onnx.ModelProto,
+    fp32: onnx.ModelProto | None = None,
 ) -> dict[str, Any]:
-    all_int8 = prepared.quantized()
-    models = {"fp32": fp32, "int8": all_int8, "mixed": mixed}
+    low = prepared.precision
+    models = {"fp32": fp32 or prepared.model, low: prepared.final(), "mixed": mixed}
+    on_target, where = measured_on(config, low)
     return {
+        "precision": low,
         "metric": ranking.metric,
         "budget": config.max_accuracy_drop,
         "scheme": ranking.scheme,
@@ -551,53 +868,53 @@ def _mixed_facts(
             if t.kept
         ],
         "tried": [{"name": t.unit.name, "error_after": t.error, "gain": t.gain, "kept": t.kept} for t in tries],
-        "error": {"fp32": 0.0, "int8": ranking.all_int8, "mixed": error},
+        "error": {"fp32": 0.0, low: ranking.all_int8, "mixed": error},
         "latency_ms": {k: round(evaluator.latency_ms(m), 4) for k, m in models.items()},
-        "latency_measured": "ONNX Runtime CPU, 1 thread, median of 10 runs of one batch, Q/DQ graphs"
-        + (
-            ": not the TensorRT target, whose speed is not measured here"
-            if prepared.flavour.placement == "tensorrt"
-            else ""
-        ),
-        "latency_is_target": prepared.flavour.placement != "tensorrt",
+        "latency_measured": where,
+        "latency_is_target": on_target,
         "onnx_bytes": {k: m.ByteSize() for k, m in models.items()},
-        "int8_fraction": round(
-            1
-            - sum(len(u.nodes) for t in tries if t.kept for u in (t.unit, *t.with_units))
-            / max(1, sum(len(u.nodes) for u in prepared.units)),
-            4,
+        f"{low}_fraction": round(
+            1 - sum(len(u.nodes) for u in kept_units) / max(1, sum(len(u.nodes) for u in prepared.units)), 4
         ),
         "ranking_seconds": ranking.seconds,
         "ranking": [
             {"name": e.unit.name, "op_type": e.unit.op_type, "layer": e.unit.layer, "error": e.error}
             for e in sorted(ranking.errors, key=lambda e: e.unit.index)
         ],
-        "kept_precision": "fp32",
     }
 
 
 def render_mixed(facts: Mapping[str, Any]) -> str:
     err, lat, size = facts["error"], facts["latency_ms"], facts["onnx_bytes"]
+    low = facts.get("precision", "int8")
+    kept_word = str(facts.get("kept_precision", "fp32")).upper()
     lines = [
         f"mixed precision ({facts['metric']}, budget {facts['budget']:g}): "
-        f"{sum(1 + len(u['with']) for u in facts['kept_float'])} of {facts['units']} unit(s) kept FP32"
+        f"{sum(1 + len(u['with']) for u in facts['kept_float'])} of {facts['units']} unit(s) kept {kept_word}"
+        + (f" ({facts['kept_precision_why']})" if facts["kept_float"] and "kept_precision_why" in facts else "")
     ]
     for u in facts["kept_float"]:
         lines.append(
-            f"  kept float: {u['name']} ({u['op_type']}, layer {u['layer'] or '-'}): "
+            f"  kept {kept_word}: {u['name']} ({u['op_type']}, layer {u['layer'] or '-'}): "
             f"alone {u['error_alone']:.4g}, gain {u['gain']:.4g}"
             + (f"; with {', '.join(u['with'])} (its reader is float, so unfusable)" if u["with"] else "")
         )
+    for d in facts.get("speed", {}).get("dropped", []):
+        lines.append(
+            f"  float for speed: {d['name']} ({d['op_type']}): {d['float_ms']:.3f} ms float vs "
+            f"{d['int8_ms']:.3f} ms INT8 (whole model), error then {d['error_after']:.4g}"
+        )
     lines.append(f"  {'':<6} {'error':>10} {'latency ms':>11} {'ONNX KiB':>9}")
-    for k in ("fp32", "int8", "mixed"):
+    for k in ("fp32", low, "mixed"):
         lines.append(f"  {k:<6} {err[k]:>10.4g} {lat[k]:>11.3f} {size[k] / 1024:>9.1f}")
     if not facts["latency_is_target"]:
         lines.append(f"  latency: {facts['latency_measured']}")
-    elif facts["kept_float"] and lat["mixed"] > lat["fp32"]:
+    elif facts["kept_float"] and lat["mixed"] > lat["fp32"] * (1 + SPEED_MARGIN):
         lines.append(
             f"  warning: the mixed model is slower than FP32 here ({lat['mixed']:.3f} vs {lat['fp32']:.3f} ms, "
-            f"{facts['latency_measured']}): the Q/DQ pairs at the float units' borders cost more than the "
-            "INT8 units save; FP32 (or FP16) may be the better build"
+            f"{facts['latency_measured']}): the {'Q/DQ pairs' if low == 'int8' else 'casts'} at the float units' "
+            f"borders cost more than the {low.upper()} units save; FP32{' (or FP16)' if low == 'int8' else ''} may "
+            "be the better build"
         )
     return "\n".join(lines)
 
