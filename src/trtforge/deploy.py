@@ -108,6 +108,11 @@ class EngineReport:
     """Failed its INT8 self-check, with no --max-accuracy-drop to judge it by: never selected."""
     why: str = ""
     """Why it was selected, or why not (slower, over the budget, refused), with its notes."""
+    backend: str = ""
+    """The backend the engine was built with (what ``--backend auto`` kept)."""
+    auto_ms: dict[str, float] | None = None
+    """``--backend auto`` on a CPU: each candidate backend's median ms as timed at build (the
+    manifest's ``build.auto``); ``backend`` is the one kept."""
 
 
 @dataclass
@@ -544,7 +549,10 @@ class _Measure:
             0.0 if first else _drop(acc, self.ref_acc),
         )
         report.passed, report.verdict = _judge(report, options.max_accuracy_drop)
-        build = json.loads(Path(f"{engine}.json").read_text()).get("build", {})
+        manifest = json.loads(Path(f"{engine}.json").read_text())
+        build = manifest.get("build", {})
+        report.backend = str(manifest.get("backend", ""))
+        report.auto_ms = (build.get("auto") or {}).get("median_ms")
         report.notes = engine_notes(build)
         report.refused = options.max_accuracy_drop is None and self_check_failed(build)
         return report
@@ -731,6 +739,7 @@ def _markdown(report: DeployReport) -> str:
         lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
     lines += ["## Why", "", *(f"- **{e.precision}** (`{e.engine}`): {e.why}" for e in report.engines), ""]
     lines += _pareto_markdown(report)
+    lines += auto_table(report)
     lines += _mixed_markdown(report)
     lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
     if "held out" in str(v["source"]):
@@ -742,6 +751,26 @@ def _markdown(report: DeployReport) -> str:
     if report.settings.get("command"):
         lines += ["This report was written by:", "", "```", str(report.settings["command"]), "```", ""]
     return "\n".join(lines)
+
+
+def auto_table(report: DeployReport) -> list[str]:
+    """``--backend auto``: every CPU backend timed at build, per precision, and the one kept."""
+    timed = [(e, e.auto_ms) for e in report.engines if e.auto_ms]
+    if not timed:
+        return []
+    names = sorted({name for _, ms in timed for name in ms})
+    lines = [
+        "## --backend auto",
+        "",
+        "Each engine was built with every CPU backend, timed at build (alternating rounds, batch 1, "
+        "random inputs; `build.auto` in its manifest) and the faster kept. Median ms:",
+        "",
+        f"| precision | {' | '.join(names)} | kept |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for e, ms in timed:
+        lines.append(f"| {e.precision} | {' | '.join(_fmt(ms.get(n), '.3f') for n in names)} | {e.backend} |")
+    return [*lines, ""]
 
 
 def _candidate_label(e: EngineReport) -> str:

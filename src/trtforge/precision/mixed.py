@@ -1007,6 +1007,7 @@ def _self_check(prepared: Prepared, model: onnx.ModelProto, config: BuildConfig)
         str(config.calibration.data or config.calibration.loader),
         holdout.held_back if holdout is not None else False,
         config.allow_inaccurate,
+        fuse_qdq=prepared.flavour.placement == "onnxruntime",  # as in apply.quantize_int8
     )
 
 
