@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from tests.precision.outlier_models import (
     SPREAD_UNITS,
@@ -29,7 +30,7 @@ from trtforge.precision.mixed import (
     rank,
     search,
 )
-from trtforge.precision.quantize import TENSORRT_FLAVOUR, cpu_flavour
+from trtforge.precision.quantize import TENSORRT_FLAVOUR, cpu_flavour, openvino_flavour
 
 
 def _int8_budget(tmp_path: Path, backend: str = "onnxruntime") -> BuildConfig:
@@ -89,11 +90,13 @@ def test_a_culprit_whose_input_is_the_problem_still_takes_its_producer_float(tmp
     assert [t["kept"] for t in facts["mixed"]["tried"] if t["step"] == "border"] == [False]
 
 
-def test_tensorrt_placement_needs_no_border(tmp_path: Path) -> None:
-    """TensorRT (and OpenVINO, same placement) put no Q after a Conv: a float reader never takes its
+@pytest.mark.parametrize("backend", ["tensorrt-rtx", "openvino"])
+def test_tensorrt_placement_needs_no_border(tmp_path: Path, backend: str) -> None:
+    """TensorRT and OpenVINO (same placement) put no Q after a Conv: a float reader never takes its
     producer along, so nothing is tried at the border."""
     model = onnx.load(str(dead_weight_model(tmp_path / "dead.onnx")))
-    _, facts = apply_budget(model, _int8_budget(tmp_path, "tensorrt-rtx"), TENSORRT_FLAVOUR)
+    flavour = TENSORRT_FLAVOUR if backend == "tensorrt-rtx" else openvino_flavour()
+    _, facts = apply_budget(model, _int8_budget(tmp_path, backend), flavour)
     [kept] = facts["mixed"]["kept_float"]
     assert kept["name"] == WEIGHT_UNIT and kept["with"] == [] and not kept["reads_int8_input"]
     assert not any(t["step"] == "border" for t in facts["mixed"]["tried"])

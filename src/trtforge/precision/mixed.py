@@ -460,7 +460,7 @@ class Prepared:
     def can_border(self, unit: Unit) -> bool:
         """Whether ``unit`` kept float can read its input through a Q/DQ pair instead (ONNX Runtime's
         placement: its producer then keeps the Q after it and stays an integer kernel)."""
-        return self.flavour.placement != "tensorrt"
+        return self.flavour.placement == "onnxruntime"
 
     def quantized(
         self, float_units: Sequence[Unit] = (), only: Unit | None = None, borders: Collection[Unit] = ()
