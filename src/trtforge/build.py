@@ -195,12 +195,16 @@ def load_runners(
     """``streams`` runners of one engine, from one read of the file and one check of its manifest.
 
     CPU engines: ``threads`` intra-op threads per runner; without it, the usable cores are shared
-    out among the streams. GPU runners that can ``fork`` make another context on a stream of its own.
+    out among the streams. Runners that can ``fork`` make the others from the first: GPU runners
+    another context on a stream of their own, OpenVINO another infer request of one compiled model
+    with ``streams`` streams (ONNX Runtime loads a session per stream).
     """
     data, manifest = artifact.read_verified(engine_path)
     backend = get_backend(manifest.backend)
     if manifest.device.get("kind", "cpu") == "cpu":
         options["threads"] = cpu_threads(threads, streams)
+        if streams > 1:
+            options["streams"] = streams  # a backend with streams of its own (openvino) runs them in one model
     first = backend.load(data, manifest, **options)
     runners: list[Runner] = [first]
     for _ in range(streams - 1):

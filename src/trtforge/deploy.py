@@ -108,6 +108,11 @@ class EngineReport:
     """Failed its INT8 self-check, with no --max-accuracy-drop to judge it by: never selected."""
     why: str = ""
     """Why it was selected, or why not (slower, over the budget, refused), with its notes."""
+    backend: str = ""
+    """The backend the engine was built with (what ``--backend auto`` kept)."""
+    auto_ms: dict[str, float] | None = None
+    """``--backend auto`` on a CPU: each candidate backend's median ms as timed at build (the
+    manifest's ``build.auto``); ``backend`` is the one kept."""
 
 
 @dataclass
@@ -546,7 +551,10 @@ class _Measure:
             0.0 if first else _drop(acc, self.ref_acc),
         )
         report.passed, report.verdict = _judge(report, options.max_accuracy_drop)
-        build = json.loads(Path(f"{engine}.json").read_text()).get("build", {})
+        manifest = json.loads(Path(f"{engine}.json").read_text())
+        build = manifest.get("build", {})
+        report.backend = str(manifest.get("backend", ""))
+        report.auto_ms = (build.get("auto") or {}).get("median_ms")
         report.notes = engine_notes(build)
         report.refused = options.max_accuracy_drop is None and self_check_failed(build)
         return report
@@ -733,6 +741,7 @@ def _markdown(report: DeployReport) -> str:
         lines += [f"Selected: `{report.selected}` (fastest passing), copied to `model.engine`.", ""]
     lines += ["## Why", "", *(f"- **{e.precision}** (`{e.engine}`): {e.why}" for e in report.engines), ""]
     lines += _pareto_markdown(report)
+    lines += auto_table(report)
     lines += _mixed_markdown(report)
     lines += ["## Reproduce", "", "```", *report.commands, "```", ""]
     if "held out" in str(v["source"]):
@@ -744,6 +753,26 @@ def _markdown(report: DeployReport) -> str:
     if report.settings.get("command"):
         lines += ["This report was written by:", "", "```", str(report.settings["command"]), "```", ""]
     return "\n".join(lines)
+
+
+def auto_table(report: DeployReport) -> list[str]:
+    """``--backend auto``: every CPU backend timed at build, per precision, and the one kept."""
+    timed = [(e, e.auto_ms) for e in report.engines if e.auto_ms]
+    if not timed:
+        return []
+    names = sorted({name for _, ms in timed for name in ms})
+    lines = [
+        "## --backend auto",
+        "",
+        "Each engine was built with every CPU backend, timed at build (alternating rounds, batch 1, "
+        "random inputs; `build.auto` in its manifest) and the faster kept. Median ms:",
+        "",
+        f"| precision | {' | '.join(names)} | kept |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for e, ms in timed:
+        lines.append(f"| {e.precision} | {' | '.join(_fmt(ms.get(n), '.3f') for n in names)} | {e.backend} |")
+    return [*lines, ""]
 
 
 def _candidate_label(e: EngineReport) -> str:
@@ -820,7 +849,13 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
             f"{sum(1 + len(u['with']) for u in m['kept_float'])} of {m['units']} unit(s) kept {kept} "
             f"({m.get('kept_precision_why', '')}); "
             f"changed top-1 answers vs fp32 in points, measured by the search on the Q/DQ graphs; latency: "
-            f"{m['latency_measured']}.",
+            f"{m['latency_measured']}."
+            + (
+                f" INT8 share of the mix: {m['int8_compute_fraction']:.0%} of the Conv/Gemm/MatMul "
+                "multiply-accumulates."
+                if isinstance(m.get("int8_compute_fraction"), float)
+                else ""
+            ),
             "",
             "| search candidate | top-1 changed (points) | latency (ms) |",
             "|---|---|---|",
@@ -828,9 +863,10 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
         lines += [f"| {k} | {err[k]:.2f} | {lat[k]:.3f} |" for k in ("fp32", "int8", "mixed")]
         tried = m.get("tried")
         if isinstance(tried, list) and tried:
-            lines += ["", "| step | unit tried out of INT8 | top-1 changed after | kept |", "|---|---|---|---|"]
+            lines += ["", "| step | kind | unit | top-1 changed after | taken |", "|---|---|---|---|---|"]
             lines += [
-                f"| {i} | `{t['name']}` | {t['error_after']:.2f} | {'yes' if t['kept'] else 'no: no gain'} |"
+                f"| {i} | {_STEP_WORDS.get(str(t.get('step', 'alone')), t.get('step'))} | `{t['name']}` | "
+                f"{t['error_after']:.2f} | {'yes' if t['kept'] else 'no'} |"
                 for i, t in enumerate(tried, 1)
             ]
         lines += ["", f"| unit kept {kept} | op | layer | alone | gain |", "|---|---|---|---|---|"]
@@ -841,6 +877,14 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
         lines += _speed_markdown(m.get("speed"))
         lines.append("")
     return lines
+
+
+_STEP_WORDS = {
+    "alone": "out of INT8 if it helps alone",
+    "cumulative": "out of INT8 with those before it",
+    "pruned": "back to INT8 if the budget holds",
+    "border": "reads INT8 input (producer back to INT8)",
+}
 
 
 def _speed_markdown(speed: object) -> list[str]:

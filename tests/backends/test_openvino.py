@@ -98,6 +98,29 @@ def test_run_compare_and_bench_from_the_cli(engines: dict[str, Path], digits_bs1
     assert '"backend": "openvino"' in text and '"threads": 1' in text
 
 
+def test_bench_streams_run_openvinos_own_streams_in_one_compiled_model(
+    engines: dict[str, Path], tmp_path: Path
+) -> None:
+    from trtforge.build import load_runners
+
+    runners, _ = load_runners(engines["fp32"], streams=2, threads=1)
+    assert len(runners) == 2 and runners[0].compiled is runners[1].compiled  # type: ignore[attr-defined]
+    compiled = runners[0].compiled  # type: ignore[attr-defined]
+    assert compiled.get_property("NUM_STREAMS") == 2 and compiled.get_property("INFERENCE_NUM_THREADS") == 2
+    assert str(compiled.get_property("PERFORMANCE_HINT")).endswith("THROUGHPUT")
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    assert np.array_equal(runners[0].infer({"image": x})["output_0"], runners[1].infer({"image": x})["output_0"])
+    out = tmp_path / "b.json"
+    proc = run_cli("bench", str(engines["int8"]), *FAST_BENCH, "--streams", "2", "--no-progress", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    reported = json.loads(out.read_text())["context"]["runtime_properties"]
+    assert reported["NUM_STREAMS"] == 2 and reported["PERFORMANCE_HINT"] == "THROUGHPUT", reported
+    assert reported["INFERENCE_PRECISION_HINT"] == "f32" and reported["OPTIMAL_NUMBER_OF_INFER_REQUESTS"] >= 2
+    assert "'NUM_STREAMS': 2" in proc.stdout  # printed on the Settings line
+    single = load_runners(engines["fp32"])[0][0].compiled  # type: ignore[attr-defined]
+    assert single.get_property("NUM_STREAMS") == 1  # one stream keeps the latency settings
+
+
 def test_threads_asked_at_load_reach_the_compiled_model(engines: dict[str, Path]) -> None:
     from trtforge.build import load
 
@@ -138,6 +161,26 @@ def test_deploy_and_exec_build_with_openvino(digits_bs1: Path, tmp_path: Path) -
     )
     assert proc.returncode == 0, proc.stderr
     assert "&&&& PASSED" in proc.stdout and _manifest(tmp_path / "m.ov")["backend"] == "openvino"
+
+
+def test_deploy_with_auto_lists_both_cpu_backends_times_and_the_one_kept(digits_bs1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    calib = ("--calib-data", str(DIGITS / "calib"), "--preprocess", DIGITS_PREPROCESS, "--calib-num", "40")
+    proc = run_cli(
+        "deploy", str(digits_bs1), "-o", str(out), "--backend", "auto", "--precision", "fp32,int8", *calib, *FAST_BENCH
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    text = (out / "report.md").read_text()
+    assert "## --backend auto" in text and "| precision | onnxruntime | openvino | kept |" in text
+    for engine in report["engines"]:
+        manifest = _manifest(out / engine["engine"])
+        assert engine["auto_ms"] == manifest["build"]["auto"]["median_ms"]
+        assert set(engine["auto_ms"]) == {"onnxruntime", "openvino"}
+        assert engine["backend"] == manifest["backend"] == manifest["build"]["auto"]["chosen"]
+        ms = engine["auto_ms"]
+        row = f"| {engine['precision']} | {ms['onnxruntime']:.3f} | {ms['openvino']:.3f} | {engine['backend']} |"
+        assert row in text and row in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -207,6 +250,53 @@ def test_auto_needs_the_shapes_it_times_and_says_so_before_building(tmp_path: Pa
     )
     assert proc.returncode == 0, proc.stderr
     assert _manifest(tmp_path / "m.engine")["build"]["profiles"]
+
+
+def _strided_block(folder: Path) -> tuple[Path, Path]:
+    """ResNet's downsampling block: two strided 1x1 convolutions reading one ReLU, one through a 3x3."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    shapes = {"w0": (8, 8, 3, 3), "w1": (16, 8, 1, 1), "w2": (16, 16, 3, 3), "w3": (16, 8, 1, 1)}
+    weights = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n) for n, s in shapes.items()]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Conv", ["r0", "w1"], ["c1"], strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["r0", "w3"], ["c3"], strides=[2, 2]),
+        helper.make_node("Add", ["c2", "c3"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
+    model = folder / "strided.onnx"
+    graph = helper.make_graph(nodes, "strided", [x], [y], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(folder / "calib.npz", x=rng.standard_normal((16, 8, 16, 16)).astype(np.float32))
+    return model, folder / "calib.npz"
+
+
+def test_strided_1x1_convolutions_run_in_int8_as_with_nncf(tmp_path: Path) -> None:
+    """OpenVINO read trtforge's Q/DQ pairs as chains that its strides pass split: the strided 1x1
+    convolutions ran in FP32 with weights dequantized at every call (ResNet-50: 6 of 53)."""
+    import onnxruntime as ort
+
+    from trtforge.build import load
+
+    model, calib = _strided_block(tmp_path)
+    engine = tmp_path / "m.ov"
+    calib_args = ("--calib-data", str(calib), "--calib-method", "minmax")
+    proc = run_cli("build", str(model), "-o", str(engine), "--backend", "openvino", "--precision", "int8", *calib_args)
+    assert proc.returncode == 0, proc.stderr
+    build = _manifest(engine)["build"]
+    assert build["int8_layers_by_type"]["Convolution"] == 4, build
+    assert "dynamic" not in build["layers_by_precision"] and build["qdq_folded"].startswith("4 ")
+    x = np.random.default_rng(1).standard_normal((1, 8, 16, 16)).astype(np.float32)
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = load(engine).infer({"x": x})["y"]
+    assert float((got * want).sum() / (np.linalg.norm(got) * np.linalg.norm(want))) > 0.99
 
 
 def test_the_openvino_flavour_keeps_7_bit_weights_only_without_vnni() -> None:

@@ -126,3 +126,37 @@ def test_a_static_batch_model_is_checked_on_a_held_back_sample_fewer_than_its_ba
     )
     check = manifest.calibration["check"]
     assert check["samples"] >= 1
+
+
+def _gap_model(folder: Path) -> tuple[Path, Path]:
+    """GlobalAveragePool of a checkerboard (mean ~1e-5 of its range) into a MatMul: the pool's output
+    range is ~1e-6 of its input's, which ONNX Runtime's fused QLinearGlobalAveragePool refuses to run."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32), "w")
+    axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+        helper.make_node("Squeeze", ["g", "axes"], ["f"]),
+        helper.make_node("MatMul", ["f", "w"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])
+    graph = helper.make_graph(nodes, "gap", [x], [y], [w, axes])
+    model = folder / "gap.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    board = np.where(np.indices((8, 8)).sum(0) % 2, 1.0, -1.0 + 1e-5).astype(np.float32)
+    np.savez(folder / "calib.npz", x=np.broadcast_to(board, (8, 4, 8, 8)).copy())
+    return model, folder / "calib.npz"
+
+
+def test_another_backends_flavour_is_checked_as_written_not_with_onnxruntimes_fused_kernels(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    model, calib = _gap_model(tmp_path)
+    common = ("--precision", "int8", "--calib-data", str(calib), "--calib-method", "minmax")
+    proc = run_cli("build", str(model), "-o", str(tmp_path / "m.ov"), "--backend", "openvino", *common)
+    assert proc.returncode == 0, proc.stderr  # was a traceback from QLinearGlobalAveragePool
+    proc = run_cli("build", str(model), "-o", str(tmp_path / "m.engine"), *common)
+    assert proc.returncode == 2 and "ONNX Runtime cannot run the INT8 model" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.engine").exists()

@@ -41,6 +41,7 @@ _RECORDED = (
     "INFERENCE_PRECISION_HINT",
     "ENABLE_CPU_PINNING",
     "ENABLE_HYPER_THREADING",
+    "OPTIMAL_NUMBER_OF_INFER_REQUESTS",
 )
 
 
@@ -66,6 +67,18 @@ def compile_properties(precision: Precision, threads: int | None = None) -> dict
     if threads:
         properties["INFERENCE_NUM_THREADS"] = threads
     return properties
+
+
+def stream_properties(streams: int, threads: int | None) -> dict[str, object]:
+    """OpenVINO's own streams for ``streams`` > 1: the throughput hint with ``NUM_STREAMS`` set, so one
+    compiled model runs that many infer requests at once, ``threads`` each (None: OpenVINO shares
+    out the cores); one stream keeps the engine's latency settings."""
+    if streams <= 1:
+        return {"INFERENCE_NUM_THREADS": threads} if threads else {}
+    out: dict[str, object] = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams}
+    if threads:
+        out["INFERENCE_NUM_THREADS"] = threads * streams
+    return out
 
 
 def _read_properties(compiled: Any) -> dict[str, object]:
@@ -100,13 +113,24 @@ def layer_precisions(compiled: Any) -> dict[str, object]:
 
 
 class OpenVinoRunner:
-    """One infer request of a compiled model; inputs and outputs by the ONNX model's names."""
+    """One infer request of a compiled model; inputs and outputs by the ONNX model's names.
+
+    :meth:`fork` makes another infer request of the same compiled model: loaded with ``streams=N``,
+    OpenVINO runs N of them at once, each on a stream of its own (``bench --streams N``)."""
 
     def __init__(self, compiled: Any, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
         self.compiled = compiled
         self.inputs = inputs
         self.outputs = outputs
         self._request = compiled.create_infer_request()
+
+    def fork(self) -> OpenVinoRunner:
+        return OpenVinoRunner(self.compiled, self.inputs, self.outputs)
+
+    @property
+    def runtime_properties(self) -> dict[str, object]:
+        """The compiled model's settings as OpenVINO reports them (hint, streams, threads, precision)."""
+        return _read_properties(self.compiled)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self._request.infer({i: feeds[spec.name] for i, spec in enumerate(self.inputs)})
@@ -148,13 +172,16 @@ class OpenVinoBackend:
             )
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        from trtforge.backends.openvino_qdq import fold_qdq
         from trtforge.graph.model import graph_inputs, graph_outputs
 
         core = _ov().Core()
         self._check(config, core)
         properties = compile_properties(config.precision)
         try:
-            compiled = core.compile_model(core.read_model(model.SerializeToString()), "CPU", properties)
+            read = core.read_model(model.SerializeToString())
+            folded = fold_qdq(read)  # INT8: Q/DQ pairs as the FakeQuantize nodes OpenVINO optimises
+            compiled = core.compile_model(read, "CPU", properties)
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
             raise TrtforgeError(f"openvino cannot compile the model: {first}") from None
@@ -166,6 +193,8 @@ class OpenVinoBackend:
             "properties": _read_properties(compiled),
             **layer_precisions(compiled),
         }
+        if folded:
+            facts["qdq_folded"] = f"{folded} activation Q/DQ pairs compiled as FakeQuantize (same values)"
         if config.profiles:  # OpenVINO runs any shape in range; the manifest keeps the range asked for
             from trtforge.graph.ranges import validate_profiles
 
@@ -184,8 +213,8 @@ class OpenVinoBackend:
         recorded = manifest.build.get("runtime_settings")
         properties = dict(recorded) if isinstance(recorded, dict) else {}
         threads = options.get("threads")
-        if threads:
-            properties["INFERENCE_NUM_THREADS"] = int(str(threads))
+        streams = int(str(options.get("streams") or 1))
+        properties.update(stream_properties(streams, int(str(threads)) if threads else None))
         try:
             compiled = ov.Core().import_model(io.BytesIO(data), "CPU", properties)
         except RuntimeError as exc:  # bytes that match the manifest's sha but are no compiled model

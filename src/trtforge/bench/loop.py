@@ -277,6 +277,9 @@ def _runners(
         )
         if manifest.build.get("runtime_settings"):  # what the backend applies at load (spinning, hints...)
             context["runtime_settings"] = manifest.build["runtime_settings"]
+        reported = getattr(loaded[0], "runtime_properties", None)
+        if reported:  # as the runtime reports them once loaded (openvino: streams, hint, threads)
+            context["runtime_properties"] = reported
         return loaded
     runners: list[Runner] = list(target) if isinstance(target, Sequence) else [target]  # type: ignore[arg-type]
     if len(runners) != settings.streams:

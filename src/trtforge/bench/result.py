@@ -19,7 +19,8 @@ class BenchSettings:
     percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
     seed: int = 0
     streams: int = 1
-    """CPU: concurrent sessions, one thread each. GPU: one runner (stream + context) each."""
+    """ONNX Runtime: concurrent sessions. OpenVINO: one compiled model with N streams, an infer request
+    each. GPU: one runner (stream + context) each."""
     threads: int | None = None
     """Intra-op threads of each CPU session (None: the backend's default); recorded."""
     cuda_graph: bool = False

@@ -62,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         type=int_arg("--streams", 1, 256),
         default=1,
         metavar="N",
-        help="concurrent streams (CPU: sessions, one thread each; default 1)",
+        help="concurrent streams (ONNX Runtime: a session each; OpenVINO: its own streams, one compiled model "
+        "with NUM_STREAMS=N and the throughput hint; GPU: a context each; default 1)",
     )
     r.add_argument(
         "--threads",

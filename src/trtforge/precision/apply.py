@@ -121,6 +121,7 @@ def quantize_int8(
         str(calibration.data or calibration.loader),
         holdout.held_back,
         config.allow_inaccurate,
+        fuse_qdq=flavour.placement == "onnxruntime",  # other flavours: the Q/DQ arithmetic as written
     )
     facts.update(
         {

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from trtforge.errors import TrtforgeError
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -166,9 +168,13 @@ def _span(values: np.ndarray) -> float:
 
 
 def run(
-    model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str] | None = None
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str] | None = None, fuse_qdq: bool = True
 ) -> dict[str, np.ndarray]:
-    """``model`` on ONNX Runtime CPU over ``feeds`` (in groups of a static batch, if it has one)."""
+    """``model`` on ONNX Runtime CPU over ``feeds`` (in groups of a static batch, if it has one).
+
+    ``fuse_qdq=False`` runs Q/DQ nodes as written (DequantizeLinear, the float op, QuantizeLinear)
+    instead of ONNX Runtime's fused integer kernels: the Q/DQ arithmetic another backend
+    (OpenVINO, TensorRT) implements, and no refusal from a fused kernel that backend never runs."""
     import onnxruntime as ort
 
     from trtforge.data.samples import output_axis, sample_count, take
@@ -177,7 +183,9 @@ def run(
     from trtforge.precision.calibrate import _static_batch
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failing kernel is reported by the caller, in one line
+    if not fuse_qdq:
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     names = outputs or [o.name for o in session.get_outputs()]
     axes = batch_axes(graph_inputs(model))  # a state's samples on axis 1; a scalar is fed whole
@@ -217,9 +225,23 @@ def self_check(
     data: str,
     held_back: bool,
     thresholds: Thresholds = Thresholds(),
+    fuse_qdq: bool = True,
 ) -> CheckReport:
-    """Compare ``quantized`` with its FP32 ``reference`` on ``feeds``; suspects when an output fails."""
-    ref, got = run(reference, feeds), run(quantized, feeds)
+    """Compare ``quantized`` with its FP32 ``reference`` on ``feeds``; suspects when an output fails.
+
+    ``fuse_qdq``: run the INT8 model with ONNX Runtime's fused integer kernels (what an onnxruntime
+    engine runs) or as written (see :func:`run`), for the Q/DQ flavours of other backends."""
+    ref = run(reference, feeds)
+    try:
+        got = run(quantized, feeds, fuse_qdq=fuse_qdq)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split("Status Message:")[-1].strip()
+        raise TrtforgeError(
+            f"ONNX Runtime cannot run the INT8 model it would build ({first[:200]}); calibrate with "
+            "other data or --calib-method, or keep the failing node float with --exclude-nodes"
+        ) from None
     samples = len(next(iter(feeds.values())))
     report = CheckReport(data, samples, held_back, thresholds)
     report.outputs = [compare_output(name, ref[name], got[name], thresholds) for name in ref]
@@ -380,6 +402,7 @@ def verify(
     held: bool,
     allow_inaccurate: bool,
     thresholds: Thresholds = Thresholds(),
+    fuse_qdq: bool = True,
 ) -> dict[str, object]:
     """Run :func:`self_check`, print its table on stderr, and refuse a far-off model unless allowed.
 
@@ -396,7 +419,7 @@ def verify(
             file=sys.stderr,
         )
         return {"checked": False, "reason": "no data: ranges from a calibration cache"}
-    report = self_check(reference, quantized, feeds, data, held, thresholds)
+    report = self_check(reference, quantized, feeds, data, held, thresholds, fuse_qdq)
     print(report.table(), file=sys.stderr)
     if not report.passed:
         if not allow_inaccurate:
