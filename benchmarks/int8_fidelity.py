@@ -331,7 +331,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:  # cx, cy, w, h
 
 
 def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> tuple[Path, float, dict]:
-    """``method``: a --calib-method, with ``-nobc`` appended for no bias correction."""
+    """``method``: a --calib-method, with ``-nobc`` appended for no bias correction, ``-noemp`` for the
+    weight-error correction only (no measured one)."""
     import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
 
@@ -340,6 +341,8 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
     corrected = (
         {"bias_correction": suffix != "nobc"} if "bias_correction" in CalibrationConfig.__dataclass_fields__ else {}
     )
+    if "empirical_bias_correction" in CalibrationConfig.__dataclass_fields__:
+        corrected["empirical_bias_correction"] = suffix not in ("nobc", "noemp")
     started = time.perf_counter()
     manifest = trtforge.build(
         fp32,

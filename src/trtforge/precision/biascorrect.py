@@ -151,3 +151,125 @@ def _shift_bias(
         numpy_helper.from_array(np.clip(moved, info.min, info.max).astype(steps.dtype), dq.input[0])
     )
     return True
+
+
+def correct_biases_empirically(
+    float_model: onnx.ModelProto, quantized: onnx.ModelProto, batches: list[dict[str, np.ndarray]]
+) -> dict[str, object]:
+    """Shift, in ``quantized``, each Conv/Gemm bias by minus the mean per-channel error the layer
+    itself adds, measured on ``batches`` (calibration samples): each layer's FP32 input, put through
+    the layer's input Q/DQ and run with its INT8 weights and (weight-corrected) bias, against its FP32
+    output. So the activations' quantization (rounding, and clipping, which is biased) is counted too,
+    not only the weights' error. Each layer is measured on FP32 inputs, as NNCF does: correcting on the
+    INT8 model's own inputs moves every layer's input while its bias moves, and over-corrects. One
+    ONNX Runtime run over the batches (the FP32 model with a quantized copy of each layer beside it).
+    Returns the facts for the manifest.
+    """
+    inits = {i.name: i for i in quantized.graph.initializer}
+    producer = {out: node for node in quantized.graph.node for out in node.output}
+    readers: dict[str, int] = {}
+    for node in quantized.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    float_nodes = {n.name: n for n in float_model.graph.node}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(float_model)
+    pairs: list[tuple[onnx.NodeProto, str, str]] = []  # (quantized node, FP32 output, quantized copy's output)
+    for node in quantized.graph.node:
+        source = float_nodes.get(node.name)
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3 or source is None:
+            continue
+        if readers.get(_bias_tensor(node.input[2], producer), 0) != 1:
+            continue
+        copied = _quantized_copy(node, source.input[0], producer, inits, f"biascorrect{len(pairs)}/")
+        if copied is not None:
+            probe.graph.node.extend(copied[0])
+            probe.graph.initializer.extend(copied[1])
+            pairs.append((node, source.output[0], copied[0][-1].output[0]))
+    if not pairs or not batches:
+        return {"nodes": 0}
+    names = [n for _, f, q in pairs for n in (f, q)]
+    means = _channel_means(probe, names, batches)
+    corrected, largest = 0, 0.0
+    for node, f, q in pairs:
+        drift = means[q] - means[f]
+        if _shift_bias(node.input[2], -drift, inits, producer):
+            corrected += 1
+            largest = max(largest, float(np.abs(drift).max()))
+    return {"nodes": corrected, "samples": sum(_count(b) for b in batches), "largest_shift": round(largest, 6)}
+
+
+def _quantized_copy(
+    node: onnx.NodeProto,
+    float_input: str,
+    producer: dict[str, onnx.NodeProto],
+    inits: dict[str, onnx.TensorProto],
+    prefix: str,
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
+    """Nodes and initializers computing ``node`` as the Q/DQ model does, on ``float_input``: its input
+    quantized with the scale of the DequantizeLinear before it, its weights and bias as dequantized
+    there. None when its input, weights or bias are not read through an initializer DequantizeLinear."""
+    from onnx import helper
+
+    dqs = [producer.get(name) for name in node.input[:3]]
+    if any(dq is None or dq.op_type != "DequantizeLinear" or any(i not in inits for i in dq.input) for dq in dqs[1:]):
+        return None
+    x_dq = dqs[0]
+    if x_dq is None or x_dq.op_type != "DequantizeLinear" or any(i not in inits for i in x_dq.input[1:]):
+        return None
+    nodes: list[onnx.NodeProto] = []
+    used = {name for dq in dqs if dq is not None for name in dq.input if name in inits}
+    quantized_x = helper.make_node("QuantizeLinear", [float_input, *(prefix + i for i in x_dq.input[1:])], [prefix + "q"])
+    quantized_x.attribute.extend(a for a in x_dq.attribute if a.name == "axis")
+    nodes.append(quantized_x)
+    for k, dq in enumerate(dqs):
+        assert dq is not None
+        inputs = [prefix + "q"] + [prefix + i for i in dq.input[1:]] if k == 0 else [prefix + i for i in dq.input]
+        copy = helper.make_node("DequantizeLinear", inputs, [f"{prefix}dq{k}"])
+        copy.attribute.extend(dq.attribute)
+        nodes.append(copy)
+    layer = helper.make_node(node.op_type, [f"{prefix}dq{k}" for k in range(3)], [prefix + "y"])
+    layer.attribute.extend(node.attribute)
+    nodes.append(layer)
+    copied = []
+    for name in sorted(used):
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(inits[name])
+        tensor.name = prefix + name
+        copied.append(tensor)
+    return nodes, copied
+
+
+def _count(batch: dict[str, np.ndarray]) -> int:
+    return int(next(iter(batch.values())).shape[0]) if batch else 0
+
+
+def _channel_means(
+    model: onnx.ModelProto, names: list[str], batches: list[dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """``{tensor: mean over samples and positions, per channel (axis 1)}`` of ``model``'s tensors ``names``."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    present = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names if n not in present)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the tensors as named
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feeds = {i.name for i in session.get_inputs()}
+    single = any(i.shape and i.shape[0] == 1 for i in session.get_inputs())  # a fixed batch of 1: sample by sample
+    if single:
+        batches = [{k: v[i : i + 1] for k, v in b.items()} for b in batches for i in range(_count(b))]
+    sums: dict[str, np.ndarray] = {}
+    count = 0
+    for batch in batches:
+        values = session.run(names, {k: v for k, v in batch.items() if k in feeds})
+        for name, value in zip(names, values):
+            axes = (0, *range(2, value.ndim))
+            part = value.astype(np.float64).sum(axis=axes) / (value.size / value.shape[1]) * value.shape[0]
+            sums[name] = sums.get(name, 0) + part
+        count += _count(batch)
+    return {name: total / max(count, 1) for name, total in sums.items()}
