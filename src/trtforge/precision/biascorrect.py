@@ -211,33 +211,46 @@ def _quantized_copy(
     there. None when its input, weights or bias are not read through an initializer DequantizeLinear."""
     from onnx import helper
 
-    dqs = [producer.get(name) for name in node.input[:3]]
-    if any(dq is None or dq.op_type != "DequantizeLinear" or any(i not in inits for i in dq.input) for dq in dqs[1:]):
+    x_dq, w_dq, b_dq = (producer.get(name) for name in node.input[:3])
+    if not (_reads_initializers(x_dq, inits, 1) and _reads_initializers(w_dq, inits, 0)):
         return None
-    x_dq = dqs[0]
-    if x_dq is None or x_dq.op_type != "DequantizeLinear" or any(i not in inits for i in x_dq.input[1:]):
+    float_bias = b_dq is None and node.input[2] in inits  # TensorRT's flavour keeps the bias float
+    if not float_bias and not _reads_initializers(b_dq, inits, 0):
         return None
-    nodes: list[onnx.NodeProto] = []
-    used = {name for dq in dqs if dq is not None for name in dq.input if name in inits}
-    quantized_x = helper.make_node("QuantizeLinear", [float_input, *(prefix + i for i in x_dq.input[1:])], [prefix + "q"])
-    quantized_x.attribute.extend(a for a in x_dq.attribute if a.name == "axis")
-    nodes.append(quantized_x)
-    for k, dq in enumerate(dqs):
-        assert dq is not None
-        inputs = [prefix + "q"] + [prefix + i for i in dq.input[1:]] if k == 0 else [prefix + i for i in dq.input]
-        copy = helper.make_node("DequantizeLinear", inputs, [f"{prefix}dq{k}"])
-        copy.attribute.extend(dq.attribute)
-        nodes.append(copy)
-    layer = helper.make_node(node.op_type, [f"{prefix}dq{k}" for k in range(3)], [prefix + "y"])
+    assert x_dq is not None and w_dq is not None
+    quantize_x = helper.make_node(
+        "QuantizeLinear", [float_input, *(prefix + i for i in x_dq.input[1:])], [prefix + "q"]
+    )
+    quantize_x.attribute.extend(a for a in x_dq.attribute if a.name == "axis")
+    nodes = [quantize_x, _dq_copy(x_dq, [prefix + "q", *(prefix + i for i in x_dq.input[1:])], prefix + "x")]
+    nodes.append(_dq_copy(w_dq, [prefix + i for i in w_dq.input], prefix + "w"))
+    if b_dq is not None:
+        nodes.append(_dq_copy(b_dq, [prefix + i for i in b_dq.input], prefix + "b"))
+    bias = prefix + ("b" if b_dq is not None else node.input[2])
+    layer = helper.make_node(node.op_type, [prefix + "x", prefix + "w", bias], [prefix + "y"])
     layer.attribute.extend(node.attribute)
     nodes.append(layer)
+    used = {name for dq in (x_dq, w_dq, b_dq) if dq is not None for name in dq.input if name in inits}
     copied = []
-    for name in sorted(used):
+    for name in sorted(used | ({node.input[2]} if float_bias else set())):
         tensor = onnx.TensorProto()
         tensor.CopyFrom(inits[name])
         tensor.name = prefix + name
         copied.append(tensor)
     return nodes, copied
+
+
+def _reads_initializers(dq: onnx.NodeProto | None, inits: dict[str, onnx.TensorProto], first: int) -> bool:
+    """Whether ``dq`` is a DequantizeLinear whose inputs from ``first`` on are all initializers."""
+    return dq is not None and dq.op_type == "DequantizeLinear" and all(i in inits for i in dq.input[first:])
+
+
+def _dq_copy(dq: onnx.NodeProto, inputs: list[str], output: str) -> onnx.NodeProto:
+    from onnx import helper
+
+    copy = helper.make_node("DequantizeLinear", inputs, [output])
+    copy.attribute.extend(dq.attribute)
+    return copy
 
 
 def _count(batch: dict[str, np.ndarray]) -> int:
