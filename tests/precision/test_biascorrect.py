@@ -153,7 +153,7 @@ def test_build_measures_the_correction_unless_told_not_to(tmp_path) -> None:
             tmp_path / "m.onnx", out, BuildConfig(precision="int8", calibration=calibration, allow_inaccurate=True)
         )
         facts = (manifest.calibration or {}).get("empirical_bias_correction")
-        assert (facts or {}).get("nodes") == 1 if measured else facts is None
+        assert facts["nodes"] == 1 if measured else facts.startswith("off")
         x = _skewed(seed=2)
         errors[measured] = abs(
             float(np.mean(run(onnx.load(str(out)), {"x": x})["y"] - run(rounded_conv(), {"x": x})["y"]))

@@ -115,8 +115,7 @@ def quantize_int8(
     ranges, facts = _int8_ranges(model, calibration, model_sha, holdout, flavour.activation_symmetric, means, kept)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["bias_correction"] = bias_correction(model, quantized, calibration, means)
-    if calibration.bias_correction and calibration.empirical_bias_correction and kept:
-        facts["empirical_bias_correction"] = empirical_bias_correction(model, quantized, kept)
+    facts["empirical_bias_correction"] = empirical_bias_correction(model, quantized, calibration, kept)
     facts["check"] = verify(
         model,
         quantized,
@@ -158,11 +157,18 @@ def bias_correction(
 
 
 def empirical_bias_correction(
-    model: onnx.ModelProto, quantized: onnx.ModelProto, kept: list[dict[str, Any]]
-) -> dict[str, object]:
-    """The second, measured bias correction (:func:`trtforge.precision.biascorrect.correct_biases_empirically`)."""
+    model: onnx.ModelProto, quantized: onnx.ModelProto, calibration: CalibrationConfig, kept: list[dict[str, Any]]
+) -> dict[str, object] | str:
+    """The second, measured bias correction on the ``kept`` calibration batches, in place
+    (:func:`trtforge.precision.biascorrect.correct_biases_empirically`), or why not."""
     from trtforge.precision.biascorrect import correct_biases_empirically
 
+    if not calibration.bias_correction:
+        return "off (--no-bias-correction)"
+    if not calibration.empirical_bias_correction:
+        return "off (--no-measured-bias-correction)"
+    if not kept:
+        return "not applied: the ranges came from a calibration cache, no samples to measure on"
     started = time.perf_counter()
     facts = correct_biases_empirically(model, quantized, kept)
     facts["seconds"] = round(time.perf_counter() - started, 2)
