@@ -190,6 +190,8 @@ def correct_biases_empirically(
         return {"nodes": 0}
     names = [n for _, f, q in pairs for n in (f, q)]
     means = _channel_means(probe, names, batches)
+    if not means:
+        return {"nodes": 0, "samples": 0}  # fewer samples than the model's static batch
     corrected, largest = 0, 0.0
     for node, f, q in pairs:
         drift = means[q] - means[f]
@@ -260,7 +262,8 @@ def _count(batch: dict[str, np.ndarray]) -> int:
 def _channel_means(
     model: onnx.ModelProto, names: list[str], batches: list[dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    """``{tensor: mean over samples and positions, per channel (axis 1)}`` of ``model``'s tensors ``names``."""
+    """``{tensor: mean over samples and positions, per channel (axis 1)}`` of ``model``'s tensors ``names``
+    (a model of static batch B is run on groups of B: up to B - 1 samples are left out; none: ``{}``)."""
     import onnxruntime as ort
     from onnx import helper
 
@@ -273,9 +276,11 @@ def _channel_means(
     options.log_severity_level = 3
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feeds = {i.name for i in session.get_inputs()}
-    single = any(i.shape and i.shape[0] == 1 for i in session.get_inputs())  # a fixed batch of 1: sample by sample
-    if single:
-        batches = [{k: v[i : i + 1] for k, v in b.items()} for b in batches for i in range(_count(b))]
+    fixed = next((i.shape[0] for i in session.get_inputs() if i.shape and isinstance(i.shape[0], int)), None)
+    if fixed is not None:  # a static batch: regrouped to it, an incomplete last group left out
+        whole = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+        total = _count(whole)
+        batches = [{k: v[i : i + fixed] for k, v in whole.items()} for i in range(0, total - fixed + 1, fixed)]
     sums: dict[str, np.ndarray] = {}
     count = 0
     for batch in batches:
