@@ -115,7 +115,7 @@ def quantize_int8(
     ranges, facts = _int8_ranges(model, calibration, model_sha, holdout, flavour.activation_symmetric, means, kept)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["bias_correction"] = bias_correction(model, quantized, calibration, means)
-    facts["empirical_bias_correction"] = empirical_bias_correction(model, quantized, calibration, kept)
+    facts["empirical_bias_correction"] = empirical_bias_correction(model, quantized, calibration, kept if means else [])
     facts["check"] = verify(
         model,
         quantized,
@@ -167,8 +167,8 @@ def empirical_bias_correction(
         return "off (--no-bias-correction)"
     if not calibration.empirical_bias_correction:
         return "off (--no-measured-bias-correction)"
-    if not kept:
-        return "not applied: the ranges came from a calibration cache, no samples to measure on"
+    if not kept:  # it follows the weight-error correction, which needs a histogram method's means
+        return "not applied: as the weight-error correction (a histogram method's calibration, not a cache)"
     started = time.perf_counter()
     facts = correct_biases_empirically(model, quantized, kept)
     facts["seconds"] = round(time.perf_counter() - started, 2)
