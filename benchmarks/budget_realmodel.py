@@ -212,7 +212,7 @@ def main() -> None:
     mixed = ours["mixed"]
     assert isinstance(mixed, dict)
     val_s = validation_pass_s(work / "fp32.onnx", val)
-    passes = mixed["units"] + 1 + len(mixed["tried"]) + 1
+    passes = mixed["units"] + 1 + mixed.get("search_passes", len(mixed["tried"])) + 1  # ranking, search, final
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -259,6 +259,10 @@ def render(r: dict) -> str:
         f"{mixed['ranking_seconds']['units']} s), --keep-slow-int8 {r['trtforge']['keep_slow_build_s']} s; one plain "
         f"INT8 build {r['trtforge']['int8_build_s']} s; one validation pass {r['validation_pass_s']} s x "
         f"{r['passes']} passes; goal 3 x (build + passes) = {r['goal_s']} s",
+        f"INT8 share of the mix by compute (Conv/Gemm/MatMul MACs): {mixed.get('int8_compute_fraction', '-')}, "
+        f"--keep-slow-int8 {slow.get('int8_compute_fraction', '-')}; by unit nodes {mixed['int8_fraction']}, "
+        f"--keep-slow-int8 {slow['int8_fraction']}; search steps: "
+        + ", ".join(f"{t['step']} {t['name']} {'kept' if t['kept'] else 'no'}" for t in mixed["tried"] if "step" in t),
         f"INT8 self-check passed: {r['trtforge']['self_check_passed']}",
     ]
     if r["nncf"]:

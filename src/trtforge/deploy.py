@@ -847,7 +847,13 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
             f"{sum(1 + len(u['with']) for u in m['kept_float'])} of {m['units']} unit(s) kept {kept} "
             f"({m.get('kept_precision_why', '')}); "
             f"changed top-1 answers vs fp32 in points, measured by the search on the Q/DQ graphs; latency: "
-            f"{m['latency_measured']}.",
+            f"{m['latency_measured']}."
+            + (
+                f" INT8 share of the mix: {m['int8_compute_fraction']:.0%} of the Conv/Gemm/MatMul "
+                "multiply-accumulates."
+                if isinstance(m.get("int8_compute_fraction"), float)
+                else ""
+            ),
             "",
             "| search candidate | top-1 changed (points) | latency (ms) |",
             "|---|---|---|",
@@ -855,9 +861,10 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
         lines += [f"| {k} | {err[k]:.2f} | {lat[k]:.3f} |" for k in ("fp32", "int8", "mixed")]
         tried = m.get("tried")
         if isinstance(tried, list) and tried:
-            lines += ["", "| step | unit tried out of INT8 | top-1 changed after | kept |", "|---|---|---|---|"]
+            lines += ["", "| step | kind | unit | top-1 changed after | taken |", "|---|---|---|---|---|"]
             lines += [
-                f"| {i} | `{t['name']}` | {t['error_after']:.2f} | {'yes' if t['kept'] else 'no: no gain'} |"
+                f"| {i} | {_STEP_WORDS.get(str(t.get('step', 'alone')), t.get('step'))} | `{t['name']}` | "
+                f"{t['error_after']:.2f} | {'yes' if t['kept'] else 'no'} |"
                 for i, t in enumerate(tried, 1)
             ]
         lines += ["", f"| unit kept {kept} | op | layer | alone | gain |", "|---|---|---|---|---|"]
@@ -868,6 +875,14 @@ def _mixed_markdown(report: DeployReport) -> list[str]:
         lines += _speed_markdown(m.get("speed"))
         lines.append("")
     return lines
+
+
+_STEP_WORDS = {
+    "alone": "out of INT8 if it helps alone",
+    "cumulative": "out of INT8 with those before it",
+    "pruned": "back to INT8 if the budget holds",
+    "border": "reads INT8 input (producer back to INT8)",
+}
 
 
 def _speed_markdown(speed: object) -> list[str]:

@@ -229,3 +229,4 @@ def test_int8_over_budget_becomes_a_mixed_engine_that_passes(tmp_path: Path) -> 
     assert len(rows) == 3 and any("int8 mixed: 2 unit(s) FP32" in r for r in rows)
     assert any("every unit INT8" in r for r in rows) and "| `model-fp32.engine` |" in pareto
     assert "| `model/conv_b/Conv2D` | Conv | conv_b |" in text  # the unit kept, named in the search section
+    assert "INT8 share of the mix: " in text and "| out of INT8 if it helps alone | `model/conv_b/Conv2D` |" in text

@@ -198,3 +198,91 @@ def thin_inputs(path: Path, n: int, seed: int, size: int = 128) -> Path:
     rng = np.random.default_rng(seed)
     np.savez(path, x=rng.normal(0, 1, (n, 1, size, size)).astype(np.float32))
     return path
+
+
+WEIGHT_UNIT = "model/conv_w/Conv2D"
+"""The Conv with one huge weight per output channel on an input channel that is always 0: per-channel
+INT8 weights then round every other weight of the channel to 0 (its input quantizes fine)."""
+
+
+def dead_weight_model(path: Path, seed: int = 0) -> Path:
+    """x -> conv_a+relu (channel 0 always 0: zero weights, bias -1) -> conv_w+relu (weights reading
+    channel 0 are 1000: no effect in FP32) -> conv_c+relu -> pool -> dense. The culprit is conv_w's own
+    weights, so it can stay float while reading conv_a's output through a Q/DQ pair."""
+    rng = np.random.default_rng(seed)
+    wa = rng.normal(0, 0.5, (8, 4, 3, 3)).astype(np.float32)
+    ba = rng.normal(0, 0.1, 8).astype(np.float32)
+    wa[0], ba[0] = 0.0, -1.0
+    wb = rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32)
+    wb[:, 0] = 1000.0
+    weights = [
+        (wa, "wa"),
+        (ba, "ba"),
+        (wb, "wb"),
+        (np.zeros(8, np.float32), "bb"),
+        (rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32), "wc"),
+        (np.zeros(8, np.float32), "bc"),
+        (rng.normal(0, 0.5, (10, 8)).astype(np.float32), "wd"),
+        (np.zeros(10, np.float32), "bd"),
+    ]
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    nodes = [
+        helper.make_node("Conv", ["x", "wa", "ba"], ["a"], "model/conv_a/Conv2D", **conv),
+        helper.make_node("Relu", ["a"], ["ra"], "model/conv_a/Relu"),
+        helper.make_node("Conv", ["ra", "wb", "bb"], ["b"], WEIGHT_UNIT, **conv),
+        helper.make_node("Relu", ["b"], ["rb"], "model/conv_w/Relu"),
+        helper.make_node("Conv", ["rb", "wc", "bc"], ["c"], "model/conv_c/Conv2D", **conv),
+        helper.make_node("Relu", ["c"], ["rc"], "model/conv_c/Relu"),
+        helper.make_node("GlobalAveragePool", ["rc"], ["p"], "model/pool/Mean"),
+        helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
+        helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "dead_weight",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [numpy_helper.from_array(a, n) for a, n in weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+SPREAD_UNITS = ("model/branch_1/Conv2D", "model/branch_2/Conv2D")
+"""Two identical Convs, each writing its own output, each riding on a +4096 offset an Add removes."""
+
+
+def spread_fp16_model(path: Path, seed: int = 0) -> Path:
+    """x -> stem Conv+ReLU -> two identical branches (Conv + 4096, Add - 4096), one output each: in FP16
+    each branch keeps steps of 4, so the worst output's error falls only when both branches stay FP32."""
+    rng = np.random.default_rng(seed)
+    weights = [
+        (rng.normal(0, 0.5, (8, 4, 3, 3)).astype(np.float32), "ws"),
+        (np.zeros(8, np.float32), "bs"),
+        (rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32), "wb"),
+        (np.full(8, 4096.0, np.float32), "bb"),
+        (np.full((1, 8, 1, 1), -4096.0, np.float32), "offset"),
+    ]
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    nodes = [
+        helper.make_node("Conv", ["x", "ws", "bs"], ["s"], "model/stem/Conv2D", **conv),
+        helper.make_node("Relu", ["s"], ["rs"], "model/stem/Relu"),
+    ]
+    for i, name in enumerate(SPREAD_UNITS, 1):
+        nodes.append(helper.make_node("Conv", ["rs", "wb", "bb"], [f"b{i}"], name, **conv))
+        nodes.append(helper.make_node("Add", [f"b{i}", "offset"], [f"y{i}"], f"model/branch_{i}/Sub"))
+    graph = helper.make_graph(
+        nodes,
+        "spread_fp16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["N", 8, 8, 8]) for i in (1, 2)],
+        [numpy_helper.from_array(a, n) for a, n in weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

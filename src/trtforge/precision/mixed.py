@@ -19,11 +19,12 @@ CUDA; :func:`kept_precision`) and stay FP32 on CPUs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,8 @@ Metric = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], float]
 # CPU placement moves the Q/DQ past the activation).
 _FOLLOWERS = frozenset({"Relu", "Clip", "LeakyRelu", "BatchNormalization", "Add"})
 _OP_WORD = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+# The ops whose multiply-accumulates count as compute (the INT8 share of a mix is measured in them).
+_COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,41 @@ def grouped(model: onnx.ModelProto, is_anchor: Callable[[onnx.NodeProto], bool])
     return found
 
 
+def node_macs(model: onnx.ModelProto) -> dict[str, int]:
+    """Multiply-accumulates per sample of each Conv/ConvTranspose/Gemm/MatMul node, from ONNX shape
+    inference (a dimension it cannot tell, such as a symbolic batch, counts as 1)."""
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    shapes = {i.name: [int(d) for d in i.dims] for i in graph.initializer}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in dims]
+    found: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type not in _COMPUTE_OPS or len(node.input) < 2:
+            continue
+        x, w, out = (shapes.get(t) for t in (node.input[0], node.input[1], node.output[0]))
+        if not x or not w or not out:
+            found[node.name] = 0
+        elif node.op_type == "Conv":
+            found[node.name] = int(np.prod(out[1:])) * int(np.prod(w[1:]))
+        elif node.op_type == "ConvTranspose":
+            found[node.name] = int(np.prod(x[1:])) * int(np.prod(w[1:]))
+        elif node.op_type == "Gemm":
+            trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+            found[node.name] = int(np.prod(out[1:])) * w[1 if trans_b else 0]
+        else:
+            found[node.name] = int(np.prod(out[1:])) * x[-1]
+    return found
+
+
+def compute_fraction(prepared: Candidates, float_units: Collection[Unit]) -> float:
+    """The share of the model's Conv/Gemm/MatMul multiply-accumulates outside ``float_units`` (the units
+    left at the low precision), 1.0 for a model without such ops."""
+    total = sum(prepared.macs.values())
+    floating = sum(prepared.macs.get(n, 0) for u in float_units for n in u.nodes)
+    return 1.0 - floating / total if total else 1.0
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -296,9 +334,18 @@ class Evaluator:
         return {name: np.concatenate([c[i] for c in chunks]) for i, name in enumerate(names)}
 
     def error(self, model: onnx.ModelProto) -> float:
+        return self.measure(model)[0]
+
+    def measure(self, model: onnx.ModelProto) -> tuple[float, bool]:
+        """The error, and whether every output passes the INT8 self-check's test (cosine and range error
+        per sample, :class:`trtforge.precision.check.Thresholds`) on the validation samples."""
+        from trtforge.precision.check import Thresholds, compare_output
+
         out = self.outputs(model)
-        error = float(self.metric(out, {k: v[: len(out[k])] for k, v in self.reference.items()}))
-        return error if np.isfinite(error) else float("inf")  # a NaN (an FP16 overflow) is the worst, not incomparable
+        reference = {k: v[: len(out[k])] for k, v in self.reference.items()}
+        error = float(self.metric(out, reference))
+        faithful = all(compare_output(k, reference[k], out[k], Thresholds()).passed for k in reference)
+        return (error if np.isfinite(error) else float("inf")), faithful  # a NaN (FP16 overflow) is the worst
 
     def race(self, first: onnx.ModelProto, second: onnx.ModelProto, rounds: int = 5, runs: int = 20) -> RaceResult:
         """Time two models on one batch in alternating rounds (ONNX Runtime CPU, one thread): the noise of
@@ -383,11 +430,12 @@ class Prepared:
     def label(self) -> str:
         return self.flavour.name
 
-    def closure(self, float_units: Sequence[Unit]) -> list[Unit]:
+    def closure(self, float_units: Sequence[Unit], borders: Collection[Unit] = ()) -> list[Unit]:
         """``float_units`` and, on ONNX Runtime CPU, each Conv/Gemm/MatMul unit whose output only float
         units read: with no Q after it, ONNX Runtime cannot fuse it into an integer kernel, and it would run
         in float anyway after dequantizing its weights on every call (slower than FP32, no accuracy gained).
-        TensorRT fuses the weight Q/DQ at build time, so its flavour needs none."""
+        A float unit in ``borders`` reads its input through the producer's Q/DQ pair, so it takes nothing
+        along. TensorRT fuses the weight Q/DQ at build time, so its flavour needs none."""
         chosen = list(float_units)
         if self.flavour.placement == "tensorrt":
             return chosen
@@ -399,9 +447,9 @@ class Prepared:
         grew = True
         while grew:
             grew = False
-            floating = {n for u in chosen for n in u.nodes}
+            floating = {n for u in chosen if u not in borders for n in u.nodes}
             for unit in self.units:
-                if unit in chosen or unit.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+                if unit in chosen or unit.op_type not in _COMPUTE_OPS:
                     continue
                 after = readers.get(nodes[unit.nodes[-1]].output[0], set())
                 if after and after <= floating:
@@ -409,18 +457,31 @@ class Prepared:
                     grew = True
         return chosen
 
-    def quantized(self, float_units: Sequence[Unit] = (), only: Unit | None = None) -> onnx.ModelProto:
-        """All units INT8 but ``float_units``; or, with ``only``, that unit alone INT8."""
+    def can_border(self, unit: Unit) -> bool:
+        """Whether ``unit`` kept float can read its input through a Q/DQ pair instead (ONNX Runtime's
+        placement: its producer then keeps the Q after it and stays an integer kernel)."""
+        return self.flavour.placement == "onnxruntime"
+
+    def quantized(
+        self, float_units: Sequence[Unit] = (), only: Unit | None = None, borders: Collection[Unit] = ()
+    ) -> onnx.ModelProto:
+        """All units INT8 but ``float_units``; or, with ``only``, that unit alone INT8. Float units in
+        ``borders`` read their inputs through the Q/DQ pair their quantized producers write."""
         from trtforge.precision.quantize import quantize, restore_activations
 
         keep = [u for u in self.units if u is not only] if only is not None else list(float_units)
         nodes = tuple(n for u in keep for n in u.nodes)
+        bordered = tuple(n for u in keep if u in borders for n in u.nodes)
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "stay in floating point because ... no range": expected here
-            quantized = quantize(self.model, self.ranges, self.flavour, nodes)
+            quantized = quantize(self.model, self.ranges, self.flavour, nodes, quantized_inputs=bordered)
         return restore_activations(self.model, quantized) if nodes else quantized
+
+    @functools.cached_property
+    def macs(self) -> dict[str, int]:
+        return node_macs(self.model)
 
     variant = quantized
     """The model the search measures (for INT8: the Q/DQ model itself)."""
@@ -448,10 +509,19 @@ class HalfPrepared:
     def label(self) -> str:
         return f"{self.precision} cast"
 
-    def closure(self, float_units: Sequence[Unit]) -> list[Unit]:
+    def closure(self, float_units: Sequence[Unit], borders: Collection[Unit] = ()) -> list[Unit]:
         return list(float_units)
 
-    def variant(self, float_units: Sequence[Unit] = (), only: Unit | None = None) -> onnx.ModelProto:
+    def can_border(self, unit: Unit) -> bool:
+        return False
+
+    @functools.cached_property
+    def macs(self) -> dict[str, int]:
+        return node_macs(self.model)
+
+    def variant(
+        self, float_units: Sequence[Unit] = (), only: Unit | None = None, borders: Collection[Unit] = ()
+    ) -> onnx.ModelProto:
         if only is not None:
             return self.plan.simulated(only=only.nodes)
         return self.plan.simulated(kept=[n for u in float_units for n in u.nodes])
@@ -580,36 +650,143 @@ def _fitted(calibration: CalibrationConfig, model: onnx.ModelProto) -> Calibrati
 class Try:
     unit: Unit
     error: float
+    """The error after this step."""
     gain: float
+    """How much this step lowered the error (negative when it raised it)."""
     kept: bool
+    """Whether the step was taken (for ``pruned``/``border``: whether the unit went back)."""
     with_units: tuple[Unit, ...] = ()
     """Units that went float with it: their only reader is now float, so ONNX Runtime cannot fuse them."""
+    step: str = "alone"
+    """``alone``: float when that alone lowers the error; ``cumulative``: float in ranked order, helping or
+    not, once no single unit did; ``pruned``: back to the low precision after the budget held;
+    ``border``: reads its input through its producer's Q/DQ again after the budget held (the producer
+    goes back to INT8)."""
+    border: bool = False
+    """The unit reads its input through its INT8 producer's Q/DQ pair (the producer stays INT8)."""
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A point of the search: the units chosen float (in order), those of them that read a quantized
+    input, every unit that ends up float (the chosen ones and what they take along), and its error."""
+
+    chosen: tuple[Unit, ...]
+    borders: frozenset[Unit]
+    floating: tuple[Unit, ...]
+    error: float
+    faithful: bool = True
+    """Every output passes the self-check's test on the validation samples."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    tries: list[Try]
+    mix: Mix
+    passes: int
+    """Validation passes the search made (the ranking's not counted)."""
+
+    @property
+    def error(self) -> float:
+        return self.mix.error
+
+    def taken_along(self, prepared: Candidates) -> dict[Unit, tuple[Unit, ...]]:
+        """``{chosen unit: the units it took along}``, in the order they were chosen."""
+        found: dict[Unit, tuple[Unit, ...]] = {}
+        before: set[Unit] = set()
+        for i, unit in enumerate(self.mix.chosen):
+            now = prepared.closure(self.mix.chosen[: i + 1], self.mix.borders)
+            found[unit] = tuple(u for u in now if u not in before and u is not unit)
+            before = set(now)
+        return found
+
+
+class _Searcher:
+    """Measures mixes and counts the passes."""
+
+    def __init__(self, prepared: Candidates, evaluator: Evaluator, budget: float) -> None:
+        self.prepared, self.evaluator, self.budget, self.passes = prepared, evaluator, budget, 0
+
+    def mix(self, chosen: Sequence[Unit], borders: Collection[Unit]) -> Mix:
+        floating = self.prepared.closure(chosen, borders)
+        self.passes += 1
+        error, faithful = self.evaluator.measure(self.prepared.variant(floating, borders=borders))
+        return Mix(tuple(chosen), frozenset(borders), tuple(floating), error, faithful)
+
+    def holds(self, trial: Mix, current: Mix) -> bool:
+        """A pruning step keeps the budget, and does not trade a faithful mix for one the self-check
+        would refuse (a coarse metric such as top1 can hold while the outputs drift)."""
+        return trial.error <= self.budget and (trial.faithful or not current.faithful)
+
+    def macs_restored(self, mix: Mix, unit: Unit) -> int:
+        """The multiply-accumulates that go back to the low precision when ``unit`` is no longer chosen."""
+        rest = set(self.prepared.closure([u for u in mix.chosen if u is not unit], mix.borders - {unit}))
+        macs = self.prepared.macs
+        return sum(macs.get(n, 0) for u in mix.floating if u not in rest for n in u.nodes)
 
 
 def search(
     prepared: Candidates, evaluator: Evaluator, ranking: SensitivityResult, budget: float, max_float: int | None = None
-) -> tuple[list[Try], float]:
-    """Keep the most sensitive units float, one at a time, until the error is within ``budget``.
+) -> SearchResult:
+    """Keep the most sensitive units float until the error is within ``budget``, then put back what
+    the budget does not need.
 
-    A unit whose float version does not lower the error goes back to the low precision. Units that add
-    no error alone are not tried, and at most ``max_float`` units (default: half of them, so the result
-    is still mostly INT8/FP16) are kept float. Returns the tries and the final error.
+    1. One at a time in ranked order: a unit stays float when that lowers the error (else it goes back).
+    2. Cumulative, when the budget still fails: the remaining units go float in ranked order whether or
+       not each helps alone (an error spread over many units falls only together).
+    3. Pruning, once the budget holds: each chosen unit, most compute first, goes back to the low
+       precision if the budget still holds without it (and the outputs still pass the self-check's
+       cosine and range test on the validation samples, when they did); else, on ONNX Runtime CPU, where it took its
+       producer along (float, as nothing else read it quantized), it reads its input through the
+       producer's Q/DQ pair instead if that keeps the budget (the producer goes back to INT8).
+
+    Steps 1 and 2 keep the float readers reading float tensors (accuracy first: a reader kept float
+    because its quantized input is the problem gains nothing from a Q/DQ at its border); step 3 trades
+    that back for INT8 compute only where the budget allows.
+
+    Units that add no error alone are not tried in step 1, and at most ``max_float`` units (default:
+    half of them, so the result is still mostly INT8/FP16) end up float.
     """
-    error, kept, tries = ranking.all_int8, list[Unit](), list[Try]()
+    searcher = _Searcher(prepared, evaluator, budget)
+    mix = Mix((), frozenset(), (), ranking.all_int8)
     limit = max(1, len(prepared.units) // 2) if max_float is None else max_float
-    for candidate in ranking.ranked:
-        if error <= budget or candidate.error <= 0 or len(kept) >= limit:
-            break
-        if candidate.unit in kept:
-            continue  # already float, taken along by an earlier unit
-        together = prepared.closure([*kept, candidate.unit])
-        trial = evaluator.error(prepared.variant(together))
-        gain = error - trial
-        tries.append(Try(candidate.unit, trial, gain, gain > 0, tuple(together[len(kept) + 1 :])))
-        if gain > 0:
-            kept = together
-            error = trial
-    return tries, error
+    tries: list[Try] = []
+    for step in ("alone", "cumulative"):
+        for candidate in ranking.ranked:
+            if mix.error <= budget or len(mix.floating) >= limit or (step == "alone" and candidate.error <= 0):
+                break
+            if candidate.unit in mix.floating:
+                continue  # already float, taken along by an earlier unit
+            trial = searcher.mix([*mix.chosen, candidate.unit], mix.borders)
+            taken = step == "cumulative" or trial.error < mix.error
+            along = tuple(u for u in trial.floating if u not in mix.floating and u is not candidate.unit)
+            tries.append(Try(candidate.unit, trial.error, mix.error - trial.error, taken, along, step))
+            mix = trial if taken else mix
+    if mix.error <= budget:
+        mix = _prune(searcher, mix, tries)
+    return SearchResult(tries, mix, searcher.passes)
+
+
+def _prune(searcher: _Searcher, mix: Mix, tries: list[Try]) -> Mix:
+    for unit in sorted(mix.chosen, key=lambda u: -searcher.macs_restored(mix, u)):
+        rest = [u for u in mix.chosen if u is not unit]
+        if unit in searcher.prepared.closure(rest, mix.borders - {unit}):
+            continue  # float anyway: another chosen unit takes it along
+        back = searcher.mix(rest, mix.borders - {unit})
+        fits = searcher.holds(back, mix)
+        tries.append(Try(unit, back.error, mix.error - back.error, fits, (), "pruned"))
+        if fits:
+            mix = back
+            continue
+        if unit in mix.borders or not searcher.prepared.can_border(unit):
+            continue
+        if len(searcher.prepared.closure(mix.chosen, mix.borders | {unit})) == len(mix.floating):
+            continue  # it took nothing along: the same compute either way
+        bordered = searcher.mix(mix.chosen, mix.borders | {unit})
+        fits = searcher.holds(bordered, mix)
+        tries.append(Try(unit, bordered.error, mix.error - bordered.error, fits, (), "border", True))
+        mix = bordered if fits else mix
+    return mix
 
 
 SPEED_MARGIN = 0.05
@@ -637,17 +814,22 @@ class SpeedDrop:
 
 
 def drop_slow_units(
-    prepared: Prepared, evaluator: Evaluator, kept: list[Unit], error: float, budget: float
+    prepared: Prepared,
+    evaluator: Evaluator,
+    kept: list[Unit],
+    error: float,
+    budget: float,
+    borders: Collection[Unit] = (),
 ) -> tuple[list[Unit], float, list[SpeedDrop]]:
     """Units still INT8 whose float version runs faster on ONNX Runtime CPU (timed in alternating rounds,
     the whole model each way) go float, when the error stays within the budget."""
     drops: list[SpeedDrop] = []
-    current = prepared.quantized(kept)
+    current = prepared.quantized(kept, borders=borders)
     for unit in prepared.units:
         if unit in kept:
             continue
-        together = prepared.closure([*kept, unit])
-        candidate = prepared.quantized(together)
+        together = prepared.closure([*kept, unit], borders)
+        candidate = prepared.quantized(together, borders=borders)
         race = evaluator.race(current, candidate)
         if race.second_won < race.rounds - 1 or race.second_ms > race.first_ms * (1 - SPEED_MARGIN):
             continue
@@ -712,20 +894,21 @@ def apply_budget(
     else:
         prepared = prepare_half(model, config.precision)
     ranking = rank(prepared, evaluator, metric_name)
-    tries, error = search(prepared, evaluator, ranking, config.max_accuracy_drop)
-    kept = [u for t in tries if t.kept for u in (t.unit, *t.with_units)]
+    found = search(prepared, evaluator, ranking, config.max_accuracy_drop)
+    tries, error, kept = found.tries, found.error, list(found.mix.floating)
     if error > config.max_accuracy_drop:
         print(ranking.table(), file=sys.stderr)
         raise VerificationError(
             f"{prepared.precision.upper()} misses --max-accuracy-drop {config.max_accuracy_drop:g} ({metric_name}): "
             f"all-{prepared.precision.upper()} error {ranking.all_int8:.4g}, {error:.4g} with {len(kept)} of "
-            f"{len(tries)} tried unit(s) kept float (at most half of the {len(prepared.units)} units are); the "
-            "ranking is above (raise the budget, or build at a higher precision)"
+            f"{len({t.unit for t in tries})} tried unit(s) kept float, one at a time and then together (at most "
+            f"half of the {len(prepared.units)} units are); the ranking is above (raise the budget, or build at "
+            "a higher precision)"
         )
     if isinstance(prepared, Prepared):
-        mixed_model, facts = _finish_int8(prepared, evaluator, ranking, tries, kept, error, config)
+        mixed_model, facts = _finish_int8(prepared, evaluator, ranking, found, config)
     else:
-        mixed_model, facts = _finish_half(prepared, evaluator, ranking, tries, kept, error, config, model)
+        mixed_model, facts = _finish_half(prepared, evaluator, ranking, found, config, model)
     facts["mixed"]["seconds"] = round(time.perf_counter() - started, 2)
     print(render_mixed(facts["mixed"]), file=sys.stderr)
     if isinstance(prepared, Prepared):
@@ -737,22 +920,17 @@ def apply_budget(
 
 
 def _finish_int8(
-    prepared: Prepared,
-    evaluator: Evaluator,
-    ranking: SensitivityResult,
-    tries: list[Try],
-    kept: list[Unit],
-    error: float,
-    config: BuildConfig,
+    prepared: Prepared, evaluator: Evaluator, ranking: SensitivityResult, found: SearchResult, config: BuildConfig
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Speed-aware dropping where the target is this CPU, then the kept units in FP16 where the target
     runs FP16 fast (kept FP32 when FP16 rounding would break the budget, said so)."""
     assert config.max_accuracy_drop is not None
     on_target, _ = measured_on(config, "int8")
     drops: list[SpeedDrop] = []
+    kept, error, borders = list(found.mix.floating), found.error, found.mix.borders
     if on_target and prepared.flavour.placement != "tensorrt" and config.drop_slow_units:
-        kept, error, drops = drop_slow_units(prepared, evaluator, kept, error, config.max_accuracy_drop)
-    model = prepared.quantized(kept)
+        kept, error, drops = drop_slow_units(prepared, evaluator, kept, error, config.max_accuracy_drop, borders)
+    model = prepared.quantized(kept, borders=borders)
     precision, why = kept_precision(config.backend, config.device)
     if precision is Precision.FP16 and kept:
         from trtforge.precision.fp16 import HalfPlan
@@ -764,7 +942,7 @@ def _finish_int8(
         else:
             precision = Precision.FP32
             why += f"; but FP16 rounding of the kept units gave error {half_error:.4g}, over the budget, so FP32"
-    facts = _mixed_facts(prepared, evaluator, ranking, tries, kept, error, config, model)
+    facts = _mixed_facts(prepared, evaluator, ranking, found, kept, error, config, model)
     facts.update(
         {
             "kept_precision": str(precision),
@@ -797,14 +975,13 @@ def _finish_half(
     prepared: HalfPrepared,
     evaluator: Evaluator,
     ranking: SensitivityResult,
-    tries: list[Try],
-    kept: list[Unit],
-    error: float,
+    found: SearchResult,
     config: BuildConfig,
     fp32: onnx.ModelProto,
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    kept = list(found.mix.floating)
     model = prepared.final(kept)
-    facts = _mixed_facts(prepared, evaluator, ranking, tries, kept, error, config, model, fp32)
+    facts = _mixed_facts(prepared, evaluator, ranking, found, kept, found.error, config, model, fp32)
     facts.update({"kept_precision": "fp32", "kept_precision_why": "the units that break the budget in half precision"})
     cast = {
         "precision": prepared.precision,
@@ -838,7 +1015,7 @@ def _mixed_facts(
     prepared: Candidates,
     evaluator: Evaluator,
     ranking: SensitivityResult,
-    tries: list[Try],
+    found: SearchResult,
     kept_units: list[Unit],
     error: float,
     config: BuildConfig,
@@ -848,6 +1025,8 @@ def _mixed_facts(
     low = prepared.precision
     models = {"fp32": fp32 or prepared.model, low: prepared.final(), "mixed": mixed}
     on_target, where = measured_on(config, low)
+    taken = {t.unit: t for t in found.tries if t.kept and t.step in ("alone", "cumulative")}
+    along = found.taken_along(prepared)
     return {
         "precision": low,
         "metric": ranking.metric,
@@ -858,16 +1037,21 @@ def _mixed_facts(
         "units": len(prepared.units),
         "kept_float": [
             {
-                **t.unit.to_json(),
-                "gain": t.gain,
-                "error_after": t.error,
-                "error_alone": next(e.error for e in ranking.errors if e.unit is t.unit),
-                "with": [u.name for u in t.with_units],
+                **unit.to_json(),
+                "gain": taken[unit].gain,
+                "error_after": taken[unit].error,
+                "error_alone": next(e.error for e in ranking.errors if e.unit is unit),
+                "with": [u.name for u in along[unit]],
+                "step": taken[unit].step,
+                "reads_int8_input": unit in found.mix.borders,
             }
-            for t in tries
-            if t.kept
+            for unit in found.mix.chosen
         ],
-        "tried": [{"name": t.unit.name, "error_after": t.error, "gain": t.gain, "kept": t.kept} for t in tries],
+        "tried": [
+            {"name": t.unit.name, "step": t.step, "error_after": t.error, "gain": t.gain, "kept": t.kept}
+            for t in found.tries
+        ],
+        "search_passes": found.passes,
         "error": {"fp32": 0.0, low: ranking.all_int8, "mixed": error},
         "latency_ms": {k: round(evaluator.latency_ms(m), 4) for k, m in models.items()},
         "latency_measured": where,
@@ -876,6 +1060,8 @@ def _mixed_facts(
         f"{low}_fraction": round(
             1 - sum(len(u.nodes) for u in kept_units) / max(1, sum(len(u.nodes) for u in prepared.units)), 4
         ),
+        f"{low}_compute_fraction": round(compute_fraction(prepared, kept_units), 4),
+        "compute_macs": sum(prepared.macs.values()),
         "ranking_seconds": ranking.seconds,
         "ranking": [
             {"name": e.unit.name, "op_type": e.unit.op_type, "layer": e.unit.layer, "error": e.error}
@@ -897,8 +1083,14 @@ def render_mixed(facts: Mapping[str, Any]) -> str:
         lines.append(
             f"  kept {kept_word}: {u['name']} ({u['op_type']}, layer {u['layer'] or '-'}): "
             f"alone {u['error_alone']:.4g}, gain {u['gain']:.4g}"
+            + (" (with the units before it, once no single unit helped)" if u.get("step") == "cumulative" else "")
+            + ("; reads its input through the Q/DQ of its INT8 producer" if u.get("reads_int8_input") else "")
             + (f"; with {', '.join(u['with'])} (its reader is float, so unfusable)" if u["with"] else "")
         )
+    for t in facts.get("tried", []):
+        if t.get("step") in ("pruned", "border") and t["kept"]:
+            what = f"back to {low.upper()}" if t["step"] == "pruned" else "reads INT8 input again"
+            lines.append(f"  {what}: {t['name']} (the budget still holds: error {t['error_after']:.4g})")
     for d in facts.get("speed", {}).get("dropped", []):
         lines.append(
             f"  float for speed: {d['name']} ({d['op_type']}): {d['float_ms']:.3f} ms float vs "
@@ -907,6 +1099,18 @@ def render_mixed(facts: Mapping[str, Any]) -> str:
     lines.append(f"  {'':<6} {'error':>10} {'latency ms':>11} {'ONNX KiB':>9}")
     for k in ("fp32", low, "mixed"):
         lines.append(f"  {k:<6} {err[k]:>10.4g} {lat[k]:>11.3f} {size[k] / 1024:>9.1f}")
+    share = facts.get(f"{low}_compute_fraction")
+    if share is not None:
+        lines.append(
+            f"  {low.upper()} share of the mix: {share:.0%} of the Conv/Gemm/MatMul multiply-accumulates, "
+            f"{facts[f'{low}_fraction']:.0%} of the units' nodes"
+        )
+        if share == 0 and facts.get("compute_macs"):
+            lines.append(
+                f"  note: no Conv/Gemm/MatMul is left {low.upper()} in this mix: it computes in FP32 (the "
+                f"{low.upper()} part is lighter ops); an FP32 build{' (or FP16)' if low == 'int8' else ''} "
+                "gives the same accuracy with less overhead, or raise the budget"
+            )
     if not facts["latency_is_target"]:
         lines.append(f"  latency: {facts['latency_measured']}")
     elif facts["kept_float"] and lat["mixed"] > lat["fp32"] * (1 + SPEED_MARGIN):

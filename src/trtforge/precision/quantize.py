@@ -139,10 +139,14 @@ def quantize(
     flavour: QuantFlavour,
     exclude_nodes: tuple[str, ...] = (),
     exclude_op_types: tuple[str, ...] = (),
+    quantized_inputs: tuple[str, ...] = (),
 ) -> onnx.ModelProto:
     """Insert QuantizeLinear/DequantizeLinear pairs using ``ranges``; returns a new model.
 
-    ``exclude_nodes`` (node names) and ``exclude_op_types`` stay in floating point.
+    ``exclude_nodes`` (node names) and ``exclude_op_types`` stay in floating point. An excluded node
+    in ``quantized_inputs`` still reads the DequantizeLinear output its quantized producer writes (ONNX
+    Runtime CPU: the producer keeps the Q after it, so it still fuses into an integer kernel); other
+    excluded nodes read the float tensor.
     """
     import tempfile
 
@@ -206,7 +210,7 @@ def quantize(
     out = quantizer.model.model
     if tensorrt and flavour.skip_only_adds:
         _fuse_residual_adds(out)
-    _keep_float_inputs(out, set(exclude_nodes), {*exclude_op_types, *FLOAT_OPS})
+    _keep_float_inputs(out, set(exclude_nodes) - set(quantized_inputs), {*exclude_op_types, *FLOAT_OPS})
     _keep_float_outputs(out, model)
     restore_activations(model, out)  # a float reader must not see pre-ReLU values
     return out
