@@ -38,6 +38,9 @@ class QuantFlavour:
     """``tensorrt`` placement, on an Add fed by a Conv/Gemm: Q/DQ on the skip input only (TensorRT fuses
     Conv + Add there). False: on both inputs, which OpenVINO's CPU plugin needs to fuse the Add into the
     convolution as a sum (NNCF's placement)."""
+    extra_op_types: tuple[str, ...] = ()
+    """Op types whose inputs also get Q/DQ under the ``tensorrt`` placement (OpenVINO: ``Pad``, so a
+    stem's Conv -> Pad -> MaxPool writes and pads u8, as in NNCF's models)."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -77,10 +80,10 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
 
 def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     """OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on the
-    inputs of the weighted ops, pooling and residual Adds (the TensorRT placement), on both inputs of
-    an Add: OpenVINO then fuses a residual Add into the convolution before it as a u8 sum (NNCF's
-    placement); with the skip input alone it ran 12 of ResNet-50's 16 Adds as separate layers after
-    convolutions writing FP32, 10-15% slower (benchmarks/RESULTS.md, issue 17).
+    inputs of the weighted ops, pooling, Pad and residual Adds (the TensorRT placement), on both inputs
+    of an Add. Both as NNCF places them: OpenVINO then fuses a residual Add into the convolution before
+    it as a u8 sum (with the skip input alone it ran 12 of ResNet-50's 16 Adds as separate layers after
+    convolutions writing FP32, 2-11% slower), and runs a stem's Conv -> Pad -> MaxPool in u8 (2-3%).
 
     Measured on YOLOv8n 320 (benchmarks/RESULTS.md, issue 17): 1.7-2.2x faster in OpenVINO than
     ONNX Runtime's placement (Q/DQ around every op splits OpenVINO's fusions) and closer to FP32
@@ -96,11 +99,12 @@ def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
         True,
         not vnni,
         "OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on "
-        "weighted-op inputs and both inputs of residual Adds"
+        "weighted-op and Pad inputs, both inputs of residual Adds"
         + ("" if vnni else "; no VNNI: 7-bit weights (reduce_range)"),
         placement="tensorrt",
         quantize_bias=False,
         skip_only_adds=False,
+        extra_op_types=("Pad",),
     )
 
 
@@ -159,7 +163,7 @@ def quantize(
     check_exclusions(model, exclude_nodes, exclude_op_types)
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     tensorrt = flavour.placement == "tensorrt"
-    candidates = set(TENSORRT_OPS) if tensorrt else set(QLinearOpsRegistry) | set(QDQRegistry)
+    candidates = {*TENSORRT_OPS, *flavour.extra_op_types} if tensorrt else set(QLinearOpsRegistry) | set(QDQRegistry)
     op_types = sorted(candidates - set(exclude_op_types) - set(FLOAT_OPS))
     ranges = {**ranges, **bounded_ranges(model)}  # a known output range beats any histogram
     exclude_nodes = (*exclude_nodes, *[n for n in split_joins(model, ranges) if n not in exclude_nodes])
