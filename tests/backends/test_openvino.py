@@ -382,7 +382,7 @@ def _runtime_layers(engine: Path) -> list[tuple[str, str, list[str]]]:
 
 def test_a_stems_pad_and_max_pool_run_in_u8_as_with_nncf(tmp_path: Path) -> None:
     """ResNet's stem (Conv, ReLU, Pad, MaxPool): without Q/DQ on the Pad's input the convolution wrote
-    FP32 and Pad and MaxPool ran in FP32 (ResNet-50: 2-3% of the time)."""
+    FP32 and Pad and MaxPool ran in FP32 (ResNet-50: 2-6% slower)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
