@@ -83,7 +83,7 @@ def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     inputs of the weighted ops, pooling, Pad and residual Adds (the TensorRT placement), on both inputs
     of an Add. Both as NNCF places them: OpenVINO then fuses a residual Add into the convolution before
     it as a u8 sum (with the skip input alone it ran 12 of ResNet-50's 16 Adds as separate layers after
-    convolutions writing FP32, 1-11% slower), and runs a stem's Conv -> Pad -> MaxPool in u8 (2-6%).
+    convolutions writing FP32), and runs a stem's Conv -> Pad -> MaxPool in u8: ResNet-50 4-13% faster.
 
     Measured on YOLOv8n 320 (benchmarks/RESULTS.md, issue 17): 1.7-2.2x faster in OpenVINO than
     ONNX Runtime's placement (Q/DQ around every op splits OpenVINO's fusions) and closer to FP32
