@@ -1,4 +1,4 @@
-"""Entropy calibration time vs number of samples: fixed-bin histograms vs ONNX Runtime's growing ones.
+"""Calibration time vs number of samples: fixed-bin histograms vs ONNX Runtime's growing ones, per method.
 
 Issue 13 measured 29 s for 20 images and 363 s for 50 on MediaPipe's 230 KB short-range face
 detector (TFLite): ONNX Runtime widens a histogram by adding bins whenever a batch reaches
@@ -8,6 +8,7 @@ doubles the bin width). This converts the detector (cached from the mediapipe wh
 sklearn/matplotlib (batch 1, as the issue did), and times ``calibrate`` both ways.
 
     PYTHONPATH=src python benchmarks/calib_linear.py --num 20,50,100,200 --unbounded 10,20
+    PYTHONPATH=src python benchmarks/calib_linear.py --method mse --num 20,50,100 --unbounded ""
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num", default="20,50,100,200", help="sample counts with fixed bins")
     ap.add_argument("--unbounded", default="10,20", help="sample counts with ONNX Runtime's growing bins")
+    ap.add_argument("--method", default="entropy", help="entropy | mse | percentile (default entropy)")
     args = ap.parse_args()
 
     import numpy as np
@@ -48,20 +50,23 @@ def main() -> None:
         model = prepare(onnx.load(str(path)))
     name = model.graph.input[0].name
     spec = Spec("face", "", name, (128, 128), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "")
-    data = crops(spec, max(int(n) for n in (args.num + "," + args.unbounded).split(",")), seed=0).transpose(0, 2, 3, 1)
+    data = crops(spec, max(int(n) for n in (args.num + "," + args.unbounded).split(",") if n), seed=0).transpose(
+        0, 2, 3, 1
+    )
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"{MODEL.name} ({len(model.graph.node)} nodes after prepare), entropy, batch 1"
+        f"{MODEL.name} ({len(model.graph.node)} nodes after prepare), {args.method}, batch 1, "
+        f"load {os.getloadavg()[0]:.2f}"
     )
     print("| histogram | samples | seconds | seconds per sample |")
     print("| --- | --- | --- | --- |")
     growing = calibrate_module.bounded_collector
     for label, counts in (("fixed 2048 bins (trtforge)", args.num), ("growing (ONNX Runtime)", args.unbounded)):
-        calibrate_module.bounded_collector = growing if label.startswith("fixed") else (lambda calibrator: None)
+        calibrate_module.bounded_collector = growing if label.startswith("fixed") else (lambda calibrator, *_: None)
         for n in (int(c) for c in counts.split(",") if c):
             batches = ({name: np.ascontiguousarray(data[i : i + 1])} for i in range(n))
             started = time.perf_counter()
-            calibrate_module.calibrate(model, batches, CalibMethod.ENTROPY)
+            calibrate_module.calibrate(model, batches, CalibMethod.parse(args.method))
             seconds = time.perf_counter() - started
             print(f"| {label} | {n} | {seconds:.1f} | {seconds / n:.2f} |", flush=True)
     calibrate_module.bounded_collector = growing

@@ -335,16 +335,18 @@ def process_scratch() -> Iterator[Path]:
     base = Path(tempfile.gettempdir())
     sweep_scratch(base)
     folder = base / f"{SCRATCH_PREFIX}{os.getpid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    previous, tempfile.tempdir = tempfile.tempdir, str(folder)
-    previous_env = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(folder)  # native libraries' temporaries too
-    try:
+    previous, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    try:  # from the mkdir on: a Ctrl-C right after it must still remove the folder
+        folder.mkdir(mode=0o700, exist_ok=True)
+        tempfile.tempdir = str(folder)
+        os.environ["TMPDIR"] = str(folder)  # native libraries' temporaries too
         yield folder
     finally:
-        tempfile.tempdir = previous
-        if previous_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = previous_env
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            tempfile.tempdir = previous
+            if previous_env is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = previous_env
+        finally:  # even when a Ctrl-C lands in the lines above
+            shutil.rmtree(folder, ignore_errors=True)

@@ -55,10 +55,16 @@ class CalibMethod(_Choice):
     MINMAX = "minmax"
     ENTROPY = "entropy"
     PERCENTILE = "percentile"
+    MSE = "mse"
 
     @classmethod
     def _what(cls) -> str:
         return "calibration method"
+
+
+DEFAULT_CALIB_METHOD = CalibMethod.MSE
+"""The range search every INT8 build uses unless told (README, issue 13: why, with the numbers)."""
+CALIB_METHOD_HELP = f"minmax | entropy | percentile | mse (default {DEFAULT_CALIB_METHOD})"
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class CalibrationConfig:
     preprocess: Preprocess | None = None
     num: int = 500
     batch_size: int = 8
-    method: CalibMethod = CalibMethod.ENTROPY
+    method: CalibMethod = DEFAULT_CALIB_METHOD
     percentile: float = 99.999
     seed: int = 0
     loader: str | None = None
@@ -106,6 +112,8 @@ class CalibrationConfig:
     cache: Path | None = None
     """TensorRT-format calibration cache: read when it matches, else written after calibrating."""
     cache_force: bool = False
+    bias_correction: bool = True
+    """Shift each Conv/Gemm bias by the mean output change its INT8 weights cause (histogram methods)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", CalibMethod.parse(self.method))  # "minmax" is accepted too

@@ -267,6 +267,8 @@ def _build_command(
         if spec:
             words += ["--preprocess", spec]
         words += ["--calib-method", calibration.method, "--calib-num", calibration.num]
+        if not calibration.bias_correction:
+            words.append("--no-bias-correction")
         if options.max_accuracy_drop is not None:
             words += [
                 "--max-accuracy-drop",

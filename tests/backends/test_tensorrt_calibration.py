@@ -62,3 +62,29 @@ def test_a_cache_for_another_model_is_refused_unless_forced(tmp_path: Path) -> N
     with pytest.raises(TrtforgeError, match="calibrated for another model.*--calib-cache-force"):
         check_cache(CalibrationConfig(cache=cache), "b" * 64)
     check_cache(CalibrationConfig(cache=cache, cache_force=True), "b" * 64)
+
+
+@pytest.mark.parametrize("method", [CalibMethod.MSE, CalibMethod.PERCENTILE])
+def test_methods_tensorrt_lacks_are_calibrated_by_trtforge_and_handed_over(tmp_path: Path, method) -> None:
+    """TensorRT 10 has entropy and min-max calibrators only: for mse/percentile the calibrator hands TensorRT
+    trtforge's ranges (one calibration, every backend), under the header TensorRT's entropy calibrator reads,
+    and --calib-cache gets them for the Q/DQ path too."""
+    from tests.precision.models import residual_cnn
+
+    from trtforge.backends.tensorrt.calibrator import trtforge_ranges
+    from trtforge.precision.cache import CalibrationCache
+
+    data, cache = tmp_path / "calib.npz", tmp_path / "m.cache"
+    np.savez(data, x=np.random.default_rng(0).standard_normal((16, 3, 8, 8)).astype(np.float32))
+    model = residual_cnn(channels=4, size=8)
+    text = trtforge_ranges(CalibrationConfig(data=data, method=method, cache=cache), model, "c" * 64)
+    assert text is not None
+    handed = CalibrationCache.from_text(text)
+    assert handed.header == "TRT-100300-EntropyCalibration2"
+    assert handed.scales == read_cache(cache).scales and "x" in handed.scales  # the same ranges, written once
+    facts = read_facts(cache)
+    assert facts is not None and facts.method == str(method)
+    feed = _CalibrationFeed(CalibrationConfig(cache=cache, method=method), INPUTS, 4, "c" * 64)
+    feed.computed = text
+    assert feed.read_calibration_cache() == text.encode("ascii")
+    assert trtforge_ranges(CalibrationConfig(data=data, method=CalibMethod.ENTROPY), model, "c" * 64) is None

@@ -75,7 +75,8 @@ def test_int8_engine_holds_qdq_and_records_calibration(engines: dict[str, Path])
     assert manifest["calibration"]["samples"] == 284 and manifest["calibration"]["held_back_for_check"] == 16
     check = manifest["calibration"]["check"]  # the self-check on the 16 held-back images
     assert check["passed"] is True and check["held_back"] is True and check["outputs"][0]["worst_cosine"] > 0.9
-    assert manifest["calibration"]["method"] == "entropy"
+    assert manifest["calibration"]["method"] == "mse"  # the default (README, issue 13)
+    assert manifest["calibration"]["bias_correction"]["nodes"] >= 4  # every Conv/Gemm with a bias
     assert manifest["calibration"]["flavour"]["activation_type"] == "uint8"
 
 

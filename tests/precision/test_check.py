@@ -80,7 +80,7 @@ def test_calibration_says_where_it_is_when_stderr_is_not_a_terminal(tmp_path, mo
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((40, 3, 4, 4)).astype(np.float32))
     config = BuildConfig(precision="int8", calibration=CalibrationConfig(data=tmp_path / "x.npy", batch_size=8))
     apply(conv_bn_dense(), config, cpu_flavour())
-    assert "calibrating (entropy): 32/40 samples" in capsys.readouterr().err
+    assert "calibrating (mse): 32/40 samples" in capsys.readouterr().err
 
 
 def test_cli_exits_1_unless_allow_inaccurate(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import SEED_MAX, int_arg, real_arg
 
 
@@ -64,7 +65,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         default=8,
         help="samples per calibration batch (default 8)",
     )
-    cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
+    cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
+    cal.add_argument(
+        "--no-bias-correction",
+        dest="bias_correction",
+        action="store_false",
+        help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
+    )
     cal.add_argument(
         "--calib-percentile",
         type=real_arg("--calib-percentile", 0, 100, low_open=True),
@@ -204,6 +211,7 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
             num=args.calib_num,
             batch_size=args.calib_batch_size,
             method=CalibMethod.parse(args.calib_method),
+            bias_correction=args.bias_correction,
             percentile=args.calib_percentile,
             seed=args.calib_seed,
             loader=args.calib_loader,

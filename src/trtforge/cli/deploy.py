@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import int_arg, real_arg
 
 
@@ -49,7 +50,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal = p.add_argument_group("calibration and validation")
     cal.add_argument("--calib-data", help="images folder or FILE.npz/.npy for INT8 calibration")
     cal.add_argument("--preprocess", help="image preprocessing spec (shared by calibration and validation)")
-    cal.add_argument("--calib-method", default="entropy", help="minmax | entropy | percentile (default entropy)")
+    cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
+    cal.add_argument(
+        "--no-bias-correction",
+        dest="bias_correction",
+        action="store_false",
+        help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
+    )
     cal.add_argument(
         "--calib-num",
         type=int_arg("--calib-num", 1, 10**7),
@@ -110,6 +117,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
             preprocess=preprocess,
             num=args.calib_num,
             method=CalibMethod.parse(args.calib_method),
+            bias_correction=args.bias_correction,
         )
     convert = convert_options(args)  # the batch is fixed after conversion, by the verified reshape
     return DeployOptions(

@@ -110,8 +110,10 @@ def quantize_int8(
     from trtforge.graph.batch import batch_axes
 
     holdout = Holdout(axes=batch_axes(graph_inputs(model)))  # a state's samples on axis 1; a scalar whole
-    ranges, facts = _int8_ranges(model, calibration, model_sha, holdout)
+    means: dict[str, Any] = {}
+    ranges, facts = _int8_ranges(model, calibration, model_sha, holdout, flavour.activation_symmetric, means)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
+    facts["bias_correction"] = bias_correction(model, quantized, calibration, means)
     facts["check"] = verify(
         model,
         quantized,
@@ -139,10 +141,31 @@ def quantize_int8(
     return quantized, facts
 
 
+def bias_correction(
+    model: onnx.ModelProto, quantized: onnx.ModelProto, calibration: CalibrationConfig, means: dict[str, Any]
+) -> dict[str, object] | str:
+    """Correct ``quantized``'s biases in place (:mod:`trtforge.precision.biascorrect`), or say why not."""
+    if not calibration.bias_correction:
+        return "off (--no-bias-correction)"
+    if not means:
+        return "not applied: needs the per-channel means a histogram calibration (entropy, mse, percentile) gathers"
+    from trtforge.precision.biascorrect import correct_biases
+
+    return correct_biases(model, quantized, means)
+
+
 def _int8_ranges(
-    model: onnx.ModelProto, calibration: CalibrationConfig, model_sha: str, holdout: Holdout | None = None
+    model: onnx.ModelProto,
+    calibration: CalibrationConfig,
+    model_sha: str,
+    holdout: Holdout | None = None,
+    symmetric: bool = False,
+    means: dict[str, Any] | None = None,
 ) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
-    """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it."""
+    """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it.
+
+    ``symmetric``: the flavour quantizes activations symmetric (the ``mse`` search needs to know);
+    ``means``, if given, receives each calibrated tensor's per-channel mean (none from a cache)."""
     from trtforge.data.preprocess import Preprocess
     from trtforge.precision import cache as calib_cache
 
@@ -173,7 +196,7 @@ def _int8_ranges(
             f"calibration cache {path} does not exist and no data was given to make it: "
             "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]"
         )
-    ranges, facts = _calibrate(model, calibration, holdout)
+    ranges, facts = _calibrate(model, calibration, holdout, symmetric, means)
     if path is not None:
         calib_cache.write_cache_with_facts(
             path,
@@ -193,7 +216,11 @@ def _int8_ranges(
 
 
 def _calibrate(
-    model: onnx.ModelProto, calibration: CalibrationConfig, holdout: Holdout | None = None
+    model: onnx.ModelProto,
+    calibration: CalibrationConfig,
+    holdout: Holdout | None = None,
+    symmetric: bool = False,
+    means: dict[str, Any] | None = None,
 ) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     from trtforge.data.check import checked_batches
     from trtforge.precision.calibrate import calibrate
@@ -228,7 +255,7 @@ def _calibrate(
         batches = checked_batches(source.batches(), specs, f"calibration data {source.describe()}")
         if holdout is not None:  # the self-check's samples
             batches = holdout.split(batches, source.total)
-        ranges = calibrate(model, batches, calibration.method, calibration.percentile, progress=advance)
+        ranges = calibrate(model, batches, calibration.method, calibration.percentile, advance, symmetric, means)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
     preprocess = source.preprocess if isinstance(source, CalibrationSource) else None

@@ -30,6 +30,7 @@ CALIBRATOR_NAMES = {
     "entropy": "EntropyCalibration2",
     "minmax": "MinMaxCalibration",
     "percentile": "PercentileCalibration",
+    "mse": "MSECalibration",
 }
 DEFAULT_VERSION = "100300"  # TensorRT 10.3, the version JetPack 6 ships
 

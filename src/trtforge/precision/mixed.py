@@ -425,6 +425,10 @@ class Prepared:
     holdout: Holdout | None = None
     """The calibration samples held back for the self-check (a budgeted build checks itself too)."""
     precision: str = "int8"
+    means: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Mean Conv/Gemm inputs from calibration, for bias correction (empty: none)."""
+    shifts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Bias shifts by node, computed on first use and reused by every variant."""
 
     @property
     def label(self) -> str:
@@ -477,6 +481,10 @@ class Prepared:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "stay in floating point because ... no range": expected here
             quantized = quantize(self.model, self.ranges, self.flavour, nodes, quantized_inputs=bordered)
+        if self.means:
+            from trtforge.precision.biascorrect import correct_biases
+
+            correct_biases(self.model, quantized, self.means, self.shifts)
         return restore_activations(self.model, quantized) if nodes else quantized
 
     @functools.cached_property
@@ -546,8 +554,11 @@ def prepare_int8(
     sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
     model, _ = ensure_opset(model)  # as a plain INT8 build does: per-channel Q/DQ needs opset 13
     prepared = name_nodes(prepare(model))
-    ranges, facts = _int8_ranges(prepared, calibration, sha, holdout)
-    return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), time.perf_counter() - started, holdout)
+    means: dict[str, np.ndarray] = {}
+    ranges, facts = _int8_ranges(prepared, calibration, sha, holdout, flavour.activation_symmetric, means)
+    means = means if calibration.bias_correction else {}
+    seconds = time.perf_counter() - started
+    return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), seconds, holdout, means=means)
 
 
 def prepare_half(model: onnx.ModelProto, precision: Precision = Precision.FP16) -> HalfPrepared:

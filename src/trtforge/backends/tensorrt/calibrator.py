@@ -62,6 +62,8 @@ class _CalibrationFeed:
 
         checked = checked_batches(source.batches(), inputs, f"calibration data {calibration.data}") if source else ()
         self.batches = rebatch(checked, batch) if source else iter(())
+        self.computed: str | None = None
+        """A cache's text trtforge calibrated for a method TensorRT has no calibrator for (see _calibrator)."""
         self.staging: tuple[cuda.Stream, cuda.TensorBuffers] | None = None  # CUDA only once TensorRT asks
 
     def get_batch_size(self) -> int:
@@ -83,8 +85,12 @@ class _CalibrationFeed:
         return pointers
 
     def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # stubs omit None: "no cache"
+        """What TensorRT takes instead of calibrating: trtforge's own ranges for mse/percentile, else the
+        --calib-cache file when there is one."""
         from trtforge.precision.cache import read_cache
 
+        if self.computed is not None:
+            return self.computed.encode("ascii")
         path = self.calibration.cache
         return read_cache(path).to_text().encode("ascii") if path is not None and path.is_file() else None
 
@@ -142,7 +148,23 @@ def _calibrator(
             trt.IInt8MinMaxCalibrator.__init__(self)
             _CalibrationFeed.__init__(self, calibration, inputs, batch, model_sha256)
 
-    return MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
+    calibrator = MinMaxCalibrator() if calibration.method.value == "minmax" else EntropyCalibrator()
+    calibrator.computed = trtforge_ranges(calibration, model, model_sha256)
+    return calibrator
+
+
+def trtforge_ranges(calibration: CalibrationConfig, model: onnx.ModelProto, model_sha256: str) -> str | None:
+    """For a method TensorRT has no calibrator for (mse, percentile): trtforge's ranges for ``model``, as
+    the cache text TensorRT's entropy calibrator reads (its header), so TensorRT takes them instead of
+    calibrating with another method. The same calibration as the Q/DQ path's (symmetric INT8, as
+    TensorRT quantizes), written to --calib-cache when one is named. None for entropy and min-max."""
+    if calibration.method.value in ("entropy", "minmax"):
+        return None
+    from trtforge.precision.apply import _int8_ranges
+    from trtforge.precision.cache import CalibrationCache
+
+    ranges, _ = _int8_ranges(model, calibration, model_sha256, None, True)
+    return CalibrationCache.from_ranges("entropy", ranges).to_text()
 
 
 def attach_calibrator(
