@@ -292,7 +292,9 @@ def test_strided_1x1_convolutions_run_in_int8_as_with_nncf(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     build = _manifest(engine)["build"]
     assert build["int8_layers_by_type"]["Convolution"] == 4, build
-    assert "dynamic" not in build["layers_by_precision"] and build["qdq_folded"].startswith("4 ")
+    assert "dynamic" not in build["layers_by_precision"] and build["qdq_folded"].startswith(
+        "5 "
+    )  # x, r0, r1 and both Add inputs
     x = np.random.default_rng(1).standard_normal((1, 8, 16, 16)).astype(np.float32)
     want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     got = load(engine).infer({"x": x})["y"]
@@ -311,3 +313,102 @@ def test_the_openvino_flavour_keeps_7_bit_weights_only_without_vnni() -> None:
             "tensorrt",
             False,
         )
+
+
+def _residual_block(folder: Path) -> tuple[Path, Path]:
+    """ResNet's identity block: the last convolution's output added to the block's input, then ReLU."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    shapes = {"w0": (16, 8, 3, 3), "w1": (16, 16, 1, 1), "w2": (16, 16, 3, 3), "w3": (16, 16, 1, 1)}
+    weights = [numpy_helper.from_array((rng.standard_normal(s) * 0.2).astype(np.float32), n) for n, s in shapes.items()]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1], name="conv0"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Conv", ["r0", "w1"], ["c1"], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Add", ["c2", "r0"], ["s"], name="residual_add"),
+        helper.make_node("Relu", ["s"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "w3"], ["y"], name="conv3"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 16])
+    model = folder / "residual.onnx"
+    graph = helper.make_graph(nodes, "residual", [x], [y], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(folder / "calib.npz", x=rng.standard_normal((16, 8, 16, 16)).astype(np.float32))
+    return model, folder / "calib.npz"
+
+
+def test_residual_adds_run_inside_an_int8_convolution_as_with_nncf(tmp_path: Path) -> None:
+    """With Q/DQ on the skip input only (TensorRT's placement), OpenVINO ran ResNet's identity-block
+    Adds as separate layers after convolutions that wrote FP32 (12 of ResNet-50's 16 Adds); with Q/DQ on
+    both inputs, as NNCF places them, it fuses the Add into the u8 convolution as a sum."""
+    import onnx
+
+    from trtforge.precision.quantize import TENSORRT_FLAVOUR, openvino_flavour, quantize
+
+    model, calib = _residual_block(tmp_path)
+    ranges = {t: (-4.0, 4.0) for t in ("x", "c0", "r0", "c1", "r1", "c2", "s", "r2", "y")}
+    for flavour, quantized_inputs in ((openvino_flavour(), 2), (TENSORRT_FLAVOUR, 1)):
+        graph = quantize(onnx.load(str(model)), ranges, flavour).graph
+        writer = {out: node.op_type for node in graph.node for out in node.output}
+        add = next(n for n in graph.node if n.op_type == "Add")
+        assert sum(writer.get(t) == "DequantizeLinear" for t in add.input) == quantized_inputs, flavour.name
+
+    engine = tmp_path / "m.ov"
+    calib_args = ("--calib-data", str(calib), "--calib-method", "minmax")
+    proc = run_cli("build", str(model), "-o", str(engine), "--backend", "openvino", "--precision", "int8", *calib_args)
+    assert proc.returncode == 0, proc.stderr
+    layers = _runtime_layers(engine)
+    with_add = [(kind, precision) for kind, precision, fused in layers if "residual_add" in fused]
+    assert with_add == [("Convolution", "u8")], layers
+    assert _manifest(engine)["build"]["int8_layers_by_type"]["Convolution"] == 4, layers
+
+
+def _runtime_layers(engine: Path) -> list[tuple[str, str, list[str]]]:
+    """(layer type, runtime precision, original layers fused into it) of the compiled engine."""
+    from trtforge.build import load
+
+    layers = []
+    for op in load(engine).compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        fused = info["originalLayersNames"].astype(str).split(",") if "originalLayersNames" in info else []
+        layers.append((info["layerType"].astype(str), info["runtimePrecision"].astype(str), fused))
+    return layers
+
+
+def test_a_stems_pad_and_max_pool_run_in_u8_as_with_nncf(tmp_path: Path) -> None:
+    """ResNet's stem (Conv, ReLU, Pad, MaxPool): without Q/DQ on the Pad's input the convolution wrote
+    FP32 and Pad and MaxPool ran in FP32 (ResNet-50: 2-6% slower)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array((rng.standard_normal((16, 8, 3, 3)) * 0.2).astype(np.float32), "w0"),
+        numpy_helper.from_array((rng.standard_normal((16, 16, 1, 1)) * 0.2).astype(np.float32), "w1"),
+        numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("Pad", ["r0", "pads"], ["p0"], name="stem_pad"),
+        helper.make_node("MaxPool", ["p0"], ["m0"], kernel_shape=[3, 3], strides=[2, 2], name="stem_pool"),
+        helper.make_node("Conv", ["m0", "w1"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
+    graph = helper.make_graph(nodes, "stem", [x], [y], weights)
+    model = tmp_path / "stem.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 8, 32, 32)).astype(np.float32))
+    engine = tmp_path / "m.ov"
+    calib_args = ("--calib-data", str(tmp_path / "calib.npz"), "--calib-method", "minmax")
+    proc = run_cli("build", str(model), "-o", str(engine), "--backend", "openvino", "--precision", "int8", *calib_args)
+    assert proc.returncode == 0, proc.stderr
+    layers = _runtime_layers(engine)
+    stem = [(kind, precision) for kind, precision, fused in layers if {"stem_pad", "stem_pool"} & set(fused)]
+    assert stem == [("Pad", "u8"), ("Pooling", "u8")], layers

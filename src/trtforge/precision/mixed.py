@@ -224,7 +224,7 @@ def quantized_op_types(flavour: QuantFlavour) -> frozenset[str]:
     from trtforge.precision.quantize import TENSORRT_OPS
 
     if flavour.placement == "tensorrt":
-        return frozenset(TENSORRT_OPS)
+        return frozenset({*TENSORRT_OPS, *flavour.extra_op_types})
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     return frozenset(QLinearOpsRegistry) | frozenset(QDQRegistry)
