@@ -331,7 +331,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:  # cx, cy, w, h
 
 
 def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> tuple[Path, float, dict]:
-    """``method``: a --calib-method, with ``-nobc`` appended for no bias correction."""
+    """``method``: a --calib-method, with ``-nobc`` appended for no bias correction, ``-noemp`` for the
+    weight-error correction only (no measured one), ``-xOp+Op`` for those op types left float."""
     import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
 
@@ -340,6 +341,13 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
     corrected = (
         {"bias_correction": suffix != "nobc"} if "bias_correction" in CalibrationConfig.__dataclass_fields__ else {}
     )
+    if "empirical_bias_correction" in CalibrationConfig.__dataclass_fields__:
+        corrected["empirical_bias_correction"] = suffix not in ("nobc", "noemp")
+    if suffix.startswith("x"):  # "-xAdd+Concat": those op types left float (the ones the model has)
+        import onnx
+
+        present = {n.op_type for n in onnx.load(str(fp32)).graph.node}
+        extra["exclude_op_types"] = tuple(t for t in suffix[1:].split("+") if t in present)
     started = time.perf_counter()
     manifest = trtforge.build(
         fp32,

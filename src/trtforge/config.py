@@ -114,6 +114,9 @@ class CalibrationConfig:
     cache_force: bool = False
     bias_correction: bool = True
     """Shift each Conv/Gemm bias by the mean output change its INT8 weights cause (histogram methods)."""
+    empirical_bias_correction: bool = True
+    """Then shift each again by the mean per-channel difference, INT8 model vs FP32, measured on the
+    first calibration samples (counts the activations' quantization too; needs ``bias_correction``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", CalibMethod.parse(self.method))  # "minmax" is accepted too

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from trtforge.config import CalibMethod
-from trtforge.precision.biascorrect import correct_biases
+from trtforge.precision.biascorrect import correct_biases, correct_biases_empirically
 from trtforge.precision.calibrate import calibrate
 from trtforge.precision.check import run
 from trtforge.precision.quantize import TENSORRT_FLAVOUR, QuantFlavour, cpu_flavour, quantize
@@ -100,3 +100,62 @@ def test_known_shifts_are_reused_not_recomputed() -> None:
     again = quantize(model, ranges, TENSORRT_FLAVOUR)
     correct_biases(model, again, means, known)
     assert float(np.mean(run(again, {"x": x})["y"] - run(model, {"x": x})["y"])) < -0.5
+
+
+def rounded_conv(channels: int = 16, outs: int = 4) -> onnx.ModelProto:
+    """A 1x1 Conv whose weights (all 0.5) are exact in INT8, so the weights' error is zero and the
+    weight-only correction shifts nothing; its input (``_skewed``) is mostly near 0 with a long tail,
+    so the activation's INT8 step is large and most values round down to 0: a mean output shift that
+    only the activations' quantization causes, designed in."""
+    w = np.full((outs, channels, 1, 1), 0.5, np.float32)
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv")
+    graph = helper.make_graph(
+        [conv],
+        "rounded",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", outs, 8, 8])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros(outs, np.float32), "b")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _skewed(n: int = 32, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_exponential((n, 16, 8, 8)) ** 3).astype(np.float32)
+
+
+@pytest.mark.parametrize("flavour", [cpu_flavour(VNNI), TENSORRT_FLAVOUR], ids=["int32 bias", "float bias"])
+def test_measured_correction_counts_the_activations_quantization(flavour: QuantFlavour) -> None:
+    model, x = rounded_conv(), _skewed()
+    means: dict[str, np.ndarray] = {}
+    quantized = quantize(model, calibrate(model, [{"x": x}], CalibMethod.MSE, channel_means=means), flavour)
+    assert correct_biases(model, quantized, means)["largest_shift"] == 0.0  # the weights are exact
+    reference = run(model, {"x": x})["y"]
+    before = float(np.mean(run(quantized, {"x": x})["y"] - reference))
+    facts = correct_biases_empirically(model, quantized, [{"x": x[:16]}, {"x": x[16:]}])
+    after = float(np.mean(run(quantized, {"x": x})["y"] - reference))
+    assert before < -0.5 and abs(after) < 0.02 and facts["nodes"] == 1 and facts["samples"] == 32
+    held = _skewed(seed=1)
+    held_error = float(np.mean(run(quantized, {"x": held})["y"] - run(model, {"x": held})["y"]))
+    assert abs(held_error) < abs(before) / 2
+
+
+def test_build_measures_the_correction_unless_told_not_to(tmp_path) -> None:
+    import trtforge
+    from trtforge.config import BuildConfig, CalibrationConfig
+
+    onnx.save(rounded_conv(), str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "calib.npz", x=_skewed(40))
+    errors = {}
+    for measured in (True, False):
+        out = tmp_path / f"m-{measured}.onnx"
+        calibration = CalibrationConfig(data=tmp_path / "calib.npz", method="mse", empirical_bias_correction=measured)
+        manifest = trtforge.build(
+            tmp_path / "m.onnx", out, BuildConfig(precision="int8", calibration=calibration, allow_inaccurate=True)
+        )
+        facts = (manifest.calibration or {}).get("empirical_bias_correction")
+        assert facts["nodes"] == 1 if measured else facts.startswith("off")
+        x = _skewed(seed=2)
+        errors[measured] = abs(
+            float(np.mean(run(onnx.load(str(out)), {"x": x})["y"] - run(rounded_conv(), {"x": x})["y"]))
+        )
+    assert errors[True] < errors[False] / 2

@@ -41,3 +41,12 @@ def test_every_verb_defaults_to_it(argv: list[str]) -> None:
     assert args.calib_method == str(DEFAULT_CALIB_METHOD) and args.bias_correction is True
     args = make_parser().parse_args([*argv, "--no-bias-correction"])
     assert args.bias_correction is False
+
+
+@pytest.mark.parametrize(
+    "argv", [["build", "m.onnx", "-o", "m.plan", "--precision", "int8"], ["deploy", "m.onnx", "--output", "d"]]
+)
+def test_the_measured_bias_correction_is_on_unless_switched_off(argv: list[str]) -> None:
+    assert make_parser().parse_args(argv).empirical_bias_correction is True
+    assert CalibrationConfig(data=Path("calib")).empirical_bias_correction
+    assert make_parser().parse_args([*argv, "--no-measured-bias-correction"]).empirical_bias_correction is False

@@ -73,6 +73,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
     )
     cal.add_argument(
+        "--no-measured-bias-correction",
+        dest="empirical_bias_correction",
+        action="store_false",
+        help="skip the second, measured bias correction (default: each Conv/Gemm bias also shifted by the mean "
+        "error its quantized input adds, measured on up to 64 calibration samples)",
+    )
+    cal.add_argument(
         "--calib-percentile",
         type=real_arg("--calib-percentile", 0, 100, low_open=True),
         default=99.999,
@@ -212,6 +219,7 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
             batch_size=args.calib_batch_size,
             method=CalibMethod.parse(args.calib_method),
             bias_correction=args.bias_correction,
+            empirical_bias_correction=args.empirical_bias_correction,
             percentile=args.calib_percentile,
             seed=args.calib_seed,
             loader=args.calib_loader,

@@ -58,6 +58,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
     )
     cal.add_argument(
+        "--no-measured-bias-correction",
+        dest="empirical_bias_correction",
+        action="store_false",
+        help="skip the second, measured bias correction (default: each Conv/Gemm bias also shifted by the mean "
+        "error its quantized input adds, measured on up to 64 calibration samples)",
+    )
+    cal.add_argument(
         "--calib-num",
         type=int_arg("--calib-num", 1, 10**7),
         default=500,
@@ -118,6 +125,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
             num=args.calib_num,
             method=CalibMethod.parse(args.calib_method),
             bias_correction=args.bias_correction,
+            empirical_bias_correction=args.empirical_bias_correction,
         )
     convert = convert_options(args)  # the batch is fixed after conversion, by the verified reshape
     return DeployOptions(

@@ -111,9 +111,11 @@ def quantize_int8(
 
     holdout = Holdout(axes=batch_axes(graph_inputs(model)))  # a state's samples on axis 1; a scalar whole
     means: dict[str, Any] = {}
-    ranges, facts = _int8_ranges(model, calibration, model_sha, holdout, flavour.activation_symmetric, means)
+    kept: list[dict[str, Any]] = []
+    ranges, facts = _int8_ranges(model, calibration, model_sha, holdout, flavour.activation_symmetric, means, kept)
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["bias_correction"] = bias_correction(model, quantized, calibration, means)
+    facts["empirical_bias_correction"] = empirical_bias_correction(model, quantized, calibration, kept if means else [])
     facts["check"] = verify(
         model,
         quantized,
@@ -154,6 +156,28 @@ def bias_correction(
     return correct_biases(model, quantized, means)
 
 
+def empirical_bias_correction(
+    model: onnx.ModelProto, quantized: onnx.ModelProto, calibration: CalibrationConfig, kept: list[dict[str, Any]]
+) -> dict[str, object] | str:
+    """The second, measured bias correction on the ``kept`` calibration batches, in place
+    (:func:`trtforge.precision.biascorrect.correct_biases_empirically`), or why not."""
+    from trtforge.precision.biascorrect import correct_biases_empirically
+
+    if not calibration.bias_correction:
+        return "off (--no-bias-correction)"
+    if not calibration.empirical_bias_correction:
+        return "off (--no-measured-bias-correction)"
+    if not kept:  # it follows the weight-error correction, which needs a histogram method's means
+        return "not applied: as the weight-error correction (a histogram method's calibration, not a cache)"
+    started = time.perf_counter()
+    facts = correct_biases_empirically(model, quantized, kept)
+    facts["seconds"] = round(time.perf_counter() - started, 2)
+    return facts
+
+
+_EMPIRICAL_SAMPLES = 64  # calibration samples kept for the measured bias correction (memory and time bound)
+
+
 def _int8_ranges(
     model: onnx.ModelProto,
     calibration: CalibrationConfig,
@@ -161,6 +185,7 @@ def _int8_ranges(
     holdout: Holdout | None = None,
     symmetric: bool = False,
     means: dict[str, Any] | None = None,
+    kept: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
     """``--calib-cache``: use it when it exists and matches; otherwise calibrate and write it.
 
@@ -196,7 +221,7 @@ def _int8_ranges(
             f"calibration cache {path} does not exist and no data was given to make it: "
             "add --calib-data DIR|FILE.npz|FILE.npy or --calib-loader FILE.py[:func]"
         )
-    ranges, facts = _calibrate(model, calibration, holdout, symmetric, means)
+    ranges, facts = _calibrate(model, calibration, holdout, symmetric, means, kept)
     if path is not None:
         calib_cache.write_cache_with_facts(
             path,
@@ -221,7 +246,9 @@ def _calibrate(
     holdout: Holdout | None = None,
     symmetric: bool = False,
     means: dict[str, Any] | None = None,
+    kept: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, tuple[float, float]], dict[str, object]]:
+    """``kept``, if given, receives the first calibration batches (up to ``_EMPIRICAL_SAMPLES`` samples)."""
     from trtforge.data.check import checked_batches
     from trtforge.precision.calibrate import calibrate
     from trtforge.precision.sources import CalibrationSource, calibration_source
@@ -255,6 +282,8 @@ def _calibrate(
         batches = checked_batches(source.batches(), specs, f"calibration data {source.describe()}")
         if holdout is not None:  # the self-check's samples
             batches = holdout.split(batches, source.total)
+        if kept is not None:
+            batches = _keeping(batches, kept, _EMPIRICAL_SAMPLES)
         ranges = calibrate(model, batches, calibration.method, calibration.percentile, advance, symmetric, means)
     if source.skipped.files:
         print(f"skipped {len(source.skipped.files)} unreadable file(s) in {source.describe()}", file=sys.stderr)
@@ -271,6 +300,19 @@ def _calibrate(
     if calibration.method.value == "percentile":
         facts["percentile"] = calibration.percentile
     return ranges, facts
+
+
+def _keeping(batches: Any, kept: list[dict[str, Any]], most: int) -> Any:
+    """``batches`` passed on, the first ones (up to ``most`` samples on axis 0) also appended to ``kept``."""
+    import numpy as np
+
+    count = 0
+    for batch in batches:
+        if count < most and batch:
+            kept.append({name: np.array(value) for name, value in batch.items()})
+            first = next(iter(batch.values()))
+            count += int(np.shape(first)[0]) if np.ndim(first) else 1
+        yield batch
 
 
 def _check_cache_covers(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], path: Path) -> None:

@@ -151,3 +151,143 @@ def _shift_bias(
         numpy_helper.from_array(np.clip(moved, info.min, info.max).astype(steps.dtype), dq.input[0])
     )
     return True
+
+
+def correct_biases_empirically(
+    float_model: onnx.ModelProto, quantized: onnx.ModelProto, batches: list[dict[str, np.ndarray]]
+) -> dict[str, object]:
+    """Shift, in ``quantized``, each Conv/Gemm bias by minus the mean per-channel error the layer
+    itself adds, measured on ``batches`` (calibration samples): each layer's FP32 input, put through
+    the layer's input Q/DQ and run with its INT8 weights and (weight-corrected) bias, against its FP32
+    output. So the activations' quantization (rounding, and clipping, which is biased) is counted too,
+    not only the weights' error. Each layer is measured on FP32 inputs, as NNCF does: correcting on the
+    INT8 model's own inputs moves every layer's input while its bias moves, and over-corrects. One
+    ONNX Runtime run over the batches (the FP32 model with a quantized copy of each layer beside it).
+    Returns the facts for the manifest.
+    """
+    inits = {i.name: i for i in quantized.graph.initializer}
+    producer = {out: node for node in quantized.graph.node for out in node.output}
+    readers: dict[str, int] = {}
+    for node in quantized.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    float_nodes = {n.name: n for n in float_model.graph.node}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(float_model)
+    pairs: list[tuple[onnx.NodeProto, str, str]] = []  # (quantized node, FP32 output, quantized copy's output)
+    for node in quantized.graph.node:
+        source = float_nodes.get(node.name)
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3 or source is None:
+            continue
+        if readers.get(_bias_tensor(node.input[2], producer), 0) != 1:
+            continue
+        copied = _quantized_copy(node, source.input[0], producer, inits, f"biascorrect{len(pairs)}/")
+        if copied is not None:
+            probe.graph.node.extend(copied[0])
+            probe.graph.initializer.extend(copied[1])
+            pairs.append((node, source.output[0], copied[0][-1].output[0]))
+    if not pairs or not batches:
+        return {"nodes": 0}
+    names = [n for _, f, q in pairs for n in (f, q)]
+    means = _channel_means(probe, names, batches)
+    if not means:
+        return {"nodes": 0, "samples": 0}  # fewer samples than the model's static batch
+    corrected, largest = 0, 0.0
+    for node, f, q in pairs:
+        drift = means[q] - means[f]
+        if _shift_bias(node.input[2], -drift, inits, producer):
+            corrected += 1
+            largest = max(largest, float(np.abs(drift).max()))
+    return {"nodes": corrected, "samples": sum(_count(b) for b in batches), "largest_shift": round(largest, 6)}
+
+
+def _quantized_copy(
+    node: onnx.NodeProto,
+    float_input: str,
+    producer: dict[str, onnx.NodeProto],
+    inits: dict[str, onnx.TensorProto],
+    prefix: str,
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
+    """Nodes and initializers computing ``node`` as the Q/DQ model does, on ``float_input``: its input
+    quantized with the scale of the DequantizeLinear before it, its weights and bias as dequantized
+    there. None when its input, weights or bias are not read through an initializer DequantizeLinear."""
+    from onnx import helper
+
+    x_dq, w_dq, b_dq = (producer.get(name) for name in node.input[:3])
+    if not (_reads_initializers(x_dq, inits, 1) and _reads_initializers(w_dq, inits, 0)):
+        return None
+    float_bias = b_dq is None and node.input[2] in inits  # TensorRT's flavour keeps the bias float
+    if not float_bias and not _reads_initializers(b_dq, inits, 0):
+        return None
+    assert x_dq is not None and w_dq is not None
+    quantize_x = helper.make_node(
+        "QuantizeLinear", [float_input, *(prefix + i for i in x_dq.input[1:])], [prefix + "q"]
+    )
+    quantize_x.attribute.extend(a for a in x_dq.attribute if a.name == "axis")
+    nodes = [quantize_x, _dq_copy(x_dq, [prefix + "q", *(prefix + i for i in x_dq.input[1:])], prefix + "x")]
+    nodes.append(_dq_copy(w_dq, [prefix + i for i in w_dq.input], prefix + "w"))
+    if b_dq is not None:
+        nodes.append(_dq_copy(b_dq, [prefix + i for i in b_dq.input], prefix + "b"))
+    bias = prefix + ("b" if b_dq is not None else node.input[2])
+    layer = helper.make_node(node.op_type, [prefix + "x", prefix + "w", bias], [prefix + "y"])
+    layer.attribute.extend(node.attribute)
+    nodes.append(layer)
+    used = {name for dq in (x_dq, w_dq, b_dq) if dq is not None for name in dq.input if name in inits}
+    copied = []
+    for name in sorted(used | ({node.input[2]} if float_bias else set())):
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(inits[name])
+        tensor.name = prefix + name
+        copied.append(tensor)
+    return nodes, copied
+
+
+def _reads_initializers(dq: onnx.NodeProto | None, inits: dict[str, onnx.TensorProto], first: int) -> bool:
+    """Whether ``dq`` is a DequantizeLinear whose inputs from ``first`` on are all initializers."""
+    return dq is not None and dq.op_type == "DequantizeLinear" and all(i in inits for i in dq.input[first:])
+
+
+def _dq_copy(dq: onnx.NodeProto, inputs: list[str], output: str) -> onnx.NodeProto:
+    from onnx import helper
+
+    copy = helper.make_node("DequantizeLinear", inputs, [output])
+    copy.attribute.extend(dq.attribute)
+    return copy
+
+
+def _count(batch: dict[str, np.ndarray]) -> int:
+    return int(next(iter(batch.values())).shape[0]) if batch else 0
+
+
+def _channel_means(
+    model: onnx.ModelProto, names: list[str], batches: list[dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """``{tensor: mean over samples and positions, per channel (axis 1)}`` of ``model``'s tensors ``names``
+    (a model of static batch B is run on groups of B: up to B - 1 samples are left out; none: ``{}``)."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    present = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names if n not in present)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # constants folded; no fusion
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feeds = {i.name for i in session.get_inputs()}
+    fixed = next((i.shape[0] for i in session.get_inputs() if i.shape and isinstance(i.shape[0], int)), None)
+    if fixed is not None:  # a static batch: regrouped to it, an incomplete last group left out
+        whole = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+        total = _count(whole)
+        batches = [{k: v[i : i + fixed] for k, v in whole.items()} for i in range(0, total - fixed + 1, fixed)]
+    sums: dict[str, np.ndarray] = {}
+    count = 0
+    for batch in batches:
+        values = session.run(names, {k: v for k, v in batch.items() if k in feeds})
+        for name, value in zip(names, values):
+            axes = (0, *range(2, value.ndim))
+            part = value.astype(np.float64).sum(axis=axes) / (value.size / value.shape[1]) * value.shape[0]
+            sums[name] = sums.get(name, 0) + part
+        count += _count(batch)
+    return {name: total / max(count, 1) for name, total in sums.items()}
