@@ -1,7 +1,7 @@
 """trtforge's CPU engines against plain ONNX Runtime and OpenVINO on one ONNX model, batch 1, quiet and loaded.
 
     python benchmarks/cpu_peers.py MODEL_B1.onnx CALIB.npy [--nncf XML] [--val VAL.npy] [--task yolo]
-        [--rounds 5] [--runs 20] [--work DIR] [--json OUT.json]
+        [--rounds 5] [--blocks 8] [--per-block 3] [--seed N] [--work DIR] [--json OUT.json]
 
 Engines: trtforge ONNX Runtime FP32/INT8, trtforge OpenVINO FP32/INT8 (trtforge's Q/DQ), trtforge
 ``--backend auto`` FP32/INT8 (the engine auto kept), plain ONNX Runtime (a session with its defaults),
@@ -10,10 +10,12 @@ and with ``--nncf XML`` OpenVINO+NNCF INT8 (made by benchmarks/nncf_int8.py in N
 the same CALIB.npy). Every INT8 engine calibrates on CALIB.npy (trtforge: ``--calib-method``, default
 entropy; ranges computed once and shared through a calibration cache).
 
-Timing: ``--rounds`` rounds; each round times every engine quiet, then again with one core kept busy
-by a background process ("loaded"), ``--runs`` batch-1 queries per engine (median), the engine order
-rotating from round to round. Printed per engine: the median of the round medians, each round's
-ratio to OpenVINO+NNCF INT8 (or to OpenVINO's defaults without ``--nncf``), trtforge ONNX Runtime
+Timing: the engines are compiled/loaded in a random order (``--seed``, printed: on this shared VM the
+first compiled model ran up to ~5% slower than the same blob compiled later). ``--rounds`` rounds; each
+round times every engine quiet, then again with one core kept busy by a background process ("loaded"),
+in ``--blocks`` interleaved blocks of ``--per-block`` batch-1 queries per engine, the order rotating from
+block to block (median per engine per round and condition). Printed per engine: the median of the round
+medians, each round's ratio to OpenVINO+NNCF INT8 (or to OpenVINO's defaults without ``--nncf``), trtforge ONNX Runtime
 FP32's time over the engine's (the INT8 speed-up), and fidelity to plain ONNX Runtime FP32 on
 ``--val`` (default 16 random inputs): worst cosine, top-1 agreement, and with ``--task yolo`` the F1
 of the engine's detections (NMS, score >= 0.25) against FP32's (same class, IoU >= 0.5).
@@ -30,8 +32,12 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from trtforge.backends.base import Runner
 
 Run = Callable[[np.ndarray], np.ndarray]
 
@@ -41,13 +47,17 @@ def _spin() -> None:
         pass
 
 
+Load = Callable[[], Run]
+
+
 def _trtforge_engines(
     model: Path, calib: Path, work: Path, method: str, float_ops: tuple[str, ...]
-) -> tuple[dict[str, Run], dict[str, object]]:
+) -> tuple[dict[str, Load], dict[str, object]]:
+    """Builds (or reuses) every trtforge engine; returns a loader per engine, run later in a random order."""
     import trtforge
     from trtforge.config import CalibrationConfig
 
-    runs: dict[str, Run] = {}
+    loads: dict[str, Load] = {}
     facts: dict[str, object] = {}
     count = len(np.load(calib, mmap_mode="r"))
     calibration = CalibrationConfig(data=calib, num=count, method=method, cache=work / "ranges.cache")
@@ -64,7 +74,6 @@ def _trtforge_engines(
                 )
                 trtforge.build(model, out, config)
             manifest = json.loads(Path(f"{out}.json").read_text())
-            runner = trtforge.load(out)
             label = f"trtforge {backend} {precision}"
             if backend == "auto":
                 auto = manifest["build"]["auto"]
@@ -72,56 +81,82 @@ def _trtforge_engines(
                 facts[f"auto {precision}"] = auto["median_ms"]
             if manifest["backend"] == "openvino":
                 facts[f"{label} layers"] = manifest["build"]["layers_by_precision"]
-            runs[label] = (lambda r, n: lambda x: next(iter(r.infer({n: x}).values())))(runner, runner.inputs[0].name)
-    return runs, facts
+            loads[label] = (lambda path: lambda: _runner(trtforge.load(path)))(out)
+    return loads, facts
 
 
-def _peer_engines(model: Path, nncf_xml: Path | None) -> dict[str, Run]:
+def _runner(runner: Runner) -> Run:
+    name = runner.inputs[0].name
+    return lambda x: next(iter(runner.infer({name: x}).values()))
+
+
+def _ort_session(model: Path) -> Run:
     import onnxruntime as ort
-    import openvino as ov
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    runs: dict[str, Run] = {"ONNX Runtime fp32 (its defaults)": lambda x: session.run(None, {name: x})[0]}
-    for label, properties in (("its defaults", {}), ("f32 hint", {"INFERENCE_PRECISION_HINT": "f32"})):
-        compiled = ov.Core().compile_model(str(model), "CPU", properties)
-        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
-        request = compiled.create_infer_request()
-        runs[f"OpenVINO fp32 ({label}: runs {hint})"] = (lambda r: lambda x: r.infer([x])[0].copy())(request)
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def _openvino(model: Path, properties: dict[str, str]) -> Run:
+    import openvino as ov
+
+    request = ov.Core().compile_model(str(model), "CPU", properties).create_infer_request()
+    return lambda x: request.infer([x])[0].copy()
+
+
+def _peer_engines(model: Path, nncf_xml: Path | None) -> dict[str, Load]:
+    """A loader per peer engine. OpenVINO's defaults run bf16 on a CPU with BF16 (this project's EPYC)."""
+    loads: dict[str, Load] = {
+        "ONNX Runtime fp32 (its defaults)": lambda: _ort_session(model),
+        "OpenVINO fp32 (its defaults)": lambda: _openvino(model, {}),
+        "OpenVINO fp32 (f32 hint)": lambda: _openvino(model, {"INFERENCE_PRECISION_HINT": "f32"}),
+    }
     if nncf_xml is not None:  # written by benchmarks/nncf_int8.py in NNCF's own venv
-        nncf_request = ov.Core().compile_model(str(nncf_xml), "CPU").create_infer_request()
-        runs["OpenVINO + NNCF int8 (its defaults)"] = lambda x: nncf_request.infer([x])[0].copy()
-    return runs
+        loads["OpenVINO + NNCF int8 (its defaults)"] = lambda: _openvino(nncf_xml, {})
+    return loads
 
 
-def _median_ms(run: Run, x: np.ndarray, n: int) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+def _time(
+    runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_block: int
+) -> tuple[dict[tuple[str, str], list[float]], list]:
+    """Per (engine, condition): one median per round; and the load average at each round's start.
 
-
-def _time(runs: dict[str, Run], x: np.ndarray, rounds: int, n: int) -> tuple[dict[tuple[str, str], list[float]], list]:
-    """Per (engine, condition): one median per round; and the load average at each round's start."""
+    A round runs ``blocks`` blocks of ``per_block`` queries per engine, the engines interleaved and the
+    order rotating from block to block, so every engine sees the same load (20 consecutive queries per
+    engine let the load move between engines: ratios swung 0.5-2.6 for engines within 3%)."""
     names = list(runs)
     times: dict[tuple[str, str], list[float]] = {}
     loads = []
     for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
         for condition in ("quiet", "loaded"):
             loads.append((r, condition, [round(v, 2) for v in os.getloadavg()]))
             load = multiprocessing.Process(target=_spin, daemon=True) if condition == "loaded" else None
             if load:
                 load.start()
                 time.sleep(0.2)
-            for name in order:
-                times.setdefault((name, condition), []).append(_median_ms(runs[name], x, n))
+            block: dict[str, list[float]] = {n: [] for n in names}
+            for b in range(blocks):
+                shift = (r + b) % len(names)
+                for name in names[shift:] + names[:shift]:
+                    for _ in range(per_block):
+                        start = time.perf_counter()
+                        runs[name](x)
+                        block[name].append((time.perf_counter() - start) * 1e3)
+            for name in names:
+                times.setdefault((name, condition), []).append(statistics.median(block[name]))
             if load:
                 load.terminate()
                 load.join()
     return times, loads
+
+
+def _shuffled(runs: dict[str, Load], seed: int) -> dict[str, Load]:
+    """The same engines in a random order (the order they are compiled and loaded in: on this project's
+    shared VM the first compiled model ran up to ~5% slower than the same blob compiled later)."""
+    names = list(runs)
+    np.random.default_rng(seed).shuffle(names)
+    return {n: runs[n] for n in names}
 
 
 # ---------------------------------------------------------------- fidelity
@@ -228,24 +263,30 @@ def main() -> None:
     parser.add_argument("--calib-method", default="entropy", help="trtforge's INT8 ranges (NNCF's are min/max)")
     parser.add_argument("--float-ops", default="", metavar="OP,...", help="op types trtforge's INT8 keeps float")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--blocks", type=int, default=8, help="interleaved blocks per round and condition")
+    parser.add_argument("--per-block", type=int, default=3, help="queries per engine in a block")
+    parser.add_argument("--seed", type=int, help="compile order (default: a random one, printed)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpu_peers"))
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="every round's numbers and the machine")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     float_ops = tuple(t for t in args.float_ops.split(",") if t)
-    runs, facts = _trtforge_engines(args.model, args.calib, args.work, args.calib_method, float_ops)
-    runs.update(_peer_engines(args.model, args.nncf))
+    loaders, facts = _trtforge_engines(args.model, args.calib, args.work, args.calib_method, float_ops)
+    loaders.update(_peer_engines(args.model, args.nncf))
+    seed = args.seed if args.seed is not None else int(time.time())
+    runs = {name: load() for name, load in _shuffled(loaders, seed).items()}  # compiled in this order
+    print(f"compile order (--seed {seed}): {list(runs)}")
     shape = np.load(args.calib, mmap_mode="r").shape[1:]
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (1, *shape)).astype(np.float32) if args.val is None else np.load(args.val)[:1]
     for run in runs.values():
         run(x)
-    times, loads = _time(runs, x, args.rounds, args.runs)
+    times, loads = _time(runs, x, args.rounds, args.blocks, args.per_block)
     samples = np.load(args.val)[:, None] if args.val is not None else rng.uniform(-1, 1, (16, 1, *shape))
     fidelity = _fidelity(runs, samples.astype(np.float32), args.task)
-    peer = next((n for n in runs if "NNCF" in n), None) or next(n for n in runs if "(its defaults: runs" in n)
+    peer = next((n for n in runs if "NNCF" in n), None) or "OpenVINO fp32 (its defaults)"
     fp32 = "trtforge onnxruntime fp32"
+    names = sorted(runs)  # tables in a fixed order, whatever the compile order
     machine = {**_cpu(), "load_average_per_round": loads}
     print(json.dumps({k: v for k, v in machine.items() if k != "load_average_per_round"}))
     print("load average (1, 5, 15 min) at each round's start:", " ".join(f"{r}{c[0]}:{v[0]}" for r, c, v in loads))
@@ -255,7 +296,7 @@ def main() -> None:
         f"| ORT fp32 / engine quiet, loaded | min cosine vs FP32 | top-1 agree{extra} |"
     )
     print("|---" * (8 + bool(extra)) + "|")
-    for name in runs:
+    for name in names:
         cells = [f"{statistics.median(times[name, c]):.2f}" for c in ("quiet", "loaded")]
         ratios = [
             ", ".join(f"{a / b:.2f}" for a, b in zip(times[name, c], times[peer, c])) for c in ("quiet", "loaded")
@@ -273,7 +314,7 @@ def main() -> None:
             f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} | {speedup} | {f['min_cosine']:.5f} "
             f"| {f['top1_agree']:.0%}{tail} |"
         )
-    for name in (n for n in runs if n.startswith("trtforge") and " int8" in n):  # one engine at a time: a
+    for name in (n for n in names if n.startswith("trtforge") and " int8" in n):  # one engine at a time: a
         for c in ("quiet", "loaded"):  # per-round minimum over engines would favour the side with more rows
             ratios = [a / b for a, b in zip(times[name, c], times[peer, c])]
             print(f"{name} / peer, {c}: {sum(v <= 1.0 for v in ratios)} of {args.rounds} rounds <= 1.0")

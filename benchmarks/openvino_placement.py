@@ -2,10 +2,11 @@
 time, timed against OpenVINO+NNCF INT8 in interleaved blocks, batch 1, one process.
 
     python benchmarks/openvino_placement.py MODEL_B1.onnx CALIB.npy NNCF.xml [--rounds 8]
-        [--order before,adds,now,nncf] [--work DIR] [--float-ops OP,...]
+        [--order before,adds,pad,now,nncf] [--work DIR] [--float-ops OP,...]
 
-Engines: ``before`` (Q/DQ on a residual Add's skip input only, none on Pad inputs: the flavour before
-issue 17's placement pass), ``adds`` (both Add inputs, no Pad), ``now`` (the flavour as it is), and
+Engines: ``before`` (Q/DQ on a residual Add's skip input only, none on Pad inputs nor pool outputs: the
+flavour before issue 17's placement passes), ``adds`` (both Add inputs), ``pad`` (and Pad inputs: the
+flavour before the classifier-tail rule), ``now`` (and GlobalAveragePool outputs: the flavour as it is), and
 ``nncf`` (the IR from benchmarks/nncf_int8.py, OpenVINO's defaults). Each round runs 8 blocks of 5
 queries per engine, the engines interleaved and the order rotating from block to block, so every engine
 sees the same load; one median per engine per round. ``--order`` is also the order the engines are
@@ -26,10 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = {"before": {"skip_only_adds": True, "extra_op_types": ()}, "adds": {"extra_op_types": ()}, "now": {}}
+VARIANTS: dict[str, dict[str, object]] = {
+    "before": {"skip_only_adds": True, "extra_op_types": (), "output_op_types": ()},
+    "adds": {"extra_op_types": (), "output_op_types": ()},
+    "pad": {"output_op_types": ()},
+    "now": {},
+}
 
 
-def build(model: Path, calib: Path, work: Path, float_ops: tuple[str, ...]) -> dict[str, Path]:
+def build(model: Path, calib: Path, work: Path, float_ops: tuple[str, ...], wanted: set[str]) -> dict[str, Path]:
     import trtforge
     from trtforge.backends.openvino import OpenVinoBackend
     from trtforge.config import CalibrationConfig
@@ -40,6 +46,8 @@ def build(model: Path, calib: Path, work: Path, float_ops: tuple[str, ...]) -> d
     calibration = CalibrationConfig(data=calib, num=count, method="minmax", cache=work / "ranges.cache")
     out = {}
     for name, changes in VARIANTS.items():
+        if name not in wanted:
+            continue
         out[name] = work / f"openvino-int8-{name}.engine"
         if out[name].exists():
             continue
@@ -66,12 +74,14 @@ def main() -> None:
     parser.add_argument("calib", type=Path)
     parser.add_argument("nncf", type=Path)
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--order", default="before,adds,now,nncf")
+    parser.add_argument("--order", default="before,adds,pad,now,nncf")
     parser.add_argument("--work", type=Path, default=Path("/tmp/openvino_placement"))
     parser.add_argument("--float-ops", default="")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    engines = build(args.model, args.calib, args.work, tuple(t for t in args.float_ops.split(",") if t))
+    engines = build(
+        args.model, args.calib, args.work, tuple(t for t in args.float_ops.split(",") if t), set(args.order.split(","))
+    )
 
     import openvino as ov
 

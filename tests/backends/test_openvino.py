@@ -412,3 +412,39 @@ def test_a_stems_pad_and_max_pool_run_in_u8_as_with_nncf(tmp_path: Path) -> None
     layers = _runtime_layers(engine)
     stem = [(kind, precision) for kind, precision, fused in layers if {"stem_pad", "stem_pool"} & set(fused)]
     assert stem == [("Pad", "u8"), ("Pooling", "u8")], layers
+
+
+def test_a_classifiers_pool_squeeze_and_gemm_run_in_u8_as_with_nncf(tmp_path: Path) -> None:
+    """A classifier's tail (GlobalAveragePool, Squeeze, MatMul): with Q/DQ on the MatMul's input only,
+    the pool wrote FP32 and a Reorder, the Squeeze and the FakeQuantize ran in FP32 (ResNet-50); with
+    Q/DQ on the pool's output too, as NNCF places it, the pool writes u8 and the Squeeze runs in u8."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array((rng.standard_normal((32, 8, 3, 3)) * 0.2).astype(np.float32), "w0"),
+        numpy_helper.from_array((rng.standard_normal((32, 10)) * 0.2).astype(np.float32), "w1"),
+        numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        helper.make_node("GlobalAveragePool", ["r0"], ["g0"], name="tail_pool"),
+        helper.make_node("Squeeze", ["g0", "axes"], ["s0"], name="tail_squeeze"),
+        helper.make_node("MatMul", ["s0", "w1"], ["y"], name="tail_fc"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])
+    graph = helper.make_graph(nodes, "tail", [x], [y], weights)
+    model = tmp_path / "tail.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 8, 16, 16)).astype(np.float32))
+    engine = tmp_path / "m.ov"
+    calib_args = ("--calib-data", str(tmp_path / "calib.npz"), "--calib-method", "minmax")
+    proc = run_cli("build", str(model), "-o", str(engine), "--backend", "openvino", "--precision", "int8", *calib_args)
+    assert proc.returncode == 0, proc.stderr
+    layers = _runtime_layers(engine)
+    tail = [(kind, precision) for kind, precision, fused in layers if {"tail_pool", "tail_squeeze"} & set(fused)]
+    assert tail and all(precision == "u8" for _, precision in tail), layers
+    assert not [kind for kind, precision, _ in layers if kind == "Reorder" and precision == "f32"], layers

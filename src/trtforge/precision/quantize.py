@@ -41,6 +41,10 @@ class QuantFlavour:
     extra_op_types: tuple[str, ...] = ()
     """Op types whose inputs also get Q/DQ under the ``tensorrt`` placement (OpenVINO: ``Pad``, so a
     stem's Conv -> Pad -> MaxPool writes and pads u8, as in NNCF's models)."""
+    output_op_types: tuple[str, ...] = ()
+    """Op types whose outputs also get Q/DQ under the ``tensorrt`` placement (OpenVINO:
+    ``GlobalAveragePool``, so a classifier's pool writes u8 and its Squeeze/Flatten and Gemm stay u8, as
+    NNCF places it)."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -84,6 +88,9 @@ def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     of an Add. Both as NNCF places them: OpenVINO then fuses a residual Add into the convolution before
     it as a u8 sum (with the skip input alone it ran 12 of ResNet-50's 16 Adds as separate layers after
     convolutions writing FP32), and runs a stem's Conv -> Pad -> MaxPool in u8: ResNet-50 4-13% faster.
+    A GlobalAveragePool's output gets Q/DQ too (NNCF's FakeQuantize after the pool): a classifier's pool
+    then writes u8 and its Squeeze/Flatten runs u8 into the FullyConnected, instead of FP32 Reorder,
+    Reshape and FakeQuantize layers.
 
     Measured on YOLOv8n 320 (benchmarks/RESULTS.md, issue 17): 1.7-2.2x faster in OpenVINO than
     ONNX Runtime's placement (Q/DQ around every op splits OpenVINO's fusions) and closer to FP32
@@ -99,12 +106,13 @@ def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
         True,
         not vnni,
         "OpenVINO CPU: U8 asymmetric activations, S8 per-channel weights, FP32 biases, Q/DQ on "
-        "weighted-op and Pad inputs, both inputs of residual Adds"
+        "weighted-op and Pad inputs, both inputs of residual Adds, GlobalAveragePool outputs"
         + ("" if vnni else "; no VNNI: 7-bit weights (reduce_range)"),
         placement="tensorrt",
         quantize_bias=False,
         skip_only_adds=False,
         extra_op_types=("Pad",),
+        output_op_types=("GlobalAveragePool",),
     )
 
 
@@ -171,7 +179,8 @@ def quantize(
     if tensorrt:
         extra.update(
             {
-                "OpTypesToExcludeOutputQuantization": op_types,  # TensorRT: Q/DQ on inputs only
+                # TensorRT: Q/DQ on inputs only
+                "OpTypesToExcludeOutputQuantization": [t for t in op_types if t not in flavour.output_op_types],
                 "QDQKeepRemovableActivations": True,  # keep ReLU: TensorRT fuses it
                 "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
             }
