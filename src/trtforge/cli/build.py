@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trtforge.cli.parse import add_bias_correction_flags
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import SEED_MAX, int_arg, real_arg
 
@@ -66,19 +67,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="samples per calibration batch (default 8)",
     )
     cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
-    cal.add_argument(
-        "--no-bias-correction",
-        dest="bias_correction",
-        action="store_false",
-        help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
-    )
-    cal.add_argument(
-        "--no-measured-bias-correction",
-        dest="empirical_bias_correction",
-        action="store_false",
-        help="skip the second, measured bias correction (default: each Conv/Gemm bias also shifted by the mean "
-        "error its quantized input adds, measured on up to 64 calibration samples)",
-    )
+    add_bias_correction_flags(cal)
     cal.add_argument(
         "--calib-percentile",
         type=real_arg("--calib-percentile", 0, 100, low_open=True),

@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from trtforge.cli.parse import add_bias_correction_flags
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import int_arg, real_arg
 
@@ -51,19 +52,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--calib-data", help="images folder or FILE.npz/.npy for INT8 calibration")
     cal.add_argument("--preprocess", help="image preprocessing spec (shared by calibration and validation)")
     cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
-    cal.add_argument(
-        "--no-bias-correction",
-        dest="bias_correction",
-        action="store_false",
-        help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
-    )
-    cal.add_argument(
-        "--no-measured-bias-correction",
-        dest="empirical_bias_correction",
-        action="store_false",
-        help="skip the second, measured bias correction (default: each Conv/Gemm bias also shifted by the mean "
-        "error its quantized input adds, measured on up to 64 calibration samples)",
-    )
+    add_bias_correction_flags(cal)
     cal.add_argument(
         "--calib-num",
         type=int_arg("--calib-num", 1, 10**7),

@@ -5,6 +5,8 @@ Each returns a typed value or raises a one-line :class:`~trtforge.errors.Trtforg
 
 from __future__ import annotations
 
+import argparse
+
 from trtforge.errors import TrtforgeError
 
 MEMORY_POOLS = ("workspace", "tacticSharedMem", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM")
@@ -57,3 +59,21 @@ def percentiles(text: str, flag: str = "--percentile") -> tuple[float, ...]:
     if bad:
         raise TrtforgeError(f"bad percentile {bad[0]:g} in {flag}: expected a number from 0 to 100")
     return values
+
+
+def add_bias_correction_flags(group: argparse._ActionsContainer, measured: bool = True) -> None:
+    """``--no-bias-correction`` (and ``--no-measured-bias-correction``): build, deploy and sensitivity share them."""
+    group.add_argument(
+        "--no-bias-correction",
+        dest="bias_correction",
+        action="store_false",
+        help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
+    )
+    if measured:
+        group.add_argument(
+            "--no-measured-bias-correction",
+            dest="empirical_bias_correction",
+            action="store_false",
+            help="skip the second, measured bias correction (default: each Conv/Gemm bias also shifted by the mean "
+            "error its quantized input adds, measured on up to 64 calibration samples)",
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from trtforge.cli.parse import add_bias_correction_flags
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import int_arg
 
@@ -38,12 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="calibration samples at most (default 500)",
     )
     p.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
-    p.add_argument(
-        "--no-bias-correction",
-        dest="bias_correction",
-        action="store_false",
-        help="keep the biases as trained (default: shift each Conv/Gemm bias by the mean error its INT8 weights cause)",
-    )
+    add_bias_correction_flags(p, measured=False)
     p.add_argument("--calib-cache", metavar="FILE", help="TensorRT-format calibration cache to read or write")
     p.add_argument("--preprocess", help="image preprocessing (as for build), used for both data sets")
     p.add_argument("--val-data", required=True, help="validation images (folder) or FILE.npz/.npy")
