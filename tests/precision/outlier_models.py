@@ -12,6 +12,31 @@ OUTLIER_UNIT = "model/conv_b/Conv2D"
 """The Conv that reads the tensor one channel of which was scaled by 1000 (per-tensor INT8 crushes the rest)."""
 
 
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
+    """The graph as a checked opset-17 model at ``path``."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _conv_chain(middle: str, middle_relu: str) -> list[onnx.NodeProto]:
+    """x -> conv_a+relu -> ``middle``+relu -> conv_c+relu -> pool -> dense (weights wa..wd, biases ba..bd)."""
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    return [
+        helper.make_node("Conv", ["x", "wa", "ba"], ["a"], "model/conv_a/Conv2D", **conv),
+        helper.make_node("Relu", ["a"], ["ra"], "model/conv_a/Relu"),
+        helper.make_node("Conv", ["ra", "wb", "bb"], ["b"], middle, **conv),
+        helper.make_node("Relu", ["b"], ["rb"], middle_relu),
+        helper.make_node("Conv", ["rb", "wc", "bc"], ["c"], "model/conv_c/Conv2D", **conv),
+        helper.make_node("Relu", ["c"], ["rc"], "model/conv_c/Relu"),
+        helper.make_node("GlobalAveragePool", ["rc"], ["p"], "model/pool/Mean"),
+        helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
+        helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
+    ]
+
+
 def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0, batch: int | str = "N") -> Path:
     """x -> conv_a+relu -> conv_b+relu -> conv_c+relu -> pool -> dense: conv_a's channel 0 is scaled
     by ``scale`` and conv_b's input channel 0 by 1/``scale`` (same function, one huge channel)."""
@@ -37,30 +62,17 @@ def outlier_channel_model(path: Path, seed: int = 0, scale: float = 1000.0, batc
             (np.zeros(10, np.float32), "bd"),
         ]
     ]
-    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    nodes = [
-        helper.make_node("Conv", ["x", "wa", "ba"], ["a"], "model/conv_a/Conv2D", **conv),
-        helper.make_node("Relu", ["a"], ["ra"], "model/conv_a/Relu"),
-        helper.make_node("Conv", ["ra", "wb", "bb"], ["b"], OUTLIER_UNIT, **conv),
-        helper.make_node("Relu", ["b"], ["rb"], "model/conv_b/Relu"),
-        helper.make_node("Conv", ["rb", "wc", "bc"], ["c"], "model/conv_c/Conv2D", **conv),
-        helper.make_node("Relu", ["c"], ["rc"], "model/conv_c/Relu"),
-        helper.make_node("GlobalAveragePool", ["rc"], ["p"], "model/pool/Mean"),
-        helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
-        helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "outlier",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
-        inits,
+    nodes = _conv_chain(OUTLIER_UNIT, "model/conv_b/Relu")
+    return _save(
+        helper.make_graph(
+            nodes,
+            "outlier",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+            inits,
+        ),
+        path,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 def inputs(path: Path, n: int, seed: int) -> Path:
@@ -147,18 +159,16 @@ def fp16_cancellation_model(path: Path, seed: int = 0, batch: int | str = "N") -
         helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
         helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "fp16_cancellation",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
-        [numpy_helper.from_array(a, n) for a, n in weights],
+    return _save(
+        helper.make_graph(
+            nodes,
+            "fp16_cancellation",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+            [numpy_helper.from_array(a, n) for a, n in weights],
+        ),
+        path,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 THIN_UNIT = "model/thin/Conv"
@@ -225,30 +235,17 @@ def dead_weight_model(path: Path, seed: int = 0) -> Path:
         (rng.normal(0, 0.5, (10, 8)).astype(np.float32), "wd"),
         (np.zeros(10, np.float32), "bd"),
     ]
-    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    nodes = [
-        helper.make_node("Conv", ["x", "wa", "ba"], ["a"], "model/conv_a/Conv2D", **conv),
-        helper.make_node("Relu", ["a"], ["ra"], "model/conv_a/Relu"),
-        helper.make_node("Conv", ["ra", "wb", "bb"], ["b"], WEIGHT_UNIT, **conv),
-        helper.make_node("Relu", ["b"], ["rb"], "model/conv_w/Relu"),
-        helper.make_node("Conv", ["rb", "wc", "bc"], ["c"], "model/conv_c/Conv2D", **conv),
-        helper.make_node("Relu", ["c"], ["rc"], "model/conv_c/Relu"),
-        helper.make_node("GlobalAveragePool", ["rc"], ["p"], "model/pool/Mean"),
-        helper.make_node("Flatten", ["p"], ["f"], "model/flatten/Reshape"),
-        helper.make_node("Gemm", ["f", "wd", "bd"], ["logits"], "model/dense/MatMul", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "dead_weight",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-        [numpy_helper.from_array(a, n) for a, n in weights],
+    nodes = _conv_chain(WEIGHT_UNIT, "model/conv_w/Relu")
+    return _save(
+        helper.make_graph(
+            nodes,
+            "dead_weight",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+            [numpy_helper.from_array(a, n) for a, n in weights],
+        ),
+        path,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 SPREAD_UNITS = ("model/branch_1/Conv2D", "model/branch_2/Conv2D")
@@ -274,15 +271,13 @@ def spread_fp16_model(path: Path, seed: int = 0) -> Path:
     for i, name in enumerate(SPREAD_UNITS, 1):
         nodes.append(helper.make_node("Conv", ["rs", "wb", "bb"], [f"b{i}"], name, **conv))
         nodes.append(helper.make_node("Add", [f"b{i}", "offset"], [f"y{i}"], f"model/branch_{i}/Sub"))
-    graph = helper.make_graph(
-        nodes,
-        "spread_fp16",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
-        [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["N", 8, 8, 8]) for i in (1, 2)],
-        [numpy_helper.from_array(a, n) for a, n in weights],
+    return _save(
+        helper.make_graph(
+            nodes,
+            "spread_fp16",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+            [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["N", 8, 8, 8]) for i in (1, 2)],
+            [numpy_helper.from_array(a, n) for a, n in weights],
+        ),
+        path,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
