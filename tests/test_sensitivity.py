@@ -79,27 +79,14 @@ def test_budgeted_build_keeps_the_culprit_float_and_meets_the_budget(
 ) -> None:
     model, calib, val = outlier
     engine = tmp_path / "mixed.onnx"
-    proc = run_cli(
-        "build",
-        str(model),
-        "-o",
-        str(engine),
-        "--precision",
-        "int8",
-        "--calib-data",
-        str(calib),
-        "--calib-method",
-        "minmax",
-        "--max-accuracy-drop",
-        "0.01",
-        "--metric",
-        "cosine",
-        "--val-data",
-        str(val),
+    proc, manifest = _budget_build(
+        model,
+        engine,
+        *_budget_args(calib, val, "0.01", "cosine"),
         "--keep-slow-int8",  # the accuracy search alone (test_slow_int8_units_go_float pins the speed step)
     )
     assert proc.returncode == 0, proc.stderr
-    mixed = json.loads(Path(f"{engine}.json").read_text())["build"]["mixed"]
+    mixed = manifest["build"]["mixed"]
     assert mixed["kept_precision"] == "fp32" and "no fast FP16" in mixed["kept_precision_why"]  # a CPU target
     assert mixed["speed"] == {"measured": False, "how": "not checked (--keep-slow-int8)", "dropped": []}
     assert [u["name"] for u in mixed["kept_float"]] == [OUTLIER_UNIT]
@@ -120,24 +107,7 @@ def test_budgeted_build_keeps_the_culprit_float_and_meets_the_budget(
 def test_budget_out_of_reach_exits_1_with_the_table(outlier: tuple[Path, Path, Path], tmp_path: Path) -> None:
     model, calib, val = outlier
     engine = tmp_path / "never.onnx"
-    proc = run_cli(
-        "build",
-        str(model),
-        "-o",
-        str(engine),
-        "--precision",
-        "int8",
-        "--calib-data",
-        str(calib),
-        "--calib-method",
-        "minmax",
-        "--max-accuracy-drop",
-        "0",
-        "--metric",
-        "max-abs",
-        "--val-data",
-        str(val),
-    )
+    proc, _ = _budget_build(model, engine, *_budget_args(calib, val, "0", "max-abs"))
     assert proc.returncode == 1
     assert "misses --max-accuracy-drop 0" in proc.stderr and OUTLIER_UNIT in proc.stderr
     assert not engine.exists() and not Path(f"{engine}.json").exists()
@@ -230,6 +200,12 @@ def test_plain_build_excluding_a_reader_of_a_quantized_relu_stays_faithful(tmp_p
     assert Evaluator(onnx.load(str(model)), val, cosine).error(onnx.load(str(tmp_path / "e.onnx"))) < 1e-3
 
 
+def _budget_args(calib: Path, val: Path, budget: str, metric: str) -> list[str]:
+    """An INT8 build on minmax ranges from ``calib``, within ``budget`` of ``metric`` on ``val``."""
+    args = ["--precision", "int8", "--calib-data", str(calib), "--calib-method", "minmax"]
+    return [*args, "--max-accuracy-drop", budget, "--metric", metric, "--val-data", str(val)]
+
+
 def _budget_build(model: Path, engine: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     proc = run_cli("build", str(model), "-o", str(engine), *args)
     manifest = json.loads(Path(f"{engine}.json").read_text()) if Path(f"{engine}.json").exists() else {}
@@ -240,8 +216,7 @@ def test_budgeted_int8_runs_the_self_check(outlier: tuple[Path, Path, Path], tmp
     """A budget loose enough for plain INT8 (100 points of top-1) still gets the INT8 self-check: this
     INT8 model is far from FP32, so the build exits 1 unless --allow-inaccurate, which records the check."""
     model, calib, val = outlier
-    args = ["--precision", "int8", "--calib-data", str(calib), "--calib-method", "minmax"]
-    args += ["--max-accuracy-drop", "100", "--metric", "top1", "--val-data", str(val), "--keep-slow-int8"]
+    args = [*_budget_args(calib, val, "100", "top1"), "--keep-slow-int8"]
     proc, _ = _budget_build(model, tmp_path / "refused.onnx", *args)
     assert proc.returncode == 1 and "INT8 self-check" in proc.stderr and "logits" in proc.stderr.splitlines()[-1]
     assert not (tmp_path / "refused.onnx").exists()
