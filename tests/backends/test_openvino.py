@@ -252,10 +252,31 @@ def test_auto_needs_the_shapes_it_times_and_says_so_before_building(tmp_path: Pa
     assert _manifest(tmp_path / "m.engine")["build"]["profiles"]
 
 
+def _save_block(
+    folder: Path,
+    name: str,
+    nodes: list,
+    weights: list,
+    x_shape: list[int],
+    y_shape: list[int],
+    rng: np.random.Generator,
+) -> tuple[Path, Path]:
+    """``folder/NAME.onnx`` (x -> nodes -> y, opset 17) and ``folder/calib.npz`` with 16 seeded samples of x."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)
+    model = folder / f"{name}.onnx"
+    graph = helper.make_graph(nodes, name, [x], [y], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(folder / "calib.npz", x=rng.standard_normal((16, *x_shape[1:])).astype(np.float32))
+    return model, folder / "calib.npz"
+
+
 def _strided_block(folder: Path) -> tuple[Path, Path]:
     """ResNet's downsampling block: two strided 1x1 convolutions reading one ReLU, one through a 3x3."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     shapes = {"w0": (8, 8, 3, 3), "w1": (16, 8, 1, 1), "w2": (16, 16, 3, 3), "w3": (16, 8, 1, 1)}
@@ -269,13 +290,7 @@ def _strided_block(folder: Path) -> tuple[Path, Path]:
         helper.make_node("Conv", ["r0", "w3"], ["c3"], strides=[2, 2]),
         helper.make_node("Add", ["c2", "c3"], ["y"]),
     ]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
-    model = folder / "strided.onnx"
-    graph = helper.make_graph(nodes, "strided", [x], [y], weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
-    np.savez(folder / "calib.npz", x=rng.standard_normal((16, 8, 16, 16)).astype(np.float32))
-    return model, folder / "calib.npz"
+    return _save_block(folder, "strided", nodes, weights, [1, 8, 16, 16], [1, 16, 8, 8], rng)
 
 
 def test_strided_1x1_convolutions_run_in_int8_as_with_nncf(tmp_path: Path) -> None:
@@ -317,8 +332,7 @@ def test_the_openvino_flavour_keeps_7_bit_weights_only_without_vnni() -> None:
 
 def _residual_block(folder: Path) -> tuple[Path, Path]:
     """ResNet's identity block: the last convolution's output added to the block's input, then ReLU."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     shapes = {"w0": (16, 8, 3, 3), "w1": (16, 16, 1, 1), "w2": (16, 16, 3, 3), "w3": (16, 16, 1, 1)}
@@ -333,13 +347,7 @@ def _residual_block(folder: Path) -> tuple[Path, Path]:
         helper.make_node("Relu", ["s"], ["r2"], name="relu2"),
         helper.make_node("Conv", ["r2", "w3"], ["y"], name="conv3"),
     ]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 16])
-    model = folder / "residual.onnx"
-    graph = helper.make_graph(nodes, "residual", [x], [y], weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
-    np.savez(folder / "calib.npz", x=rng.standard_normal((16, 8, 16, 16)).astype(np.float32))
-    return model, folder / "calib.npz"
+    return _save_block(folder, "residual", nodes, weights, [1, 8, 16, 16], [1, 16, 16, 16], rng)
 
 
 def test_residual_adds_run_inside_an_int8_convolution_as_with_nncf(tmp_path: Path) -> None:
@@ -383,8 +391,7 @@ def _runtime_layers(engine: Path) -> list[tuple[str, str, list[str]]]:
 def test_a_stems_pad_and_max_pool_run_in_u8_as_with_nncf(tmp_path: Path) -> None:
     """ResNet's stem (Conv, ReLU, Pad, MaxPool): without Q/DQ on the Pad's input the convolution wrote
     FP32 and Pad and MaxPool ran in FP32 (ResNet-50: 2-6% slower)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     weights = [
@@ -399,12 +406,7 @@ def test_a_stems_pad_and_max_pool_run_in_u8_as_with_nncf(tmp_path: Path) -> None
         helper.make_node("MaxPool", ["p0"], ["m0"], kernel_shape=[3, 3], strides=[2, 2], name="stem_pool"),
         helper.make_node("Conv", ["m0", "w1"], ["y"]),
     ]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32, 32])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
-    graph = helper.make_graph(nodes, "stem", [x], [y], weights)
-    model = tmp_path / "stem.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
-    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 8, 32, 32)).astype(np.float32))
+    model, _ = _save_block(tmp_path, "stem", nodes, weights, [1, 8, 32, 32], [1, 16, 8, 8], rng)
     engine = tmp_path / "m.ov"
     calib_args = ("--calib-data", str(tmp_path / "calib.npz"), "--calib-method", "minmax")
     proc = run_cli("build", str(model), "-o", str(engine), "--backend", "openvino", "--precision", "int8", *calib_args)
@@ -418,8 +420,7 @@ def test_a_classifiers_pool_squeeze_and_gemm_run_in_u8_as_with_nncf(tmp_path: Pa
     """A classifier's tail (GlobalAveragePool, Squeeze, MatMul): with Q/DQ on the MatMul's input only,
     the pool wrote FP32 and a Reorder, the Squeeze and the FakeQuantize ran in FP32 (ResNet-50); with
     Q/DQ on the pool's output too, as NNCF places it, the pool writes u8 and the Squeeze runs in u8."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     weights = [
@@ -434,12 +435,7 @@ def test_a_classifiers_pool_squeeze_and_gemm_run_in_u8_as_with_nncf(tmp_path: Pa
         helper.make_node("Squeeze", ["g0", "axes"], ["s0"], name="tail_squeeze"),
         helper.make_node("MatMul", ["s0", "w1"], ["y"], name="tail_fc"),
     ]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])
-    graph = helper.make_graph(nodes, "tail", [x], [y], weights)
-    model = tmp_path / "tail.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
-    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 8, 16, 16)).astype(np.float32))
+    model, _ = _save_block(tmp_path, "tail", nodes, weights, [1, 8, 16, 16], [1, 10], rng)
     engine = tmp_path / "m.ov"
     calib_args = ("--calib-data", str(tmp_path / "calib.npz"), "--calib-method", "minmax")
     proc = run_cli("build", str(model), "-o", str(engine), "--backend", "openvino", "--precision", "int8", *calib_args)
