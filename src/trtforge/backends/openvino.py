@@ -172,6 +172,7 @@ class OpenVinoBackend:
             )
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        from trtforge.backends.openvino_pads import fold_pads_into_max_pools
         from trtforge.backends.openvino_qdq import fold_qdq
         from trtforge.graph.model import graph_inputs, graph_outputs
 
@@ -181,6 +182,7 @@ class OpenVinoBackend:
         try:
             read = core.read_model(model.SerializeToString())
             folded = fold_qdq(read)  # INT8: Q/DQ pairs as the FakeQuantize nodes OpenVINO optimises
+            pads = fold_pads_into_max_pools(read)  # exact: zero padding of values >= 0 before a max pool
             compiled = core.compile_model(read, "CPU", properties)
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
@@ -195,6 +197,8 @@ class OpenVinoBackend:
         }
         if folded:
             facts["qdq_folded"] = f"{folded} activation Q/DQ pairs compiled as FakeQuantize (same values)"
+        if pads:
+            facts["pads_folded"] = f"{pads} zero Pad(s) in front of a MaxPool folded into its padding (same outputs)"
         if config.profiles:  # OpenVINO runs any shape in range; the manifest keeps the range asked for
             from trtforge.graph.ranges import validate_profiles
 
