@@ -66,6 +66,31 @@ def test_outputs_on_digit_images_are_close_to_onnxruntime_fp32(
         assert got.argmax() == want.argmax()
 
 
+def test_inputs_are_read_in_place_and_outputs_belong_to_the_caller(engines: dict[str, Path], digits_bs1: Path) -> None:
+    """The runner hands its inputs to OpenVINO without a copy (share_inputs): read-only, float64 and
+    strided arrays still give ONNX Runtime's outputs, and an output kept from one call is not
+    overwritten by the next call (outputs are copied out of the request)."""
+    import onnxruntime as ort
+
+    from trtforge.build import load
+
+    runner = load(engines["fp32"])
+    session = ort.InferenceSession(str(digits_bs1), providers=["CPUExecutionProvider"])
+    shape = tuple(int(d) for d in runner.inputs[0].shape)
+    rng = np.random.default_rng(0)
+    a, b = rng.random(shape, dtype=np.float32), rng.random(shape, dtype=np.float32)
+    a.flags.writeable = False
+    first = runner.infer({"image": a})["output_0"]
+    kept = first.copy()
+    runner.infer({"image": b})
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_allclose(first, session.run(None, {"image": a})[0], atol=1e-5)
+    wide = np.zeros((*shape[:-1], shape[-1] * 2), np.float64)
+    wide[..., ::2] = b
+    got = runner.infer({"image": wide[..., ::2]})["output_0"]
+    np.testing.assert_allclose(got, session.run(None, {"image": b})[0], atol=1e-5)
+
+
 def test_manifest_records_version_properties_and_layer_precisions(engines: dict[str, Path]) -> None:
     import openvino
 

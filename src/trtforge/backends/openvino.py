@@ -133,7 +133,9 @@ class OpenVinoRunner:
         return _read_properties(self.compiled)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._request.infer({i: feeds[spec.name] for i, spec in enumerate(self.inputs)})
+        # share_inputs: the request reads the caller's arrays in place (the call is synchronous, so they are
+        # not used after it returns) instead of copying them first: ~12 us less per 600 KB input here
+        results = self._request.infer({i: feeds[spec.name] for i, spec in enumerate(self.inputs)}, share_inputs=True)
         return {spec.name: results[self.compiled.output(i)] for i, spec in enumerate(self.outputs)}
 
 
