@@ -2,6 +2,7 @@
 
     python benchmarks/cpu_peers.py MODEL_B1.onnx CALIB.npy [--nncf XML] [--val VAL.npy] [--task yolo]
         [--rounds 5] [--blocks 8] [--per-block 3] [--seed N] [--work DIR] [--json OUT.json]
+        [--float-ops OP,... [--float-ops-backends onnxruntime,auto]]
 
 Engines: trtforge ONNX Runtime FP32/INT8, trtforge OpenVINO FP32/INT8 (trtforge's Q/DQ), trtforge
 ``--backend auto`` FP32/INT8 (the engine auto kept), plain ONNX Runtime (a session with its defaults),
@@ -51,7 +52,7 @@ Load = Callable[[], Run]
 
 
 def _trtforge_engines(
-    model: Path, calib: Path, work: Path, method: str, float_ops: tuple[str, ...]
+    model: Path, calib: Path, work: Path, method: str, float_ops: tuple[str, ...], float_backends: tuple[str, ...]
 ) -> tuple[dict[str, Load], dict[str, object]]:
     """Builds (or reuses) every trtforge engine; returns a loader per engine, run later in a random order."""
     import trtforge
@@ -69,8 +70,8 @@ def _trtforge_engines(
                     precision=precision,
                     backend=backend,
                     calibration=calibration if precision == "int8" else None,
-                    exclude_op_types=float_ops if precision == "int8" else (),
-                    allow_inaccurate=True,  # fidelity is measured below, against plain ONNX Runtime FP32
+                    exclude_op_types=float_ops if precision == "int8" and backend in float_backends else (),
+                    allow_inaccurate=precision == "int8",  # fidelity is measured below, against ORT FP32
                 )
                 trtforge.build(model, out, config)
             manifest = json.loads(Path(f"{out}.json").read_text())
@@ -262,6 +263,12 @@ def main() -> None:
     parser.add_argument("--task", choices=["classify", "yolo"], default="classify")
     parser.add_argument("--calib-method", default="entropy", help="trtforge's INT8 ranges (NNCF's are min/max)")
     parser.add_argument("--float-ops", default="", metavar="OP,...", help="op types trtforge's INT8 keeps float")
+    parser.add_argument(
+        "--float-ops-backends",
+        default="onnxruntime,openvino,auto",
+        metavar="B,...",
+        help="the trtforge engines --float-ops applies to (MobileNetV2: onnxruntime,auto, whose kernels need it)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--blocks", type=int, default=8, help="interleaved blocks per round and condition")
     parser.add_argument("--per-block", type=int, default=3, help="queries per engine in a block")
@@ -271,7 +278,8 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     float_ops = tuple(t for t in args.float_ops.split(",") if t)
-    loaders, facts = _trtforge_engines(args.model, args.calib, args.work, args.calib_method, float_ops)
+    backends = tuple(args.float_ops_backends.split(","))
+    loaders, facts = _trtforge_engines(args.model, args.calib, args.work, args.calib_method, float_ops, backends)
     loaders.update(_peer_engines(args.model, args.nncf))
     seed = args.seed if args.seed is not None else int(time.time())
     runs = {name: load() for name, load in _shuffled(loaders, seed).items()}  # compiled in this order
