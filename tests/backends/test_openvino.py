@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli
+from tests.conftest import DIGITS, DIGITS_PREPROCESS, run_cli, run_cli_subprocess
 
 pytest.importorskip("openvino")
 
@@ -234,6 +234,18 @@ def test_a_blob_from_another_openvino_version_is_refused(engines: dict[str, Path
     Path(f"{engine}.json").write_text(json.dumps(manifest))
     proc = run_cli("run", str(engine), "--random", "1")
     assert proc.returncode == 2 and "compiled by openvino 2024.0.0" in proc.stderr and "rebuild" in proc.stderr
+
+
+def test_an_engine_compiled_for_another_instruction_set_is_refused_in_one_line(
+    engines: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compiled blob runs only on the ISA it was compiled for: on a CPU with less (here this CPU with
+    OpenVINO's kernels capped to SSE4.1 by ONEDNN_MAX_CPU_ISA) ``run`` says both ISAs and what to do."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
+    proc = run_cli_subprocess("bench", str(engines["fp32"]), *FAST_BENCH)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "compiled for Intel" in proc.stderr and "this CPU offers Intel SSE4.1" in proc.stderr, proc.stderr
+    assert "rebuild it on this machine" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_without_openvino_the_error_names_the_pip_command(

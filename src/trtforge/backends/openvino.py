@@ -112,6 +112,24 @@ def layer_precisions(compiled: Any) -> dict[str, object]:
     }
 
 
+def _import_error(text: str) -> str:
+    """One line for a blob OpenVINO refused: its "blob: ...isa=X" / "current: ...isa=Y" lines when the
+    engine was compiled for another instruction set (another CPU, or ONEDNN_MAX_CPU_ISA set differently)."""
+    isa = {
+        line.split(":", 1)[0].strip(): line.split("isa=", 1)[1].strip()
+        for line in text.splitlines()
+        if "isa=" in line and line.strip().startswith(("blob:", "current:"))
+    }
+    if {"blob", "current"} <= set(isa):
+        return (
+            f"this openvino engine was compiled for {isa['blob']}, but this CPU offers {isa['current']} "
+            "(a compiled blob runs only on the instruction set it was compiled for): rebuild it on this "
+            "machine with trtforge build"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Exception from")]
+    return f"openvino cannot load this engine ({(lines or ['unknown error'])[0][:300]}); rebuild it with trtforge build"
+
+
 class OpenVinoRunner:
     """One infer request of a compiled model; inputs and outputs by the ONNX model's names.
 
@@ -223,7 +241,6 @@ class OpenVinoBackend:
         properties.update(stream_properties(streams, int(str(threads)) if threads else None))
         try:
             compiled = ov.Core().import_model(io.BytesIO(data), "CPU", properties)
-        except RuntimeError as exc:  # bytes that match the manifest's sha but are no compiled model
-            first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
-            raise TrtforgeError(f"openvino cannot load this engine ({first}); rebuild it with trtforge build") from None
+        except RuntimeError as exc:  # another CPU instruction set, or bytes that are no compiled model
+            raise TrtforgeError(_import_error(str(exc))) from None
         return OpenVinoRunner(compiled, list(manifest.inputs), list(manifest.outputs))
