@@ -937,7 +937,9 @@ def apply_budget(
     else:
         prepared = prepare_half(model, config.precision)
     ranking = rank(prepared, evaluator, metric_name)
+    searched = time.perf_counter()
     found = search(prepared, evaluator, ranking, config.max_accuracy_drop)
+    searched = time.perf_counter() - searched
     tries, error, kept = found.tries, found.error, list(found.mix.floating)
     if error > config.max_accuracy_drop:
         print(ranking.table(), file=sys.stderr)
@@ -953,6 +955,7 @@ def apply_budget(
     else:
         mixed_model, facts = _finish_half(prepared, evaluator, ranking, found, config, model)
     facts["mixed"]["seconds"] = round(time.perf_counter() - started, 2)
+    facts["mixed"]["search_seconds"] = round(searched, 2)
     print(render_mixed(facts["mixed"]), file=sys.stderr)
     if isinstance(prepared, Prepared):
         facts["calibration"]["check"] = _self_check(prepared, mixed_model, config)
@@ -971,8 +974,11 @@ def _finish_int8(
     on_target, _ = measured_on(config, "int8")
     drops: list[SpeedDrop] = []
     kept, error, borders = list(found.mix.floating), found.error, found.mix.borders
+    speed_seconds = 0.0
     if on_target and prepared.flavour.placement != "tensorrt" and config.drop_slow_units:
+        timed = time.perf_counter()
         kept, error, drops = drop_slow_units(prepared, evaluator, kept, error, config.max_accuracy_drop, borders)
+        speed_seconds = time.perf_counter() - timed
     model = prepared.quantized(kept, borders=borders)
     precision, why = kept_precision(config.backend, config.device)
     if precision is Precision.FP16 and kept:
@@ -990,7 +996,7 @@ def _finish_int8(
         {
             "kept_precision": str(precision),
             "kept_precision_why": why,
-            "speed": _speed_facts(config, prepared, drops),
+            "speed": _speed_facts(config, prepared, drops, speed_seconds),
         }
     )
     calibration = {
@@ -1001,7 +1007,7 @@ def _finish_int8(
     return model, {"calibration": calibration, "mixed": facts, "cast": None}
 
 
-def _speed_facts(config: BuildConfig, prepared: Prepared, drops: list[SpeedDrop]) -> dict[str, object]:
+def _speed_facts(config: BuildConfig, prepared: Prepared, drops: list[SpeedDrop], seconds: float) -> dict[str, object]:
     on_target, where = measured_on(config, "int8")
     if not config.drop_slow_units:
         return {"measured": False, "how": "not checked (--keep-slow-int8)", "dropped": []}
@@ -1011,7 +1017,7 @@ def _speed_facts(config: BuildConfig, prepared: Prepared, drops: list[SpeedDrop]
             f"of 10 runs, stopped once settled); float kept when faster by {SPEED_MARGIN:.0%} in 4 of 5 rounds "
             "and within the budget"
         )
-        return {"measured": True, "how": how, "dropped": [d.to_json() for d in drops]}
+        return {"measured": True, "how": how, "dropped": [d.to_json() for d in drops], "seconds": round(seconds, 2)}
     return {"measured": False, "how": where, "dropped": []}
 
 
