@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 import onnx
 
-_WeightKey = tuple[str, int, int | None, int]
-"""(initializer, its tensor type (weight or elementwise), per-channel axis, data type)."""
-
 
 class QuantMemo:
     """Shape inference and weight quantization of ``model``, kept for every :func:`quantize` call on it.
 
-    Only valid for one model (checked by identity: do not edit it in place) and one quantizer setting
-    (the settings are part of every key, so another flavour only misses).
+    Only valid for one model (checked by identity: do not edit it in place; weights are known by name)
+    and one quantizer setting (the settings are part of every key, so another flavour only misses).
+    It reaches into ONNX Runtime's quantizer at two private points (``_calc_initializer_quant_params``,
+    the module's ``quantize_onnx_initializer``); should either go, the quantizer computes as before,
+    only slower (``tests/precision/test_quantmemo.py`` checks that the memo is used).
     """
 
     def __init__(self, model: onnx.ModelProto) -> None:
@@ -84,8 +84,12 @@ class QuantMemo:
     @contextlib.contextmanager
     def rounding(self, module: Any) -> Iterator[None]:
         """ONNX Runtime's ``quantize_onnx_initializer``, as the quantizer module calls it, answered from the
-        memo for a weight rounded before with the same scales and zero points."""
-        original = module.quantize_onnx_initializer
+        memo for a weight rounded before with the same scales and zero points: the module's function is
+        swapped for the duration of the block (quantization runs on one thread)."""
+        original = getattr(module, "quantize_onnx_initializer", None)
+        if original is None:
+            yield
+            return
 
         def rounded(
             weight: onnx.TensorProto,
