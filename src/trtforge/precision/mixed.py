@@ -396,7 +396,7 @@ class Evaluator:
         for session in sessions:
             session.run(None, batch)  # warm-up
         medians: list[list[float]] = [[], []]
-        needed, won = rounds - 1, 0
+        needed, won = max(1, rounds - 1), 0
         while won < needed and len(medians[0]) - won <= rounds - needed:
             order = (0, 1) if len(medians[0]) % 2 == 0 else (1, 0)
             for i in order:
