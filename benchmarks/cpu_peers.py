@@ -14,8 +14,8 @@ entropy; ranges computed once and shared through a calibration cache).
 Timing: the engines are compiled/loaded in a random order (``--seed``, printed: on this shared VM the
 first compiled model ran up to ~5% slower than the same blob compiled later). ``--rounds`` rounds; each
 round times every engine quiet, then again with one core kept busy by a background process ("loaded"),
-in ``--blocks`` interleaved blocks of ``--per-block`` batch-1 queries per engine, the order rotating from
-block to block (median per engine per round and condition). Printed per engine: the median of the round
+in ``--blocks`` interleaved blocks of ``--per-block`` batch-1 queries per engine, in a new random order
+in every block (median per engine per round and condition). Printed per engine: the median of the round
 medians, each round's ratio to OpenVINO+NNCF INT8 (or to OpenVINO's defaults without ``--nncf``), trtforge ONNX Runtime
 FP32's time over the engine's (the INT8 speed-up), and fidelity to plain ONNX Runtime FP32 on
 ``--val`` (default 16 random inputs): worst cosine, top-1 agreement, and with ``--task yolo`` the F1
@@ -119,14 +119,18 @@ def _peer_engines(model: Path, nncf_xml: Path | None) -> dict[str, Load]:
 
 
 def _time(
-    runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_block: int
+    runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_block: int, seed: int
 ) -> tuple[dict[tuple[str, str], list[float]], list]:
     """Per (engine, condition): one median per round; and the load average at each round's start.
 
-    A round runs ``blocks`` blocks of ``per_block`` queries per engine, the engines interleaved and the
-    order rotating from block to block, so every engine sees the same load (20 consecutive queries per
-    engine let the load move between engines: ratios swung 0.5-2.6 for engines within 3%)."""
+    A round runs ``blocks`` blocks of ``per_block`` queries per engine, the engines interleaved in a new
+    random order in every block, so every engine sees the same load (20 consecutive queries per engine
+    let the load move between engines: ratios swung 0.5-2.6 for engines within 3%) and follows every other
+    engine equally often: plain ONNX Runtime's threads keep spinning after a call, and with the order only
+    rotated the engine after it always ran in that spin (trtforge's OpenVINO INT8 1.6x NNCF in every
+    round of one ResNet-50 run, the same engine from auto 0.95x)."""
     names = list(runs)
+    rng = np.random.default_rng(seed)
     times: dict[tuple[str, str], list[float]] = {}
     loads = []
     for r in range(rounds):
@@ -137,10 +141,9 @@ def _time(
                 load.start()
                 time.sleep(0.2)
             block: dict[str, list[float]] = {n: [] for n in names}
-            for b in range(blocks):
-                shift = (r + b) % len(names)
-                for name in names[shift:] + names[:shift]:
-                    for _ in range(per_block):
+            for _ in range(blocks):
+                for name in rng.permutation(names):
+                    for _query in range(per_block):
                         start = time.perf_counter()
                         runs[name](x)
                         block[name].append((time.perf_counter() - start) * 1e3)
@@ -289,7 +292,7 @@ def main() -> None:
     x = rng.uniform(-1, 1, (1, *shape)).astype(np.float32) if args.val is None else np.load(args.val)[:1]
     for run in runs.values():
         run(x)
-    times, loads = _time(runs, x, args.rounds, args.blocks, args.per_block)
+    times, loads = _time(runs, x, args.rounds, args.blocks, args.per_block, seed)
     samples = np.load(args.val)[:, None] if args.val is not None else rng.uniform(-1, 1, (16, 1, *shape))
     fidelity = _fidelity(runs, samples.astype(np.float32), args.task)
     peer = next((n for n in runs if "NNCF" in n), None) or "OpenVINO fp32 (its defaults)"
