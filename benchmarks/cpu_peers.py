@@ -1,7 +1,7 @@
 """trtforge's CPU engines against plain ONNX Runtime and OpenVINO on one ONNX model, batch 1, quiet and loaded.
 
     python benchmarks/cpu_peers.py MODEL_B1.onnx CALIB.npy [--nncf XML] [--val VAL.npy] [--task yolo]
-        [--rounds 5] [--blocks 8] [--per-block 3] [--seed N] [--work DIR] [--json OUT.json]
+        [--rounds 5] [--blocks 8] [--per-block 3] [--seed N] [--only TEXT,...] [--work DIR] [--json OUT.json]
         [--float-ops OP,... [--float-ops-backends onnxruntime,auto]]
 
 Engines: trtforge ONNX Runtime FP32/INT8, trtforge OpenVINO FP32/INT8 (trtforge's Q/DQ), trtforge
@@ -217,7 +217,8 @@ def _top_anchors(refs: list[np.ndarray], outs: list[np.ndarray], k: int = 20) ->
 
 
 def _fidelity(runs: dict[str, Run], samples: np.ndarray, task: str) -> dict[str, dict[str, float]]:
-    reference = [runs["ONNX Runtime fp32 (its defaults)"](s) for s in samples]
+    plain = "ONNX Runtime fp32 (its defaults)"
+    reference = [runs[plain if plain in runs else "trtforge onnxruntime fp32"](s) for s in samples]
     out: dict[str, dict[str, float]] = {}
     for name, run in runs.items():
         got = [run(s) for s in samples]
@@ -276,6 +277,11 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=8, help="interleaved blocks per round and condition")
     parser.add_argument("--per-block", type=int, default=3, help="queries per engine in a block")
     parser.add_argument("--seed", type=int, help="compile order (default: a random one, printed)")
+    parser.add_argument(
+        "--only",
+        metavar="TEXT,...",
+        help="time only the engines whose name contains one of these (trtforge ORT fp32 and NNCF always kept)",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpu_peers"))
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="every round's numbers and the machine")
     args = parser.parse_args()
@@ -284,6 +290,9 @@ def main() -> None:
     backends = tuple(args.float_ops_backends.split(","))
     loaders, facts = _trtforge_engines(args.model, args.calib, args.work, args.calib_method, float_ops, backends)
     loaders.update(_peer_engines(args.model, args.nncf))
+    if args.only:  # fewer engines, more queries each in the same time
+        wanted = [*args.only.split(","), "trtforge onnxruntime fp32", "NNCF"]
+        loaders = {name: load for name, load in loaders.items() if any(w in name for w in wanted)}
     seed = args.seed if args.seed is not None else int(time.time())
     runs = {name: load() for name, load in _shuffled(loaders, seed).items()}  # compiled in this order
     print(f"compile order (--seed {seed}): {list(runs)}")
