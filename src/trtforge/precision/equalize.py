@@ -1,0 +1,292 @@
+"""Channel equalisation before INT8: one per-tensor activation scale that fits every channel.
+
+A depthwise Conv reads each input channel alone, with its own (per-channel quantized) weights. Its
+input is quantized per tensor, so a channel whose values stay small next to its neighbours keeps
+few integer levels, and its large depthwise weights multiply that rounding error (MediaPipe's hand
+landmarker: trained channels reaching 0.06 next to others at 6, weights up to 40x the median).
+This pass scales such a channel up where it is made and down where it is read:
+
+    producer Conv -> [Relu | LeakyRelu | PRelu | Clip(0, hi) | zero Pad]* -> depthwise Conv
+
+channel c of the producer's weights and bias times ``s_c``, the depthwise weights of channel c
+divided by ``s_c``. Both sides are quantized per output channel, so their weight grids lose
+nothing; the tensor between them now spans one range in every channel. Positive scaling commutes
+with every op in the chain except the upper bound of a Clip (ReLU6): there ``s_c`` is chosen so the
+channel's largest calibrated value times :data:`CLIP_MARGIN` still lies below ``hi / s_c``, so the
+bound changes nothing on data that goes up to that many times the calibration data's largest value
+in the channel (recorded per pair as ``headroom``). Every equalised model is run against the model
+before the pass on the calibration samples and refused (the pass then does nothing) unless its
+outputs match to :data:`TOLERANCE` of their range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+if TYPE_CHECKING:
+    from trtforge.config import CalibrationConfig
+
+CLIP_MARGIN = 2.0
+"""A Clip-bounded channel is scaled up to at most ``hi / CLIP_MARGIN`` over its calibrated maximum."""
+MAX_SCALE = 128.0
+"""The largest factor one channel is scaled by (a channel near zero on every sample stays as it is)."""
+TOLERANCE = 1e-4
+"""The equalised model's outputs must match the original's within this fraction of each output's range."""
+STATS_SAMPLES = 256
+"""Calibration samples the per-channel maxima are measured on (at most)."""
+
+_PASS_THROUGH = frozenset({"Relu", "LeakyRelu", "PRelu", "Clip", "Pad"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """A producer Conv and the depthwise Conv that reads its output through ``via`` (node names)."""
+
+    producer: str
+    depthwise: str
+    via: tuple[str, ...]
+    tensor: str
+    """The depthwise Conv's input: the tensor whose channels are equalised."""
+    clip: float | None
+    """The upper bound of a Clip in ``via``, if any (the only op that limits the scale)."""
+
+
+def find_pairs(model: onnx.ModelProto) -> list[Pair]:
+    """Every producer Conv -> pass-through chain -> depthwise Conv where each tensor on the way has one
+    reader, is no graph output, and the weights (and biases) are initializers no other node reads."""
+    graph = model.graph
+    producer = {t: n for n in graph.node for t in n.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    outputs = {o.name for o in graph.output}
+    inits = {t.name: t for t in graph.initializer}
+
+    def private(name: str) -> bool:  # an initializer only this node reads
+        return name in inits and readers.get(name, 0) == 1 and inits[name].data_type == onnx.TensorProto.FLOAT
+
+    def single(name: str) -> bool:
+        return readers.get(name, 0) == 1 and name not in outputs
+
+    pairs = []
+    for node in graph.node:
+        if not (_is_depthwise(node, inits) and private(node.input[1]) and single(node.input[0])):
+            continue
+        chain, clip, tensor = [], None, node.input[0]
+        step = producer.get(tensor)
+        while step is not None and step.op_type in _PASS_THROUGH and single(step.input[0]):
+            bound = _clip_bound(step, inits) if step.op_type == "Clip" else None
+            if not _commutes(step, inits) or (step.op_type == "Clip" and (bound is None or clip is not None)):
+                step = None
+                break
+            clip = bound if step.op_type == "Clip" else clip
+            chain.append(step.name)
+            step = producer.get(step.input[0])
+        if step is None or step.op_type != "Conv" or not private(step.input[1]) or not single(step.output[0]):
+            continue
+        if len(step.input) > 2 and step.input[2] and not private(step.input[2]):
+            continue
+        if numpy_helper.to_array(inits[step.input[1]]).shape[0] != _group(node):
+            continue
+        pairs.append(Pair(step.name, node.name, tuple(reversed(chain)), tensor, clip))
+    return pairs
+
+
+def _group(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "group"), 1)
+
+
+def _is_depthwise(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
+    """A Conv with one input channel per group and more than one group, its weights an initializer."""
+    if node.op_type != "Conv" or _group(node) < 2 or len(node.input) < 2 or node.input[1] not in inits:
+        return False
+    dims = inits[node.input[1]].dims
+    return len(dims) >= 3 and dims[1] == 1 and dims[0] % _group(node) == 0
+
+
+def _constant(name: str, inits: dict[str, onnx.TensorProto]) -> np.ndarray | None:
+    return numpy_helper.to_array(inits[name]) if name in inits else None
+
+
+def _clip_bound(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> float | None:
+    """A Clip's upper bound when its lower bound is 0 and both are constants (ReLU6); else None."""
+    attrs = {a.name: a.f for a in node.attribute}
+    low = _constant(node.input[1], inits) if len(node.input) > 1 and node.input[1] else attrs.get("min")
+    high = _constant(node.input[2], inits) if len(node.input) > 2 and node.input[2] else attrs.get("max")
+    if low is None or high is None or float(np.asarray(low)) != 0.0 or float(np.asarray(high)) <= 0.0:
+        return None
+    return float(np.asarray(high))
+
+
+def _commutes(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
+    """Whether ``node(s * x) == s * node(x)`` for a positive per-channel ``s`` (Clip: up to its bound)."""
+    if node.op_type == "PRelu":
+        return len(node.input) > 1 and node.input[1] in inits
+    if node.op_type == "Pad":
+        mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
+        value = _constant(node.input[2], inits) if len(node.input) > 2 and node.input[2] else np.float32(0)
+        pads = _constant(node.input[1], inits) if len(node.input) > 1 else None
+        if mode != "constant" or value is None or pads is None or float(np.asarray(value)) != 0.0:
+            return False
+        rank = len(pads) // 2
+        return rank >= 2 and pads[1] == 0 and pads[rank + 1] == 0  # no padding along channels
+    return True
+
+
+def channel_maxima(
+    model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict[str, np.ndarray]]
+) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
+    """Each tensor's largest |value| per channel (axis 1) over ``batches``, and the batches fed."""
+    from trtforge.graph.verify import session
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(
+        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors if t not in known
+    )
+    run = session(probe)
+    maxima: dict[str, np.ndarray] = {}
+    fed = []
+    for batch in batches:
+        fed.append(batch)
+        for name, value in zip(tensors, run.run(tensors, batch)):
+            axes = tuple(i for i in range(np.ndim(value)) if i != 1)
+            peak = np.abs(value).max(axis=axes)
+            maxima[name] = peak if name not in maxima else np.maximum(maxima[name], peak)
+    return maxima, fed
+
+
+def scales(pair: Pair, peak: np.ndarray) -> np.ndarray:
+    """``s_c``: every channel up to the tensor's largest channel (a Clip's bound over the margin), at most
+    :data:`MAX_SCALE`, never below 1; a channel that stayed 0 on every sample is left alone."""
+    target = pair.clip / CLIP_MARGIN if pair.clip is not None else float(peak.max())
+    wanted = np.divide(target, peak, out=np.ones_like(peak, dtype=np.float64), where=peak > 0)
+    return np.clip(wanted, 1.0, MAX_SCALE).astype(np.float32)
+
+
+def rescaled(model: onnx.ModelProto, pairs: list[Pair], factors: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of ``model`` with each pair's producer channels times ``factors[depthwise]`` and the
+    depthwise weights divided by them."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    nodes = {n.name: n for n in out.graph.node}
+    inits = {t.name: t for t in out.graph.initializer}
+
+    def scale(name: str, by: np.ndarray) -> None:
+        array = numpy_helper.to_array(inits[name])
+        shaped = by.reshape(-1, *([1] * (array.ndim - 1)))
+        inits[name].CopyFrom(numpy_helper.from_array((array * shaped).astype(np.float32), name))
+
+    for pair in pairs:
+        s, producer, depthwise = factors[pair.depthwise], nodes[pair.producer], nodes[pair.depthwise]
+        scale(producer.input[1], s)
+        if len(producer.input) > 2 and producer.input[2]:
+            scale(producer.input[2], s)
+        per_group = inits[depthwise.input[1]].dims[0] // len(s)  # a channel multiplier > 1 repeats s_c
+        scale(depthwise.input[1], 1.0 / np.repeat(s, per_group))
+    return out
+
+
+def largest_drift(before: onnx.ModelProto, after: onnx.ModelProto, fed: list[dict[str, np.ndarray]]) -> float:
+    """The largest output change, after vs before, as a fraction of that output's range over ``fed``."""
+    from trtforge.graph.verify import session
+
+    first, second = session(before), session(after)
+    pairs = [(first.run(None, batch), second.run(None, batch)) for batch in fed]
+    worst = 0.0
+    for k in range(len(pairs[0][0]) if pairs else 0):
+        a = np.concatenate([np.asarray(p[0][k], np.float64).reshape(-1) for p in pairs])
+        b = np.concatenate([np.asarray(p[1][k], np.float64).reshape(-1) for p in pairs])
+        if a.size:
+            span = max(float(np.ptp(a)), float(np.abs(a).max()) * 1e-2, 1e-12)  # a near-constant output: 1% of it
+            worst = max(worst, float(np.abs(a - b).max()) / span)
+    return worst
+
+
+def equalize(
+    model: onnx.ModelProto, batches: Iterable[dict[str, np.ndarray]]
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """``model`` with its producer/depthwise pairs equalised (or as it was, when nothing needs it or the
+    check fails), and the facts the manifest records."""
+    pairs = find_pairs(model)
+    if not pairs:
+        return model, {"applied": False, "reason": "no producer Conv -> depthwise Conv pair to equalise"}
+    maxima, fed = channel_maxima(model, sorted({p.tensor for p in pairs}), batches)
+    if not fed:
+        return model, {"applied": False, "reason": "no calibration samples to measure channel ranges on"}
+    factors = {p.depthwise: scales(p, maxima[p.tensor]) for p in pairs}
+    changed = [p for p in pairs if float(factors[p.depthwise].max()) > 1.0]
+    if not changed:
+        return model, {"applied": False, "reason": f"{len(pairs)} pair(s) found, every channel already spans its range"}
+    equalised = rescaled(model, changed, factors)
+    drift = largest_drift(model, equalised, fed)
+    facts: dict[str, Any] = {
+        "pairs": len(changed),
+        "found": len(pairs),
+        "samples": sum(_count(b) for b in fed),
+        "largest_output_change": float(f"{drift:.3g}"),
+        "clip_margin": CLIP_MARGIN,
+        "max_scale": MAX_SCALE,
+        "scaled": [_pair_facts(p, factors[p.depthwise], maxima[p.tensor]) for p in changed],
+    }
+    if drift > TOLERANCE:
+        return model, {"applied": False, "reason": f"outputs changed by {drift:.2g} of their range", **facts}
+    return equalised, {"applied": True, **facts}
+
+
+def _pair_facts(pair: Pair, s: np.ndarray, peak: np.ndarray) -> dict[str, object]:
+    scaled = s > 1.0
+    facts: dict[str, object] = {
+        "producer": pair.producer,
+        "depthwise": pair.depthwise,
+        "via": list(pair.via),
+        "channels_scaled": int(scaled.sum()),
+        "of": len(s),
+        "largest_scale": round(float(s.max()), 2),
+        "channel_range_spread": round(float(peak.max() / max(float(np.median(peak)), 1e-12)), 2),
+    }
+    if pair.clip is not None:  # the Clip bound holds exactly up to this many times each channel's calibrated max
+        facts["headroom"] = round(float(np.min(np.where(scaled, pair.clip / (s * np.maximum(peak, 1e-30)), np.inf))), 2)
+    return facts
+
+
+def _count(batch: dict[str, np.ndarray]) -> int:
+    first = next(iter(batch.values()), None)
+    return int(np.shape(first)[0]) if first is not None and np.ndim(first) else 1
+
+
+def calibration_batches(model: onnx.ModelProto, calibration: CalibrationConfig) -> Iterator[dict[str, np.ndarray]]:
+    """The first :data:`STATS_SAMPLES` samples of ``calibration``'s data, in batches ``model`` runs
+    (regrouped to its batch when that is static), as calibration reads them."""
+    from trtforge.data.check import checked_batches
+    from trtforge.graph.batch import batch_axes
+    from trtforge.graph.model import graph_inputs
+    from trtforge.precision.calibrate import _static_batch
+    from trtforge.precision.sources import calibration_source, rebatch
+
+    specs = graph_inputs(model)
+    source = calibration_source(
+        calibration.data,
+        calibration.loader,
+        [t.name for t in specs],
+        {t.name: t.shape for t in specs},
+        calibration.preprocess,
+        min(calibration.num, STATS_SAMPLES),
+        calibration.batch_size,
+        calibration.seed,  # type: ignore[arg-type]
+    )
+    batches: Iterable[dict[str, np.ndarray]] = checked_batches(
+        source.batches(), specs, f"calibration data {source.describe()}"
+    )
+    static = _static_batch(model)
+    if static is not None:
+        batches = rebatch(batches, static, batch_axes(specs))
+    yield from batches
