@@ -20,17 +20,18 @@ def depthwise_model(activation: str = "Relu", branch: bool = False, seed: int = 
 
     Relu: the producer's channel 0 is scaled by 1000 and the depthwise weights of channel 0 by 1/1000 (same
     function): one per-tensor INT8 scale for the tensor between them leaves the other seven channels
-    less than a level. Clip (ReLU6): channels 1-7 scaled by 1/100 instead and their depthwise weights by 100,
-    so channel 0 reaches 6 and the rest 0.05 or so. ``branch``: a second reader (a pool to a second
-    output) also reads the tensor, so it must not be scaled."""
+    less than a level. Clip (ReLU6): channel 0 times 3 (it reaches the bound, 6), channels 1-7 times 1/80
+    and their depthwise weights times 80, so they reach 0.05 or so (under 3 INT8 levels of 0..6).
+    ``branch``: a second reader (a pool to a second output) also reads the tensor, so it must not be scaled."""
     rng = np.random.default_rng(seed)
     w1 = rng.normal(0, 0.5, (CHANNELS, 4, 1, 1)).astype(np.float32)
     b1 = rng.uniform(0.0, 0.3, CHANNELS).astype(np.float32)
     dw = rng.normal(0, 0.5, (CHANNELS, 1, 3, 3)).astype(np.float32)
     if activation == "Clip":
-        w1[1:] /= 100.0
-        b1[1:] /= 100.0
-        dw[1:] *= 100.0
+        w1[0], b1[0], dw[0] = w1[0] * 3.0, b1[0] * 3.0, dw[0] / 3.0
+        w1[1:] /= 80.0
+        b1[1:] /= 80.0
+        dw[1:] *= 80.0
     else:
         w1[0] *= 1000.0
         b1[0] *= 1000.0
@@ -97,7 +98,7 @@ def test_equalising_keeps_the_function_and_evens_the_channels(activation: str) -
     assert before.max() / before.min() > 50  # one channel dwarfs the rest ...
     assert after.max() / after.min() < 16  # ... and no longer (a scale is at most MAX_SCALE)
     if activation == "Clip":  # the bound stays out of reach: every channel at most 6 / margin on calibration
-        assert facts["scaled"][0]["headroom"] == pytest.approx(CLIP_MARGIN, rel=1e-3)
+        assert facts["scaled"][0]["headroom"] >= CLIP_MARGIN * 0.999
 
 
 def test_a_tensor_another_node_reads_is_left_alone() -> None:
@@ -130,7 +131,7 @@ def test_int8_of_a_dwarfed_depthwise_input_fails_plain_and_holds_equalised(tmp_p
     equalised, facts = _int8_error(tmp_path, model, True)
     assert off == "off (--no-equalize)"
     assert isinstance(facts, dict) and facts["applied"] and facts["pairs"] == 1
-    assert equalised < 0.08 < 0.25 < plain, (equalised, plain)  # measured 0.05 against 0.45 (Relu), 0.35 (Clip)
+    assert equalised < 0.08 < 0.2 < plain, (equalised, plain)  # measured 0.05 against 0.45 (Relu), 0.27 (Clip)
 
 
 @pytest.mark.parametrize(

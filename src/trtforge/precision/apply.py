@@ -154,16 +154,17 @@ def equalize_channels(
         return model, "off (--no-equalize)"
     if calibration.data is None and calibration.loader is None:
         return model, "not applied: ranges from a calibration cache, no data to measure the channels on"
-    from trtforge.precision.equalize import TOLERANCE, calibration_batches, equalize
+    from trtforge.precision.equalize import NO_PAIRS, TOLERANCE, calibration_batches, equalize, find_pairs
 
+    if not find_pairs(model):  # before reading any data
+        return model, {"applied": False, "reason": NO_PAIRS}
     started = time.perf_counter()
-    equalized, facts = equalize(model, calibration_batches(model, calibration))
+    equalized, facts = equalize(model, *calibration_batches(model, calibration))
     facts["seconds"] = round(time.perf_counter() - started, 2)
     if facts["applied"]:
         print(
             f"note: equalised the channels of {facts['pairs']} Conv -> depthwise Conv pair(s) before INT8 (outputs "
-            f"unchanged within {TOLERANCE:g} of their range on {facts['samples']} calibration samples; "
-            "--no-equalize turns it off)",
+            f"unchanged within {TOLERANCE:g} of their range on {facts['checked_on']}; --no-equalize turns it off)",
             file=sys.stderr,
         )
     elif "outputs changed" in str(facts.get("reason")):
