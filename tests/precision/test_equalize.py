@@ -154,3 +154,13 @@ def test_exec_takes_no_equalize() -> None:
     from trtforge.cli.trtexec.flags import parse
 
     assert parse(["--onnx=m.onnx", "--int8", "--calib-data=c", "--no-equalize"]).equalize is False
+
+
+def test_channels_that_already_share_a_range_are_left_alone_without_a_clip() -> None:
+    from trtforge.precision.equalize import MIN_SPREAD, Pair, scales
+
+    even = np.array([1.0, 0.5, 0.4, 0.3], np.float32)  # spread 2.2: the data-driven range fits every channel
+    assert (scales(Pair("p", "d", (), "t", None), even) == 1).all()
+    assert scales(Pair("p", "d", (), "t", 6.0), even).max() > 1  # under a Clip the range is [0, 6] whatever
+    dwarfed = np.array([MIN_SPREAD * 4, 1.0, 1.0, 0.0], np.float32)
+    assert scales(Pair("p", "d", (), "t", None), dwarfed).tolist() == [1.0, MIN_SPREAD * 4, MIN_SPREAD * 4, 1.0]
