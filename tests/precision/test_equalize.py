@@ -164,3 +164,14 @@ def test_channels_that_already_share_a_range_are_left_alone_without_a_clip() -> 
     assert scales(Pair("p", "d", (), "t", 6.0), even).max() > 1  # under a Clip the range is [0, 6] whatever
     dwarfed = np.array([MIN_SPREAD * 4, 1.0, 1.0, 0.0], np.float32)
     assert scales(Pair("p", "d", (), "t", None), dwarfed).tolist() == [1.0, MIN_SPREAD * 4, MIN_SPREAD * 4, 1.0]
+
+
+def test_scales_that_change_the_held_back_outputs_are_refused() -> None:
+    """Under a Clip the scales hold up to twice each channel's calibrated maximum: held-back samples ten
+    times larger cross the moved bound, the outputs change, and the pass is dropped (the model comes back)."""
+    model = depthwise_model("Clip")
+    big = [{"x": _data(8, seed=3) * 10.0}]
+    same, facts = equalize(model, _batches(), big)
+    assert same is model and not facts["applied"] and "outputs changed" in facts["reason"]
+    kept, facts = equalize(model, _batches(), _batches(8, seed=3))  # held-back samples like the rest: kept
+    assert facts["applied"] and facts["checked_on"] == "8 held-back samples"
