@@ -35,6 +35,27 @@ def test_a_wiped_out_field_fails_though_the_whole_tensor_cosine_is_high() -> Non
     assert check.field_axis == 1 and check.worst_field in (4, 5) and check.worst_error == pytest.approx(1.0, abs=0.02)
 
 
+def test_a_confidently_changed_answer_fails_where_cosine_and_error_pass() -> None:
+    ref = np.zeros((4, 10), np.float32)
+    ref[:, 0], ref[:, 1] = 5.0, 3.5  # FP32 prefers class 0 by 30% of the sample's score range
+    got = ref.copy()
+    got[0, :2] = 3.6, 4.0  # INT8 answers class 1 on sample 0 (error 28% of range, cosine 0.975)
+    check = compare_output("scores", ref, got, Thresholds())
+    assert check.worst_cosine > Thresholds().min_cosine and check.worst_error < Thresholds().max_error
+    assert not check.passed and check.top1_agreement == 0.75 and check.worst_flip == pytest.approx(0.3)
+
+
+def test_a_near_tie_may_change_its_answer() -> None:
+    ref = np.zeros((4, 10), np.float32)
+    ref[:, 0], ref[:, 1] = 4.0, 3.9
+    got = ref.copy()
+    got[0, :2] = 3.9, 4.0
+    check = compare_output("scores", ref, got, Thresholds())
+    assert check.passed and check.top1_agreement == 0.75 and check.worst_flip == pytest.approx(0.025)
+    assert compare_output("scores", ref, ref, Thresholds()).worst_flip is None
+    assert compare_output("map", ref[:, None, :, None], got[:, None, :, None], Thresholds()).top1_agreement is None
+
+
 def _outlier_data(path: Path, n: int = 40) -> Path:
     x = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
     x[:, 0] *= 1000.0  # one feature with a huge range: a per-tensor scale crushes the rest

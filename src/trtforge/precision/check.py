@@ -31,6 +31,10 @@ class Thresholds:
     min_cosine: float = 0.9
     max_error: float = 0.3
     """Largest |INT8 - FP32| as a fraction of the FP32 output's (or field's) range."""
+    max_flip_margin: float = 0.2
+    """Class scores (samples x classes): a sample whose top-1 answer changed fails when FP32 preferred
+    its own answer to INT8's by more than this fraction of the sample's score range (a confident
+    answer flipped; a near-tie may flip)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ class OutputCheck:
     field_axis: int | None
     worst_field: int | None
     passed: bool
+    top1_agreement: float | None = None
+    """Classifier outputs: the share of samples whose top-1 class INT8 kept."""
+    worst_flip: float | None = None
+    """Classifier outputs: FP32's largest margin (fraction of the sample's score range) for an answer INT8 changed."""
 
 
 @dataclass
@@ -90,6 +98,12 @@ class CheckReport:
                 f"  {o.name[:28]:<28} {o.worst_cosine:9.4f} {o.mean_cosine:9.4f} {o.worst_error:8.1%}  "
                 f"{at:<22} {'ok' if o.passed else 'FAIL'}"
             )
+            if o.top1_agreement is not None:
+                flip = "" if o.worst_flip is None else f"; a changed answer led by {o.worst_flip:.0%} of range in FP32"
+                lines.append(
+                    f"  {'':<28} top-1 kept on {o.top1_agreement:.0%} of samples{flip} "
+                    f"(fails above {self.thresholds.max_flip_margin:.0%})"
+                )
         for s in self.suspects:
             lines.append(
                 f"  suspect: {s['tensor']} read by {', '.join(map(str, s['nodes']))} "  # type: ignore[call-overload]
@@ -120,6 +134,9 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, thresholds: Thre
     worst_field = None if axis is None else int(fields_at[int(np.argmax(err))])
     worst = int(np.argmax(err)) if thresholds.max_error < float(np.max(err)) else int(np.argmin(cos))
     passed = bool(np.min(cos) >= thresholds.min_cosine and np.max(err) <= thresholds.max_error)
+    kept, flip = top1_flips(ref, got)
+    if flip is not None and flip > thresholds.max_flip_margin:
+        passed = False
     return OutputCheck(
         name,
         round(float(np.min(cos)), 5),
@@ -129,7 +146,29 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, thresholds: Thre
         axis if worst_field is not None else None,
         worst_field,
         passed,
+        None if kept is None else round(kept, 5),
+        None if flip is None else round(flip, 5),
     )
+
+
+def top1_flips(ref: np.ndarray, got: np.ndarray) -> tuple[float | None, float | None]:
+    """For class scores: the share of samples whose top-1 class ``got`` kept, and, over the samples
+    where it changed, FP32's largest lead of its own answer over ``got``'s, as a fraction of that
+    sample's FP32 score range (None where nothing changed). (None, None) for other outputs."""
+    from trtforge.data.arrays import is_classifier
+
+    if ref.ndim < 2 or not is_classifier(ref):
+        return None, None
+    flat_ref, flat_got = ref.reshape(ref.shape[0], -1), got.reshape(got.shape[0], -1)
+    want, have = flat_ref.argmax(axis=1), flat_got.argmax(axis=1)
+    changed = np.flatnonzero(want != have)
+    if changed.size == 0:
+        return 1.0, None
+    rows = flat_ref[changed]
+    lead = rows[np.arange(changed.size), want[changed]] - rows[np.arange(changed.size), have[changed]]
+    spans = np.ptp(rows, axis=1)
+    margins = np.where(spans > 0, lead / np.where(spans > 0, spans, 1.0), 0.0)
+    return 1.0 - changed.size / len(want), float(np.max(margins))
 
 
 def range_errors(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, int | None, np.ndarray]:
@@ -320,15 +359,20 @@ def _with_outputs(model: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto
 def failure_message(report: CheckReport) -> str:
     """One line for the CLI: which outputs, how far off, which nodes to suspect, what to do."""
     worst = [o for o in report.outputs if not o.passed]
-    said = "; ".join(
-        f"{o.name} (worst cosine {o.worst_cosine:.3f}, max error {o.worst_error:.0%} of range)" for o in worst
-    )
+    said = "; ".join(f"{o.name} ({_why(o)})" for o in worst)
     nodes = sorted({str(n) for s in report.suspects for n in s["nodes"]})  # type: ignore[attr-defined]
     hint = f"; suspected nodes: {', '.join(nodes[:6])} (try --exclude-nodes {','.join(nodes[:3])})" if nodes else ""
     return (
         f"the INT8 model is far from FP32 on {report.samples} samples of {report.data}: {said}{hint}; "
         "pass --allow-inaccurate to keep it anyway"
     )
+
+
+def _why(o: OutputCheck) -> str:
+    said = f"worst cosine {o.worst_cosine:.3f}, max error {o.worst_error:.0%} of range"
+    if o.worst_flip is not None and o.top1_agreement is not None:
+        said += f", top-1 changed on {1 - o.top1_agreement:.0%} of samples, once where FP32 led by {o.worst_flip:.0%}"
+    return said
 
 
 class Holdout:
