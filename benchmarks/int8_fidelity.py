@@ -337,7 +337,8 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
     """``method``: a --calib-method, with ``-nobc`` appended for no bias correction, ``-noemp`` for the
     weight-error correction only (no measured one), ``-xOp+Op`` for those op types left float, ``-qout``
     for the placement before the layout-path rule (Q/DQ kept on tensors that Transpose/Reshape/Concat
-    carry to a graph output: the rule's function is swapped for a no-op during this build)."""
+    carry to a graph output) and before baking float-output ops' weights: both functions are swapped for
+    no-ops during this build."""
     import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
 
@@ -370,19 +371,20 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
 
 @contextlib.contextmanager
 def _output_paths_quantized(wanted: bool) -> Iterator[None]:
-    """While ``wanted``: trtforge's placement as before the layout-path rule (a checkout without the rule
-    is left as it is)."""
+    """While ``wanted``: trtforge's placement as before the layout-path rule and the baked float-op weights
+    (a checkout without them is left as it is)."""
     from trtforge.precision import quantize
 
-    rule = getattr(quantize, "_keep_float_output_paths", None)
-    if not wanted or rule is None:
+    rule, bake = getattr(quantize, "_keep_float_output_paths", None), getattr(quantize, "bake_float_weights", None)
+    if not wanted or rule is None or bake is None:
         yield
         return
     quantize._keep_float_output_paths = lambda model, original: None  # type: ignore[attr-defined]
+    quantize.bake_float_weights = lambda model, flavour: []  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        quantize._keep_float_output_paths = rule  # type: ignore[attr-defined]
+        quantize._keep_float_output_paths, quantize.bake_float_weights = rule, bake  # type: ignore[attr-defined]
 
 
 MODELOPT = """
