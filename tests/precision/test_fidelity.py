@@ -24,6 +24,7 @@ from trtforge.precision.check import compare_output, run
 from trtforge.precision.quantize import (
     TENSORRT_FLAVOUR,
     QuantFlavour,
+    bake_float_weights,
     bounded_ranges,
     cpu_flavour,
     ensure_opset,
@@ -73,6 +74,24 @@ def test_no_graph_output_is_quantized_even_when_its_producer_is() -> None:
     out = _producers(q)["y"]
     assert out.op_type == "Gemm" and out.name == "fc"
     assert any(_producers(q)[t].op_type == "DequantizeLinear" for t in out.input[:2])  # its inputs are INT8
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.placement)
+def test_a_float_output_ops_weights_are_baked_to_the_same_values(flavour: QuantFlavour) -> None:
+    # ONNX Runtime runs the output Gemm in float (its output has no Q): its weights' DequantizeLinear
+    # ran at every inference; baked, the same values are constants. TensorRT keeps every DQ weight.
+    x = {"x": np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)}
+    _, q = _int8(residual_cnn(), x, flavour)
+    before = run(q, x)["y"]
+    baked = bake_float_weights(q, flavour)
+    fc = next(n for n in q.graph.node if n.name == "fc")
+    if flavour.placement != "onnxruntime":
+        assert baked == [] and _producers(q)[fc.input[1]].op_type == "DequantizeLinear"
+        return
+    assert baked == ["fc"] and fc.input[1] not in _producers(q) and fc.input[2] not in _producers(q)
+    assert _producers(q)[fc.input[0]].op_type == "DequantizeLinear"  # its input stays INT8
+    assert any(_producers(q)[n.input[1]].op_type == "DequantizeLinear" for n in q.graph.node if n.op_type == "Conv")
+    np.testing.assert_allclose(run(q, x)["y"], before, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.placement)
