@@ -77,21 +77,23 @@ def test_no_graph_output_is_quantized_even_when_its_producer_is() -> None:
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.placement)
-def test_a_float_output_ops_weights_are_baked_to_the_same_values(flavour: QuantFlavour) -> None:
-    # ONNX Runtime runs the output Gemm in float (its output has no Q): its weights' DequantizeLinear
-    # ran at every inference; baked, the same values are constants. TensorRT keeps every DQ weight.
-    x = {"x": np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)}
-    _, q = _int8(residual_cnn(), x, flavour)
-    before = run(q, x)["y"]
+def test_a_float_output_convs_weights_are_baked_to_the_same_values(flavour: QuantFlavour) -> None:
+    # ONNX Runtime runs a Conv without a Q after it in float: its weights' DequantizeLinear ran at every
+    # inference; baked, the same values are constants. A Gemm keeps them (ONNX Runtime fuses DQ -> Gemm
+    # into QGemm writing float); TensorRT keeps every DQ weight.
+    x = {"x": np.random.default_rng(0).standard_normal((16, 4, 8, 8)).astype(np.float32)}
+    _, q = _int8(anchor_scores(), x, flavour, CalibMethod.MINMAX)
+    before = run(q, x)["scores"]
     baked = bake_float_weights(q, flavour)
-    fc = next(n for n in q.graph.node if n.name == "fc")
+    conv = next(n for n in q.graph.node if n.name == "classificator")
     if flavour.placement != "onnxruntime":
-        assert baked == [] and _producers(q)[fc.input[1]].op_type == "DequantizeLinear"
+        assert baked == [] and _producers(q)[conv.input[1]].op_type == "DequantizeLinear"
         return
-    assert baked == ["fc"] and fc.input[1] not in _producers(q) and fc.input[2] not in _producers(q)
-    assert _producers(q)[fc.input[0]].op_type == "DequantizeLinear"  # its input stays INT8
-    assert any(_producers(q)[n.input[1]].op_type == "DequantizeLinear" for n in q.graph.node if n.op_type == "Conv")
-    np.testing.assert_allclose(run(q, x)["y"], before, rtol=1e-6, atol=1e-6)
+    assert baked == ["classificator"] and conv.input[1] not in _producers(q) and conv.input[2] not in _producers(q)
+    assert _producers(q)[conv.input[0]].op_type == "DequantizeLinear"  # its input stays INT8
+    np.testing.assert_allclose(run(q, x)["scores"], before, rtol=1e-6, atol=1e-5)
+    _, gemm_model = _int8(residual_cnn(), {"x": x["x"][:, :3]}, flavour)  # its output Gemm writes y in float
+    assert bake_float_weights(gemm_model, flavour) == []
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.placement)

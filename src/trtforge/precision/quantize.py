@@ -379,16 +379,17 @@ def _keep_float_output_paths(model: onnx.ModelProto, original: onnx.ModelProto) 
     _drop_unused_qdq(graph)
 
 
-_WEIGHTED = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+# Ops ONNX Runtime CPU has no integer kernel with a float output for: with DQ inputs and no Q after, they
+# run in float (a Gemm becomes QGemm writing float, a MatMul MatMulIntegerToFloat: those keep their DQ).
+_FLOAT_RUN_OPS = frozenset({"Conv", "ConvTranspose"})
 
 
 def bake_float_weights(model: onnx.ModelProto, flavour: QuantFlavour) -> list[str]:
-    """Weighted ops whose output no QuantizeLinear reads (a graph output's writer or carrier) run in float
-    on ONNX Runtime CPU whatever their weights: their DequantizeLinear of constant weights and bias becomes
-    the constant it computes (the same values), so the engine does not dequantize them at every run
-    (MediaPipe's face detector: 4 heads, 3-5% of its latency). After the bias corrections, which read the
-    DequantizeLinear. ONNX Runtime placement only (TensorRT fuses DQ weights into any INT8 layer). In place;
-    the names of the nodes baked."""
+    """Convolutions whose output no QuantizeLinear reads (a graph output's writer or carrier) run in float
+    on ONNX Runtime CPU: their DequantizeLinear of constant weights and bias becomes the constant it
+    computes (the same values), so the engine does not dequantize them at every run. After the bias
+    corrections, which read the DequantizeLinear. ONNX Runtime placement only (TensorRT fuses DQ weights
+    into every INT8 layer). In place; returns the names of the nodes baked."""
     if flavour.placement != "onnxruntime":
         return []
     import numpy as np
@@ -401,7 +402,7 @@ def bake_float_weights(model: onnx.ModelProto, flavour: QuantFlavour) -> list[st
     baked: dict[str, str] = {}
     nodes: set[str] = set()
     for node in graph.node:
-        if node.op_type not in _WEIGHTED or any(t in quantized for t in node.output):
+        if node.op_type not in _FLOAT_RUN_OPS or any(t in quantized for t in node.output):
             continue
         for i, tensor in enumerate(node.input[1:], start=1):
             dq = producer.get(tensor)
