@@ -233,6 +233,7 @@ def main() -> None:
 
 def render(r: dict) -> str:
     mixed, slow = r["trtforge"]["mixed"], r["trtforge"]["keep_slow"]
+    speed_cost = r["trtforge"]["mixed_build_s"] - r["trtforge"]["keep_slow_build_s"]
     lines = [
         f"# {r['date']}, {r['machine']}, load average {r['load_before']} before, {r['load_after']} after",
         f"held-out {r['samples']['held']} samples; search/NNCF validation {r['samples']['val']}; "
@@ -255,10 +256,13 @@ def render(r: dict) -> str:
         f"set, mixed {mixed['error']['mixed']:.2f} pt; kept FP32 ({len(kept)} + {unfusable} "
         f"unfusable): {', '.join(kept)}; float for speed: {', '.join(dropped) or '-'}; "
         f"--keep-slow-int8 kept FP32: {', '.join(u['name'] for u in slow['kept_float'])}",
-        f"budgeted build {r['trtforge']['mixed_build_s']} s (search {mixed['seconds']} s, ranking "
-        f"{mixed['ranking_seconds']['units']} s), --keep-slow-int8 {r['trtforge']['keep_slow_build_s']} s; one plain "
-        f"INT8 build {r['trtforge']['int8_build_s']} s; one validation pass {r['validation_pass_s']} s x "
-        f"{r['passes']} passes; goal 3 x (build + passes) = {r['goal_s']} s",
+        f"budgeted build {r['trtforge']['mixed_build_s']} s (precision stage {mixed['seconds']} s: calibration "
+        f"{mixed['ranking_seconds'].get('calibrate', '-')} s, ranking {mixed['ranking_seconds']['units']} s, search "
+        f"{mixed.get('search_seconds', '-')} s, speed step {mixed['speed'].get('seconds', '-')} s), --keep-slow-int8 "
+        f"{r['trtforge']['keep_slow_build_s']} s (difference {speed_cost:.2f} s); "
+        f"one plain INT8 build {r['trtforge']['int8_build_s']} s; one validation pass {r['validation_pass_s']} s x "
+        f"{r['passes']} passes; goal 3 x (build + passes) = {r['goal_s']} s: "
+        f"{'met' if r['trtforge']['mixed_build_s'] <= r['goal_s'] else 'missed'}",
         f"INT8 share of the mix by compute (Conv/Gemm/MatMul MACs): {mixed.get('int8_compute_fraction', '-')}, "
         f"--keep-slow-int8 {slow.get('int8_compute_fraction', '-')}; by unit nodes {mixed['int8_fraction']}, "
         f"--keep-slow-int8 {slow['int8_fraction']}; search steps: "

@@ -27,6 +27,11 @@ convert`` into ``--converted`` (NHWC inputs; grayscale for fer). Their task metr
 detector's top-20 anchors by score shared with FP32; the hand's 21 landmarks, largest error in
 pixels of 224 (lower is better); fer's top-1 agreement.
 
+``--models resnet50_random`` is the issue's first case: Keras ResNet-50 with random weights
+(``keras.utils.set_random_seed(0); keras.applications.ResNet50(weights=None)``, saved once as
+/work/cache/models/resnet50_random/resnet50.keras). Its softmax is nearly uniform, so the task
+column is the issue's centred-logit cosine (log of the softmax, centred per sample) and top-1.
+
 NNCF (``pip install nncf onnxruntime``) quantizes the ONNX model itself (its ONNX backend,
 ``nncf.quantize(model, nncf.Dataset(...))``, defaults: symmetric activations, fast bias correction),
 giving a Q/DQ ONNX that ONNX Runtime CPU runs, like trtforge's. NNCF and ModelOpt run in their own
@@ -122,6 +127,31 @@ SPECS = {
         "classify",
         "nhwc",
         True,
+    ),
+    # The issue's own first case: Keras ResNet-50 with random weights (keras.applications.ResNet50(weights=None)
+    # after keras.utils.set_random_seed(0), saved once as .keras; nothing trained can be downloaded here).
+    # Random weights make logits near-ties, so top-1 agreement is a harsh, noisy metric on it.
+    "resnet50_random": Spec(
+        "resnet50_random",
+        "resnet50_random/resnet50.keras",
+        "input_layer",
+        (224, 224),
+        (0.5,) * 3,
+        (0.5,) * 3,
+        "logits",
+        "nhwc",
+    ),
+    # The same model fed as keras.applications.resnet50.preprocess_input feeds it ("caffe": 0..255 minus the
+    # ImageNet channel means, no scaling): inputs of +-128, so the logits spread and top-1 means something.
+    "resnet50_caffe": Spec(
+        "resnet50_caffe",
+        "resnet50_random/resnet50.keras",
+        "input_layer",
+        (224, 224),
+        (0.485, 0.456, 0.406),
+        (1 / 255,) * 3,
+        "logits",
+        "nhwc",
     ),
 }
 
@@ -290,8 +320,10 @@ def field_errors(ref: np.ndarray, got: np.ndarray) -> tuple[float, str]:
     return float(rel.max()), f"field {int(rel.argmax())}"
 
 
-def cosines(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+def cosines(ref: np.ndarray, got: np.ndarray, centre: bool = False) -> np.ndarray:
     a, b = ref.reshape(len(ref), -1).astype(np.float64), got.reshape(len(got), -1).astype(np.float64)
+    if centre:
+        a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
     cos = np.where((na > 0) & (nb > 0), np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-300), 0.0)
     return np.where((na == 0) & (nb == 0), 1.0, cos)
@@ -301,6 +333,10 @@ def task_metric(spec: Spec, ref: np.ndarray, got: np.ndarray) -> tuple[float, st
     """The task metric on the main output, as (value, text); only "landmarks" is lower-is-better."""
     if spec.task == "classify":
         value = float(np.mean(ref.argmax(1) == got.argmax(1)))
+    elif spec.task == "logits":  # softmax output: the issue's centred-logit cosine, logits = log p up to a constant
+        cos = cosines(*(np.log(np.maximum(x.astype(np.float64), 1e-30)) for x in (ref, got)), centre=True)
+        top1 = float(np.mean(ref.argmax(1) == got.argmax(1)))
+        return float(cos.mean()), f"logit cos {cos.mean():.4f} / {cos.min():.4f}, top-1 {top1:.1%}"
     elif spec.task == "mask":
         a, b = ref > 0.3, got > 0.3
         inter, union = np.logical_and(a, b).sum(axis=(1, 2, 3)), np.logical_or(a, b).sum(axis=(1, 2, 3))
@@ -453,7 +489,8 @@ def main() -> None:
     print(
         "task metric: yolov8n top detection class+box agree (IoU>0.5); ppocr_det text-mask IoU at 0.3; "
         "ppocr_cls, fer_emotion top-1 agreement; face_detect top-20 anchors shared; hand_landmark largest "
-        f"landmark error (px of 224, lower is better). All against FP32 on the held-out crops. Load now "
+        "landmark error (px of 224, lower is better); resnet50_random centred-logit cosine and top-1. All against "
+        f"FP32 on the held-out crops. Load now "
         f"{os.getloadavg()[0]:.2f}."
     )
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from trtforge.precision.check import Holdout
     from trtforge.precision.fp16 import HalfPlan
     from trtforge.precision.quantize import QuantFlavour
+    from trtforge.precision.quantmemo import QuantMemo
 
 Feeds = dict[str, np.ndarray]
 Metric = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], float]
@@ -300,28 +301,58 @@ def compute_fraction(prepared: Candidates, float_units: Collection[Unit]) -> flo
 # --------------------------------------------------------------------------- evaluation
 
 
+SPEED_MARGIN = 0.05
+"""A unit goes float for speed when the float model is this much faster in 4 of 5 alternating rounds."""
+
+
 @dataclass(frozen=True)
 class RaceResult:
     first_ms: float
     second_ms: float
+    """The median of each model's round medians, over the rounds run."""
     second_won: int
+    """Rounds in which ``second`` was faster than ``first`` by the margin."""
     rounds: int
+    """Rounds run: the race stops once the verdict cannot change."""
+    needed: int = 4
+    """Rounds ``second`` must win to be faster."""
+
+    @property
+    def second_faster(self) -> bool:
+        return self.second_won >= self.needed
 
 
 class Evaluator:
-    """FP32 reference outputs of the validation samples, and the error of any variant against them."""
+    """FP32 reference outputs of the validation samples, and the error of any variant against them.
+
+    The ONNX Runtime sessions of the last few models it ran are kept: a model raced and then measured,
+    or the current mix raced against each candidate in turn, is loaded once."""
+
+    _KEPT_SESSIONS = 3
 
     def __init__(self, model: onnx.ModelProto, feeds: Feeds, metric: Metric) -> None:
         self.feeds, self.metric = feeds, metric
+        self._sessions: list[tuple[onnx.ModelProto, Any]] = []
         self.reference = self.outputs(model)
 
-    def outputs(self, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    def session(self, model: onnx.ModelProto) -> Any:
+        """An ONNX Runtime CPU session (one thread) of ``model``; the same one again for the same model
+        object (do not edit a model in place after running it)."""
         import onnxruntime as ort
 
+        for i, (known, session) in enumerate(self._sessions):
+            if known is model:
+                self._sessions.append(self._sessions.pop(i))
+                return session
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = 1
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self._sessions = [*self._sessions[1 - self._KEPT_SESSIONS :], (model, session)]
+        return session
+
+    def outputs(self, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+        session = self.session(model)
         first = session.get_inputs()[0].shape[0]
         n = len(next(iter(self.feeds.values())))
         size = first if isinstance(first, int) and first > 0 else min(n, 64)
@@ -347,54 +378,48 @@ class Evaluator:
         faithful = all(compare_output(k, reference[k], out[k], Thresholds()).passed for k in reference)
         return (error if np.isfinite(error) else float("inf")), faithful  # a NaN (FP16 overflow) is the worst
 
-    def race(self, first: onnx.ModelProto, second: onnx.ModelProto, rounds: int = 5, runs: int = 20) -> RaceResult:
-        """Time two models on one batch in alternating rounds (ONNX Runtime CPU, one thread): the noise of
-        a shared CPU hits both alike. Returns each one's median of the round medians and how many rounds
-        ``second`` won."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = 1
-        sessions = [
-            ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            for m in (first, second)
-        ]
-        first_dim = sessions[0].get_inputs()[0].shape[0]
-        size = first_dim if isinstance(first_dim, int) and first_dim > 0 else 1
-        batch = {k: v[:size] for k, v in self.feeds.items()}
-        medians: list[list[float]] = [[], []]
-        for session in sessions:
-            session.run(None, batch)
-        for _ in range(rounds):
-            for i, session in enumerate(sessions):
-                times = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    session.run(None, batch)
-                    times.append((time.perf_counter() - started) * 1e3)
-                medians[i].append(float(np.median(times)))
-        wins = sum(b < a for a, b in zip(*medians))
-        return RaceResult(float(np.median(medians[0])), float(np.median(medians[1])), wins, rounds)
-
-    def latency_ms(self, model: onnx.ModelProto, repeats: int = 10) -> float:
-        """Median ms of one batch (the first validation chunk) on ONNX Runtime CPU, one thread, after a warm-up."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    def _batch(self, session: Any) -> Feeds:
+        """One batch of the validation samples: the model's fixed batch, else one sample."""
         first = session.get_inputs()[0].shape[0]
         size = first if isinstance(first, int) and first > 0 else 1
-        batch = {k: v[:size] for k, v in self.feeds.items()}
-        session.run(None, batch)
+        return {k: v[:size] for k, v in self.feeds.items()}
+
+    def race(self, first: onnx.ModelProto, second: onnx.ModelProto, rounds: int = 5, runs: int = 10) -> RaceResult:
+        """Whether ``second`` runs faster than ``first`` by :data:`SPEED_MARGIN` on one batch (ONNX Runtime
+        CPU, one thread): rounds of ``runs`` calls of each, in alternating order (the noise of a shared
+        CPU hits both alike); ``second`` wins a round when its median is below ``first``'s by the margin
+        and must win all rounds but one. The race stops as soon as the verdict is settled: two rounds
+        lost (usually after two rounds, as most units change the whole model's time by less than the
+        margin), or all but one won."""
+        sessions = [self.session(m) for m in (first, second)]
+        batch = self._batch(sessions[0])
+        for session in sessions:
+            session.run(None, batch)  # warm-up
+        medians: list[list[float]] = [[], []]
+        needed, won = max(1, rounds - 1), 0
+        while won < needed and len(medians[0]) - won <= rounds - needed:
+            order = (0, 1) if len(medians[0]) % 2 == 0 else (1, 0)
+            for i in order:
+                medians[i].append(self._median_ms(sessions[i], batch, runs))
+            won += medians[1][-1] <= medians[0][-1] * (1 - SPEED_MARGIN)
+        ms = [float(np.median(m)) for m in medians]
+        return RaceResult(ms[0], ms[1], won, len(medians[0]), needed)
+
+    @staticmethod
+    def _median_ms(session: Any, batch: Feeds, runs: int) -> float:
         times = []
-        for _ in range(repeats):
+        for _ in range(runs):
             started = time.perf_counter()
             session.run(None, batch)
             times.append((time.perf_counter() - started) * 1e3)
         return float(np.median(times))
+
+    def latency_ms(self, model: onnx.ModelProto, repeats: int = 10) -> float:
+        """Median ms of one batch (the first validation chunk) on ONNX Runtime CPU, one thread, after a warm-up."""
+        session = self.session(model)
+        batch = self._batch(session)
+        session.run(None, batch)
+        return self._median_ms(session, batch, repeats)
 
 
 def validation_feeds(model: onnx.ModelProto, data: str | Path, preprocess: Preprocess | None, num: int) -> Feeds:
@@ -429,6 +454,9 @@ class Prepared:
     """Mean Conv/Gemm inputs from calibration, for bias correction (empty: none)."""
     shifts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     """Bias shifts by node, computed on first use and reused by every variant."""
+    memoize: bool = True
+    """Variants share shape inference and weight quantization (:class:`QuantMemo`); False: each is
+    quantized from scratch (the same model, slower: the tests compare the two)."""
 
     @property
     def label(self) -> str:
@@ -480,7 +508,8 @@ class Prepared:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "stay in floating point because ... no range": expected here
-            quantized = quantize(self.model, self.ranges, self.flavour, nodes, quantized_inputs=bordered)
+            memo = self.memo if self.memoize else None
+            quantized = quantize(self.model, self.ranges, self.flavour, nodes, quantized_inputs=bordered, memo=memo)
         if self.means:
             from trtforge.precision.biascorrect import correct_biases
 
@@ -490,6 +519,13 @@ class Prepared:
     @functools.cached_property
     def macs(self) -> dict[str, int]:
         return node_macs(self.model)
+
+    @functools.cached_property
+    def memo(self) -> QuantMemo:
+        """Shape inference and weight quantization, done once for every variant."""
+        from trtforge.precision.quantmemo import QuantMemo
+
+        return QuantMemo(self.model)
 
     variant = quantized
     """The model the search measures (for INT8: the Q/DQ model itself)."""
@@ -800,10 +836,6 @@ def _prune(searcher: _Searcher, mix: Mix, tries: list[Try]) -> Mix:
     return mix
 
 
-SPEED_MARGIN = 0.05
-"""A unit goes float for speed when the float version is this much faster, in 4 of 5 alternating rounds."""
-
-
 @dataclass(frozen=True)
 class SpeedDrop:
     unit: Unit
@@ -842,9 +874,9 @@ def drop_slow_units(
         together = prepared.closure([*kept, unit], borders)
         candidate = prepared.quantized(together, borders=borders)
         race = evaluator.race(current, candidate)
-        if race.second_won < race.rounds - 1 or race.second_ms > race.first_ms * (1 - SPEED_MARGIN):
+        if not race.second_faster:
             continue
-        trial = evaluator.error(candidate)
+        trial = evaluator.error(candidate)  # the candidate's session, loaded for the race, serves again
         if trial > budget:
             continue
         drops.append(SpeedDrop(unit, tuple(together[len(kept) + 1 :]), race.first_ms, race.second_ms, trial))
@@ -905,7 +937,9 @@ def apply_budget(
     else:
         prepared = prepare_half(model, config.precision)
     ranking = rank(prepared, evaluator, metric_name)
+    searched = time.perf_counter()
     found = search(prepared, evaluator, ranking, config.max_accuracy_drop)
+    searched = time.perf_counter() - searched
     tries, error, kept = found.tries, found.error, list(found.mix.floating)
     if error > config.max_accuracy_drop:
         print(ranking.table(), file=sys.stderr)
@@ -921,6 +955,7 @@ def apply_budget(
     else:
         mixed_model, facts = _finish_half(prepared, evaluator, ranking, found, config, model)
     facts["mixed"]["seconds"] = round(time.perf_counter() - started, 2)
+    facts["mixed"]["search_seconds"] = round(searched, 2)
     print(render_mixed(facts["mixed"]), file=sys.stderr)
     if isinstance(prepared, Prepared):
         facts["calibration"]["check"] = _self_check(prepared, mixed_model, config)
@@ -939,8 +974,11 @@ def _finish_int8(
     on_target, _ = measured_on(config, "int8")
     drops: list[SpeedDrop] = []
     kept, error, borders = list(found.mix.floating), found.error, found.mix.borders
+    speed_seconds = 0.0
     if on_target and prepared.flavour.placement != "tensorrt" and config.drop_slow_units:
+        timed = time.perf_counter()
         kept, error, drops = drop_slow_units(prepared, evaluator, kept, error, config.max_accuracy_drop, borders)
+        speed_seconds = time.perf_counter() - timed
     model = prepared.quantized(kept, borders=borders)
     precision, why = kept_precision(config.backend, config.device)
     if precision is Precision.FP16 and kept:
@@ -958,7 +996,7 @@ def _finish_int8(
         {
             "kept_precision": str(precision),
             "kept_precision_why": why,
-            "speed": _speed_facts(config, prepared, drops),
+            "speed": _speed_facts(config, prepared, drops, speed_seconds),
         }
     )
     calibration = {
@@ -969,16 +1007,17 @@ def _finish_int8(
     return model, {"calibration": calibration, "mixed": facts, "cast": None}
 
 
-def _speed_facts(config: BuildConfig, prepared: Prepared, drops: list[SpeedDrop]) -> dict[str, object]:
+def _speed_facts(config: BuildConfig, prepared: Prepared, drops: list[SpeedDrop], seconds: float) -> dict[str, object]:
     on_target, where = measured_on(config, "int8")
     if not config.drop_slow_units:
         return {"measured": False, "how": "not checked (--keep-slow-int8)", "dropped": []}
     if on_target and prepared.flavour.placement != "tensorrt":
         how = (
-            f"each INT8 unit timed float vs INT8 (whole model, {where.split(',')[0]}, 5 alternating rounds); "
-            f"float kept when faster by {SPEED_MARGIN:.0%} in 4 of 5 rounds and within the budget"
+            f"each INT8 unit timed float vs INT8 (whole model, {where.split(',')[0]}, up to 5 alternating rounds "
+            f"of 10 runs, stopped once settled); float kept when faster by {SPEED_MARGIN:.0%} in 4 of 5 rounds "
+            "and within the budget"
         )
-        return {"measured": True, "how": how, "dropped": [d.to_json() for d in drops]}
+        return {"measured": True, "how": how, "dropped": [d.to_json() for d in drops], "seconds": round(seconds, 2)}
     return {"measured": False, "how": where, "dropped": []}
 
 
