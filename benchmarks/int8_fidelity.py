@@ -20,6 +20,7 @@ and box agree (IoU > 0.5); PP-OCR det: text-mask IoU at 0.3; cls: top-1 agreemen
     ... --nncf /work/cache/venvs/nncf/bin/python                            # also NNCF's ONNX INT8
     ... --methods mse,mse-nobc,entropy-nobc   # a method, "-nobc": without bias correction
     ... --methods mse,mse-noeq                # "-noeq": without channel equalisation
+    ... --methods mse-qout,mse               # before / after the layout-path rule (graph outputs' carriers float)
 
 More trained models (``--models face_detect,hand_landmark,fer_emotion``): MediaPipe's face detector
 and hand landmarker (TFLite) and fer's Keras emotion classifier, converted once by ``trtforge
@@ -42,6 +43,7 @@ rounds (each round runs each one ``--runs / 10`` times), so load changes hit all
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,7 +373,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:  # cx, cy, w, h
 def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> tuple[Path, float, dict]:
     """``method``: a --calib-method, with ``-nobc`` appended for no bias correction, ``-noemp`` for the
     weight-error correction only (no measured one), ``-noeq`` for no channel equalisation, ``-xOp+Op`` for
-    those op types left float."""
+    those op types left float, ``-qout`` for the placement before the layout-path rule (Q/DQ kept on tensors
+    that Transpose/Reshape/Concat carry to a graph output) and before baking float-output ops' weights: both
+    functions are swapped for no-ops during this build."""
     import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
 
@@ -389,17 +394,36 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
         present = {n.op_type for n in onnx.load(str(fp32)).graph.node}
         extra["exclude_op_types"] = tuple(t for t in suffix[1:].split("+") if t in present)
     started = time.perf_counter()
-    manifest = trtforge.build(
-        fp32,
-        out,
-        BuildConfig(
-            precision="int8",
-            calibration=CalibrationConfig(data=calib, num=num, method=CalibMethod.parse(name), **corrected),
-            **extra,
-        ),
-    )
+    with _output_paths_quantized(suffix == "qout"):
+        manifest = trtforge.build(
+            fp32,
+            out,
+            BuildConfig(
+                precision="int8",
+                calibration=CalibrationConfig(data=calib, num=num, method=CalibMethod.parse(name), **corrected),
+                **extra,
+            ),
+        )
     check = (manifest.calibration or {}).get("check", {})
     return out, time.perf_counter() - started, {"self_check_passed": check.get("passed") if check else None}
+
+
+@contextlib.contextmanager
+def _output_paths_quantized(wanted: bool) -> Iterator[None]:
+    """While ``wanted``: trtforge's placement as before the layout-path rule and the baked float-op weights
+    (a checkout without them is left as it is)."""
+    from trtforge.precision import quantize
+
+    rule, bake = getattr(quantize, "_keep_float_output_paths", None), getattr(quantize, "bake_float_weights", None)
+    if not wanted or rule is None or bake is None:
+        yield
+        return
+    quantize._keep_float_output_paths = lambda model, original: None  # type: ignore[attr-defined]
+    quantize.bake_float_weights = lambda model, flavour: []  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        quantize._keep_float_output_paths, quantize.bake_float_weights = rule, bake  # type: ignore[attr-defined]
 
 
 MODELOPT = """

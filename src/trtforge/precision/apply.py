@@ -89,6 +89,7 @@ def quantize_int8(
     from trtforge.precision.check import Holdout, verify
     from trtforge.precision.quantize import (
         INT8_MIN_OPSET,
+        bake_float_weights,
         ensure_opset,
         follow_exclusions,
         kept_float,
@@ -117,6 +118,7 @@ def quantize_int8(
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["bias_correction"] = bias_correction(model, quantized, calibration, means)
     facts["empirical_bias_correction"] = empirical_bias_correction(model, quantized, calibration, kept if means else [])
+    facts["float_weights_baked"] = bake_float_weights(quantized, flavour)
     facts["equalization"] = equalized
     facts["check"] = verify(
         reference,  # the model before equalisation: the check also covers that pass
