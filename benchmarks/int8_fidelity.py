@@ -19,6 +19,7 @@ and box agree (IoU > 0.5); PP-OCR det: text-mask IoU at 0.3; cls: top-1 agreemen
     ... --modelopt /work/cache/venvs/modelopt/bin/python                    # also ModelOpt's ONNX INT8
     ... --nncf /work/cache/venvs/nncf/bin/python                            # also NNCF's ONNX INT8
     ... --methods mse,mse-nobc,entropy-nobc   # a method, "-nobc": without bias correction
+    ... --methods mse,mse-noeq                # "-noeq": without channel equalisation
     ... --methods mse-qout,mse               # before / after the layout-path rule (graph outputs' carriers float)
 
 More trained models (``--models face_detect,hand_landmark,fer_emotion``): MediaPipe's face detector
@@ -371,10 +372,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:  # cx, cy, w, h
 
 def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> tuple[Path, float, dict]:
     """``method``: a --calib-method, with ``-nobc`` appended for no bias correction, ``-noemp`` for the
-    weight-error correction only (no measured one), ``-xOp+Op`` for those op types left float, ``-qout``
-    for the placement before the layout-path rule (Q/DQ kept on tensors that Transpose/Reshape/Concat
-    carry to a graph output) and before baking float-output ops' weights: both functions are swapped for
-    no-ops during this build."""
+    weight-error correction only (no measured one), ``-noeq`` for no channel equalisation, ``-xOp+Op`` for
+    those op types left float, ``-qout`` for the placement before the layout-path rule (Q/DQ kept on tensors
+    that Transpose/Reshape/Concat carry to a graph output) and before baking float-output ops' weights: both
+    functions are swapped for no-ops during this build."""
     import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
 
@@ -385,6 +386,8 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
     )
     if "empirical_bias_correction" in CalibrationConfig.__dataclass_fields__:
         corrected["empirical_bias_correction"] = suffix not in ("nobc", "noemp")
+    if "equalize" in CalibrationConfig.__dataclass_fields__:
+        corrected["equalize"] = suffix != "noeq"
     if suffix.startswith("x"):  # "-xAdd+Concat": those op types left float (the ones the model has)
         import onnx
 
