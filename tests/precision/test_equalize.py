@@ -108,14 +108,18 @@ def test_a_tensor_another_node_reads_is_left_alone() -> None:
     assert same is model and not facts["applied"] and "no producer" in facts["reason"]
 
 
-def _int8_error(tmp_path: Path, model: onnx.ModelProto, equalize_on: bool) -> tuple[float, object]:
+def _int8_error(
+    tmp_path: Path, model: onnx.ModelProto, equalize_on: bool, cache: Path | None = None, data: bool = True
+) -> tuple[float, object]:
     import trtforge
     from trtforge.config import BuildConfig, CalibrationConfig
 
     onnx.save(model, str(tmp_path / "m.onnx"))
     np.savez(tmp_path / "calib.npz", x=_data(48, seed=0))
-    out = tmp_path / f"m-{equalize_on}.onnx"
-    calibration = CalibrationConfig(data=tmp_path / "calib.npz", method="mse", equalize=equalize_on)
+    out = tmp_path / f"m-{equalize_on}-{data}.onnx"
+    calibration = CalibrationConfig(
+        data=tmp_path / "calib.npz" if data else None, method="mse", equalize=equalize_on, cache=cache
+    )
     manifest = trtforge.build(
         tmp_path / "m.onnx", out, BuildConfig(precision="int8", calibration=calibration, allow_inaccurate=True)
     )
@@ -132,6 +136,17 @@ def test_int8_of_a_dwarfed_depthwise_input_fails_plain_and_holds_equalised(tmp_p
     assert off == "off (--no-equalize)"
     assert isinstance(facts, dict) and facts["applied"] and facts["pairs"] == 1
     assert equalised < 0.08 < 0.2 < plain, (equalised, plain)  # measured 0.05 against 0.45 (Relu), 0.27 (Clip)
+
+
+def test_a_calibration_cache_describes_the_model_as_given_so_nothing_is_equalised(tmp_path) -> None:
+    """Its ranges are read by TensorRT's calibrator and by later builds without data: equalised tensors'
+    ranges in it would be wrong for both."""
+    cache = tmp_path / "calib.cache"
+    written, facts = _int8_error(tmp_path, depthwise_model(), True, cache=cache)
+    assert cache.exists() and isinstance(facts, str) and facts.startswith("not applied: --calib-cache given")
+    read, facts = _int8_error(tmp_path, depthwise_model(), True, cache=cache, data=False)
+    assert isinstance(facts, str) and facts.startswith("not applied: --calib-cache given")
+    assert written > 0.2 and read > 0.2  # plain INT8's error: the ranges in the cache fit the model as given
 
 
 @pytest.mark.parametrize(

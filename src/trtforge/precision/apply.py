@@ -154,8 +154,11 @@ def equalize_channels(
     measured on the calibration data, and the manifest's record; or ``model`` and why not."""
     if not calibration.equalize:
         return model, "off (--no-equalize)"
-    if calibration.data is None and calibration.loader is None:
-        return model, "not applied: ranges from a calibration cache, no data to measure the channels on"
+    if calibration.cache is not None:  # read or written, its ranges must describe the model as given
+        return model, (
+            "not applied: --calib-cache given (a cache's ranges describe the model as given, for TensorRT and later "
+            "builds alike; equalised tensors would not match them)"
+        )
     from trtforge.precision.equalize import NO_PAIRS, TOLERANCE, calibration_batches, equalize, find_pairs
 
     if not find_pairs(model):  # before reading any data
