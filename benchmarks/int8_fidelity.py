@@ -19,12 +19,19 @@ and box agree (IoU > 0.5); PP-OCR det: text-mask IoU at 0.3; cls: top-1 agreemen
     ... --modelopt /work/cache/venvs/modelopt/bin/python                    # also ModelOpt's ONNX INT8
     ... --nncf /work/cache/venvs/nncf/bin/python                            # also NNCF's ONNX INT8
     ... --methods mse,mse-nobc,entropy-nobc   # a method, "-nobc": without bias correction
+    ... --methods mse,mse-noeq                # "-noeq": without channel equalisation
+    ... --methods mse-qout,mse               # before / after the layout-path rule (graph outputs' carriers float)
 
 More trained models (``--models face_detect,hand_landmark,fer_emotion``): MediaPipe's face detector
 and hand landmarker (TFLite) and fer's Keras emotion classifier, converted once by ``trtforge
 convert`` into ``--converted`` (NHWC inputs; grayscale for fer). Their task metrics: the face
 detector's top-20 anchors by score shared with FP32; the hand's 21 landmarks, largest error in
 pixels of 224 (lower is better); fer's top-1 agreement.
+
+``--models resnet50_random`` is the issue's first case: Keras ResNet-50 with random weights
+(``keras.utils.set_random_seed(0); keras.applications.ResNet50(weights=None)``, saved once as
+/work/cache/models/resnet50_random/resnet50.keras). Its softmax is nearly uniform, so the task
+column is the issue's centred-logit cosine (log of the softmax, centred per sample) and top-1.
 
 NNCF (``pip install nncf onnxruntime``) quantizes the ONNX model itself (its ONNX backend,
 ``nncf.quantize(model, nncf.Dataset(...))``, defaults: symmetric activations, fast bias correction),
@@ -36,6 +43,7 @@ rounds (each round runs each one ``--runs / 10`` times), so load changes hit all
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +128,31 @@ SPECS = {
         "classify",
         "nhwc",
         True,
+    ),
+    # The issue's own first case: Keras ResNet-50 with random weights (keras.applications.ResNet50(weights=None)
+    # after keras.utils.set_random_seed(0), saved once as .keras; nothing trained can be downloaded here).
+    # Random weights make logits near-ties, so top-1 agreement is a harsh, noisy metric on it.
+    "resnet50_random": Spec(
+        "resnet50_random",
+        "resnet50_random/resnet50.keras",
+        "input_layer",
+        (224, 224),
+        (0.5,) * 3,
+        (0.5,) * 3,
+        "logits",
+        "nhwc",
+    ),
+    # The same model fed as keras.applications.resnet50.preprocess_input feeds it ("caffe": 0..255 minus the
+    # ImageNet channel means, no scaling): inputs of +-128, so the logits spread and top-1 means something.
+    "resnet50_caffe": Spec(
+        "resnet50_caffe",
+        "resnet50_random/resnet50.keras",
+        "input_layer",
+        (224, 224),
+        (0.485, 0.456, 0.406),
+        (1 / 255,) * 3,
+        "logits",
+        "nhwc",
     ),
 }
 
@@ -287,8 +321,10 @@ def field_errors(ref: np.ndarray, got: np.ndarray) -> tuple[float, str]:
     return float(rel.max()), f"field {int(rel.argmax())}"
 
 
-def cosines(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+def cosines(ref: np.ndarray, got: np.ndarray, centre: bool = False) -> np.ndarray:
     a, b = ref.reshape(len(ref), -1).astype(np.float64), got.reshape(len(got), -1).astype(np.float64)
+    if centre:
+        a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
     cos = np.where((na > 0) & (nb > 0), np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-300), 0.0)
     return np.where((na == 0) & (nb == 0), 1.0, cos)
@@ -298,6 +334,10 @@ def task_metric(spec: Spec, ref: np.ndarray, got: np.ndarray) -> tuple[float, st
     """The task metric on the main output, as (value, text); only "landmarks" is lower-is-better."""
     if spec.task == "classify":
         value = float(np.mean(ref.argmax(1) == got.argmax(1)))
+    elif spec.task == "logits":  # softmax output: the issue's centred-logit cosine, logits = log p up to a constant
+        cos = cosines(*(np.log(np.maximum(x.astype(np.float64), 1e-30)) for x in (ref, got)), centre=True)
+        top1 = float(np.mean(ref.argmax(1) == got.argmax(1)))
+        return float(cos.mean()), f"logit cos {cos.mean():.4f} / {cos.min():.4f}, top-1 {top1:.1%}"
     elif spec.task == "mask":
         a, b = ref > 0.3, got > 0.3
         inter, union = np.logical_and(a, b).sum(axis=(1, 2, 3)), np.logical_or(a, b).sum(axis=(1, 2, 3))
@@ -332,7 +372,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:  # cx, cy, w, h
 
 def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> tuple[Path, float, dict]:
     """``method``: a --calib-method, with ``-nobc`` appended for no bias correction, ``-noemp`` for the
-    weight-error correction only (no measured one), ``-xOp+Op`` for those op types left float."""
+    weight-error correction only (no measured one), ``-noeq`` for no channel equalisation, ``-xOp+Op`` for
+    those op types left float, ``-qout`` for the placement before the layout-path rule (Q/DQ kept on tensors
+    that Transpose/Reshape/Concat carry to a graph output) and before baking float-output ops' weights: both
+    functions are swapped for no-ops during this build."""
     import trtforge
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig
 
@@ -343,23 +386,44 @@ def trtforge_int8(fp32: Path, calib: Path, out: Path, num: int, method: str) -> 
     )
     if "empirical_bias_correction" in CalibrationConfig.__dataclass_fields__:
         corrected["empirical_bias_correction"] = suffix not in ("nobc", "noemp")
+    if "equalize" in CalibrationConfig.__dataclass_fields__:
+        corrected["equalize"] = suffix != "noeq"
     if suffix.startswith("x"):  # "-xAdd+Concat": those op types left float (the ones the model has)
         import onnx
 
         present = {n.op_type for n in onnx.load(str(fp32)).graph.node}
         extra["exclude_op_types"] = tuple(t for t in suffix[1:].split("+") if t in present)
     started = time.perf_counter()
-    manifest = trtforge.build(
-        fp32,
-        out,
-        BuildConfig(
-            precision="int8",
-            calibration=CalibrationConfig(data=calib, num=num, method=CalibMethod.parse(name), **corrected),
-            **extra,
-        ),
-    )
+    with _output_paths_quantized(suffix == "qout"):
+        manifest = trtforge.build(
+            fp32,
+            out,
+            BuildConfig(
+                precision="int8",
+                calibration=CalibrationConfig(data=calib, num=num, method=CalibMethod.parse(name), **corrected),
+                **extra,
+            ),
+        )
     check = (manifest.calibration or {}).get("check", {})
     return out, time.perf_counter() - started, {"self_check_passed": check.get("passed") if check else None}
+
+
+@contextlib.contextmanager
+def _output_paths_quantized(wanted: bool) -> Iterator[None]:
+    """While ``wanted``: trtforge's placement as before the layout-path rule and the baked float-op weights
+    (a checkout without them is left as it is)."""
+    from trtforge.precision import quantize
+
+    rule, bake = getattr(quantize, "_keep_float_output_paths", None), getattr(quantize, "bake_float_weights", None)
+    if not wanted or rule is None or bake is None:
+        yield
+        return
+    quantize._keep_float_output_paths = lambda model, original: None  # type: ignore[attr-defined]
+    quantize.bake_float_weights = lambda model, flavour: []  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        quantize._keep_float_output_paths, quantize.bake_float_weights = rule, bake  # type: ignore[attr-defined]
 
 
 MODELOPT = """
@@ -428,7 +492,8 @@ def main() -> None:
     print(
         "task metric: yolov8n top detection class+box agree (IoU>0.5); ppocr_det text-mask IoU at 0.3; "
         "ppocr_cls, fer_emotion top-1 agreement; face_detect top-20 anchors shared; hand_landmark largest "
-        f"landmark error (px of 224, lower is better). All against FP32 on the held-out crops. Load now "
+        "landmark error (px of 224, lower is better); resnet50_random centred-logit cosine and top-1. All against "
+        f"FP32 on the held-out crops. Load now "
         f"{os.getloadavg()[0]:.2f}."
     )
 

@@ -117,6 +117,10 @@ class CalibrationConfig:
     empirical_bias_correction: bool = True
     """Then shift each again by the mean per-channel difference, INT8 model vs FP32, measured on the
     first calibration samples (counts the activations' quantization too; needs ``bias_correction``)."""
+    equalize: bool = True
+    """Before calibrating, even out the channels a depthwise Conv reads (scale each producer Conv channel
+    up and the depthwise weights down; :mod:`trtforge.precision.equalize`), so one per-tensor activation
+    scale fits them all. Outputs checked unchanged on the calibration samples; needs calibration data."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", CalibMethod.parse(self.method))  # "minmax" is accepted too

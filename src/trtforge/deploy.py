@@ -269,6 +269,8 @@ def _build_command(
         words += ["--calib-method", calibration.method, "--calib-num", calibration.num]
         if not calibration.bias_correction:
             words.append("--no-bias-correction")
+        if not calibration.equalize:
+            words.append("--no-equalize")
         if options.max_accuracy_drop is not None:
             words += [
                 "--max-accuracy-drop",

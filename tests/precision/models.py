@@ -112,10 +112,11 @@ def softmax_classifier(batch: int | str = "N", classes: int = 1000) -> onnx.Mode
     )
 
 
-def detector_head(batch: int | str = "N") -> onnx.ModelProto:
+def detector_head(batch: int | str = "N", score_gain: float | None = None) -> onnx.ModelProto:
     """x[B,3,8,8] -> boxes (ReLU x 80: 0..~300) and scores (Sigmoid: 0..1) -> Concat -> Reshape [B,6,64].
 
-    YOLO's shape of trouble: one Concat joins tensors whose ranges differ by ~300x.
+    YOLO's shape of trouble: one Concat joins tensors whose ranges differ by ~300x. ``score_gain``: the
+    scores pass a Mul by it on their way (a computing reader, so the Sigmoid's output keeps its Q/DQ).
     """
     rng = np.random.default_rng(3)
     inits = [
@@ -131,10 +132,33 @@ def detector_head(batch: int | str = "N") -> onnx.ModelProto:
         helper.make_node("Mul", ["rb", "stride"], ["boxes"], name="box_scale"),
         helper.make_node("Conv", ["x", "ws"], ["cs"], name="score_conv", **pads),
         helper.make_node("Sigmoid", ["cs"], ["scores"], name="score_sigmoid"),
-        helper.make_node("Concat", ["boxes", "scores"], ["joined"], name="join", axis=1),
+        helper.make_node("Concat", ["boxes", "gained" if score_gain else "scores"], ["joined"], name="join", axis=1),
         helper.make_node("Reshape", ["joined", "shape"], ["preds"], name="flatten"),
     ]
+    if score_gain:
+        inits.append(numpy_helper.from_array(np.array(score_gain, np.float32), "gain"))
+        nodes.insert(-2, helper.make_node("Mul", ["scores", "gain"], ["gained"], name="score_gain"))
     return _model(nodes, "head", [_f("x", [batch, 3, 8, 8])], [_f("preds", [batch, 6, 64])], inits)
+
+
+def anchor_scores(batch: int | str = "N", background: float = -400.0) -> onnx.ModelProto:
+    """x[B,4,8,8] -> 1x1 Conv -> Transpose -> Reshape -> scores[B,128]: per-anchor logits, BlazeFace's head.
+
+    Channel 0's logits are ~N(0, 1) (the anchors that rank faces); channel 1's bias is ``background``
+    (anchors that never fire). Their one tensor spans hundreds: an 8-bit scale over it is ~1.6 wide.
+    """
+    rng = np.random.default_rng(6)
+    inits = [
+        _w("w", (2, 4, 1, 1), rng, scale=0.5),
+        numpy_helper.from_array(np.array([0.0, background], np.float32), "b"),
+        numpy_helper.from_array(np.array([0, 128], np.int64), "shape"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["logits"], name="classificator"),
+        helper.make_node("Transpose", ["logits"], ["nhwc"], name="to_nhwc", perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["nhwc", "shape"], ["scores"], name="per_anchor"),
+    ]
+    return _model(nodes, "anchors", [_f("x", [batch, 4, 8, 8])], [_f("scores", [batch, 128])], inits)
 
 
 def outlier_input(batch: int | str = "N") -> onnx.ModelProto:

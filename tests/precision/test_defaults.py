@@ -50,3 +50,8 @@ def test_the_measured_bias_correction_is_on_unless_switched_off(argv: list[str])
     assert make_parser().parse_args(argv).empirical_bias_correction is True
     assert CalibrationConfig(data=Path("calib")).empirical_bias_correction
     assert make_parser().parse_args([*argv, "--no-measured-bias-correction"]).empirical_bias_correction is False
+
+
+def test_readme_states_that_channel_equalisation_is_on_by_default() -> None:
+    assert "channel equalisation before calibration is on by default" in _issue_13().lower()
+    assert "--no-equalize" in _issue_13() and CalibrationConfig(data=Path("calib")).equalize

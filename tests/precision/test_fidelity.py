@@ -11,6 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from tests.precision.models import (
+    anchor_scores,
     conv_bn_dense,
     detector_head,
     residual_cnn,
@@ -23,11 +24,14 @@ from trtforge.precision.check import compare_output, run
 from trtforge.precision.quantize import (
     TENSORRT_FLAVOUR,
     QuantFlavour,
+    bake_float_weights,
     bounded_ranges,
     cpu_flavour,
     ensure_opset,
     follow_exclusions,
+    kept_float,
     lineage,
+    output_carriers,
     prepare,
     quantize,
 )
@@ -73,9 +77,29 @@ def test_no_graph_output_is_quantized_even_when_its_producer_is() -> None:
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.placement)
+def test_a_float_output_convs_weights_are_baked_to_the_same_values(flavour: QuantFlavour) -> None:
+    # ONNX Runtime runs a Conv without a Q after it in float: its weights' DequantizeLinear ran at every
+    # inference; baked, the same values are constants. A Gemm keeps them (ONNX Runtime fuses DQ -> Gemm
+    # into QGemm writing float); TensorRT keeps every DQ weight.
+    x = {"x": np.random.default_rng(0).standard_normal((16, 4, 8, 8)).astype(np.float32)}
+    _, q = _int8(anchor_scores(), x, flavour, CalibMethod.MINMAX)
+    before = run(q, x)["scores"]
+    baked = bake_float_weights(q, flavour)
+    conv = next(n for n in q.graph.node if n.name == "classificator")
+    if flavour.placement != "onnxruntime":
+        assert baked == [] and _producers(q)[conv.input[1]].op_type == "DequantizeLinear"
+        return
+    assert baked == ["classificator"] and conv.input[1] not in _producers(q) and conv.input[2] not in _producers(q)
+    assert _producers(q)[conv.input[0]].op_type == "DequantizeLinear"  # its input stays INT8
+    np.testing.assert_allclose(run(q, x)["scores"], before, rtol=1e-6, atol=1e-5)
+    _, gemm_model = _int8(residual_cnn(), {"x": x["x"][:, :3]}, flavour)  # its output Gemm writes y in float
+    assert bake_float_weights(gemm_model, flavour) == []
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.placement)
 def test_sigmoid_range_is_its_known_range_not_a_clipped_histogram(flavour: QuantFlavour) -> None:
     # before: entropy calibration clipped a sigmoid map to its histogram's bulk (PP-OCR: 0.063)
-    model = prepare(detector_head())
+    model = prepare(detector_head(score_gain=1.0))  # a Mul reads the scores: they keep a Q/DQ on ONNX Runtime
     assert bounded_ranges(model)["scores"] == (0.0, 1.0)
     clipped = {**calibrate(model, [_head_data()], CalibMethod.MINMAX), "scores": (0.0, 0.063)}
     q = quantize(model, clipped, flavour)
@@ -100,6 +124,35 @@ def test_a_concat_of_unlike_ranges_is_not_forced_onto_one_scale(flavour: QuantFl
     check = compare_output("preds", ref, got, _strict())
     assert check.passed, check
     assert np.max(np.abs(got[:, 4:] - ref[:, 4:])) < 0.1
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.placement)
+def test_logits_carried_to_an_output_by_layout_ops_stay_float(flavour: QuantFlavour) -> None:
+    # before (ONNX Runtime's placement): Conv -> Q/DQ -> Transpose -> Q/DQ -> Reshape -> output; one scale
+    # over [-400, 3] is ~1.6 wide and the ranking of the N(0, 1) logits was lost (MediaPipe's face detector:
+    # 64% of FP32's top-20 anchors kept, 74% with its score heads float)
+    model = anchor_scores()
+    x = {"x": np.random.default_rng(0).standard_normal((16, 4, 8, 8)).astype(np.float32)}
+    prepared, q = _int8(model, x, flavour, CalibMethod.MINMAX)
+    assert set(output_carriers(prepared)) == {"scores", "nhwc", "logits"}
+    assert not [n.input[0] for n in q.graph.node if n.op_type == "QuantizeLinear" and n.input[0] != "x"]
+    conv = next(n for n in q.graph.node if n.name == "classificator")
+    assert _producers(q)[conv.input[0]].op_type == "DequantizeLinear"  # its input and weights stay INT8
+    ref, got = run(prepared, x)["scores"], run(q, x)["scores"]
+    shared = [len(set(np.argsort(-r)[:10]) & set(np.argsort(-g)[:10])) for r, g in zip(ref, got)]
+    assert np.mean(shared) >= 9  # of each sample's 10 best anchors (before: 6.6)
+    assert np.max(np.abs(got - ref)[ref > -50]) < 0.2  # the anchors that can fire (before: 0.81)
+    assert "reaches graph output 'scores' through layout ops" in kept_float(prepared, {})["classificator"]
+
+
+def test_a_tensor_with_a_computing_reader_keeps_its_qdq_for_that_reader() -> None:
+    # only the layout path reads the float tensor: the Mul still reads it through its Q/DQ pair
+    model = prepare(detector_head(score_gain=2.0))
+    ranges = calibrate(model, [_head_data()], CalibMethod.MINMAX)
+    q = quantize(model, ranges, cpu_flavour())
+    mul = next(n for n in q.graph.node if n.name == "score_gain")
+    assert _producers(q)[mul.input[0]].op_type == "DequantizeLinear"
+    assert "scores" not in output_carriers(model) and "gained" in output_carriers(model)
 
 
 def test_exclusions_follow_fusions_by_source_and_fused_names() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trtforge.cli.parse import add_bias_correction_flags
+from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import SEED_MAX, int_arg, real_arg
 
@@ -68,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
     add_bias_correction_flags(cal)
+    add_equalize_flag(cal)
     cal.add_argument(
         "--calib-percentile",
         type=real_arg("--calib-percentile", 0, 100, low_open=True),
@@ -208,6 +209,7 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
             batch_size=args.calib_batch_size,
             method=CalibMethod.parse(args.calib_method),
             bias_correction=args.bias_correction,
+            equalize=args.equalize,
             empirical_bias_correction=args.empirical_bias_correction,
             percentile=args.calib_percentile,
             seed=args.calib_seed,

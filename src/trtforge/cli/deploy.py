@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from trtforge.cli.parse import add_bias_correction_flags
+from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import int_arg, real_arg
 
@@ -53,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--preprocess", help="image preprocessing spec (shared by calibration and validation)")
     cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
     add_bias_correction_flags(cal)
+    add_equalize_flag(cal)
     cal.add_argument(
         "--calib-num",
         type=int_arg("--calib-num", 1, 10**7),
@@ -114,6 +115,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
             num=args.calib_num,
             method=CalibMethod.parse(args.calib_method),
             bias_correction=args.bias_correction,
+            equalize=args.equalize,
             empirical_bias_correction=args.empirical_bias_correction,
         )
     convert = convert_options(args)  # the batch is fixed after conversion, by the verified reshape

@@ -61,6 +61,17 @@ def percentiles(text: str, flag: str = "--percentile") -> tuple[float, ...]:
     return values
 
 
+def add_equalize_flag(group: argparse._ActionsContainer) -> None:
+    """``--no-equalize``: build, deploy and sensitivity share it."""
+    group.add_argument(
+        "--no-equalize",
+        dest="equalize",
+        action="store_false",
+        help="leave the channels a depthwise Conv reads as trained (default: scale each producer Conv channel up "
+        "and the depthwise weights down so one INT8 activation scale fits every channel; outputs checked unchanged)",
+    )
+
+
 def add_bias_correction_flags(group: argparse._ActionsContainer, measured: bool = True) -> None:
     """``--no-bias-correction`` (and ``--no-measured-bias-correction``): build, deploy and sensitivity share them."""
     group.add_argument(

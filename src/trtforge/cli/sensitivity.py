@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trtforge.cli.parse import add_bias_correction_flags
+from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import int_arg
 
@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     p.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
     add_bias_correction_flags(p, measured=False)
+    add_equalize_flag(p)
     p.add_argument("--calib-cache", metavar="FILE", help="TensorRT-format calibration cache to read or write")
     p.add_argument("--preprocess", help="image preprocessing (as for build), used for both data sets")
     p.add_argument("--val-data", required=True, help="validation images (folder) or FILE.npz/.npy")
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             num=args.calib_num,
             method=CalibMethod.parse(args.calib_method),
             bias_correction=args.bias_correction,
+            equalize=args.equalize,
             cache=Path(args.calib_cache) if args.calib_cache else None,
         )
     result = sensitivity(

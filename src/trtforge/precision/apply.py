@@ -89,6 +89,7 @@ def quantize_int8(
     from trtforge.precision.check import Holdout, verify
     from trtforge.precision.quantize import (
         INT8_MIN_OPSET,
+        bake_float_weights,
         ensure_opset,
         follow_exclusions,
         kept_float,
@@ -107,6 +108,7 @@ def quantize_int8(
         )
     source, model = model, prepare(model)
     excluded = follow_exclusions(source, model, config.exclude_nodes, config.exclude_op_types)
+    reference, (model, equalized) = model, equalize_channels(model, calibration)
     from trtforge.graph.batch import batch_axes
 
     holdout = Holdout(axes=batch_axes(graph_inputs(model)))  # a state's samples on axis 1; a scalar whole
@@ -116,10 +118,12 @@ def quantize_int8(
     quantized = quantize(model, ranges, flavour, excluded.nodes, excluded.op_types)
     facts["bias_correction"] = bias_correction(model, quantized, calibration, means)
     facts["empirical_bias_correction"] = empirical_bias_correction(model, quantized, calibration, kept if means else [])
+    facts["float_weights_baked"] = bake_float_weights(quantized, flavour)
+    facts["equalization"] = equalized
     facts["check"] = verify(
-        model,
+        reference,  # the model before equalisation: the check also covers that pass
         quantized,
-        holdout.feeds() or _cached_check_feeds(model, config),
+        holdout.feeds() or _cached_check_feeds(reference, config),
         str(calibration.data or calibration.loader),
         holdout.held_back,
         config.allow_inaccurate,
@@ -141,6 +145,36 @@ def quantize_int8(
             **excluded.to_json(),
         }
     return quantized, facts
+
+
+def equalize_channels(
+    model: onnx.ModelProto, calibration: CalibrationConfig
+) -> tuple[onnx.ModelProto, dict[str, object] | str]:
+    """``model`` with the channels its depthwise Convs read evened out (:mod:`trtforge.precision.equalize`),
+    measured on the calibration data, and the manifest's record; or ``model`` and why not."""
+    if not calibration.equalize:
+        return model, "off (--no-equalize)"
+    if calibration.cache is not None:  # read or written, its ranges must describe the model as given
+        return model, (
+            "not applied: --calib-cache given (a cache's ranges describe the model as given, for TensorRT and later "
+            "builds alike; equalised tensors would not match them)"
+        )
+    from trtforge.precision.equalize import NO_PAIRS, TOLERANCE, calibration_batches, equalize, find_pairs
+
+    if not find_pairs(model):  # before reading any data
+        return model, {"applied": False, "reason": NO_PAIRS}
+    started = time.perf_counter()
+    equalized, facts = equalize(model, *calibration_batches(model, calibration))
+    facts["seconds"] = round(time.perf_counter() - started, 2)
+    if facts["applied"]:
+        print(
+            f"note: equalised the channels of {facts['pairs']} Conv -> depthwise Conv pair(s) before INT8 (outputs "
+            f"unchanged within {TOLERANCE:g} of their range on {facts['checked_on']}; --no-equalize turns it off)",
+            file=sys.stderr,
+        )
+    elif "outputs changed" in str(facts.get("reason")):
+        print(f"warning: channel equalisation not applied: {facts['reason']}", file=sys.stderr)
+    return equalized, facts
 
 
 def bias_correction(

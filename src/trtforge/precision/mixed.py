@@ -583,15 +583,16 @@ def prepare_int8(
     """Calibrate once (or read the matching cache), on the model quantization will edit; ``holdout``
     keeps samples back for the self-check, as a plain INT8 build does."""
     from trtforge._files import sha256_bytes
-    from trtforge.precision.apply import _int8_ranges
+    from trtforge.precision.apply import _int8_ranges, equalize_channels
     from trtforge.precision.quantize import ensure_opset, prepare
 
     started = time.perf_counter()
     sha = sha256_bytes(model.SerializeToString(deterministic=True))  # the model as the user gave it
     model, _ = ensure_opset(model)  # as a plain INT8 build does: per-channel Q/DQ needs opset 13
-    prepared = name_nodes(prepare(model))
+    prepared, equalized = equalize_channels(name_nodes(prepare(model)), calibration)
     means: dict[str, np.ndarray] = {}
     ranges, facts = _int8_ranges(prepared, calibration, sha, holdout, flavour.activation_symmetric, means)
+    facts["equalization"] = equalized
     means = means if calibration.bias_correction else {}
     seconds = time.perf_counter() - started
     return Prepared(prepared, ranges, facts, flavour, units(prepared, flavour), seconds, holdout, means=means)

@@ -145,6 +145,13 @@ _UNIT_RANGES = {"Sigmoid": (0.0, 1.0), "HardSigmoid": (0.0, 1.0), "Softmax": (0.
 _FOLDABLE = frozenset({"Relu", "Clip"})
 # A Concat whose inputs' ranges differ by more than this stays float rather than share one scale.
 JOIN_RANGE_RATIO = 16.0
+# Ops that only move, select or join values: a tensor they carry to a graph output unchanged is that output.
+# ``{op: indices of the data inputs}`` (None: every input).
+LAYOUT_OPS: dict[str, tuple[int, ...] | None] = {
+    **dict.fromkeys(("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Split", "Slice"), (0,)),
+    **dict.fromkeys(("Identity", "Gather", "Expand", "Tile", "DepthToSpace", "SpaceToDepth"), (0,)),
+    "Concat": None,
+}
 # Producers an Add input fuses into (Conv + BN + Add + ReLU run as one INT8 kernel).
 _BACKBONE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization"})
 
@@ -227,6 +234,7 @@ def quantize(
         _fuse_residual_adds(out)
     _keep_float_inputs(out, set(exclude_nodes) - set(quantized_inputs), {*exclude_op_types, *FLOAT_OPS})
     _keep_float_outputs(out, model)
+    _keep_float_output_paths(out, model)
     restore_activations(model, out)  # a float reader must not see pre-ReLU values
     return out
 
@@ -263,13 +271,43 @@ def _quiet_axis_warnings() -> Iterator[None]:
 
 
 def kept_float(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) -> dict[str, str]:
-    """``{node: reason}`` for the nodes :func:`quantize` keeps in float on its own, whatever the flavour."""
+    """``{node: reason}`` for the nodes :func:`quantize` keeps in float on its own, whatever the flavour
+    (a node whose output alone stays float says so)."""
     kept = {
         n.name: f"{n.op_type}: a fixed, fine-grained output range" for n in model.graph.node if n.op_type in FLOAT_OPS
     }
     for name in split_joins(model, {**ranges, **bounded_ranges(model)}):
         kept[name] = f"joins inputs whose ranges differ more than {JOIN_RANGE_RATIO:g}x"
+    carried = output_carriers(model)
+    for node in model.graph.node:
+        outputs = sorted({carried[t] for t in node.output if t in carried})
+        if outputs and node.op_type not in LAYOUT_OPS and node.name not in kept:
+            kept[node.name] = (
+                f"output only: it reaches graph output {', '.join(map(repr, outputs))} through layout ops "
+                "alone (a quantized graph output in disguise)"
+            )
     return kept
+
+
+def output_carriers(model: onnx.ModelProto) -> dict[str, str]:
+    """``{tensor: graph output}`` for every tensor whose values reach a graph output through
+    :data:`LAYOUT_OPS` alone (Transpose, Reshape, Concat...), the outputs included.
+
+    Such a tensor holds the output's values: a Q/DQ pair on it rounds the output as surely as one on
+    the output itself. A detector's score head (Conv -> Transpose -> Reshape -> Concat) is the case:
+    its logits' calibrated range spans hundreds (the background anchors), so one 8-bit scale turns
+    the few logits that rank faces into two or three levels.
+    """
+    carried = {o.name: o.name for o in model.graph.output}
+    for node in reversed(model.graph.node):  # topological order: a reader comes after its inputs' writers
+        data = LAYOUT_OPS.get(node.op_type, ())
+        output = next((carried[t] for t in node.output if t in carried), None)
+        if output is None or node.op_type not in LAYOUT_OPS:
+            continue
+        for i, tensor in enumerate(node.input):
+            if tensor and (data is None or i in data):
+                carried.setdefault(tensor, output)
+    return carried
 
 
 def bounded_ranges(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
@@ -335,6 +373,69 @@ def _keep_float_outputs(model: onnx.ModelProto, original: onnx.ModelProto) -> No
         if activation is not None and not any(n.name == activation.name for n in graph.node):
             _restore_activation(model, original, activation, source)
     _drop_unused_qdq(graph)
+
+
+def _keep_float_output_paths(model: onnx.ModelProto, original: onnx.ModelProto) -> None:
+    """The layout ops that carry a tensor to a graph output read it float (see :func:`output_carriers`):
+    their Q/DQ pairs go, and the tensor's other readers keep theirs. In place."""
+    graph = model.graph
+    carried = output_carriers(original)
+    producer = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        data = LAYOUT_OPS.get(node.op_type, ())
+        if node.op_type not in LAYOUT_OPS or not any(t in carried for t in node.output):
+            continue
+        for i, tensor in enumerate(node.input):
+            dq = producer.get(tensor)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if (data is None or i in data) and q is not None and q.op_type == "QuantizeLinear":
+                node.input[i] = q.input[0]
+    _drop_unused_qdq(graph)
+
+
+# Ops ONNX Runtime CPU has no integer kernel with a float output for: with DQ inputs and no Q after, they
+# run in float (a Gemm becomes QGemm writing float, a MatMul MatMulIntegerToFloat: those keep their DQ).
+_FLOAT_RUN_OPS = frozenset({"Conv", "ConvTranspose"})
+
+
+def bake_float_weights(model: onnx.ModelProto, flavour: QuantFlavour) -> list[str]:
+    """Convolutions whose output no QuantizeLinear reads (a graph output's writer or carrier) run in float
+    on ONNX Runtime CPU: their DequantizeLinear of constant weights and bias becomes the constant it
+    computes (the same values), so the engine does not dequantize them at every run. After the bias
+    corrections, which read the DequantizeLinear. ONNX Runtime placement only (TensorRT fuses DQ weights
+    into every INT8 layer). In place; returns the names of the nodes baked."""
+    if flavour.placement != "onnxruntime":
+        return []
+    import numpy as np
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    quantized = {n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
+    baked: dict[str, str] = {}
+    nodes: set[str] = set()
+    for node in graph.node:
+        if node.op_type not in _FLOAT_RUN_OPS or any(t in quantized for t in node.output):
+            continue
+        for i, tensor in enumerate(node.input[1:], start=1):
+            dq = producer.get(tensor)
+            if dq is None or dq.op_type != "DequantizeLinear" or any(t not in inits for t in dq.input):
+                continue
+            if tensor not in baked:
+                q, scale, *zero = (numpy_helper.to_array(inits[t]).astype(np.float64) for t in dq.input)
+                offset = zero[0] if zero else np.zeros_like(scale)
+                if scale.ndim == 1 and q.ndim > 1:  # per channel along the axis attribute
+                    shape = [1] * q.ndim
+                    shape[next((a.i for a in dq.attribute if a.name == "axis"), 1)] = -1
+                    scale, offset = scale.reshape(shape), offset.reshape(shape)
+                baked[tensor] = f"{tensor}_baked"
+                values = ((q - offset) * scale).astype(np.float32)
+                graph.initializer.append(numpy_helper.from_array(values, baked[tensor]))
+            node.input[i] = baked[tensor]
+            nodes.add(node.name)
+    _drop_unused_qdq(graph)
+    return sorted(nodes)
 
 
 def _restore_activation(

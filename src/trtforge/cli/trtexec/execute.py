@@ -81,6 +81,7 @@ def build_config(req: ExecRequest) -> BuildConfig:
             data=Path(req.calib_data) if req.calib_data else None,
             preprocess=Preprocess.parse(req.preprocess) if req.preprocess else None,
             cache=Path(req.calib_cache) if req.calib_cache else None,
+            equalize=req.equalize,
         )
     elif req.calib_cache or req.calib_data:
         req.notes.append("--calib/--calib-data given without --int8 or --best: no calibration was done")

@@ -26,6 +26,7 @@ class ExecRequest:
     calib_cache: str | None = None
     calib_data: str | None = None
     preprocess: str | None = None
+    equalize: bool = True
     backend: str = "onnxruntime"
     device: str = "cpu"
     workspace_mib: float | None = None
@@ -95,6 +96,13 @@ def _true(attr: str) -> Callable[[ExecRequest, str, str], None]:
     return apply
 
 
+def _false(attr: str) -> Callable[[ExecRequest, str, str], None]:
+    def apply(req: ExecRequest, flag: str, value: str) -> None:
+        setattr(req, attr, False)
+
+    return apply
+
+
 def _precision(name: str) -> Callable[[ExecRequest, str, str], None]:
     def apply(req: ExecRequest, flag: str, value: str) -> None:
         req.precisions.add(name)
@@ -144,6 +152,7 @@ FLAGS: dict[str, Flag] = {
     "calib": Flag(True, _set("calib_cache"), "calibration cache (TensorRT text format)"),
     "calib-data": Flag(True, _set("calib_data"), "trtforge: calibrate from images or .npz"),
     "preprocess": Flag(True, _set("preprocess"), "trtforge: preprocessing of --calib-data images"),
+    "no-equalize": Flag(False, _false("equalize"), "trtforge: INT8 without channel equalisation"),
     "backend": Flag(True, _set("backend"), "trtforge: backend (default onnxruntime)"),
     "device": Flag(True, _set("device"), "trtforge: device for the backend (default cpu)"),
     "workspace": Flag(True, _set("workspace_mib", _float), "workspace pool in MiB (old spelling)"),
