@@ -197,3 +197,30 @@ def conv_bn_dense(batch: int | str = "N", opset: int = 17) -> onnx.ModelProto:
         helper.make_node("Add", ["m", "bd"], ["y"], name="dense/BiasAdd"),
     ]
     return _model(nodes, "convbn", [_f("x", [batch, 3, 4, 4])], [_f("y", [batch, 5])], inits, opset)
+
+
+def channel_pad_block(seed: int = 0) -> onnx.ModelProto:
+    """x[1,4,8,8] -> Conv+ReLU (4) -> [Pad channels 4 -> 8 (the skip), Conv 4 -> 8] -> Add -> ReLU -> Conv [1,2,8,8].
+
+    BlazeFace's block that widens: the skip branch is zero-padded along channels."""
+    rng = np.random.default_rng(seed)
+    inits = [
+        _w("w0", (4, 4, 3, 3), rng),
+        _w("b0", (4,), rng),
+        _w("w1", (8, 4, 3, 3), rng),
+        _w("b1", (8,), rng),
+        _w("w2", (2, 8, 1, 1), rng),
+        _w("b2", (2,), rng),
+        numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 4, 0, 0], np.int64), "channel_pads"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"], name="stem_relu"),
+        helper.make_node("Pad", ["r0", "channel_pads"], ["skip"], name="channel_padding"),
+        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], name="widen", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["skip", "c1"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["r"], name="add_relu"),
+        helper.make_node("Conv", ["r", "w2", "b2"], ["y"], name="head"),
+    ]
+    graph = helper.make_graph(nodes, "channel_pad_block", [_f("x", [1, 4, 8, 8])], [_f("y", [1, 2, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

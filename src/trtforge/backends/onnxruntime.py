@@ -28,7 +28,7 @@ from trtforge.backends.base import BuiltEngine, StagedRunner
 from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
-from trtforge.precision.quantize import QuantFlavour, cpu_flavour
+from trtforge.precision.quantize import QuantFlavour, cpu_flavour, integer_pads
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # Session config entries of every CPU engine, recorded in its manifest and applied at load.
@@ -117,6 +117,10 @@ class OnnxRuntimeBackend:
                     f"use {fmt.dtype_word}:chw, or build with --backend tensorrt/tensorrt-rtx "
                     f"for {'+'.join(fmt.formats)}"
                 )
+        pads: list[str] = []
+        if config.device == "cpu" and any(n.op_type == "Pad" for n in model.graph.node):
+            model = _copy(model)
+            pads = integer_pads(model)
         data = model.SerializeToString()
         profiles = _checked_profiles(model, config)
         if config.device == "cuda":
@@ -152,6 +156,7 @@ class OnnxRuntimeBackend:
                 "providers": session.get_providers(),
                 "graph_optimization_level": "ORT_ENABLE_ALL",
                 "runtime_settings": dict(CPU_SESSION_CONFIG),
+                **({"integer_pads": pads} if pads else {}),
                 **profiles,
             },
         )
@@ -291,6 +296,12 @@ def _time_compute(runner: OrtCudaRunner, runs: int = _TUNE_RUNS) -> float:
         end.record(runner.stream)
     runner.stream.synchronize()
     return float(np.median(times))
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def build_cuda(data: bytes) -> BuiltEngine:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
@@ -436,6 +436,56 @@ def bake_float_weights(model: onnx.ModelProto, flavour: QuantFlavour) -> list[st
             nodes.add(node.name)
     _drop_unused_qdq(graph)
     return sorted(nodes)
+
+
+def integer_pads(model: onnx.ModelProto) -> list[str]:
+    """Pads that ONNX Runtime's CPU provider would run in float between a DequantizeLinear and a
+    QuantizeLinear of the same scale and zero point (it has no rule to drop Q/DQ around a Pad) pad the
+    integer tensor instead, padding with the zero point where the float Pad padded with 0: the same
+    values, without a dequantize-pad-quantize round trip per Pad (BlazeFace-style channel padding).
+    For the CPU provider only (ONNX Runtime's CUDA Pad has no integer kernel). In place; returns the
+    names of the Pads rewritten."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for tensor in node.input:
+            readers.setdefault(tensor, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def scalar(name: str) -> Any:
+        return numpy_helper.to_array(inits[name]) if name in inits and len(inits[name].dims) == 0 else None
+
+    rewritten: list[str] = []
+    for pad in [n for n in graph.node if n.op_type == "Pad"]:
+        dq, after = producer.get(pad.input[0]), readers.get(pad.output[0], [])
+        if dq is None or dq.op_type != "DequantizeLinear" or len(after) != 1 or pad.output[0] in outputs:
+            continue
+        q = after[0]
+        if q.op_type != "QuantizeLinear" or len(dq.input) < 3 or len(q.input) < 3:
+            continue
+        params = [scalar(t) for t in (*dq.input[1:3], *q.input[1:3])]
+        if any(v is None for v in params) or params[0] != params[2] or params[1] != params[3]:
+            continue
+        if params[1].dtype != params[3].dtype or params[1].dtype.kind not in "ui":
+            continue
+        mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
+        value = scalar(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else 0.0
+        if mode == "constant" and (value is None or float(value) != 0.0):
+            continue
+        zero = f"{pad.name or pad.output[0]}_zero_point"
+        graph.initializer.append(numpy_helper.from_array(params[1].copy(), zero))
+        pads, rest = pad.input[1], list(pad.input[3:])
+        del pad.input[:]
+        pad.input.extend([dq.input[0], pads, zero, *rest])
+        pad.output[0] = q.output[0]
+        graph.node.remove(q)
+        rewritten.append(pad.name)
+    _drop_unused_qdq(graph)
+    return rewritten
 
 
 def _restore_activation(
