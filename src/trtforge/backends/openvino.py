@@ -112,6 +112,24 @@ def layer_precisions(compiled: Any) -> dict[str, object]:
     }
 
 
+def _import_error(text: str) -> str:
+    """One line for a blob OpenVINO refused: its "blob: ...isa=X" / "current: ...isa=Y" lines when the
+    engine was compiled for another instruction set (another CPU, or ONEDNN_MAX_CPU_ISA set differently)."""
+    isa = {
+        line.split(":", 1)[0].strip(): line.split("isa=", 1)[1].strip()
+        for line in text.splitlines()
+        if "isa=" in line and line.strip().startswith(("blob:", "current:"))
+    }
+    if {"blob", "current"} <= set(isa):
+        return (
+            f"this openvino engine was compiled for {isa['blob']}, but this CPU offers {isa['current']} "
+            "(a compiled blob runs only on the instruction set it was compiled for): rebuild it on this "
+            "machine with trtforge build"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Exception from")]
+    return f"openvino cannot load this engine ({(lines or ['unknown error'])[0][:300]}); rebuild it with trtforge build"
+
+
 class OpenVinoRunner:
     """One infer request of a compiled model; inputs and outputs by the ONNX model's names.
 
@@ -133,7 +151,9 @@ class OpenVinoRunner:
         return _read_properties(self.compiled)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._request.infer({i: feeds[spec.name] for i, spec in enumerate(self.inputs)})
+        # share_inputs: the request reads the caller's arrays in place (the call is synchronous, so they are
+        # not used after it returns) instead of copying them first: ~12 us less per 600 KB input here
+        results = self._request.infer({i: feeds[spec.name] for i, spec in enumerate(self.inputs)}, share_inputs=True)
         return {spec.name: results[self.compiled.output(i)] for i, spec in enumerate(self.outputs)}
 
 
@@ -172,6 +192,7 @@ class OpenVinoBackend:
             )
 
     def build(self, model: onnx.ModelProto, config: BuildConfig) -> BuiltEngine:
+        from trtforge.backends.openvino_pads import fold_pads_into_max_pools
         from trtforge.backends.openvino_qdq import fold_qdq
         from trtforge.graph.model import graph_inputs, graph_outputs
 
@@ -181,6 +202,7 @@ class OpenVinoBackend:
         try:
             read = core.read_model(model.SerializeToString())
             folded = fold_qdq(read)  # INT8: Q/DQ pairs as the FakeQuantize nodes OpenVINO optimises
+            pads = fold_pads_into_max_pools(read)  # exact: zero padding of values >= 0 before a max pool
             compiled = core.compile_model(read, "CPU", properties)
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
@@ -195,6 +217,8 @@ class OpenVinoBackend:
         }
         if folded:
             facts["qdq_folded"] = f"{folded} activation Q/DQ pairs compiled as FakeQuantize (same values)"
+        if pads:
+            facts["pads_folded"] = f"{pads} zero Pad(s) in front of a MaxPool folded into its padding (same outputs)"
         if config.profiles:  # OpenVINO runs any shape in range; the manifest keeps the range asked for
             from trtforge.graph.ranges import validate_profiles
 
@@ -217,7 +241,6 @@ class OpenVinoBackend:
         properties.update(stream_properties(streams, int(str(threads)) if threads else None))
         try:
             compiled = ov.Core().import_model(io.BytesIO(data), "CPU", properties)
-        except RuntimeError as exc:  # bytes that match the manifest's sha but are no compiled model
-            first = (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
-            raise TrtforgeError(f"openvino cannot load this engine ({first}); rebuild it with trtforge build") from None
+        except RuntimeError as exc:  # another CPU instruction set, or bytes that are no compiled model
+            raise TrtforgeError(_import_error(str(exc))) from None
         return OpenVinoRunner(compiled, list(manifest.inputs), list(manifest.outputs))
