@@ -56,6 +56,18 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = _main(argv)
+    if code == 130 and argv is None:
+        # Handled: leave with the status we said, now. CPython ends a run whose KeyboardInterrupt it
+        # believes unhandled by killing itself with SIGINT (status -2); a fresh-clone CI run once saw
+        # -2 after "interrupted" was printed. Cleanup has run (the scratch folder is gone).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.showwarning = _warning_line
     sigint = _SigInt()
