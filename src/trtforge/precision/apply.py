@@ -285,19 +285,10 @@ def _calibrate(
     """``kept``, if given, receives the first calibration batches (up to ``_EMPIRICAL_SAMPLES`` samples)."""
     from trtforge.data.check import checked_batches
     from trtforge.precision.calibrate import calibrate
-    from trtforge.precision.sources import CalibrationSource, calibration_source
+    from trtforge.precision.sources import CalibrationSource, source_for
 
     specs = graph_inputs(model)
-    source = calibration_source(
-        calibration.data,
-        calibration.loader,
-        [t.name for t in specs],
-        {t.name: t.shape for t in specs},
-        calibration.preprocess,
-        calibration.num,
-        calibration.batch_size,
-        calibration.seed,  # type: ignore[arg-type]
-    )
+    source = source_for(specs, calibration)
     used, started, said = 0, time.perf_counter(), time.perf_counter()
 
     def advance(n: int) -> None:

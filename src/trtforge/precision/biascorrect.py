@@ -29,12 +29,7 @@ def correct_biases(
     weights and mean input: the sensitivity search quantizes one model many times). Returns the facts
     for the manifest.
     """
-    inits = {i.name: i for i in quantized.graph.initializer}
-    producer = {out: node for node in quantized.graph.node for out in node.output}
-    readers: dict[str, int] = {}
-    for node in quantized.graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    inits, producer, readers = _index(quantized.graph)
     float_inits = {i.name: i for i in float_model.graph.initializer}
     float_nodes = {n.name: n for n in float_model.graph.node}
     deltas: list[tuple[onnx.NodeProto, np.ndarray, np.ndarray]] = []
@@ -103,6 +98,17 @@ def _gemm_shift(node: onnx.NodeProto, delta: np.ndarray, mean: np.ndarray) -> np
     return alpha * (mean @ matrix) / (beta or 1.0)
 
 
+def _index(
+    graph: onnx.GraphProto,
+) -> tuple[dict[str, onnx.TensorProto], dict[str, onnx.NodeProto], dict[str, int]]:
+    """``graph``'s initializers and the node writing each tensor, by name, and how many inputs read each tensor."""
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    return {i.name: i for i in graph.initializer}, {out: n for n in graph.node for out in n.output}, readers
+
+
 def _dequantized(dq: onnx.NodeProto | None, inits: dict[str, onnx.TensorProto]) -> np.ndarray | None:
     """The float weights a DequantizeLinear of an initializer produces (None if it is not one)."""
     if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits or dq.input[1] not in inits:
@@ -165,12 +171,7 @@ def correct_biases_empirically(
     ONNX Runtime run over the batches (the FP32 model with a quantized copy of each layer beside it).
     Returns the facts for the manifest.
     """
-    inits = {i.name: i for i in quantized.graph.initializer}
-    producer = {out: node for node in quantized.graph.node for out in node.output}
-    readers: dict[str, int] = {}
-    for node in quantized.graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    inits, producer, readers = _index(quantized.graph)
     float_nodes = {n.name: n for n in float_model.graph.node}
     probe = onnx.ModelProto()
     probe.CopyFrom(float_model)

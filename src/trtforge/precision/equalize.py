@@ -309,19 +309,10 @@ def calibration_batches(
     from trtforge.graph.model import graph_inputs
     from trtforge.precision.calibrate import _static_batch
     from trtforge.precision.check import Holdout
-    from trtforge.precision.sources import calibration_source, rebatch
+    from trtforge.precision.sources import rebatch, source_for
 
     specs = graph_inputs(model)
-    source = calibration_source(
-        calibration.data,
-        calibration.loader,
-        [t.name for t in specs],
-        {t.name: t.shape for t in specs},
-        calibration.preprocess,
-        min(calibration.num, STATS_SAMPLES),
-        calibration.batch_size,
-        calibration.seed,  # type: ignore[arg-type]
-    )
+    source = source_for(specs, calibration, min(calibration.num, STATS_SAMPLES))
     axes = batch_axes(specs)
     holdout = Holdout(axes=axes)
     checked = checked_batches(source.batches(), specs, f"calibration data {source.describe()}")

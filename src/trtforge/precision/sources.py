@@ -6,15 +6,19 @@ or a user's ``--calib-loader`` function; :func:`rebatch` regroups them for a sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trtforge.data.images import Skipped, batched, image_files, read_images
 from trtforge.data.preprocess import Preprocess
 from trtforge.errors import TrtforgeError
+
+if TYPE_CHECKING:
+    from trtforge.config import CalibrationConfig, TensorSpec
 
 
 @dataclass
@@ -222,6 +226,23 @@ def calibration_source(
 
     axes = batch_axes([TensorSpec(n, "float32", tuple(shapes.get(n, ()))) for n in input_names])
     return CalibrationSource(data, input_names, preprocess, num, batch_size, seed, axes=axes)
+
+
+def source_for(
+    specs: Sequence[TensorSpec], calibration: CalibrationConfig, num: int | None = None
+) -> CalibrationSource | LoaderSource:
+    """The source ``calibration`` names, for a model with inputs ``specs``: at most ``num`` samples
+    (``calibration.num`` when not given)."""
+    return calibration_source(
+        calibration.data,
+        calibration.loader,
+        [t.name for t in specs],
+        {t.name: t.shape for t in specs},
+        calibration.preprocess,
+        calibration.num if num is None else num,
+        calibration.batch_size,
+        calibration.seed,  # type: ignore[arg-type]
+    )
 
 
 def rebatch(
