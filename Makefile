@@ -22,8 +22,8 @@ demo: $(STAMP)
 
 # Lint and types are steps of the test command, not slow tests.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools
 	$(BIN)/python -m mypy src/trtforge
 
 test: lint

@@ -8,6 +8,7 @@ TensorRT family wants symmetric INT8 everywhere.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,16 +55,50 @@ class QuantFlavour:
         return dict(self.__dict__)
 
 
+# /proc/cpuinfo flag -> NumPy's name for the same CPUID feature.
+_CPUID_FEATURES = {
+    "avx": "AVX",
+    "avx2": "AVX2",
+    "fma": "FMA3",
+    "f16c": "F16C",
+    "avx512f": "AVX512F",
+    "avx512bw": "AVX512BW",
+    "avx512dq": "AVX512DQ",
+    "avx512vl": "AVX512VL",
+    "avx512cd": "AVX512CD",
+    "avx512_vnni": "AVX512VNNI",
+}
+
+
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
+    """The CPU's flags as this process can use them.
+
+    ``/proc/cpuinfo`` lists what the kernel found; the kernels ONNX Runtime and OpenVINO pick come from
+    CPUID as this process sees it, which a hypervisor or a CPUID mask (tools/cpuid_mask.py) can narrow.
+    Flags NumPy's own CPUID probe finds missing are dropped (with AVX-512F, every AVX-512 flag).
+    """
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+    seen = _cpuid_features()
+    hidden = {flag for flag, feature in _CPUID_FEATURES.items() if seen.get(feature) is False}
+    if "avx512f" in hidden:
+        hidden |= {flag for flag in flags if flag.startswith("avx512")}
+    return frozenset(flags - hidden)
+
+
+def _cpuid_features() -> dict[str, bool]:
+    """NumPy's runtime CPU features (CPUID and XGETBV), or {} where this NumPy does not expose them."""
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = importlib.import_module(module).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return {str(k): bool(v) for k, v in features.items()}
+    return {}
 
 
 def has_vnni(flags: frozenset[str] | None = None) -> bool:
