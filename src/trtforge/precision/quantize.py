@@ -50,6 +50,11 @@ class QuantFlavour:
     """Op types whose outputs also get Q/DQ under the ``tensorrt`` placement (OpenVINO:
     ``GlobalAveragePool``, so a classifier's pool writes u8 and its Squeeze/Flatten and Gemm stay u8, as
     NNCF places it)."""
+    full_range_depthwise: bool = False
+    """With ``reduce_range``: depthwise convolutions (one input and one output channel per group) keep full
+    8-bit weights. ONNX Runtime's AVX2 and AVX-512 depthwise kernels widen both operands before they
+    multiply, so they cannot saturate where its ``vpmaddubsw`` GEMM kernels do (measured: the same
+    speed, a closer match to FP32; benchmarks/int8_avx2.py)."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -109,16 +114,25 @@ def has_vnni(flags: frozenset[str] | None = None) -> bool:
 def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     """ONNX Runtime CPU: U8 activations, S8 per-channel weights.
 
-    Without VNNI, ONNX Runtime's U8S8 kernels use ``vpmaddubsw``, whose 16-bit
-    intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact.
+    Without VNNI, ONNX Runtime's U8S8 convolution and GEMM kernels use ``vpmaddubsw``, whose 16-bit
+    intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact. Its depthwise kernels
+    widen to 16 bits first and keep full 8-bit weights (:attr:`QuantFlavour.full_range_depthwise`).
     """
-    vnni = has_vnni(flags)
+    if has_vnni(flags):
+        return QuantFlavour(
+            "onnxruntime-cpu",
+            "uint8",
+            "int8",
+            False,
+            True,
+            False,
+            "CPU has VNNI: U8S8 without saturation, full 8-bit weights",
+        )
     reason = (
-        "CPU has VNNI: U8S8 without saturation, full 8-bit weights"
-        if vnni
-        else "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation"
+        "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation; "
+        "depthwise convolutions keep 8-bit weights (their kernels widen to 16 bits and cannot saturate)"
     )
-    return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, not vnni, reason)
+    return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, True, reason, full_range_depthwise=True)
 
 
 def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
@@ -230,6 +244,9 @@ def quantize(
                 "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
             }
         )
+    if flavour.reduce_range and flavour.full_range_depthwise:
+        axis = {"axis": 0} if flavour.per_channel else {}
+        extra["TensorQuantOverrides"] = {w: [{**axis, "reduce_range": False}] for w in depthwise_weights(model)}
     from trtforge.precision.calibrate import folded_activations
 
     # ONNX Runtime looks up a range for an op output it then replaces by its ReLU's: give it that one.
@@ -272,6 +289,22 @@ def quantize(
     _keep_float_output_paths(out, model)
     restore_activations(model, out)  # a float reader must not see pre-ReLU values
     return out
+
+
+def depthwise_weights(model: onnx.ModelProto) -> list[str]:
+    """The weight initializers of the depthwise Convs in ``model``: one input and one output channel per group
+    (the Convs ONNX Runtime runs with its depthwise kernels; a channel multiplier above 1 is a grouped GEMM)."""
+    dims = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    depthwise, other = set(), set()
+    for node in model.graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        shape = dims.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if group > 1 and shape is not None and len(shape) >= 3 and shape[:2] == (group, 1):
+            depthwise.add(node.input[1])
+            other.update(node.input[:1] + node.input[2:])
+        else:
+            other.update(node.input)
+    return sorted(depthwise - other)  # a weight another op also reads keeps that op's range
 
 
 def _shape_inferred(model: onnx.ModelProto) -> onnx.ModelProto:
