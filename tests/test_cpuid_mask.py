@@ -52,3 +52,63 @@ def test_unknown_profile_is_refused_by_the_library() -> None:
     proc = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 3
     assert "unknown TRTFORGE_CPUID_MASK=avx9" in proc.stderr
+
+
+BUILD = """
+import json, sys
+from pathlib import Path
+import numpy as np, onnx, onnxruntime as ort
+import trtforge
+from trtforge.config import CalibMethod, CalibrationConfig
+from trtforge.precision.calibrate import calibrate
+from trtforge.precision.quantize import cpu_flavour, quantize
+work = Path(sys.argv[1])
+trtforge.build(work / "model.onnx", work / "int8.engine", trtforge.BuildConfig(
+    precision="int8", calibration=CalibrationConfig(data=work / "calib.npz", num=16)))
+model, data = onnx.load(str(work / "model.onnx")), np.load(work / "calib.npz")["x"]
+vnni = quantize(model, calibrate(model, [{"x": data}], CalibMethod.MINMAX), cpu_flavour(frozenset({"avx512_vnni"})))
+onnx.save(vnni, str(work / "vnni.onnx"))
+held = np.load(work / "held.npy")
+for name in ("int8.engine", "vnni.onnx"):
+    session = ort.InferenceSession(str(work / name), providers=["CPUExecutionProvider"])
+    np.save(work / f"{name}.masked.npy", session.run(None, {"x": held})[0])
+print(json.dumps(json.loads((work / "int8.engine.json").read_text())["calibration"]["flavour"]))
+"""
+
+
+def test_int8_built_under_avx2_keeps_8_bit_depthwise_weights_and_cannot_saturate(tmp_path: Path) -> None:
+    """A real INT8 build in a process that sees AVX2 only: 7-bit weights where ONNX Runtime's kernels
+    use ``vpmaddubsw``, full 8-bit ones on the depthwise Conv (its kernels widen first), and the engine
+    computes there exactly what it computes with VNNI. Weights of 8 bits everywhere (the VNNI flavour)
+    do saturate there, on this model whose products all add up: the comparison sees it (12% of the
+    output's range here)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from tests.precision.models import separable_cnn
+    from tests.precision.test_quantize import _weight_bits
+    from trtforge.precision.quantize import has_vnni
+
+    onnx.save(separable_cnn(batch=1, positive=True), str(tmp_path / "model.onnx"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.uniform(0, 1, (16, 16, 8, 8)).astype(np.float32))
+    np.save(tmp_path / "held.npy", rng.uniform(0, 1, (1, 16, 8, 8)).astype(np.float32))
+    env = cpuid_mask.environ("avx2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", BUILD, str(tmp_path)], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    flavour = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert flavour["reduce_range"] and flavour["full_range_depthwise"]
+    engine = onnx.load(str(tmp_path / "int8.engine"))
+    assert _weight_bits(engine) == {"expand": 64, "depthwise": 127}  # project writes the output: float
+    if not has_vnni():
+        pytest.skip("this CPU has no VNNI: nothing to compare the AVX2 kernels' results with")
+    held = np.load(tmp_path / "held.npy")
+    for name, exact in (("int8.engine", True), ("vnni.onnx", False)):
+        here = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, {"x": held})[0]
+        masked = np.load(tmp_path / f"{name}.masked.npy")
+        spread = float(np.abs(masked - here).max() / np.ptp(here))
+        assert (spread == 0.0) if exact else (spread > 0.05), (name, spread)
