@@ -1,0 +1,234 @@
+"""ONNX Runtime INT8 on a CPU without VNNI: trtforge's flavours timed and checked under tools/cpuid_mask.py avx2.
+
+    python benchmarks/int8_avx2.py MODEL_B1.onnx[@OP,...] ... --calib CALIB.npy [--rounds 5] [--blocks 6]
+        [--per-block 3] [--work DIR]
+    python benchmarks/int8_avx2.py --fidelity hand_landmark,face_detect,fer_emotion,yolov8n [--held 64]
+
+Everything runs in a child process that sees an AVX2-only CPU (CPUID faulting hides AVX-512 and VNNI),
+so ONNX Runtime's MLAS and OpenVINO's oneDNN run the kernels such a CPU runs, and trtforge picks its
+no-VNNI flavour. ``@OP,...`` after a model keeps those op types float in its ONNX Runtime INT8 builds
+(a random-weight MobileNetV2 needs ``@GlobalAveragePool``: ORT refuses its QLinearGlobalAveragePool).
+
+Engines per model, built by trtforge with one shared min-max calibration (``--calib``, N x input):
+ONNX Runtime FP32; ONNX Runtime INT8 in three weight flavours: 7-bit weights everywhere (trtforge before
+``full_range_depthwise``), trtforge's no-VNNI flavour now (7-bit weights, 8-bit on depthwise Convs),
+U8U8 with full 8-bit weights (MLAS's AVX2 U8U8 kernels widen to 16 bits: no saturation); OpenVINO FP32
+and OpenVINO INT8 from trtforge's Q/DQ model. Timed in interleaved rounds (order rotating per block);
+printed per engine: median of the round medians, ORT FP32 / engine per round and its median, worst
+cosine to ORT FP32 on the last 8 calibration arrays.
+
+``--fidelity``: trained models of benchmarks/int8_fidelity.py (its photo crops: 64 to calibrate,
+``--held`` others to measure), each ONNX Runtime INT8 flavour against ONNX Runtime FP32 under the
+same mask: per-sample cosine (mean, worst) and the largest error relative to the FP32 output's range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = "ORT fp32"
+Run = Callable[[np.ndarray], np.ndarray]
+
+
+def _flavours() -> dict[str, Any]:
+    """The ONNX Runtime INT8 flavours compared, by label (as this process's CPU sees them)."""
+    from trtforge.precision.quantize import QuantFlavour, cpu_flavour
+
+    now = cpu_flavour()
+    return {
+        "ORT int8 7-bit weights (before)": dataclasses.replace(now, full_range_depthwise=False),
+        "ORT int8 trtforge now (8-bit depthwise)": now,
+        "ORT int8 U8U8 8-bit weights": QuantFlavour(
+            "onnxruntime-cpu", "uint8", "uint8", False, True, False, "U8U8: AVX2 kernels widen to 16 bits"
+        ),
+    }
+
+
+@contextmanager
+def _flavour(flavour: Any) -> Iterator[None]:
+    """trtforge's ONNX Runtime backend building in ``flavour`` instead of the one it picks."""
+    from trtforge.backends.onnxruntime import OnnxRuntimeBackend
+
+    original = OnnxRuntimeBackend.quant_flavour
+    OnnxRuntimeBackend.quant_flavour = lambda self, config: flavour  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        OnnxRuntimeBackend.quant_flavour = original  # type: ignore[method-assign]
+
+
+def _build(model: Path, out: Path, backend: str, precision: str, calibration: Any, exclude: tuple[str, ...]) -> Run:
+    import trtforge
+
+    if not out.exists():
+        config = trtforge.BuildConfig(
+            precision=precision,
+            backend=backend,
+            calibration=calibration if precision == "int8" else None,
+            allow_inaccurate=precision == "int8",  # fidelity is printed below
+            exclude_op_types=exclude if precision == "int8" and backend == "onnxruntime" else (),
+        )
+        trtforge.build(model, out, config)
+    runner = trtforge.load(out)
+    name = runner.inputs[0].name
+    return lambda x: np.concatenate([v.ravel() for v in runner.infer({name: x}).values()])
+
+
+def engines(model: Path, calib: Path, work: Path, exclude: tuple[str, ...], num: int) -> dict[str, Run]:
+    from trtforge.config import CalibrationConfig
+
+    work.mkdir(parents=True, exist_ok=True)
+    calibration = CalibrationConfig(data=calib, num=num, method="minmax", cache=work / "ranges.cache")
+    runs = {REFERENCE: _build(model, work / "ort-fp32.engine", "onnxruntime", "fp32", None, exclude)}
+    for i, (label, flavour) in enumerate(_flavours().items()):
+        with _flavour(flavour):
+            runs[label] = _build(model, work / f"ort-int8-{i}.engine", "onnxruntime", "int8", calibration, exclude)
+    runs["OpenVINO fp32"] = _build(model, work / "ov-fp32.engine", "openvino", "fp32", None, exclude)
+    runs["OpenVINO int8 (trtforge Q/DQ)"] = _build(model, work / "ov-int8.engine", "openvino", "int8", calibration, ())
+    return runs
+
+
+def _time(runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_block: int) -> dict[str, list[float]]:
+    """One median per engine per round; engines interleaved in blocks, the order rotating per block."""
+    names = list(runs)
+    medians: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        times: dict[str, list[float]] = {n: [] for n in names}
+        for b in range(blocks):
+            shift = (r + b) % len(names)
+            for name in names[shift:] + names[:shift]:
+                for _ in range(per_block):
+                    start = time.perf_counter()
+                    runs[name](x)
+                    times[name].append((time.perf_counter() - start) * 1e3)
+        for name in names:
+            medians[name].append(statistics.median(times[name]))
+    return medians
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum() / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-30))
+
+
+def timed(args: argparse.Namespace) -> None:
+    for spec in args.models:
+        path, _, ops = spec.partition("@")
+        model = Path(path)
+        arrays = np.load(args.calib, mmap_mode="r")
+        runs = engines(model, args.calib, args.work / model.stem, tuple(filter(None, ops.split(","))), len(arrays))
+        held = np.asarray(arrays[-8:], np.float32)
+        reference = [runs[REFERENCE](s[None]) for s in held]
+        cosine = {n: min(_cosine(run(s[None]), r) for s, r in zip(held, reference)) for n, run in runs.items()}
+        x = held[:1].copy()
+        for _ in range(10):
+            for run in runs.values():
+                run(x)
+        load = os.getloadavg()[0]
+        medians = _time(runs, x, args.rounds, args.blocks, args.per_block)
+        print(f"\n### {model.name} (load average {load:.2f} -> {os.getloadavg()[0]:.2f})")
+        print("| engine | ms | ORT fp32 / engine per round | median | worst cosine vs ORT fp32 |")
+        print("|---|---|---|---|---|")
+        for name, times in medians.items():
+            speedups = [a / b for a, b in zip(medians[REFERENCE], times)]
+            print(
+                f"| {name} | {statistics.median(times):.2f} | {' '.join(f'{v:.2f}' for v in speedups)} "
+                f"| {statistics.median(speedups):.2f} | {cosine[name]:.5f} |"
+            )
+
+
+def fidelity(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import int8_fidelity as corpus
+
+    print("\n| model | ONNX Runtime INT8 flavour | mean cosine | worst cosine | worst max error / FP32 range |")
+    print("|---|---|---|---|---|")
+    for name in args.fidelity.split(","):
+        spec = corpus.SPECS[name]
+        work = args.work / "fidelity" / name
+        work.mkdir(parents=True, exist_ok=True)
+        model = work / "fp32.onnx"
+        if not model.exists():
+            corpus.fixed(corpus.onnx_source(spec, args.converted), model, spec)
+        np.save(work / "calib.npy", corpus.crops(spec, 64, seed=1))
+        held = corpus.crops(spec, args.held, seed=2)
+        runs = engines_fidelity(model, work)
+        reference = [runs[REFERENCE](s[None]) for s in held]
+        for label, run in runs.items():
+            if label == REFERENCE:
+                continue
+            got = [run(s[None]) for s in held]
+            cos = [_cosine(g, r) for g, r in zip(got, reference)]
+            err = max(float(np.abs(g - r).max() / max(float(np.ptp(r)), 1e-30)) for g, r in zip(got, reference))
+            print(f"| {name} | {label} | {statistics.mean(cos):.5f} | {min(cos):.5f} | {err:.4f} |")
+
+
+def engines_fidelity(model: Path, work: Path) -> dict[str, Run]:
+    from trtforge.config import CalibrationConfig
+
+    calibration = CalibrationConfig(data=work / "calib.npy", num=64, method="minmax", cache=work / "ranges.cache")
+    runs = {REFERENCE: _build(model, work / "ort-fp32.engine", "onnxruntime", "fp32", None, ())}
+    for i, (label, flavour) in enumerate(_flavours().items()):
+        with _flavour(flavour):
+            runs[label] = _build(model, work / f"ort-int8-{i}.engine", "onnxruntime", "int8", calibration, ())
+    return runs
+
+
+def _masked() -> dict[str, str]:
+    spec = importlib.util.spec_from_file_location("cpuid_mask", ROOT / "tools" / "cpuid_mask.py")
+    assert spec is not None and spec.loader is not None
+    mask = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mask)
+    reason = mask.unsupported()
+    if reason is not None:
+        sys.exit(f"int8_avx2: cannot hide AVX-512/VNNI here: {reason}")
+    env: dict[str, str] = mask.environ("avx2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("models", nargs="*", help="batch-1 ONNX models, each optionally MODEL@OP,... (see above)")
+    parser.add_argument("--calib", type=Path, help="calibration arrays for the timed models, N x input (.npy)")
+    parser.add_argument("--fidelity", default="", help="trained models of benchmarks/int8_fidelity.py, comma-separated")
+    parser.add_argument("--held", type=int, default=64, help="held-out crops per trained model")
+    parser.add_argument(
+        "--converted", type=Path, default=Path("/work/cache/fidelity"), help="where TFLite/Keras models are converted"
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--per-block", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/int8_avx2"))
+    args = parser.parse_args()
+    if args.models and args.calib is None:
+        parser.error("timed models need --calib")
+    if os.environ.get("TRTFORGE_CPUID_MASK") != "avx2":  # run again in a process that sees AVX2 only
+        sys.exit(subprocess.run([sys.executable, __file__, *sys.argv[1:]], env=_masked(), check=False).returncode)
+    import warnings
+
+    warnings.simplefilter("ignore")  # the builds' notes; what matters is printed
+    from trtforge.precision.quantize import cpu_flags
+
+    print(f"CPU as this process sees it: AVX-512F {'avx512f' in cpu_flags()}, VNNI {'avx512_vnni' in cpu_flags()}")
+    if args.models:
+        timed(args)
+    if args.fidelity:
+        fidelity(args)
+
+
+if __name__ == "__main__":
+    main()
