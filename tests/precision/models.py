@@ -246,3 +246,14 @@ def separable_cnn(batch: int | str = "N", channels: int = 16, size: int = 8, pos
         helper.make_node("Conv", ["dr", "pw2"], ["y"], name="project"),
     ]
     return _model(nodes, "separable", [_f("x", [batch, c, size, size])], [_f("y", [batch, 8, size, size])], inits)
+
+
+def weight_bits(model: onnx.ModelProto) -> dict[str, int]:
+    """``{Conv node: largest |integer weight|}`` of a Q/DQ model (64: 7-bit weights, 127: 8-bit)."""
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    return {
+        n.name: int(np.abs(inits[producers[n.input[1]].input[0]].astype(np.int32)).max())
+        for n in model.graph.node
+        if n.op_type == "Conv" and n.input[1] in producers and producers[n.input[1]].op_type == "DequantizeLinear"
+    }

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tests.precision.models import residual_cnn, separable_cnn
+from tests.precision.models import residual_cnn, separable_cnn, weight_bits
 from trtforge.config import CalibMethod
 from trtforge.errors import TrtforgeError
 from trtforge.precision.calibrate import calibrate
@@ -157,16 +157,6 @@ def test_cpu_flavour_follows_vnni() -> None:
     assert TENSORRT_FLAVOUR.activation_symmetric and TENSORRT_FLAVOUR.activation_type == "int8"
 
 
-def _weight_bits(model: onnx.ModelProto) -> dict[str, int]:
-    """``{conv node: largest |int8 weight|}`` of a quantized model."""
-    consts, producers = _consts(model), _producers(model)
-    return {
-        n.name: int(np.abs(consts[producers[n.input[1]].input[0]].astype(np.int32)).max())
-        for n in model.graph.node
-        if n.op_type == "Conv" and n.input[1] in producers
-    }
-
-
 def test_without_vnni_depthwise_weights_keep_8_bits_and_the_rest_7() -> None:
     model = separable_cnn()
     x = np.random.default_rng(0).standard_normal((4, 16, 8, 8)).astype(np.float32)
@@ -174,11 +164,11 @@ def test_without_vnni_depthwise_weights_keep_8_bits_and_the_rest_7() -> None:
     avx2 = cpu_flavour(frozenset({"avx2", "fma"}))
     assert avx2.full_range_depthwise and "depthwise" in avx2.reason
     assert depthwise_weights(model) == ["dw"]
-    assert _weight_bits(quantize(model, ranges, avx2)) == {"expand": 64, "depthwise": 127, "project": 64}
+    assert weight_bits(quantize(model, ranges, avx2)) == {"expand": 64, "depthwise": 127, "project": 64}
     vnni = cpu_flavour(frozenset({"avx2", "avx512_vnni"}))
     assert not vnni.full_range_depthwise
-    assert _weight_bits(quantize(model, ranges, vnni)) == {"expand": 127, "depthwise": 127, "project": 127}
+    assert weight_bits(quantize(model, ranges, vnni)) == {"expand": 127, "depthwise": 127, "project": 127}
     # the same answer through the memo the sensitivity search shares between variants
     memo = QuantMemo(model)
     for _ in range(2):
-        assert _weight_bits(quantize(model, ranges, avx2, memo=memo)) == {"expand": 64, "depthwise": 127, "project": 64}
+        assert weight_bits(quantize(model, ranges, avx2, memo=memo)) == {"expand": 64, "depthwise": 127, "project": 64}
