@@ -1,7 +1,7 @@
 """ONNX Runtime INT8 on a CPU without VNNI: trtforge's flavours timed and checked under tools/cpuid_mask.py avx2.
 
     python benchmarks/int8_avx2.py MODEL_B1.onnx[@OP,...] ... --calib CALIB.npy [--rounds 5] [--blocks 6]
-        [--per-block 3] [--work DIR]
+        [--per-block 3] [--profile RUNS] [--work DIR]
     python benchmarks/int8_avx2.py --fidelity hand_landmark,face_detect,fer_emotion,yolov8n [--held 64]
 
 Everything runs in a child process that sees an AVX2-only CPU (CPUID faulting hides AVX-512 and VNNI),
@@ -15,7 +15,8 @@ ONNX Runtime FP32; ONNX Runtime INT8 in three weight flavours: 7-bit weights eve
 U8U8 with full 8-bit weights (MLAS's AVX2 U8U8 kernels widen to 16 bits: no saturation); OpenVINO FP32
 and OpenVINO INT8 from trtforge's Q/DQ model. Timed in interleaved rounds (order rotating per block);
 printed per engine: median of the round medians, ORT FP32 / engine per round and its median, worst
-cosine to ORT FP32 on the last 8 calibration arrays.
+cosine to ORT FP32 on the last 8 calibration arrays. ``--profile RUNS``: where the ONNX Runtime engines
+spend their time, by kind of convolution (1x1, larger kernels, depthwise) and the rest.
 
 ``--fidelity``: trained models of benchmarks/int8_fidelity.py (its photo crops: 64 to calibrate,
 ``--held`` others to measure), each ONNX Runtime INT8 flavour against ONNX Runtime FP32 under the
@@ -27,7 +28,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -148,6 +151,16 @@ def timed(args: argparse.Namespace) -> None:
                 f"| {name} | {statistics.median(times):.2f} | {' '.join(f'{v:.2f}' for v in speedups)} "
                 f"| {statistics.median(speedups):.2f} | {cosine[name]:.5f} |"
             )
+        if args.profile:
+            work = args.work / model.stem
+            paths = {REFERENCE: work / "ort-fp32.engine"}
+            paths.update({label: work / f"ort-int8-{i}.engine" for i, label in enumerate(_flavours())})
+            kinds = profile(paths, x, args.profile)
+            print(f"\nONNX Runtime's profiler, {args.profile} interleaved runs: sum of each node's fastest kernel, ms")
+            print(f"| engine | {' | '.join(KINDS)} | total |")
+            print("|---|" + "---|" * (len(KINDS) + 1))
+            for label, ms in kinds.items():
+                print(f"| {label} | {' | '.join(f'{ms[k]:.2f}' for k in KINDS)} | {sum(ms.values()):.2f} |")
 
 
 def fidelity(args: argparse.Namespace) -> None:
@@ -187,6 +200,78 @@ def engines_fidelity(model: Path, work: Path) -> dict[str, Run]:
     return runs
 
 
+KINDS = ("conv 1x1", "conv kxk", "depthwise", "other")
+
+
+def _kinds(path: Path) -> dict[str, str]:
+    """``{Conv node: kind}`` of an ONNX Runtime engine (its Q/DQ or float ONNX)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    kinds = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        weight = node.input[1]
+        while weight not in dims and weight in producers:  # through its DequantizeLinear
+            weight = producers[weight].input[0]
+        kinds[node.name] = _kind(dims.get(weight, ()), next((a.i for a in node.attribute if a.name == "group"), 1))
+    return kinds
+
+
+def _kind(weight: tuple[int, ...], group: int) -> str:
+    if group > 1 and weight[:2] == (group, 1):
+        return "depthwise"
+    return "conv 1x1" if len(weight) == 4 and weight[2:] == (1, 1) else "conv kxk"
+
+
+def profile(paths: dict[str, Path], x: np.ndarray, runs: int) -> dict[str, dict[str, float]]:
+    """Per engine, the sum over its nodes of each node's fastest kernel time (ms) in ``runs`` interleaved runs,
+    by kind (ONNX Runtime's profiler; the minimum is what load leaves least changed)."""
+    import onnxruntime as ort
+
+    from trtforge.backends.onnxruntime import CPU_SESSION_CONFIG
+
+    sessions = {}
+    for label, path in paths.items():
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(path.with_suffix(""))
+        options.log_severity_level = 3
+        for key, value in CPU_SESSION_CONFIG.items():
+            options.add_session_config_entry(key, value)
+        sessions[label] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        for session in sessions.values():
+            session.run(None, {session.get_inputs()[0].name: x})
+    result = {}
+    for label, session in sessions.items():
+        events = json.loads(Path(session.end_profiling()).read_text())
+        kinds, fastest = _kinds(paths[label]), {}
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                name = e["name"][: -len("_kernel_time")]
+                fastest[name] = min(fastest.get(name, (1e18, ""))[0], e["dur"] / 1e3), _event_kind(e, kinds, name)
+        unknown = sorted({kind for _, kind in fastest.values() if kind not in KINDS})
+        assert not unknown, f"{label}: convolutions not found in the engine: {unknown[:3]}"
+        result[label] = {k: sum(t for t, kind in fastest.values() if kind == k) for k in KINDS}
+    return result
+
+
+def _event_kind(event: dict[str, Any], kinds: dict[str, str], name: str) -> str:
+    if "Conv" not in event["args"]["op_name"]:
+        return "other"
+    name = re.sub(r"_token_\d+$", "", name)  # ONNX Runtime's name for the QLinearConv it fused from a Conv
+    if name in kinds:
+        return kinds[name]
+    if event["args"]["op_name"] != "Conv":
+        return f"unknown {name}"
+    shapes = [next(iter(s.values())) for s in event["args"].get("input_type_shape", [])]  # a float NCHWc Conv
+    return _kind(tuple(shapes[1]), shapes[0][1] if len(shapes[1]) == 4 and shapes[1][1] == 1 else 1)
+
+
 def _masked() -> dict[str, str]:
     spec = importlib.util.spec_from_file_location("cpuid_mask", ROOT / "tools" / "cpuid_mask.py")
     assert spec is not None and spec.loader is not None
@@ -212,6 +297,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--per-block", type=int, default=3)
+    parser.add_argument("--profile", type=int, default=0, metavar="RUNS", help="also profile ONNX Runtime's kernels")
     parser.add_argument("--work", type=Path, default=Path("/tmp/int8_avx2"))
     args = parser.parse_args()
     if args.models and args.calib is None:
