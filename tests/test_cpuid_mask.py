@@ -76,12 +76,22 @@ print(json.dumps(json.loads((work / "int8.engine.json").read_text())["calibratio
 """
 
 
-def test_int8_built_under_avx2_keeps_8_bit_depthwise_weights_and_cannot_saturate(tmp_path: Path) -> None:
-    """A real INT8 build in a process that sees AVX2 only: 7-bit weights where ONNX Runtime's kernels
-    use ``vpmaddubsw``, full 8-bit ones on the depthwise Conv (its kernels widen first), and the engine
-    computes there exactly what it computes with VNNI. Weights of 8 bits everywhere (the VNNI flavour)
-    do saturate there, on this model whose products all add up: the comparison sees it (12% of the
-    output's range on this machine's VNNI; a CPU without VNNI has nothing exact to compare with)."""
+AVX512F = "avx512f" in Path("/proc/cpuinfo").read_text()
+
+
+@pytest.mark.parametrize(
+    "profile",
+    ["avx2", pytest.param("avx512_core", marks=pytest.mark.skipif(not AVX512F, reason="this CPU has no AVX-512"))],
+)
+def test_int8_built_without_vnni_keeps_8_bit_depthwise_weights_and_cannot_saturate(
+    tmp_path: Path, profile: str
+) -> None:
+    """A real INT8 build in a process that sees no VNNI (AVX2 only, or AVX-512 without VNNI): 7-bit
+    weights where ONNX Runtime's kernels use ``vpmaddubsw``, full 8-bit ones on the depthwise Conv (its
+    kernels widen first), and the engine computes there exactly what it computes with VNNI. Weights of 8
+    bits everywhere (the VNNI flavour) do saturate there, on this model whose products all add up: the
+    comparison sees it (12% of the output's range on this machine's VNNI; a CPU without VNNI has nothing
+    exact to compare with)."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -93,7 +103,7 @@ def test_int8_built_under_avx2_keeps_8_bit_depthwise_weights_and_cannot_saturate
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "calib.npz", x=rng.uniform(0, 1, (16, 16, 8, 8)).astype(np.float32))
     np.save(tmp_path / "held.npy", rng.uniform(0, 1, (1, 16, 8, 8)).astype(np.float32))
-    env = cpuid_mask.environ("avx2")
+    env = cpuid_mask.environ(profile)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, "-c", BUILD, str(tmp_path)], env=env, capture_output=True, text=True, check=False
