@@ -129,7 +129,7 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
             "CPU has VNNI: U8S8 without saturation, full 8-bit weights",
         )
     reason = (
-        "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation; "
+        "CPU lacks VNNI: U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation; "
         "depthwise convolutions keep 8-bit weights (their kernels widen to 16 bits and cannot saturate)"
     )
     return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, True, reason, full_range_depthwise=True)
