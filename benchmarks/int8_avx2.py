@@ -7,7 +7,8 @@
 Everything runs in a child process that sees an AVX2-only CPU (CPUID faulting hides AVX-512 and VNNI),
 so ONNX Runtime's MLAS and OpenVINO's oneDNN run the kernels such a CPU runs, and trtforge picks its
 no-VNNI flavour. ``@OP,...`` after a model keeps those op types float in its ONNX Runtime INT8 builds
-(a random-weight MobileNetV2 needs ``@GlobalAveragePool``: ORT refuses its QLinearGlobalAveragePool).
+(``mnv2_b1.onnx@GlobalAveragePool``: how a random-weight MobileNetV2 was built before trtforge widened a
+pool's output range to what ONNX Runtime's QLinearGlobalAveragePool accepts).
 
 Engines per model, built by trtforge with one shared min-max calibration (``--calib``, N x input):
 ONNX Runtime FP32; ONNX Runtime INT8 in three weight flavours: 7-bit weights everywhere (trtforge before
@@ -132,7 +133,8 @@ def timed(args: argparse.Namespace) -> None:
         path, _, ops = spec.partition("@")
         model = Path(path)
         arrays = np.load(args.calib, mmap_mode="r")
-        runs = engines(model, args.calib, args.work / model.stem, tuple(filter(None, ops.split(","))), len(arrays))
+        work = args.work / (model.stem + (f"-float-{ops.replace(',', '-')}" if ops else ""))
+        runs = engines(model, args.calib, work, tuple(filter(None, ops.split(","))), len(arrays))
         held = np.asarray(arrays[-8:], np.float32)
         reference = [runs[REFERENCE](s[None]) for s in held]
         cosine = {n: min(_cosine(run(s[None]), r) for s, r in zip(held, reference)) for n, run in runs.items()}
@@ -142,7 +144,8 @@ def timed(args: argparse.Namespace) -> None:
                 run(x)
         load = os.getloadavg()[0]
         medians = _time(runs, x, args.rounds, args.blocks, args.per_block)
-        print(f"\n### {model.name} (load average {load:.2f} -> {os.getloadavg()[0]:.2f})")
+        kept = f", ONNX Runtime INT8 keeps {ops} float" if ops else ""
+        print(f"\n### {model.name}{kept} (load average {load:.2f} -> {os.getloadavg()[0]:.2f})")
         print("| engine | ms | ORT fp32 / engine per round | median | worst cosine vs ORT fp32 |")
         print("|---|---|---|---|---|")
         for name, times in medians.items():
@@ -152,7 +155,6 @@ def timed(args: argparse.Namespace) -> None:
                 f"| {statistics.median(speedups):.2f} | {cosine[name]:.5f} |"
             )
         if args.profile:
-            work = args.work / model.stem
             paths = {REFERENCE: work / "ort-fp32.engine"}
             paths.update({label: work / f"ort-int8-{i}.engine" for i, label in enumerate(_flavours())})
             kinds = profile(paths, x, args.profile)

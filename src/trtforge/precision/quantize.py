@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -251,13 +252,15 @@ def quantize(
 
     # ONNX Runtime looks up a range for an op output it then replaces by its ReLU's: give it that one.
     ranges = {**{op: ranges[act] for op, act in folded_activations(model).items() if act in ranges}, **ranges}
+    if memo is not None:
+        assert memo.model is model, "a QuantMemo serves the one model it was made for"
+    inferred = memo.inferred(_shape_inferred) if memo is not None else _shape_inferred(model)
+    if not tensorrt and "GlobalAveragePool" in op_types:
+        ranges = pool_output_ranges(inferred, ranges, set(exclude_nodes))
     tensors = TensorsData(
         CalibrationMethod.MinMax,
         {name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()},
     )
-    if memo is not None:
-        assert memo.model is model, "a QuantMemo serves the one model it was made for"
-    inferred = memo.inferred(_shape_inferred) if memo is not None else _shape_inferred(model)
     unranged = _unranged_nodes(inferred, ranges, set(op_types), set(exclude_nodes))
     if unranged:
         import warnings
@@ -288,6 +291,48 @@ def quantize(
     _keep_float_outputs(out, model)
     _keep_float_output_paths(out, model)
     restore_activations(model, out)  # a float reader must not see pre-ReLU values
+    return out
+
+
+def pool_output_ranges(
+    model: onnx.ModelProto,
+    ranges: dict[str, tuple[float, float]],
+    excluded: Collection[str] = (),
+) -> dict[str, tuple[float, float]]:
+    """``ranges`` where ONNX Runtime's QLinearGlobalAveragePool would refuse a pool's scales, widened so it
+    does not: it needs the input's scale under 256 x the output's x H x W (a pool whose inputs are all near
+    0, as in a random-weight network, breaks that). Such a pool's output range (and the layout ops' outputs
+    it reaches) becomes the input's over 128 x H x W: no precision is lost, as the mean of H x W integers
+    of the input's step has steps of that step over H x W. Pools in ``excluded`` (node names) and pools
+    ONNX Runtime accepts keep their ranges. ``model`` needs inferred shapes."""
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    shapes.update({v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.input})
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            readers.setdefault(tensor, []).append(node)
+
+    def span(tensor: str) -> float:
+        lo, hi = out.get(tensor, (0.0, 0.0))
+        return max(hi, 0.0) - min(lo, 0.0)
+
+    out = dict(ranges)
+    for node in model.graph.node:
+        spatial = shapes.get(node.input[0], [])[2:] if node.op_type == "GlobalAveragePool" else []
+        if not spatial or 0 in spatial or node.name in excluded or node.input[0] not in ranges:
+            continue
+        size = math.prod(spatial)
+        if span(node.output[0]) * size * 256.0 > span(node.input[0]) * (1.0 + 1e-3):
+            continue  # ONNX Runtime takes it as it is
+        least, tensors = span(node.input[0]) / (128.0 * size), [node.output[0]]
+        while tensors:
+            tensor = tensors.pop()
+            if span(tensor) < least:
+                lo = min(out.get(tensor, (0.0, 0.0))[0], 0.0)
+                out[tensor] = (lo, lo + least)
+            tensors += [
+                r.output[0] for r in readers.get(tensor, []) if r.op_type in LAYOUT_OPS and r.input[0] == tensor
+            ]
     return out
 
 
