@@ -117,7 +117,7 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
 
     Without VNNI, ONNX Runtime's U8S8 convolution and GEMM kernels use ``vpmaddubsw``, whose 16-bit
     intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact. Its depthwise kernels
-    widen to 16 bits first and keep full 8-bit weights (:attr:`QuantFlavour.full_range_depthwise`).
+    widen both operands before they multiply and keep full 8-bit weights (:attr:`QuantFlavour.full_range_depthwise`).
     """
     if has_vnni(flags):
         return QuantFlavour(
@@ -131,7 +131,7 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
         )
     reason = (
         "CPU lacks VNNI: U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation; "
-        "depthwise convolutions keep 8-bit weights (their kernels widen to 16 bits and cannot saturate)"
+        "depthwise convolutions keep 8-bit weights (their kernels widen before multiplying and cannot saturate)"
     )
     return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, True, reason, full_range_depthwise=True)
 
