@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import trtforge
 from tests.conftest import run_cli
-from trtforge.backends.onnxruntime import full_8bit_weights
+from trtforge.backends.onnxruntime import full_8bit_weights, saturates_8bit_weights
 from trtforge.config import BuildConfig, CalibrationConfig
 from trtforge.engine import Manifest, read_manifest
 from trtforge.precision.quantize import has_vnni
@@ -76,7 +76,7 @@ def host_engine(tiny: tuple[Path, Path]) -> Path:
 def _masked(*args: str, profile: str = "avx2") -> subprocess.CompletedProcess[str]:
     env = cpuid_mask.environ(profile)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
 @needs_mask
@@ -87,12 +87,15 @@ def _masked(*args: str, profile: str = "avx2") -> subprocess.CompletedProcess[st
         ("bench", "{engine}", "--duration", "0.2", "--warmup", "2", "--iterations", "2"),
         ("compare", "{engine}", "{model}", "--random", "2"),
         ("exec", "--loadEngine={engine}"),
+        ("serve", "{engine}", "--http-port", "18731", "--grpc-port", "18732", "--metrics-port", "18733"),
     ],
     ids=lambda c: c[0],
 )
 def test_an_8bit_engine_is_refused_in_one_line_on_a_cpu_without_vnni(
     host_engine: Path, tiny: tuple[Path, Path], command: tuple[str, ...]
 ) -> None:
+    if command[0] == "serve":
+        pytest.importorskip("pytriton", reason="serve needs trtforge[serve]")
     args = [a.format(engine=host_engine, model=tiny[0]) for a in command]
     proc = _masked("-m", "trtforge", *args)
     assert proc.returncode == 2, proc.stderr
@@ -209,3 +212,18 @@ def test_an_openvino_int8_engine_from_this_cpu_is_refused_under_the_mask(tiny: t
     proc = _masked("-m", "trtforge", "run", str(engine), "--random", "1")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "compiled for Intel" in proc.stderr, proc.stderr
     assert "this CPU offers Intel AVX2" in proc.stderr and "rebuild it on this machine" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, machine, expected",
+    [
+        ({"avx2", "fma"}, "x86_64", True),  # an AVX2-only x86 CPU: vpmaddubsw sums in 16 bits
+        ({"avx2", "avx512f", "avx512bw"}, "x86_64", True),  # AVX-512 without VNNI (Skylake-SP)
+        ({"avx2", "avx512f", "avx512_vnni"}, "x86_64", False),
+        ({"avx2", "avx_vnni"}, "AMD64", False),  # AVX-VNNI (Alder Lake)
+        ({"asimd", "asimddp"}, "aarch64", False),  # Arm: no vpmaddubsw
+        (set(), "x86_64", False),  # flags unreadable (no /proc/cpuinfo): cannot tell, so no refusal
+    ],
+)
+def test_which_cpus_saturate_8bit_weights(flags: set[str], machine: str, expected: bool) -> None:
+    assert saturates_8bit_weights(frozenset(flags), machine) is expected

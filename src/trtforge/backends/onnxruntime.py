@@ -28,7 +28,7 @@ from trtforge.backends.base import BuiltEngine, StagedRunner
 from trtforge.config import BuildConfig, Precision, TensorSpec
 from trtforge.engine import Manifest, cpu_facts
 from trtforge.errors import TrtforgeError
-from trtforge.precision.quantize import VNNI_FLAGS, QuantFlavour, cpu_flavour, has_vnni, integer_pads
+from trtforge.precision.quantize import VNNI_FLAGS, QuantFlavour, cpu_flags, cpu_flavour, has_vnni, integer_pads
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # Session config entries of every CPU engine, recorded in its manifest and applied at load.
@@ -198,6 +198,18 @@ def full_8bit_weights(manifest: Manifest) -> bool:
     return has_vnni(frozenset(built_flags)) if isinstance(built_flags, list) else False
 
 
+def saturates_8bit_weights(flags: frozenset[str] | None = None, machine: str | None = None) -> bool:
+    """Whether ONNX Runtime's U8S8 kernels saturate on 8-bit weights here: an x86-64 CPU whose flags (as
+    this process's CPUID shows them) have no VNNI. Not on Arm (the saturating ``vpmaddubsw`` is x86's; not
+    measured here), nor where the flags cannot be read (no ``/proc/cpuinfo``): trtforge cannot tell there, and
+    builds 7-bit weights itself."""
+    import platform
+
+    flags = cpu_flags() if flags is None else flags
+    machine = (machine or platform.machine()).lower()
+    return machine in ("x86_64", "amd64") and bool(flags) and not has_vnni(flags)
+
+
 def check_int8_weights_fit_cpu(manifest: Manifest) -> None:
     """Refuse an INT8 engine with 8-bit weights on a CPU without VNNI (as this process's CPUID shows it).
 
@@ -206,7 +218,7 @@ def check_int8_weights_fit_cpu(manifest: Manifest) -> None:
     (benchmarks/int8_no_vnni.py: top-1 agreement with FP32 96.9% -> 81.2% on PP-OCR's classifier,
     top-20 face anchors 77% -> 21%). trtforge writes 7-bit weights when it builds on such a CPU.
     """
-    if not full_8bit_weights(manifest) or has_vnni():
+    if not full_8bit_weights(manifest) or not saturates_8bit_weights():
         return
     built_on = manifest.device.get("name") or "another CPU"
     built_flags = manifest.device.get("flags")
