@@ -1,7 +1,16 @@
-"""INT8 on a CPU without VNNI, measured on one with it: OpenVINO's kernels capped with ONEDNN_MAX_CPU_ISA.
+"""INT8 on a CPU without VNNI, measured on one with it: CPUID masked, or OpenVINO's kernels capped.
 
-    python benchmarks/openvino_isa_cap.py MODEL_B1.onnx CALIB.npy [--nncf XML] [--caps AVX2,AVX512_CORE,none]
+    python benchmarks/openvino_isa_cap.py MODEL_B1.onnx CALIB.npy [--nncf XML]
+        [--caps cpuid:avx2,cpuid:avx512_core,AVX2,AVX512_CORE,none] [--float-ops OP,...]
         [--rounds 5] [--blocks 6] [--per-block 3] [--work DIR] [--json OUT.json]
+
+``cpuid:avx2`` and ``cpuid:avx512_core`` run the whole measurement in a process that sees a CPU without
+AVX-512 (or without VNNI) through tools/cpuid_mask.py: ONNX Runtime's MLAS, oneDNN in OpenVINO and
+NumPy all pick the kernels such a CPU has (they run natively on this core), and trtforge builds the
+flavour it builds there (7-bit weights). Those rows add trtforge's ONNX Runtime INT8 engine, and their
+ONNX Runtime FP32 reference runs that CPU's FP32 kernels too: the speed-ups are the ones the issue asks
+about. ``--float-ops`` keeps op types float in the ONNX Runtime INT8 build (MobileNetV2 with random
+weights needs ``GlobalAveragePool``). The caps below (``AVX2``, ``AVX512_CORE``) limit OpenVINO only:
 
 OpenVINO's CPU plugin takes its kernels from oneDNN, which honours ``ONEDNN_MAX_CPU_ISA``: with ``AVX2``
 the convolutions run oneDNN's AVX2 int8 kernels (``jit_avx2_I8``), with ``AVX512_CORE`` its AVX-512
@@ -36,6 +45,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import cpuid_mask  # noqa: E402
+
 Run = Callable[[np.ndarray], np.ndarray]
 REFERENCE = "trtforge onnxruntime fp32"
 
@@ -49,8 +61,11 @@ def _kernels(compiled: Any) -> dict[str, int]:
     return dict(counts)
 
 
-def _trtforge(model: Path, calib: Path, work: Path, cap: str) -> tuple[dict[str, Run], dict[str, object]]:
-    """trtforge's ORT FP32 engine and its OpenVINO INT8 engine in both weight flavours, built under ``cap``."""
+def _trtforge(
+    model: Path, calib: Path, work: Path, cap: str, float_ops: tuple[str, ...]
+) -> tuple[dict[str, Run], dict[str, object]]:
+    """trtforge's ORT FP32 engine and its OpenVINO INT8 engine in both weight flavours, built under ``cap``;
+    under a CPUID mask also its ONNX Runtime INT8 engine (the flavour trtforge picks there)."""
     import trtforge
     from trtforge.backends import openvino as backend
     from trtforge.config import CalibrationConfig
@@ -58,7 +73,7 @@ def _trtforge(model: Path, calib: Path, work: Path, cap: str) -> tuple[dict[str,
 
     count = len(np.load(calib, mmap_mode="r"))
     calibration = CalibrationConfig(data=calib, num=count, method="minmax", cache=work / "ranges.cache")
-    folder = work / f"cap-{cap}"
+    folder = work / f"cap-{cap.replace(':', '-')}"
     folder.mkdir(parents=True, exist_ok=True)
     runs: dict[str, Run] = {}
     kernels: dict[str, object] = {}
@@ -67,6 +82,8 @@ def _trtforge(model: Path, calib: Path, work: Path, cap: str) -> tuple[dict[str,
         ("trtforge openvino int8 (8-bit weights: VNNI flavour)", "openvino", "int8", frozenset({"avx512_vnni"})),
         ("trtforge openvino int8 (7-bit weights: no-VNNI flavour)", "openvino", "int8", frozenset({"avx2"})),
     )
+    if cap.startswith("cpuid:"):
+        builds += (("trtforge onnxruntime int8 (this CPU's flavour)", "onnxruntime", "int8", None),)
     for label, name, precision, flags in builds:
         out = folder / f"{name}-{precision}-{len(runs)}.engine"
         if flags is not None:  # the flavour trtforge picks from /proc/cpuinfo, made explicit
@@ -77,15 +94,24 @@ def _trtforge(model: Path, calib: Path, work: Path, cap: str) -> tuple[dict[str,
                 backend=name,
                 calibration=calibration if precision == "int8" else None,
                 allow_inaccurate=precision == "int8",  # fidelity is printed below
+                exclude_op_types=float_ops if (name, precision) == ("onnxruntime", "int8") else (),
             )
             trtforge.build(model, out, config)
         runner = trtforge.load(out)
         runs[label] = _call(runner)
+        if name == "onnxruntime" and precision == "int8":
+            kernels[label] = json.loads(Path(f"{out}.json").read_text())["calibration"]["flavour"]["reason"]
         if name == "openvino":
             kernels[label] = _kernels(runner.compiled)
             kernels["isa"] = str(runner.compiled.get_property("RUNTIME_REQUIREMENTS")).split("isa=")[-1]
     backend.openvino_flavour = openvino_flavour
     return runs, kernels
+
+
+def _numpy_features() -> dict[str, bool]:
+    from numpy.core._multiarray_umath import __cpu_features__
+
+    return dict(__cpu_features__)
 
 
 def _call(runner: Any) -> Run:
@@ -126,11 +152,14 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def child(args: argparse.Namespace) -> None:
     """One cap (already in the environment): build, time, print one JSON line."""
     f32 = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": "f32"}
-    runs, kernels = _trtforge(args.model, args.calib, args.work, args.child)
+    float_ops = tuple(filter(None, args.float_ops.split(",")))
+    runs, kernels = _trtforge(args.model, args.calib, args.work, args.child, float_ops)
+    kernels["numpy_sees"] = ",".join(k for k in ("AVX2", "AVX512F", "AVX512VNNI") if _numpy_features().get(k))
     runs["OpenVINO fp32 (f32 hint)"], kernels["OpenVINO fp32 (f32 hint)"] = _openvino(args.model, f32)
     if args.nncf is not None:
-        label = "OpenVINO + NNCF int8" + (" (its defaults)" if args.child == "none" else " (f32 hint)")
-        runs[label], kernels[label] = _openvino(args.nncf, {} if args.child == "none" else f32)
+        defaults = args.child == "none" or args.child.startswith("cpuid:")  # the CPU it sees has no BF16
+        label = "OpenVINO + NNCF int8" + (" (its defaults)" if defaults else " (f32 hint)")
+        runs[label], kernels[label] = _openvino(args.nncf, {} if defaults else f32)
     samples = np.load(args.calib, mmap_mode="r")[:8].astype(np.float32)
     reference = [runs[REFERENCE](s[None]) for s in samples]
     cosine = {n: min(_cosine(run(s[None]), r) for s, r in zip(samples, reference)) for n, run in runs.items()}
@@ -158,7 +187,12 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("calib", type=Path, help="calibration arrays, N x input shape (.npy)")
     parser.add_argument("--nncf", type=Path, metavar="XML", help="OpenVINO+NNCF INT8 IR from benchmarks/nncf_int8.py")
-    parser.add_argument("--caps", default="AVX2,AVX512_CORE,none", help="ONEDNN_MAX_CPU_ISA values; none: no cap")
+    parser.add_argument(
+        "--caps",
+        default="cpuid:avx2,cpuid:avx512_core,none",
+        help="cpuid:PROFILE (tools/cpuid_mask.py), ONEDNN_MAX_CPU_ISA values, none: as this CPU is",
+    )
+    parser.add_argument("--float-ops", default="", help="op types kept float in the ONNX Runtime INT8 build")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--per-block", type=int, default=3)
@@ -173,7 +207,13 @@ def main() -> None:
     results = []
     for cap in args.caps.split(","):
         env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
-        if cap != "none":
+        if cap.startswith("cpuid:"):
+            reason = cpuid_mask.unsupported()
+            if reason is not None:
+                print(f"cap {cap}: skipped: {reason}")
+                continue
+            env = cpuid_mask.environ(cap.split(":", 1)[1], env)
+        elif cap != "none":
             env["ONEDNN_MAX_CPU_ISA"] = cap
         command = [sys.executable, __file__, *sys.argv[1:], "--child", cap]
         proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -190,7 +230,12 @@ def main() -> None:
 def _print(result: dict[str, Any]) -> None:
     medians = result["medians"]
     kernels = result["kernels"]
-    print(f"\n### ONEDNN_MAX_CPU_ISA={result['cap']} (OpenVINO's ISA: {kernels.get('isa')}; load {result['load']})")
+    cap = result["cap"]
+    what = f"CPUID mask {cap[6:]}" if cap.startswith("cpuid:") else f"ONEDNN_MAX_CPU_ISA={cap}"
+    print(
+        f"\n### {what} (OpenVINO's ISA: {kernels.get('isa')}; NumPy sees {kernels.get('numpy_sees')}; "
+        f"load {result['load']})"
+    )
     print("| engine | ms | ORT fp32 / engine per round | median | worst cosine vs ORT fp32 | kernels |")
     print("|---|---|---|---|---|---|")
     for name, times in medians.items():

@@ -52,3 +52,13 @@ def test_unknown_profile_is_refused_by_the_library() -> None:
     proc = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 3
     assert "unknown TRTFORGE_CPUID_MASK=avx9" in proc.stderr
+
+
+def test_none_profile_traps_but_hides_nothing() -> None:
+    env = cpuid_mask.environ("none")
+    env["TRTFORGE_CPUID_MASK_VERBOSE"] = "1"
+    host = _probe(dict(os.environ))
+    assert _probe(env) == host
+    proc = subprocess.run([sys.executable, "-c", "import numpy"], env=env, capture_output=True, text=True, check=False)
+    trapped = int(proc.stderr.split("cpuid_mask: ", 1)[1].split()[0])
+    assert trapped > 0  # NumPy's own probe went through the handler

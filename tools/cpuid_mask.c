@@ -9,6 +9,9 @@
  *
  *   avx2         AVX2/FMA only: no AVX-512, no VNNI (AVX-512 or AVX), no AMX, no AVX512-BF16/FP16
  *   avx512_core  AVX-512 F/CD/BW/DQ/VL, without VNNI, BF16, FP16, AMX (a Skylake-SP)
+ *   none         nothing hidden: the control, to see what the trapping itself costs
+ *
+ * With TRTFORGE_CPUID_MASK_VERBOSE=1 the process prints, at exit, how many CPUIDs it trapped.
  *
  * The faulting is per thread and inherited by threads created later; exec turns it off (the preload
  * turns it on again in the new program). Nothing else in the process may handle SIGSEGV
@@ -41,6 +44,7 @@ struct mask {
 };
 
 static struct mask hidden;
+static volatile unsigned long trapped;
 
 static long set_cpuid(int enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
 
@@ -53,6 +57,7 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
         signal(SIGSEGV, SIG_DFL);
         return;
     }
+    trapped++;
     unsigned leaf = (unsigned)reg[REG_RAX], sub = (unsigned)reg[REG_RCX], a, b, c, d;
     set_cpuid(1);
     __cpuid_count(leaf, sub, a, b, c, d);
@@ -71,14 +76,18 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
     reg[REG_RIP] += 2;
 }
 
+static void report(void) { fprintf(stderr, "cpuid_mask: %lu CPUID instructions trapped\n", trapped); }
+
 __attribute__((constructor)) static void cpuid_mask_init(void) {
     const char *profile = getenv("TRTFORGE_CPUID_MASK");
     if (profile == NULL || strcmp(profile, "avx2") == 0) {
         hidden = (struct mask){EBX_AVX512, ECX_AVX512, EDX_AVX512 | EDX_AMX_AND_FP16, EAX1_VNNI_BF16};
     } else if (strcmp(profile, "avx512_core") == 0) {
         hidden = (struct mask){0, ECX_AVX512_VNNI, EDX_AMX_AND_FP16, EAX1_VNNI_BF16};
+    } else if (strcmp(profile, "none") == 0) {
+        hidden = (struct mask){0, 0, 0, 0};
     } else {
-        fprintf(stderr, "cpuid_mask: unknown TRTFORGE_CPUID_MASK=%s (use avx2 or avx512_core)\n", profile);
+        fprintf(stderr, "cpuid_mask: unknown TRTFORGE_CPUID_MASK=%s (use avx2, avx512_core or none)\n", profile);
         _exit(3);
     }
     struct sigaction action;
@@ -86,6 +95,10 @@ __attribute__((constructor)) static void cpuid_mask_init(void) {
     action.sa_sigaction = on_segv;
     action.sa_flags = SA_SIGINFO;
     sigaction(SIGSEGV, &action, NULL);
+    const char *verbose = getenv("TRTFORGE_CPUID_MASK_VERBOSE");
+    if (verbose != NULL && strcmp(verbose, "1") == 0) {
+        atexit(report);
+    }
     if (set_cpuid(0) != 0) {
         perror("cpuid_mask: arch_prctl(ARCH_SET_CPUID) (this CPU or kernel has no CPUID faulting)");
         _exit(3);

@@ -2,6 +2,7 @@
 
     python tools/cpuid_mask.py avx2 -- python benchmarks/openvino_isa_cap.py ...
     python tools/cpuid_mask.py avx512_core -- python -c "import numpy; numpy.show_runtime()"
+    python tools/cpuid_mask.py none -- ...   # traps every CPUID but hides nothing: the control
 
 The library is compiled with the system C compiler on first use (cached beside its source hash under
 ``$TRTFORGE_CPUID_MASK_DIR``, default ``~/.cache/trtforge``). Libraries that choose kernels from CPUID
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("cpuid_mask.c")
-PROFILES = ("avx2", "avx512_core")
+PROFILES = ("avx2", "avx512_core", "none")
 
 
 def unsupported() -> str | None:

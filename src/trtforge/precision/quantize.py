@@ -120,7 +120,7 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     reason = (
         "CPU has VNNI: U8S8 without saturation, full 8-bit weights"
         if vnni
-        else "CPU lacks VNNI (AVX2 only): U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation"
+        else "CPU lacks VNNI: U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation"
     )
     return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, not vnni, reason)
 
