@@ -123,7 +123,9 @@ def _row(spec: fid.Spec, label: str, profile: str | None, ref: np.ndarray, got: 
     cos = fid.cosines(ref, got)
     err, where = fid.field_errors(ref, got)
     _, text = fid.task_metric(spec, ref, got)
-    runs_on = "this CPU (VNNI)" if profile is None else f"masked: {profile} (no VNNI)"
+    runs_on = (
+        "this CPU (VNNI)" if profile is None else f"masked: {profile}" + (" (no VNNI)" if profile != "none" else "")
+    )
     print(
         f"| {spec.name} | {label} | {runs_on} | {cos.mean():.4f} / {cos.min():.4f} | {err:.1%} ({where}) | {text} |",
         flush=True,
