@@ -135,7 +135,7 @@ def test_an_engine_built_without_vnni_has_7bit_weights_and_runs_there_and_here(
         "-m", "trtforge", "build", str(model), "-o", str(engine), "--precision", "int8", "--calib-data", f"{calib}"
     )
     assert build.returncode == 0, build.stderr
-    assert "7-bit weights (reduce_range)" in build.stdout
+    assert "7-bit weights (reduce_range)" in build.stdout and "loads on CPUs with VNNI only" not in build.stdout
     manifest = read_manifest(engine)
     assert not full_8bit_weights(manifest) and "avx512_vnni" not in manifest.device["flags"]  # type: ignore[operator]
     out = tmp_path / "masked.npz"
@@ -232,3 +232,12 @@ def test_an_openvino_int8_engine_from_this_cpu_is_refused_under_the_mask(tiny: t
 )
 def test_which_cpus_saturate_8bit_weights(flags: set[str], machine: str, expected: bool) -> None:
     assert saturates_8bit_weights(frozenset(flags), machine) is expected
+
+
+def test_build_says_where_an_8bit_engine_loads(host_engine: Path, tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    model, calib = tiny
+    proc = run_cli(
+        "build", str(model), "-o", str(tmp_path / "m.engine"), "--precision", "int8", "--calib-data", f"{calib}"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "8-bit weights: this engine loads on CPUs with VNNI only" in proc.stdout, proc.stdout
