@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import SEED_MAX, int_arg, real_arg
+
+if TYPE_CHECKING:
+    from trtforge.engine import Manifest
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -242,6 +246,19 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
     return settle(config)
 
 
+def _say_where_8bit_weights_run(manifest: Manifest) -> None:
+    """An ONNX Runtime CPU INT8 engine with 8-bit weights loads only on CPUs with VNNI: say so when it is built."""
+    if manifest.backend != "onnxruntime" or manifest.device.get("kind", "cpu") != "cpu":
+        return
+    from trtforge.backends.onnxruntime import full_8bit_weights
+
+    if full_8bit_weights(manifest):
+        print(
+            "8-bit weights: this engine loads on CPUs with VNNI only (avx512_vnni, avx_vnni or amx_int8); "
+            "for one without, build there (7-bit weights)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from trtforge.build import build
 
@@ -262,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
                 + (f"; wrote {cal['cache']} and {cal['cache']}.json" if cal.get("cache_written") else "")
             )
         print(f"Q/DQ flavour: {cal['flavour']['reason']}")  # type: ignore[index]
+        _say_where_8bit_weights_run(manifest)
     mixed = manifest.build.get("mixed")
     if isinstance(mixed, dict):
         low = str(mixed.get("precision", "int8"))

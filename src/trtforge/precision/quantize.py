@@ -107,9 +107,13 @@ def _cpuid_features() -> dict[str, bool]:
     return {}
 
 
+# CPU flags whose u8 x s8 dot-product instructions sum in 32 bits (no saturation on 8-bit weights).
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
 def has_vnni(flags: frozenset[str] | None = None) -> bool:
     flags = cpu_flags() if flags is None else flags
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return bool(flags & set(VNNI_FLAGS))
 
 
 def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
