@@ -62,3 +62,71 @@ def test_none_profile_traps_but_hides_nothing() -> None:
     proc = subprocess.run([sys.executable, "-c", "import numpy"], env=env, capture_output=True, text=True, check=False)
     trapped = int(proc.stderr.split("cpuid_mask: ", 1)[1].split()[0])
     assert trapped > 0  # NumPy's own probe went through the handler
+
+
+BUILD = """
+import json, sys
+from pathlib import Path
+import numpy as np, onnx, onnxruntime as ort
+import trtforge
+from trtforge.config import CalibMethod, CalibrationConfig
+from trtforge.precision.calibrate import calibrate
+from trtforge.precision.quantize import cpu_flavour, quantize
+work = Path(sys.argv[1])
+trtforge.build(work / "model.onnx", work / "int8.engine", trtforge.BuildConfig(
+    precision="int8", calibration=CalibrationConfig(data=work / "calib.npz", num=16)))
+model, data = onnx.load(str(work / "model.onnx")), np.load(work / "calib.npz")["x"]
+vnni = quantize(model, calibrate(model, [{"x": data}], CalibMethod.MINMAX), cpu_flavour(frozenset({"avx512_vnni"})))
+onnx.save(vnni, str(work / "vnni.onnx"))
+held = np.load(work / "held.npy")
+for name in ("int8.engine", "vnni.onnx"):
+    session = ort.InferenceSession(str(work / name), providers=["CPUExecutionProvider"])
+    np.save(work / f"{name}.masked.npy", session.run(None, {"x": held})[0])
+print(json.dumps(json.loads((work / "int8.engine.json").read_text())["calibration"]["flavour"]))
+"""
+
+
+AVX512F = "avx512f" in Path("/proc/cpuinfo").read_text()
+
+
+@pytest.mark.parametrize(
+    "profile",
+    ["avx2", pytest.param("avx512_core", marks=pytest.mark.skipif(not AVX512F, reason="this CPU has no AVX-512"))],
+)
+def test_int8_built_without_vnni_keeps_8_bit_depthwise_weights_and_cannot_saturate(
+    tmp_path: Path, profile: str
+) -> None:
+    """A real INT8 build in a process that sees no VNNI (AVX2 only, or AVX-512 without VNNI): 7-bit
+    weights where ONNX Runtime's kernels use ``vpmaddubsw``, full 8-bit ones on the depthwise Conv (its
+    kernels widen first), and the engine computes there exactly what it computes with VNNI. Weights of 8
+    bits everywhere (the VNNI flavour) do saturate there, on this model whose products all add up: the
+    comparison sees it (12% of the output's range on this machine's VNNI; a CPU without VNNI has nothing
+    exact to compare with)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from tests.precision.models import separable_cnn, weight_bits
+    from trtforge.precision.quantize import has_vnni
+
+    onnx.save(separable_cnn(batch=1, positive=True), str(tmp_path / "model.onnx"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.uniform(0, 1, (16, 16, 8, 8)).astype(np.float32))
+    np.save(tmp_path / "held.npy", rng.uniform(0, 1, (1, 16, 8, 8)).astype(np.float32))
+    env = cpuid_mask.environ(profile)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", BUILD, str(tmp_path)], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    flavour = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert flavour["reduce_range"] and flavour["full_range_depthwise"]
+    engine = onnx.load(str(tmp_path / "int8.engine"))
+    assert weight_bits(engine) == {"expand": 64, "depthwise": 127}  # project writes the output: float
+    held = np.load(tmp_path / "held.npy")
+    # unmasked, a CPU with VNNI computes every sum exactly; one without runs the masked kernels again
+    for name, exact in (("int8.engine", True), ("vnni.onnx", False))[: 2 if has_vnni() else 1]:
+        here = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, {"x": held})[0]
+        masked = np.load(tmp_path / f"{name}.masked.npy")
+        spread = float(np.abs(masked - here).max() / np.ptp(here))
+        assert (spread == 0.0) if exact else (spread > 0.05), (name, spread)

@@ -224,3 +224,36 @@ def channel_pad_block(seed: int = 0) -> onnx.ModelProto:
     ]
     graph = helper.make_graph(nodes, "channel_pad_block", [_f("x", [1, 4, 8, 8])], [_f("y", [1, 2, 8, 8])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def separable_cnn(batch: int | str = "N", channels: int = 16, size: int = 8, positive: bool = False) -> onnx.ModelProto:
+    """x[B,C,S,S] -> Conv 1x1 + ReLU -> depthwise Conv 3x3 (C groups) + ReLU -> Conv 1x1 [B,8,S,S]: a
+    MobileNet block. ``positive``: every weight in 0.5..1, so on large inputs the products of u8
+    activations and full 8-bit weights add up past what AVX2's ``vpmaddubsw`` holds (it saturates)."""
+    rng = np.random.default_rng(3)
+    c = channels
+
+    def w(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+        values = rng.uniform(0.5, 1.0, shape) if positive else rng.standard_normal(shape) * 0.3
+        return numpy_helper.from_array(values.astype(np.float32), name)
+
+    inits = [w("pw1", (c, c, 1, 1)), w("dw", (c, 1, 3, 3)), w("pw2", (8, c, 1, 1))]
+    nodes = [
+        helper.make_node("Conv", ["x", "pw1"], ["e"], name="expand"),
+        helper.make_node("Relu", ["e"], ["er"], name="expand_relu"),
+        helper.make_node("Conv", ["er", "dw"], ["d"], name="depthwise", group=c, pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["d"], ["dr"], name="depthwise_relu"),
+        helper.make_node("Conv", ["dr", "pw2"], ["y"], name="project"),
+    ]
+    return _model(nodes, "separable", [_f("x", [batch, c, size, size])], [_f("y", [batch, 8, size, size])], inits)
+
+
+def weight_bits(model: onnx.ModelProto) -> dict[str, int]:
+    """``{Conv node: largest |integer weight|}`` of a Q/DQ model (64: 7-bit weights, 127: 8-bit)."""
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    return {
+        n.name: int(np.abs(inits[producers[n.input[1]].input[0]].astype(np.int32)).max())
+        for n in model.graph.node
+        if n.op_type == "Conv" and n.input[1] in producers and producers[n.input[1]].op_type == "DequantizeLinear"
+    }

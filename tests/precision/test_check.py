@@ -151,7 +151,8 @@ def test_a_static_batch_model_is_checked_on_a_held_back_sample_fewer_than_its_ba
 
 def _gap_model(folder: Path) -> tuple[Path, Path]:
     """GlobalAveragePool of a checkerboard (mean ~1e-5 of its range) into a MatMul: the pool's output
-    range is ~1e-6 of its input's, which ONNX Runtime's fused QLinearGlobalAveragePool refuses to run."""
+    range is ~1e-6 of its input's, which ONNX Runtime's fused QLinearGlobalAveragePool refuses (trtforge's
+    ONNX Runtime placement widens that range)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -179,5 +180,8 @@ def test_another_backends_flavour_is_checked_as_written_not_with_onnxruntimes_fu
     proc = run_cli("build", str(model), "-o", str(tmp_path / "m.ov"), "--backend", "openvino", *common)
     assert proc.returncode == 0, proc.stderr  # was a traceback from QLinearGlobalAveragePool
     proc = run_cli("build", str(model), "-o", str(tmp_path / "m.engine"), *common)
-    assert proc.returncode == 2 and "ONNX Runtime cannot run the INT8 model" in proc.stderr, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.engine").exists()
+    # ONNX Runtime's placement widens the pool's output range to what its QLinearGlobalAveragePool takes, so
+    # the model runs; the input's INT8 step (2/255) loses the checkerboard's 1e-5 offset, and the self-check
+    # refuses the engine (before the widening: "ONNX Runtime cannot run the INT8 model", exit 2)
+    assert proc.returncode == 1 and "the INT8 model is far from FP32" in proc.stderr, proc.stderr
+    assert not (tmp_path / "m.engine").exists()

@@ -7,11 +7,19 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tests.precision.models import residual_cnn
+from tests.precision.models import residual_cnn, separable_cnn, weight_bits
 from trtforge.config import CalibMethod
 from trtforge.errors import TrtforgeError
 from trtforge.precision.calibrate import calibrate
-from trtforge.precision.quantize import TENSORRT_FLAVOUR, cpu_flavour, quantize
+from trtforge.precision.quantize import (
+    TENSORRT_FLAVOUR,
+    _shape_inferred,
+    cpu_flavour,
+    depthwise_weights,
+    pool_output_ranges,
+    quantize,
+)
+from trtforge.precision.quantmemo import QuantMemo
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +162,39 @@ def test_cpu_flavour_follows_vnni() -> None:
     assert without.reduce_range and "saturation" in without.reason
     assert (with_vnni.activation_type, with_vnni.weight_type) == ("uint8", "int8")
     assert TENSORRT_FLAVOUR.activation_symmetric and TENSORRT_FLAVOUR.activation_type == "int8"
+
+
+def test_without_vnni_depthwise_weights_keep_8_bits_and_the_rest_7() -> None:
+    model = separable_cnn()
+    x = np.random.default_rng(0).standard_normal((4, 16, 8, 8)).astype(np.float32)
+    ranges = calibrate(model, [{"x": x}], CalibMethod.MINMAX)
+    avx2 = cpu_flavour(frozenset({"avx2", "fma"}))
+    assert avx2.full_range_depthwise and "depthwise" in avx2.reason
+    assert depthwise_weights(model) == ["dw"]
+    assert weight_bits(quantize(model, ranges, avx2)) == {"expand": 64, "depthwise": 127, "project": 64}
+    vnni = cpu_flavour(frozenset({"avx2", "avx512_vnni"}))
+    assert not vnni.full_range_depthwise
+    assert weight_bits(quantize(model, ranges, vnni)) == {"expand": 127, "depthwise": 127, "project": 127}
+    # the same answer through the memo the sensitivity search shares between variants
+    memo = QuantMemo(model)
+    for _ in range(2):
+        assert weight_bits(quantize(model, ranges, avx2, memo=memo)) == {"expand": 64, "depthwise": 127, "project": 64}
+
+
+def test_a_pool_onnx_runtime_would_refuse_gets_an_output_range_it_takes(model_and_ranges) -> None:
+    """A pool whose outputs all sit near 0 (a random-weight network's) after inputs spanning several units:
+    ONNX Runtime's QLinearGlobalAveragePool refuses scales 256 x H x W apart ("parameter out of computation
+    range"); the pool's output range becomes the input's over 128 x H x W. Ranges it accepts stay."""
+    import onnxruntime as ort
+
+    model, ranges = model_and_ranges
+    narrow = {**ranges, "pool": (0.0, 1e-9), "flat": (0.0, 1e-9)}
+    q = quantize(model, narrow, cpu_flavour())
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    session = ort.InferenceSession(q.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert np.isfinite(session.run(None, {"x": x})[0]).all()
+    scale = {n.output[0]: _consts(q)[n.input[1]] for n in q.graph.node if n.op_type == "QuantizeLinear"}
+    assert np.isclose(scale["pool_QuantizeLinear_Output"] * 255, ranges["r2"][1] / (128 * 8 * 8), rtol=1e-5)
+    inferred = _shape_inferred(model)
+    assert pool_output_ranges(inferred, ranges) == ranges
+    assert pool_output_ranges(inferred, narrow, {"pool"}) == narrow  # a float pool: nothing to widen

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +51,11 @@ class QuantFlavour:
     """Op types whose outputs also get Q/DQ under the ``tensorrt`` placement (OpenVINO:
     ``GlobalAveragePool``, so a classifier's pool writes u8 and its Squeeze/Flatten and Gemm stay u8, as
     NNCF places it)."""
+    full_range_depthwise: bool = False
+    """With ``reduce_range``: depthwise convolutions (one input and one output channel per group) keep full
+    8-bit weights. ONNX Runtime's AVX2 and AVX-512 depthwise kernels widen both operands before they
+    multiply, so they cannot saturate where its ``vpmaddubsw`` GEMM kernels do (measured: the same
+    speed, a closer match to FP32; benchmarks/int8_avx2.py)."""
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -113,16 +119,25 @@ def has_vnni(flags: frozenset[str] | None = None) -> bool:
 def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
     """ONNX Runtime CPU: U8 activations, S8 per-channel weights.
 
-    Without VNNI, ONNX Runtime's U8S8 kernels use ``vpmaddubsw``, whose 16-bit
-    intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact.
+    Without VNNI, ONNX Runtime's U8S8 convolution and GEMM kernels use ``vpmaddubsw``, whose 16-bit
+    intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact. Its depthwise kernels
+    widen both operands before they multiply and keep full 8-bit weights (:attr:`QuantFlavour.full_range_depthwise`).
     """
-    vnni = has_vnni(flags)
+    if has_vnni(flags):
+        return QuantFlavour(
+            "onnxruntime-cpu",
+            "uint8",
+            "int8",
+            False,
+            True,
+            False,
+            "CPU has VNNI: U8S8 without saturation, full 8-bit weights",
+        )
     reason = (
-        "CPU has VNNI: U8S8 without saturation, full 8-bit weights"
-        if vnni
-        else "CPU lacks VNNI: U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation"
+        "CPU lacks VNNI: U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation; "
+        "depthwise convolutions keep 8-bit weights (their kernels widen before multiplying and cannot saturate)"
     )
-    return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, not vnni, reason)
+    return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, True, reason, full_range_depthwise=True)
 
 
 def openvino_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
@@ -234,17 +249,22 @@ def quantize(
                 "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
             }
         )
+    if flavour.reduce_range and flavour.full_range_depthwise:
+        axis = {"axis": 0} if flavour.per_channel else {}
+        extra["TensorQuantOverrides"] = {w: [{**axis, "reduce_range": False}] for w in depthwise_weights(model)}
     from trtforge.precision.calibrate import folded_activations
 
     # ONNX Runtime looks up a range for an op output it then replaces by its ReLU's: give it that one.
     ranges = {**{op: ranges[act] for op, act in folded_activations(model).items() if act in ranges}, **ranges}
+    if memo is not None:
+        assert memo.model is model, "a QuantMemo serves the one model it was made for"
+    inferred = memo.inferred(_shape_inferred) if memo is not None else _shape_inferred(model)
+    if not tensorrt and "GlobalAveragePool" in op_types:
+        ranges = pool_output_ranges(inferred, ranges, set(exclude_nodes))
     tensors = TensorsData(
         CalibrationMethod.MinMax,
         {name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()},
     )
-    if memo is not None:
-        assert memo.model is model, "a QuantMemo serves the one model it was made for"
-    inferred = memo.inferred(_shape_inferred) if memo is not None else _shape_inferred(model)
     unranged = _unranged_nodes(inferred, ranges, set(op_types), set(exclude_nodes))
     if unranged:
         import warnings
@@ -276,6 +296,64 @@ def quantize(
     _keep_float_output_paths(out, model)
     restore_activations(model, out)  # a float reader must not see pre-ReLU values
     return out
+
+
+def pool_output_ranges(
+    model: onnx.ModelProto,
+    ranges: dict[str, tuple[float, float]],
+    excluded: Collection[str] = (),
+) -> dict[str, tuple[float, float]]:
+    """``ranges`` where ONNX Runtime's QLinearGlobalAveragePool would refuse a pool's scales, widened so it
+    does not: it needs the input's scale under 256 x the output's x H x W (a pool whose inputs are all near
+    0, as in a random-weight network, breaks that). Such a pool's output range (and the layout ops' outputs
+    it reaches) becomes the input's over 128 x H x W: no precision is lost, as the mean of H x W integers
+    of the input's step has steps of that step over H x W. Pools in ``excluded`` (node names) and pools
+    ONNX Runtime accepts keep their ranges. ``model`` needs inferred shapes."""
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    shapes.update({v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.input})
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            readers.setdefault(tensor, []).append(node)
+
+    def span(tensor: str) -> float:
+        lo, hi = out.get(tensor, (0.0, 0.0))
+        return max(hi, 0.0) - min(lo, 0.0)
+
+    out = dict(ranges)
+    for node in model.graph.node:
+        spatial = shapes.get(node.input[0], [])[2:] if node.op_type == "GlobalAveragePool" else []
+        if not spatial or 0 in spatial or node.name in excluded or node.input[0] not in ranges:
+            continue
+        size = math.prod(spatial)
+        if span(node.output[0]) * size * 256.0 > span(node.input[0]) * (1.0 + 1e-3):
+            continue  # ONNX Runtime takes it as it is
+        least, tensors = span(node.input[0]) / (128.0 * size), [node.output[0]]
+        while tensors:
+            tensor = tensors.pop()
+            if span(tensor) < least:
+                lo = min(out.get(tensor, (0.0, 0.0))[0], 0.0)
+                out[tensor] = (lo, lo + least)
+            tensors += [
+                r.output[0] for r in readers.get(tensor, []) if r.op_type in LAYOUT_OPS and r.input[0] == tensor
+            ]
+    return out
+
+
+def depthwise_weights(model: onnx.ModelProto) -> list[str]:
+    """The weight initializers of the depthwise Convs in ``model``: one input and one output channel per group
+    (the Convs ONNX Runtime runs with its depthwise kernels; a channel multiplier above 1 is a grouped GEMM)."""
+    dims = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    depthwise, other = set(), set()
+    for node in model.graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        shape = dims.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if group > 1 and shape is not None and len(shape) >= 3 and shape[:2] == (group, 1):
+            depthwise.add(node.input[1])
+            other.update(node.input[:1] + node.input[2:])
+        else:
+            other.update(node.input)
+    return sorted(depthwise - other)  # a weight another op also reads keeps that op's range
 
 
 def _shape_inferred(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -65,7 +65,11 @@ class QuantMemo:
             quantizer.block_size,
         )
         wanted = quantizer.tensors_to_quantize
-        keys = {n: (settings, n, i.tensor_type.value, i.axis, i.data_type) for n, i in wanted.items()}
+        overrides = quantizer.tensor_quant_overrides
+        keys = {
+            n: (settings, n, i.tensor_type.value, i.axis, i.data_type, repr(overrides.get(n)))
+            for n, i in wanted.items()
+        }
         quantizer.tensors_to_quantize = {n: i for n, i in wanted.items() if keys[n] not in self._params}
         try:
             fresh = compute()
@@ -124,7 +128,7 @@ def _memo_quantizer() -> type:
         memo: QuantMemo
 
         def _calc_initializer_quant_params(self) -> dict[str, Any]:
-            if len(self.tensor_quant_overrides):  # per-tensor overrides: not what the memo keys on
+            if not _range_only(self.tensor_quant_overrides):  # other overrides: not what the memo keys on
                 return super()._calc_initializer_quant_params()  # type: ignore[no-any-return]
             return self.memo.params(self, super()._calc_initializer_quant_params)
 
@@ -133,6 +137,12 @@ def _memo_quantizer() -> type:
                 super()._quantize_normal_tensors()
 
     return MemoQuantizer
+
+
+def _range_only(overrides: Any) -> bool:
+    """Whether ``overrides`` (ONNX Runtime's per-tensor overrides) only set a weight's ``reduce_range`` (and its
+    axis): the memo keys on those."""
+    return all(set(entry) <= {"axis", "reduce_range"} for entries in overrides.values() for entry in entries)
 
 
 def _bytes(array: np.ndarray) -> tuple[str, tuple[int, ...], bytes]:
