@@ -169,6 +169,7 @@ def _manifest(precision: str, flavour: dict[str, object] | None, flags: list[str
     [
         ("int8", {"reduce_range": False}, ["avx2"], True),  # the flavour decides, not the building CPU
         ("int8", {"reduce_range": True}, ["avx2", "avx512_vnni"], False),
+        ("int8", {"reduce_range": False, "weight_type": "uint8"}, ["avx512_vnni"], False),  # U8U8: no saturation
         ("int8", None, ["avx2", "avx512_vnni"], True),  # no flavour recorded: a VNNI machine wrote 8 bits
         ("int8", None, ["avx2"], False),
         ("fp32", {"reduce_range": False}, ["avx512_vnni"], False),

@@ -186,12 +186,15 @@ class OnnxRuntimeBackend:
 
 
 def full_8bit_weights(manifest: Manifest) -> bool:
-    """Whether an INT8 engine's weights use all 8 bits, from its manifest: the Q/DQ flavour's
-    ``reduce_range`` (False: 8-bit), or for a manifest without one, VNNI among the building CPU's flags."""
+    """Whether an INT8 engine has signed weights using all 8 bits, from its manifest: the Q/DQ flavour's
+    ``reduce_range`` (False: 8-bit), or for a manifest without one, VNNI among the building CPU's flags.
+    Unsigned (U8U8) weights do not count: ONNX Runtime's U8U8 kernels widen to 16 bits before they add."""
     if manifest.precision != "int8":
         return False
     calibration = manifest.calibration or {}
     flavour = calibration.get("flavour")
+    if isinstance(flavour, dict) and flavour.get("weight_type") == "uint8":
+        return False
     if isinstance(flavour, dict) and "reduce_range" in flavour:
         return not flavour["reduce_range"]
     built_flags = manifest.device.get("flags")
