@@ -242,3 +242,19 @@ def test_build_says_where_an_8bit_engine_loads(host_engine: Path, tiny: tuple[Pa
     )
     assert proc.returncode == 0, proc.stderr
     assert "8-bit weights: this engine loads on CPUs with VNNI only" in proc.stdout, proc.stdout
+
+
+def test_export_triton_warns_that_triton_runs_an_8bit_engine_unchecked(host_engine: Path, tmp_path: Path) -> None:
+    proc = run_cli("export", "triton", str(host_engine), "-o", str(tmp_path / "repo"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: 8-bit weights: this engine loads on CPUs with VNNI only" in proc.stderr, proc.stderr
+    assert "Triton does not check this" in proc.stderr
+
+
+def test_export_triton_of_an_fp32_engine_says_nothing_of_vnni(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    model, _ = tiny
+    engine = tmp_path / "fp32.engine"
+    trtforge.build(model, engine, BuildConfig(precision="fp32"))
+    proc = run_cli("export", "triton", str(engine), "-o", str(tmp_path / "repo"))
+    assert proc.returncode == 0, proc.stderr
+    assert "VNNI" not in proc.stderr + proc.stdout

@@ -557,7 +557,7 @@ class _Measure:
         build = manifest.get("build", {})
         report.backend = str(manifest.get("backend", ""))
         report.auto_ms = (build.get("auto") or {}).get("median_ms")
-        report.notes = engine_notes(build)
+        report.notes = engine_notes(build) + _vnni_only(engine)
         report.refused = options.max_accuracy_drop is None and self_check_failed(build)
         return report
 
@@ -626,6 +626,15 @@ def engine_notes(build: Mapping[str, object]) -> list[str]:
         failed = [str(o.get("name")) for o in check.get("outputs", []) if isinstance(o, dict) and not o.get("passed")]
         notes.append(f"failed its INT8 self-check against FP32 ({', '.join(failed) or 'see its manifest'})")
     return notes
+
+
+def _vnni_only(engine: Path) -> list[str]:
+    """An ONNX Runtime CPU INT8 engine with 8-bit weights runs on CPUs with VNNI only: a note where it applies."""
+    from trtforge.backends.onnxruntime import vnni_only_note
+    from trtforge.engine import read_manifest
+
+    note = vnni_only_note(read_manifest(engine))
+    return [] if note is None else [note]
 
 
 def explain(engines: list[EngineReport], selected: str | None, select: str | None) -> None:

@@ -230,3 +230,13 @@ def test_int8_over_budget_becomes_a_mixed_engine_that_passes(tmp_path: Path) -> 
     assert any("every unit INT8" in r for r in rows) and "| `model-fp32.engine` |" in pareto
     assert "| `model/conv_b/Conv2D` | Conv | conv_b |" in text  # the unit kept, named in the search section
     assert "INT8 share of the mix: " in text and "| out of INT8 if it helps alone | `model/conv_b/Conv2D` |" in text
+
+
+def test_the_int8_engines_why_says_where_its_weights_run(deployed: Path) -> None:
+    from trtforge.precision.quantize import has_vnni
+
+    report = json.loads((deployed / "report.json").read_text())
+    why = next(e["why"] for e in report["engines"] if e["precision"] == "int8")
+    note = "8-bit weights: this engine loads on CPUs with VNNI only"
+    assert (note in why) is has_vnni()  # built here: 8-bit weights with VNNI, 7-bit without
+    assert (note in (deployed / "report.md").read_text()) is has_vnni()

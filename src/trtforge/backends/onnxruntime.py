@@ -201,6 +201,19 @@ def full_8bit_weights(manifest: Manifest) -> bool:
     return has_vnni(frozenset(built_flags)) if isinstance(built_flags, list) else False
 
 
+def vnni_only_note(manifest: Manifest) -> str | None:
+    """The line that says where an ONNX Runtime CPU INT8 engine with 8-bit weights runs, or None for any other
+    engine: ``build`` prints it, ``deploy`` adds it to the engine's notes, ``export triton`` warns with it."""
+    if manifest.backend != "onnxruntime" or manifest.device.get("kind", "cpu") != "cpu":
+        return None
+    if not full_8bit_weights(manifest):
+        return None
+    return (
+        f"8-bit weights: this engine loads on CPUs with VNNI only ({', '.join(VNNI_FLAGS)}); "
+        "for one without, build there (7-bit weights)"
+    )
+
+
 def saturates_8bit_weights(flags: frozenset[str] | None = None, machine: str | None = None) -> bool:
     """Whether ONNX Runtime's U8S8 kernels saturate on 8-bit weights here: an x86-64 CPU whose flags (as
     this process's CPUID shows them) have no VNNI. Not on Arm (the saturating ``vpmaddubsw`` is x86's; not

@@ -248,15 +248,11 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
 
 def _say_where_8bit_weights_run(manifest: Manifest) -> None:
     """An ONNX Runtime CPU INT8 engine with 8-bit weights loads only on CPUs with VNNI: say so when it is built."""
-    if manifest.backend != "onnxruntime" or manifest.device.get("kind", "cpu") != "cpu":
-        return
-    from trtforge.backends.onnxruntime import full_8bit_weights
+    from trtforge.backends.onnxruntime import vnni_only_note
 
-    if full_8bit_weights(manifest):
-        print(
-            "8-bit weights: this engine loads on CPUs with VNNI only (avx512_vnni, avx_vnni or amx_int8); "
-            "for one without, build there (7-bit weights)"
-        )
+    note = vnni_only_note(manifest)
+    if note is not None:
+        print(note)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -78,5 +78,20 @@ def run(args: argparse.Namespace) -> int:
         preferred,
     )
     print(f"wrote {folder} (config.pbtxt checked with Triton's model-config protobuf)")
+    _warn_vnni_only(args.engine)
     print((folder / "config.pbtxt").read_text(), end="")
     return 0
+
+
+def _warn_vnni_only(source: str) -> None:
+    """Triton runs the exported ONNX Runtime INT8 model on whatever CPU serves it, unchecked: where its weights
+    use all 8 bits, say on which CPUs that is right (on stderr, as a warning)."""
+    import sys
+
+    from trtforge.backends.onnxruntime import vnni_only_note
+    from trtforge.engine import read_manifest
+    from trtforge.serve.export import resolve_engine
+
+    note = vnni_only_note(read_manifest(resolve_engine(source)[0]))
+    if note is not None:
+        print(f"trtforge: warning: {note}; Triton does not check this, so serve it on such a CPU", file=sys.stderr)
