@@ -258,3 +258,55 @@ def test_export_triton_of_an_fp32_engine_says_nothing_of_vnni(tiny: tuple[Path, 
     proc = run_cli("export", "triton", str(engine), "-o", str(tmp_path / "repo"))
     assert proc.returncode == 0, proc.stderr
     assert "VNNI" not in proc.stderr + proc.stdout
+
+
+@needs_mask
+def test_reduce_range_builds_here_what_runs_without_vnni(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    model, calib = tiny
+    engine = tmp_path / "portable.engine"
+    proc = run_cli(
+        "build", str(model), "-o", str(engine), "--precision", "int8", "--calib-data", f"{calib}", "--reduce-range"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "7-bit weights asked for (reduce_range)" in proc.stdout and "VNNI only" not in proc.stdout
+    manifest = read_manifest(engine)
+    assert not full_8bit_weights(manifest)
+    there = tmp_path / "there.npz"
+    masked = _masked("-m", "trtforge", "run", str(engine), "--random", "2", "-o", str(there))
+    assert masked.returncode == 0, masked.stderr  # loads where an 8-bit engine is refused
+    here = tmp_path / "here.npz"
+    assert run_cli("run", str(engine), "--random", "2", "-o", str(here)).returncode == 0
+    a, b = np.load(there)["y"], np.load(here)["y"]
+    assert np.allclose(a, b, atol=1e-4 * np.ptp(b))  # the same answers: nothing saturates without VNNI
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("build", "{model}", "-o", "{out}", "--precision", "fp32", "--reduce-range"), "but this build is fp32"),
+        (
+            ("build", "{model}", "-o", "{out}", "--precision", "int8", "--calib-data", "{calib}", "--reduce-range")
+            + ("--backend", "openvino"),
+            "but this build is openvino on cpu",
+        ),
+        (("deploy", "{model}", "-o", "{out}", "--precision", "fp32", "--reduce-range"), "--precision has no int8"),
+    ],
+    ids=["fp32", "openvino", "deploy-fp32"],
+)
+def test_reduce_range_where_it_means_nothing_is_refused_in_one_line(
+    tiny: tuple[Path, Path], tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    model, calib = tiny
+    out = tmp_path / "m.engine"
+    proc = run_cli(*(a.format(model=model, out=out, calib=calib) for a in args))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_exec_reduce_range_reaches_the_build(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    model, calib = tiny
+    out = tmp_path / "exec.engine"
+    flags = ("--int8", f"--calib-data={calib}", "--reduce-range")
+    proc = run_cli("exec", f"--onnx={model}", f"--saveEngine={out}", *flags)
+    assert proc.returncode == 0, proc.stderr
+    assert read_manifest(out).calibration["flavour"]["reduce_range"] is True  # type: ignore[index]

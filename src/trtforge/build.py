@@ -36,9 +36,23 @@ def settle(config: BuildConfig) -> BuildConfig:
             f"TensorRT builder options were given, but the backend is {backend}{found}, which "
             "has none; use --backend tensorrt or tensorrt-rtx, or drop them"
         )
+    if config.calibration is not None and config.calibration.reduce_range:
+        _check_reduce_range(config, backend)
     if config.backend == "auto" and backend == "onnxruntime" and config.device == "cpu" and _openvino_imports():
         return config  # stays auto: build() measures ONNX Runtime and OpenVINO and keeps the faster
     return config if backend == config.backend else dataclasses.replace(config, backend=backend)
+
+
+def _check_reduce_range(config: BuildConfig, backend: str) -> None:
+    """``reduce_range`` (7-bit weights, for an engine that also runs on CPUs without VNNI) is for ONNX Runtime CPU
+    engines: an OpenVINO engine is compiled for this CPU's instruction set, TensorRT's INT8 does not saturate."""
+    chosen = "auto (which may keep OpenVINO)" if config.backend == "auto" and backend == "onnxruntime" else backend
+    if chosen != "onnxruntime" or config.device != "cpu":
+        raise TrtforgeError(
+            f"--reduce-range makes ONNX Runtime CPU engines that also run on CPUs without VNNI, but this build is "
+            f"{chosen} on {config.device}; use --backend onnxruntime --device cpu, or drop --reduce-range "
+            "(an OpenVINO engine loads only on the instruction set it was compiled for: build it where it serves)"
+        )
 
 
 CPU_CANDIDATES = ("onnxruntime", "openvino")

@@ -121,6 +121,9 @@ class CalibrationConfig:
     """Before calibrating, even out the channels a depthwise Conv reads (scale each producer Conv channel
     up and the depthwise weights down; :mod:`trtforge.precision.equalize`), so one per-tensor activation
     scale fits them all. Outputs checked unchanged on the calibration samples; needs calibration data."""
+    reduce_range: bool = False
+    """7-bit weights on a CPU backend even where this CPU has VNNI, so the engine also runs on CPUs without
+    it (where u8 x s8 kernels sum in saturating 16 bits). Without VNNI trtforge writes 7-bit weights anyway."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", CalibMethod.parse(self.method))  # "minmax" is accepted too

@@ -83,7 +83,7 @@ class OnnxRuntimeBackend:
         return cpu_facts()
 
     def quant_flavour(self, config: BuildConfig) -> QuantFlavour:
-        return cpu_flavour()
+        return cpu_flavour(reduce_range=config.calibration is not None and config.calibration.reduce_range)
 
     def _session(
         self, data: bytes, device: str, threads: int | None = None, config: Mapping[str, object] | None = None
@@ -210,7 +210,7 @@ def vnni_only_note(manifest: Manifest) -> str | None:
         return None
     return (
         f"8-bit weights: this engine loads on CPUs with VNNI only ({', '.join(VNNI_FLAGS)}); "
-        "for one without, build there (7-bit weights)"
+        "for one without, build there or with --reduce-range (7-bit weights)"
     )
 
 
@@ -243,7 +243,8 @@ def check_int8_weights_fit_cpu(manifest: Manifest) -> None:
         f"this INT8 engine has full 8-bit weights, built for a CPU with VNNI ({built_on}"
         f"{', ' + ', '.join(vnni) if vnni else ''}), but this CPU has no VNNI ({' / '.join(VNNI_FLAGS)}): "
         "ONNX Runtime's integer kernels here saturate on 8-bit weights and give wrong answers; "
-        "rebuild the engine on this machine with trtforge build (it then writes 7-bit weights, which run on any CPU)"
+        "rebuild the engine on this machine with trtforge build, or anywhere with --reduce-range "
+        "(7-bit weights, which run on any CPU)"
     )
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag
+from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag, add_reduce_range_flag
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import SEED_MAX, int_arg, real_arg
 
@@ -73,6 +73,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
     add_bias_correction_flags(cal)
     add_equalize_flag(cal)
+    add_reduce_range_flag(cal)
     cal.add_argument(
         "--calib-percentile",
         type=real_arg("--calib-percentile", 0, 100, low_open=True),
@@ -201,9 +202,12 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
     from trtforge.cli.parse import names
     from trtforge.config import BuildConfig, CalibMethod, CalibrationConfig, Precision
     from trtforge.data.preprocess import Preprocess
+    from trtforge.errors import TrtforgeError
     from trtforge.precision.ioformat import parse_formats
 
     precision = Precision.parse(args.precision)
+    if args.reduce_range and precision is not Precision.INT8:
+        raise TrtforgeError(f"--reduce-range sets the bits of INT8 weights, but this build is {precision}; drop it")
     calibration = None
     if args.calib_data or args.calib_loader or args.calib_cache:
         calibration = CalibrationConfig(
@@ -214,6 +218,7 @@ def config_from_args(args: argparse.Namespace):  # -> BuildConfig
             method=CalibMethod.parse(args.calib_method),
             bias_correction=args.bias_correction,
             equalize=args.equalize,
+            reduce_range=args.reduce_range,
             empirical_bias_correction=args.empirical_bias_correction,
             percentile=args.calib_percentile,
             seed=args.calib_seed,

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag
+from trtforge.cli.parse import add_bias_correction_flags, add_equalize_flag, add_reduce_range_flag
 from trtforge.config import CALIB_METHOD_HELP, DEFAULT_CALIB_METHOD
 from trtforge.numbers import int_arg, real_arg
 
@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     cal.add_argument("--calib-method", default=str(DEFAULT_CALIB_METHOD), help=CALIB_METHOD_HELP)
     add_bias_correction_flags(cal)
     add_equalize_flag(cal)
+    add_reduce_range_flag(cal)
     cal.add_argument(
         "--calib-num",
         type=int_arg("--calib-num", 1, 10**7),
@@ -106,6 +107,10 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
     from trtforge.deploy import DeployOptions
 
     precisions = tuple(Precision.parse(p) for p in args.precision.split(",") if p.strip())
+    if args.reduce_range and Precision.INT8 not in precisions:
+        from trtforge.errors import TrtforgeError
+
+        raise TrtforgeError("--reduce-range sets the bits of INT8 weights, but --precision has no int8; drop it")
     preprocess = Preprocess.parse(args.preprocess) if args.preprocess else None
     calibration = None
     if args.calib_data:
@@ -116,6 +121,7 @@ def options_from_args(args: argparse.Namespace):  # -> DeployOptions
             method=CalibMethod.parse(args.calib_method),
             bias_correction=args.bias_correction,
             equalize=args.equalize,
+            reduce_range=args.reduce_range,
             empirical_bias_correction=args.empirical_bias_correction,
         )
     convert = convert_options(args)  # the batch is fixed after conversion, by the verified reshape

@@ -72,6 +72,16 @@ def add_equalize_flag(group: argparse._ActionsContainer) -> None:
     )
 
 
+def add_reduce_range_flag(group: argparse._ActionsContainer) -> None:
+    """``--reduce-range``: build and deploy share it."""
+    group.add_argument(
+        "--reduce-range",
+        action="store_true",
+        help="INT8 for ONNX Runtime CPU with 7-bit weights even where this CPU has VNNI, so the engine also runs on "
+        "CPUs without it (default: 8-bit with VNNI, which such CPUs refuse; 7-bit where this CPU lacks it)",
+    )
+
+
 def add_bias_correction_flags(group: argparse._ActionsContainer, measured: bool = True) -> None:
     """``--no-bias-correction`` (and ``--no-measured-bias-correction``): build, deploy and sensitivity share them."""
     group.add_argument(

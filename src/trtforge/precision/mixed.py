@@ -634,7 +634,7 @@ def rank(prepared: Candidates, evaluator: Evaluator, metric: str, progress: bool
     )
 
 
-def flavour_for(backend: str) -> QuantFlavour:
+def flavour_for(backend: str, reduce_range: bool = False) -> QuantFlavour:
     """The Q/DQ flavour ``backend`` builds INT8 in (as its ``quant_flavour``; tests pin the two together)."""
     from trtforge.precision.quantize import TENSORRT_FLAVOUR, cpu_flavour, openvino_flavour
 
@@ -643,7 +643,7 @@ def flavour_for(backend: str) -> QuantFlavour:
     if backend == "openvino":
         return openvino_flavour()
     if backend == "onnxruntime":
-        return cpu_flavour()
+        return cpu_flavour(reduce_range=reduce_range)
     raise TrtforgeError(f"unknown backend {backend!r}; expected one of onnxruntime, openvino, tensorrt, tensorrt-rtx")
 
 
@@ -674,7 +674,8 @@ def sensitivity(
     if precision is Precision.INT8:
         if calibration is None:
             raise TrtforgeError("INT8 sensitivity needs calibration data: pass --calib-data DIR|FILE.npz")
-        prepared = prepare_int8(onnx_model, _fitted(calibration, onnx_model), flavour_for(backend))
+        flavour = flavour_for(backend, calibration.reduce_range)
+        prepared = prepare_int8(onnx_model, _fitted(calibration, onnx_model), flavour)
     elif precision in (Precision.FP16, Precision.BF16):
         prepared = prepare_half(onnx_model, precision)
     else:

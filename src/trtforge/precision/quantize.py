@@ -116,14 +116,16 @@ def has_vnni(flags: frozenset[str] | None = None) -> bool:
     return bool(flags & set(VNNI_FLAGS))
 
 
-def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
+def cpu_flavour(flags: frozenset[str] | None = None, reduce_range: bool = False) -> QuantFlavour:
     """ONNX Runtime CPU: U8 activations, S8 per-channel weights.
 
     Without VNNI, ONNX Runtime's U8S8 convolution and GEMM kernels use ``vpmaddubsw``, whose 16-bit
     intermediate sums saturate; 7-bit weights (``reduce_range``) keep them exact. Its depthwise kernels
     widen both operands before they multiply and keep full 8-bit weights (:attr:`QuantFlavour.full_range_depthwise`).
+    ``reduce_range`` asks for that flavour on a CPU with VNNI too, for an engine that runs on both kinds.
     """
-    if has_vnni(flags):
+    vnni = has_vnni(flags)
+    if vnni and not reduce_range:
         return QuantFlavour(
             "onnxruntime-cpu",
             "uint8",
@@ -133,9 +135,13 @@ def cpu_flavour(flags: frozenset[str] | None = None) -> QuantFlavour:
             False,
             "CPU has VNNI: U8S8 without saturation, full 8-bit weights",
         )
-    reason = (
-        "CPU lacks VNNI: U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation; "
-        "depthwise convolutions keep 8-bit weights (their kernels widen before multiplying and cannot saturate)"
+    why = (
+        "7-bit weights asked for (reduce_range), so the engine also runs on CPUs without VNNI"
+        if vnni
+        else "CPU lacks VNNI: U8S8 with 7-bit weights (reduce_range) to avoid vpmaddubsw saturation"
+    )
+    reason = why + (
+        "; depthwise convolutions keep 8-bit weights (their kernels widen before multiplying and cannot saturate)"
     )
     return QuantFlavour("onnxruntime-cpu", "uint8", "int8", False, True, True, reason, full_range_depthwise=True)
 

@@ -82,9 +82,12 @@ def build_config(req: ExecRequest) -> BuildConfig:
             preprocess=Preprocess.parse(req.preprocess) if req.preprocess else None,
             cache=Path(req.calib_cache) if req.calib_cache else None,
             equalize=req.equalize,
+            reduce_range=req.reduce_range,
         )
     elif req.calib_cache or req.calib_data:
         req.notes.append("--calib/--calib-data given without --int8 or --best: no calibration was done")
+    if req.reduce_range and calibration is None:
+        req.notes.append("--reduce-range given without INT8: no weights were quantized")
     tensorrt = None
     pools = _mem_pools(req)
     if req.backend in _TENSORRT_FAMILY:

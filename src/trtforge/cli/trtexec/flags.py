@@ -27,6 +27,7 @@ class ExecRequest:
     calib_data: str | None = None
     preprocess: str | None = None
     equalize: bool = True
+    reduce_range: bool = False
     backend: str = "onnxruntime"
     device: str = "cpu"
     workspace_mib: float | None = None
@@ -153,6 +154,7 @@ FLAGS: dict[str, Flag] = {
     "calib-data": Flag(True, _set("calib_data"), "trtforge: calibrate from images or .npz"),
     "preprocess": Flag(True, _set("preprocess"), "trtforge: preprocessing of --calib-data images"),
     "no-equalize": Flag(False, _false("equalize"), "trtforge: INT8 without channel equalisation"),
+    "reduce-range": Flag(False, _true("reduce_range"), "trtforge: 7-bit INT8 weights, for CPUs without VNNI too"),
     "backend": Flag(True, _set("backend"), "trtforge: backend (default onnxruntime)"),
     "device": Flag(True, _set("device"), "trtforge: device for the backend (default cpu)"),
     "workspace": Flag(True, _set("workspace_mib", _float), "workspace pool in MiB (old spelling)"),
