@@ -310,3 +310,14 @@ def test_exec_reduce_range_reaches_the_build(tiny: tuple[Path, Path], tmp_path: 
     proc = run_cli("exec", f"--onnx={model}", f"--saveEngine={out}", *flags)
     assert proc.returncode == 0, proc.stderr
     assert read_manifest(out).calibration["flavour"]["reduce_range"] is True  # type: ignore[index]
+
+
+def test_deploys_reproduce_command_keeps_reduce_range(tmp_path: Path) -> None:
+    from trtforge.config import Precision
+    from trtforge.deploy import DeployOptions, _build_command
+
+    calibration = CalibrationConfig(data=tmp_path, reduce_range=True)
+    command = _build_command("m.onnx", "m.engine", Precision.INT8, DeployOptions(), calibration)
+    assert command.endswith("--reduce-range") or " --reduce-range " in command, command
+    plain = _build_command("m.onnx", "m.engine", Precision.INT8, DeployOptions(), CalibrationConfig(data=tmp_path))
+    assert "--reduce-range" not in plain

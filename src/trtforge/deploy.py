@@ -271,6 +271,8 @@ def _build_command(
             words.append("--no-bias-correction")
         if not calibration.equalize:
             words.append("--no-equalize")
+        if calibration.reduce_range:
+            words.append("--reduce-range")
         if options.max_accuracy_drop is not None:
             words += [
                 "--max-accuracy-drop",
