@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fuzz venv clean realmodels
+.PHONY: demo test test-avx2 lint fuzz venv clean realmodels
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q tests --ignore=tests/gpu
+
+# The suite as on a CPU without AVX-512 or VNNI (tools/cpuid_mask.py; needs cc and CPUID faulting):
+# ONNX Runtime's and OpenVINO's AVX2 kernels, trtforge's no-VNNI INT8 flavour. Not the tests that
+# start tritonserver (it installs its own SIGSEGV handler, which takes the mask's trapped CPUIDs).
+test-avx2: $(STAMP)
+	$(BIN)/python tools/cpuid_mask.py avx2 -- $(BIN)/python -m pytest -p no:faulthandler -q tests \
+		--ignore=tests/gpu --ignore=tests/serve/test_server.py
 
 # The parsers' fuzzing at 30x the examples of make test (a few minutes).
 fuzz: $(STAMP)
