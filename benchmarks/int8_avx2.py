@@ -35,7 +35,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +43,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from openvino_isa_cap import cosine, time_interleaved  # noqa: E402  (the same interleaved timing)
+
 REFERENCE = "ORT fp32"
 Run = Callable[[np.ndarray], np.ndarray]
 
@@ -106,28 +108,6 @@ def engines(model: Path, calib: Path, work: Path, exclude: tuple[str, ...], num:
     return runs
 
 
-def _time(runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_block: int) -> dict[str, list[float]]:
-    """One median per engine per round; engines interleaved in blocks, the order rotating per block."""
-    names = list(runs)
-    medians: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        times: dict[str, list[float]] = {n: [] for n in names}
-        for b in range(blocks):
-            shift = (r + b) % len(names)
-            for name in names[shift:] + names[:shift]:
-                for _ in range(per_block):
-                    start = time.perf_counter()
-                    runs[name](x)
-                    times[name].append((time.perf_counter() - start) * 1e3)
-        for name in names:
-            medians[name].append(statistics.median(times[name]))
-    return medians
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a * b).sum() / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-30))
-
-
 def timed(args: argparse.Namespace) -> None:
     for spec in args.models:
         path, _, ops = spec.partition("@")
@@ -137,13 +117,13 @@ def timed(args: argparse.Namespace) -> None:
         runs = engines(model, args.calib, work, tuple(filter(None, ops.split(","))), len(arrays))
         held = np.asarray(arrays[-8:], np.float32)
         reference = [runs[REFERENCE](s[None]) for s in held]
-        cosine = {n: min(_cosine(run(s[None]), r) for s, r in zip(held, reference)) for n, run in runs.items()}
+        worst = {n: min(cosine(run(s[None]), r) for s, r in zip(held, reference)) for n, run in runs.items()}
         x = held[:1].copy()
         for _ in range(10):
             for run in runs.values():
                 run(x)
         load = os.getloadavg()[0]
-        medians = _time(runs, x, args.rounds, args.blocks, args.per_block)
+        medians = time_interleaved(runs, x, args.rounds, args.blocks, args.per_block)
         kept = f", ONNX Runtime INT8 keeps {ops} float" if ops else ""
         print(f"\n### {model.name}{kept} (load average {load:.2f} -> {os.getloadavg()[0]:.2f})")
         print("| engine | ms | ORT fp32 / engine per round | median | worst cosine vs ORT fp32 |")
@@ -152,7 +132,7 @@ def timed(args: argparse.Namespace) -> None:
             speedups = [a / b for a, b in zip(medians[REFERENCE], times)]
             print(
                 f"| {name} | {statistics.median(times):.2f} | {' '.join(f'{v:.2f}' for v in speedups)} "
-                f"| {statistics.median(speedups):.2f} | {cosine[name]:.5f} |"
+                f"| {statistics.median(speedups):.2f} | {worst[name]:.5f} |"
             )
         if args.profile:
             paths = {REFERENCE: work / "ort-fp32.engine"}
@@ -166,7 +146,6 @@ def timed(args: argparse.Namespace) -> None:
 
 
 def fidelity(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import int8_fidelity as corpus
 
     print("\n| model | ONNX Runtime INT8 flavour | mean cosine | worst cosine | worst max error / FP32 range |")
@@ -186,7 +165,7 @@ def fidelity(args: argparse.Namespace) -> None:
             if label == REFERENCE:
                 continue
             got = [run(s[None]) for s in held]
-            cos = [_cosine(g, r) for g, r in zip(got, reference)]
+            cos = [cosine(g, r) for g, r in zip(got, reference)]
             err = max(float(np.abs(g - r).max() / max(float(np.ptp(r)), 1e-30)) for g, r in zip(got, reference))
             print(f"| {name} | {label} | {statistics.mean(cos):.5f} | {min(cos):.5f} | {err:.4f} |")
 

@@ -127,7 +127,9 @@ def _openvino(path: Path, properties: dict[str, object]) -> tuple[Run, dict[str,
     return (lambda x: request.infer([x])[0].copy()), _kernels(compiled)
 
 
-def _time(runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_block: int) -> dict[str, list[float]]:
+def time_interleaved(
+    runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_block: int
+) -> dict[str, list[float]]:
     """One median per engine per round; engines interleaved in blocks, the order rotating per block."""
     names = list(runs)
     medians: dict[str, list[float]] = {n: [] for n in names}
@@ -145,7 +147,7 @@ def _time(runs: dict[str, Run], x: np.ndarray, rounds: int, blocks: int, per_blo
     return medians
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-30))
 
 
@@ -162,20 +164,20 @@ def child(args: argparse.Namespace) -> None:
         runs[label], kernels[label] = _openvino(args.nncf, {} if defaults else f32)
     samples = np.load(args.calib, mmap_mode="r")[:8].astype(np.float32)
     reference = [runs[REFERENCE](s[None]) for s in samples]
-    cosine = {n: min(_cosine(run(s[None]), r) for s, r in zip(samples, reference)) for n, run in runs.items()}
+    worst = {n: min(cosine(run(s[None]), r) for s, r in zip(samples, reference)) for n, run in runs.items()}
     x = samples[:1].copy()
     for _ in range(10):
         for run in runs.values():
             run(x)
     load = os.getloadavg()[0]
-    medians = _time(runs, x, args.rounds, args.blocks, args.per_block)
+    medians = time_interleaved(runs, x, args.rounds, args.blocks, args.per_block)
     print(
         json.dumps(
             {
                 "cap": args.child,
                 "load": [load, os.getloadavg()[0]],
                 "medians": medians,
-                "cosine": cosine,
+                "cosine": worst,
                 "kernels": kernels,
             }
         )
