@@ -131,3 +131,54 @@ def test_int8_built_without_vnni_keeps_8_bit_depthwise_weights_and_cannot_satura
         masked = np.load(tmp_path / f"{name}.masked.npy")
         spread = float(np.abs(masked - here).max() / np.ptp(here))
         assert (spread == 0.0) if exact else (spread > 0.05), (name, spread)
+
+
+OPENVINO_QDQ = """
+import sys
+from pathlib import Path
+import dataclasses, numpy as np, onnx, openvino as ov
+from trtforge.config import CalibMethod
+from trtforge.precision.calibrate import calibrate
+from trtforge.precision.quantize import openvino_flavour, quantize
+work, where = Path(sys.argv[1]), sys.argv[2]
+held = np.load(work / "held.npy")
+if where == "masked":  # the flavour a CPU without VNNI gets, and the VNNI one (8 bits everywhere)
+    model, data = onnx.load(str(work / "model.onnx")), np.load(work / "calib.npz")["x"]
+    ranges = calibrate(model, [{"x": data}], CalibMethod.MINMAX)
+    assert openvino_flavour().full_range_depthwise and openvino_flavour().reduce_range
+    onnx.save(quantize(model, ranges, openvino_flavour()), str(work / "novnni.onnx"))
+    onnx.save(quantize(model, ranges, openvino_flavour(frozenset({"avx512_vnni"}))), str(work / "vnni.onnx"))
+for name in ("novnni.onnx", "vnni.onnx"):
+    compiled = ov.Core().compile_model(str(work / name), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.save(work / f"{name}.{where}.npy", compiled.create_infer_request().infer([held])[0])
+"""
+
+
+@pytest.mark.skipif("avx512_vnni" not in Path("/proc/cpuinfo").read_text(), reason="needs VNNI to compare with")
+def test_openvino_without_vnni_keeps_8_bit_depthwise_weights_and_cannot_saturate(tmp_path: Path) -> None:
+    """OpenVINO's no-VNNI flavour: 7-bit weights where oneDNN's AVX2 kernels use ``vpmaddubsw``, 8-bit on
+    depthwise Convs. Compiled under the AVX2 mask it computes exactly what this CPU's VNNI kernels compute;
+    8-bit weights everywhere do not (the same comparison sees their saturation)."""
+    import numpy as np
+    import onnx
+
+    from tests.precision.models import separable_cnn, weight_bits
+
+    pytest.importorskip("openvino")
+    onnx.save(separable_cnn(batch=1, positive=True), str(tmp_path / "model.onnx"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.uniform(0, 1, (16, 16, 8, 8)).astype(np.float32))
+    np.save(tmp_path / "held.npy", rng.uniform(0, 1, (1, 16, 8, 8)).astype(np.float32))
+    unmasked = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "TRTFORGE_CPUID_MASK")}
+    for where, env in (("masked", cpuid_mask.environ("avx2")), ("here", unmasked)):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+        proc = subprocess.run(
+            [sys.executable, "-c", OPENVINO_QDQ, str(tmp_path), where], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    bits = weight_bits(onnx.load(str(tmp_path / "novnni.onnx")))
+    assert sorted(bits.values()) == [64, 64, 127], bits  # expand and project 7-bit, depthwise 8-bit
+    for name, exact in (("novnni.onnx", True), ("vnni.onnx", False)):
+        here, masked = (np.load(tmp_path / f"{name}.{where}.npy") for where in ("here", "masked"))
+        spread = float(np.abs(masked - here).max() / np.ptp(here))
+        assert (spread == 0.0) if exact else (spread > 0.05), (name, spread)
