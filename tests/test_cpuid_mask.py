@@ -57,8 +57,7 @@ def test_unknown_profile_is_refused_by_the_library() -> None:
 def test_none_profile_traps_but_hides_nothing() -> None:
     env = cpuid_mask.environ("none")
     env["TRTFORGE_CPUID_MASK_VERBOSE"] = "1"
-    unmasked = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "TRTFORGE_CPUID_MASK")}
-    host = _probe(unmasked)  # (this test may itself run under a mask: make test-avx2)
+    host = _probe(cpuid_mask.unmasked())  # (this test may itself run under a mask: make test-avx2)
     assert _probe(env) == host
     proc = subprocess.run([sys.executable, "-c", "import numpy"], env=env, capture_output=True, text=True, check=False)
     trapped = int(proc.stderr.split("cpuid_mask: ", 1)[1].split()[0])
@@ -169,8 +168,7 @@ def test_openvino_without_vnni_keeps_8_bit_depthwise_weights_and_cannot_saturate
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "calib.npz", x=rng.uniform(0, 1, (16, 16, 8, 8)).astype(np.float32))
     np.save(tmp_path / "held.npy", rng.uniform(0, 1, (1, 16, 8, 8)).astype(np.float32))
-    unmasked = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "TRTFORGE_CPUID_MASK")}
-    for where, env in (("masked", cpuid_mask.environ("avx2")), ("here", unmasked)):
+    for where, env in (("masked", cpuid_mask.environ("avx2")), ("here", cpuid_mask.unmasked())):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
         proc = subprocess.run(
             [sys.executable, "-c", OPENVINO_QDQ, str(tmp_path), where], env=env, capture_output=True, text=True

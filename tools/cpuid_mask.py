@@ -68,6 +68,17 @@ def environ(profile: str, base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def unmasked(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) without the mask: for a run on the CPU as it is, from a
+    process that may itself run masked (``make test-avx2``). Other preloaded libraries stay."""
+    env = dict(os.environ if base is None else base)
+    env.pop("TRTFORGE_CPUID_MASK", None)
+    kept = [p for p in env.pop("LD_PRELOAD", "").split() if not Path(p).name.startswith("cpuid_mask-")]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    return env
+
+
 def main() -> None:
     if len(sys.argv) < 4 or sys.argv[1] not in PROFILES or sys.argv[2] != "--":
         sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(PROFILES)}}} -- COMMAND [ARG...]")
