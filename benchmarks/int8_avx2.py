@@ -44,7 +44,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from openvino_isa_cap import cosine, time_interleaved  # noqa: E402  (the same interleaved timing)
+from openvino_isa_cap import cosine, measure  # noqa: E402  (the same interleaved timing)
 
 REFERENCE = "ORT fp32"
 Run = Callable[[np.ndarray], np.ndarray]
@@ -116,16 +116,9 @@ def timed(args: argparse.Namespace) -> None:
         work = args.work / (model.stem + (f"-float-{ops.replace(',', '-')}" if ops else ""))
         runs = engines(model, args.calib, work, tuple(filter(None, ops.split(","))), len(arrays))
         held = np.asarray(arrays[-8:], np.float32)
-        reference = [runs[REFERENCE](s[None]) for s in held]
-        worst = {n: min(cosine(run(s[None]), r) for s, r in zip(held, reference)) for n, run in runs.items()}
-        x = held[:1].copy()
-        for _ in range(10):
-            for run in runs.values():
-                run(x)
-        load = os.getloadavg()[0]
-        medians = time_interleaved(runs, x, args.rounds, args.blocks, args.per_block)
+        worst, medians, load = measure(runs, REFERENCE, held, args.rounds, args.blocks, args.per_block)
         kept = f", ONNX Runtime INT8 keeps {ops} float" if ops else ""
-        print(f"\n### {model.name}{kept} (load average {load:.2f} -> {os.getloadavg()[0]:.2f})")
+        print(f"\n### {model.name}{kept} (load average {load[0]:.2f} -> {load[1]:.2f})")
         print("| engine | ms | ORT fp32 / engine per round | median | worst cosine vs ORT fp32 |")
         print("|---|---|---|---|---|")
         for name, times in medians.items():
@@ -137,7 +130,7 @@ def timed(args: argparse.Namespace) -> None:
         if args.profile:
             paths = {REFERENCE: work / "ort-fp32.engine"}
             paths.update({label: work / f"ort-int8-{i}.engine" for i, label in enumerate(_flavours())})
-            kinds = profile(paths, x, args.profile)
+            kinds = profile(paths, held[:1].copy(), args.profile)
             print(f"\nONNX Runtime's profiler, {args.profile} interleaved runs: sum of each node's fastest kernel, ms")
             print(f"| engine | {' | '.join(KINDS)} | total |")
             print("|---|" + "---|" * (len(KINDS) + 1))

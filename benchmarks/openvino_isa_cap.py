@@ -151,6 +151,22 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-30))
 
 
+def measure(
+    runs: dict[str, Run], reference: str, samples: np.ndarray, rounds: int, blocks: int, per_block: int
+) -> tuple[dict[str, float], dict[str, list[float]], tuple[float, float]]:
+    """Each engine's worst cosine to ``reference`` over ``samples``, then, after a warm-up, its round medians
+    on the first sample (:func:`time_interleaved`), and the load average before and after the timing."""
+    expected = [runs[reference](s[None]) for s in samples]
+    worst = {n: min(cosine(run(s[None]), r) for s, r in zip(samples, expected)) for n, run in runs.items()}
+    x = samples[:1].copy()
+    for _ in range(10):
+        for run in runs.values():
+            run(x)
+    load = os.getloadavg()[0]
+    medians = time_interleaved(runs, x, rounds, blocks, per_block)
+    return worst, medians, (load, os.getloadavg()[0])
+
+
 def child(args: argparse.Namespace) -> None:
     """One cap (already in the environment): build, time, print one JSON line."""
     f32 = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": "f32"}
@@ -163,19 +179,12 @@ def child(args: argparse.Namespace) -> None:
         label = "OpenVINO + NNCF int8" + (" (its defaults)" if defaults else " (f32 hint)")
         runs[label], kernels[label] = _openvino(args.nncf, {} if defaults else f32)
     samples = np.load(args.calib, mmap_mode="r")[:8].astype(np.float32)
-    reference = [runs[REFERENCE](s[None]) for s in samples]
-    worst = {n: min(cosine(run(s[None]), r) for s, r in zip(samples, reference)) for n, run in runs.items()}
-    x = samples[:1].copy()
-    for _ in range(10):
-        for run in runs.values():
-            run(x)
-    load = os.getloadavg()[0]
-    medians = time_interleaved(runs, x, args.rounds, args.blocks, args.per_block)
+    worst, medians, load = measure(runs, REFERENCE, samples, args.rounds, args.blocks, args.per_block)
     print(
         json.dumps(
             {
                 "cap": args.child,
-                "load": [load, os.getloadavg()[0]],
+                "load": list(load),
                 "medians": medians,
                 "cosine": worst,
                 "kernels": kernels,
