@@ -180,3 +180,15 @@ def test_openvino_without_vnni_keeps_8_bit_depthwise_weights_and_cannot_saturate
         here, masked = (np.load(tmp_path / f"{name}.{where}.npy") for where in ("here", "masked"))
         spread = float(np.abs(masked - here).max() / np.ptp(here))
         assert (spread == 0.0) if exact else (spread > 0.05), (name, spread)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(("avx3", "--", "true"), "usage: "), (("avx2", "--", "no-such-command-here"), "command not found")],
+    ids=["profile", "command"],
+)
+def test_the_command_line_refuses_bad_input_in_one_line(args: tuple[str, ...], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "cpuid_mask.py"), *args], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

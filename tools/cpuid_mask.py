@@ -79,13 +79,23 @@ def unmasked(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _refuse(message: str) -> None:
+    print(f"cpuid_mask: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     if len(sys.argv) < 4 or sys.argv[1] not in PROFILES or sys.argv[2] != "--":
-        sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(PROFILES)}}} -- COMMAND [ARG...]")
+        _refuse(f"usage: {sys.argv[0]} {{{'|'.join(PROFILES)}}} -- COMMAND [ARG...]")
     reason = unsupported()
     if reason is not None:
-        sys.exit(f"cpuid_mask: {reason}")
-    env = environ(sys.argv[1])
+        _refuse(reason)
+    try:
+        env = environ(sys.argv[1])
+    except subprocess.CalledProcessError:
+        _refuse(f"cc could not compile {SOURCE} (its errors are above)")
+    if shutil.which(sys.argv[3], path=env.get("PATH")) is None:
+        _refuse(f"command not found: {sys.argv[3]}")
     os.execvpe(sys.argv[3], sys.argv[3:], env)
 
 
